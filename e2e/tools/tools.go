@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools pins the binaries the testbed builds from other modules (kwok) so that
+// `go build` resolves them at the versions in go.mod.
+package tools
+
+import (
+	_ "sigs.k8s.io/kwok/cmd/kwok"
+)
