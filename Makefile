@@ -10,6 +10,13 @@ STATE ?= $(CURDIR)/.state/testbed
 GO ?= go
 export GOFLAGS := -buildvcs=false
 E2E_TIMEOUT ?= 40m
+# The Kubernetes release the testbed is built from (e2e/go.mod) and the version it reports.
+KUBE_VERSION := v1.36.3
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 \
+  -X k8s.io/component-base/version.gitTreeState=clean \
+  -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION) \
+  -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=36
 
 .PHONY: all deps build build-asan unit testbed-bin e2e test demo testbed-up testbed-down \
         format format-check tidy bench clean
@@ -39,7 +46,8 @@ unit: build-asan
 # --- testbed (real Kubernetes from the official Go modules) --------------------------------
 testbed-bin: deps
 	@mkdir -p $(BIN)
-	cd e2e && $(GO) build -o $(BIN)/kube ./cmd/kube
+	cd e2e && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/kube ./cmd/kube
+	ln -sf kube $(BIN)/kubectl
 	cd e2e && $(GO) build -o $(BIN)/kwok sigs.k8s.io/kwok/cmd/kwok
 	cd e2e && $(GO) build -o $(BIN)/testbed ./cmd/testbed
 

@@ -1,2 +1,116 @@
+// Command testbed starts and stops the local test bed of two real Kubernetes control planes.
+//
+//	testbed up   [flags]   start both planes, write kubeconfigs and state.json, exit
+//	testbed down [--wipe]  stop every process recorded in state.json
+//	testbed status         print what runs and where its kubeconfigs are
 package main
-func main() {}
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"burstlet/e2e/testbed"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	switch os.Args[1] {
+	case "up":
+		up(os.Args[2:])
+	case "down":
+		down(os.Args[2:])
+	case "status":
+		status(os.Args[2:])
+	default:
+		usage()
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: testbed {up|down|status} [flags]; testbed <cmd> -h for flags")
+	os.Exit(2)
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "testbed: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func up(args []string) {
+	cfg := testbed.DefaultConfig("", "")
+	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	fs.StringVar(&cfg.BinDir, "bin-dir", "", "directory with the kube and kwok binaries (default <repo>/bin)")
+	fs.StringVar(&cfg.StateDir, "state", "", "state directory (default <repo>/.state/testbed)")
+	fs.IntVar(&cfg.ClusterWorkers.Count, "workers", cfg.ClusterWorkers.Count, "cluster worker nodes")
+	fs.StringVar(&cfg.ClusterWorkers.CPU, "worker-cpu", cfg.ClusterWorkers.CPU, "CPU of each worker")
+	fs.StringVar(&cfg.ClusterWorkers.Memory, "worker-memory", cfg.ClusterWorkers.Memory, "memory of each worker")
+	fs.IntVar(&cfg.ClusterWorkers.Pods, "worker-pods", cfg.ClusterWorkers.Pods, "pod capacity of each worker")
+	fs.IntVar(&cfg.BackendFleet.Count, "fleet", cfg.BackendFleet.Count, "backend fleet nodes")
+	fs.IntVar(&cfg.BackendFleet.Pods, "fleet-pods", cfg.BackendFleet.Pods, "pod capacity of each fleet node")
+	spdyOnly := fs.Bool("spdy-exec", false,
+		"start the cluster apiserver with ExtendWebSocketsToKubelet=false (exec/attach to kubelets over SPDY)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up starting after this long")
+	_ = fs.Parse(args)
+	if *spdyOnly {
+		cfg.ClusterFeatureGates = append(cfg.ClusterFeatureGates, "ExtendWebSocketsToKubelet=false")
+	}
+	if err := cfg.WithRepoDefaults(); err != nil {
+		fail("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tb, err := testbed.Up(ctx, cfg)
+	if err != nil {
+		fail("up failed: %v", err)
+	}
+	fmt.Printf("testbed up in %.1fs (state %s)\n", tb.StartDur.Seconds(), tb.StateDir)
+	printPlanes(tb)
+}
+
+func down(args []string) {
+	fs := flag.NewFlagSet("down", flag.ExitOnError)
+	state := fs.String("state", "", "state directory (default <repo>/.state/testbed)")
+	wipe := fs.Bool("wipe", false, "also remove data, certificates and logs")
+	_ = fs.Parse(args)
+	cfg := testbed.Config{StateDir: *state}
+	if err := cfg.WithRepoDefaults(); err != nil {
+		fail("%v", err)
+	}
+	if err := testbed.Down(cfg.StateDir, *wipe); err != nil {
+		fail("down failed: %v", err)
+	}
+	fmt.Println("testbed down")
+}
+
+func status(args []string) {
+	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	state := fs.String("state", "", "state directory (default <repo>/.state/testbed)")
+	_ = fs.Parse(args)
+	cfg := testbed.Config{StateDir: *state}
+	if err := cfg.WithRepoDefaults(); err != nil {
+		fail("%v", err)
+	}
+	tb, err := testbed.Load(cfg.StateDir)
+	if err != nil {
+		fail("no testbed recorded in %s: %v", cfg.StateDir, err)
+	}
+	fmt.Printf("started %s ago\n", time.Since(tb.Started).Round(time.Second))
+	printPlanes(tb)
+	for _, r := range tb.Running() {
+		fmt.Println("running:", r)
+	}
+}
+
+func printPlanes(tb *testbed.Testbed) {
+	for _, p := range []*testbed.Plane{tb.Cluster, tb.Backend} {
+		fmt.Printf("%-8s %s\n  admin kubeconfig:    %s\n  burstlet kubeconfig: %s\n  nodes: %v\n",
+			p.Name, p.Server, p.AdminKubeconfig, p.BurstletKubeconfig, p.NodeNames)
+	}
+}
