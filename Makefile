@@ -18,8 +18,8 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
   -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION) \
   -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=36
 
-.PHONY: all deps build build-asan unit testbed-bin e2e test demo testbed-up testbed-down \
-        format format-check tidy bench clean
+.PHONY: all deps build build-asan unit testbed-bin e2e test lint demo testbed-up testbed-down \
+        format format-check tidy clean
 
 all: build
 
@@ -58,13 +58,19 @@ testbed-down:
 	@if [ -x $(BIN)/testbed ]; then $(BIN)/testbed down --state $(STATE) --wipe; \
 	 else echo "testbed-down: no testbed binary, nothing to stop"; fi
 
+# Packages run one at a time (-p 1): each starts real control planes and the machine has 2 cores.
 e2e: testbed-bin build
-	cd e2e && BURSTLET_BIN_DIR=$(BIN) BURSTLET=$(CURDIR)/$(REL_DIR)/src/cmd/burstlet/burstlet \
-	  $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./... 2>&1 | tee $(CURDIR)/build/e2e.log; \
+	@mkdir -p build
+	cd e2e && $(GO) vet ./... && BURSTLET_BIN_DIR=$(BIN) \
+	  BURSTLET=$(CURDIR)/$(REL_DIR)/src/cmd/burstlet/burstlet \
+	  $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./... 2>&1 | tee $(CURDIR)/build/e2e.log; \
 	  exit $${PIPESTATUS[0]}
 
-# The whole suite: C++ unit tests under ASan/UBSan, then the e2e tests against the testbed.
-test: unit e2e
+# The whole suite: format and static checks, C++ unit tests under ASan/UBSan, then the e2e
+# tests against the real testbed.
+test: lint unit e2e
+
+lint: format-check tidy
 
 demo: testbed-bin build
 	bash scripts/demo.sh
@@ -79,10 +85,8 @@ format-check: deps
 	clang-format --dry-run --Werror $(CXX_SOURCES)
 
 tidy: deps $(ASAN_DIR)/build.ninja
-	clang-tidy -p $(ASAN_DIR) --quiet $(filter %.cc,$(CXX_SOURCES))
-
-bench: testbed-bin build
-	bash bench/run.sh
+	run-clang-tidy -p $(ASAN_DIR) -j $(JOBS) -quiet '$(CURDIR)/(src|test)/.*\.cc$$' 2>&1 | \
+	  grep -v ' warnings generated\.$$' ; exit $${PIPESTATUS[0]}
 
 clean:
 	rm -rf build $(BIN)

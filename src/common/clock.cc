@@ -1,9 +1,9 @@
 #include "common/clock.h"
 
+#include <fmt/format.h>
+
 #include <ctime>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace burstlet {
 
@@ -33,8 +33,8 @@ std::string formatRfc3339Micro(Clock::WallTime t) {
   const auto secs = std::chrono::floor<std::chrono::seconds>(t);
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
   const std::tm tm = toUtc(secs);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
 }
 
 }  // namespace burstlet

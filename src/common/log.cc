@@ -1,15 +1,15 @@
 #include "common/log.h"
 
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <mutex>
 #include <shared_mutex>
 #include <vector>
-
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 
 namespace burstlet::log {
 
@@ -134,10 +134,10 @@ void maskAuthSchemes(std::string& text) {
 
 // Field names whose values are secret, matched case-insensitively as whole keys.
 constexpr std::array<std::string_view, 16> kSecretKeys = {
-    "token",           "password",       "passwd",        "secret",
-    "client-key-data", "client_key",     "authorization", "x-auth-token",
-    "access_token",    "refresh_token",  "id_token",      "secret_key",
-    "secretkey",       "sk",             "private_key",   "bearer_token",
+    "token",        "password",      "passwd",       "secret",       "client-key-data",
+    "client_key",   "authorization", "x-auth-token", "access_token", "refresh_token",
+    "id_token",     "secret_key",    "secretkey",    "sk",           "private_key",
+    "bearer_token",
 };
 
 // `key=value`, `key: value`, `"key": "value"`: the value is masked.
@@ -186,9 +186,9 @@ void maskSecretFields(std::string& text) {
     } else {
       const bool to_eol = iequals(key, "authorization");
       while (end < text.size() && text[end] != '\n' &&
-             (to_eol || (std::isspace(static_cast<unsigned char>(text[end])) == 0 &&
-                         text[end] != ',' && text[end] != ';' && text[end] != '&' &&
-                         text[end] != '}'))) {
+             (to_eol ||
+              (std::isspace(static_cast<unsigned char>(text[end])) == 0 && text[end] != ',' &&
+               text[end] != ';' && text[end] != '&' && text[end] != '}'))) {
         ++end;
       }
     }

@@ -4,11 +4,11 @@
 // PEM private keys, `token=`/`password:`-style fields) are masked by pattern.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 #include "common/result.h"
 

@@ -63,7 +63,7 @@ class [[nodiscard]] Result {
 
  public:
   // Implicit from a value or an Error, so functions can `return value;` or `return error;`.
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const { return state_.index() == 0; }
@@ -131,10 +131,10 @@ inline Status okStatus() { return Status{}; }
 
 // Propagates the error of a Result-returning expression out of the enclosing function,
 // which must itself return a Result or Status.
-#define BURSTLET_RETURN_IF_ERROR(expr)             \
-  do {                                             \
-    auto burstlet_status_ = (expr);                \
-    if (!burstlet_status_.ok()) {                  \
-      return std::move(burstlet_status_).error();  \
-    }                                              \
+#define BURSTLET_RETURN_IF_ERROR(expr)            \
+  do {                                            \
+    auto burstlet_status_ = (expr);               \
+    if (!burstlet_status_.ok()) {                 \
+      return std::move(burstlet_status_).error(); \
+    }                                             \
   } while (false)

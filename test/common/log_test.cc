@@ -1,9 +1,9 @@
 #include "common/log.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
+
+#include <string>
 
 namespace burstlet::log {
 namespace {

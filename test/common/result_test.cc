@@ -1,10 +1,10 @@
 #include "common/result.h"
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <set>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace burstlet {
 namespace {
@@ -70,13 +70,12 @@ TEST(ResultTest, RetryableClasses) {
 }
 
 TEST(ResultTest, CodeNamesAreDistinct) {
-  const ErrorCode all[] = {ErrorCode::kNotFound,        ErrorCode::kAlreadyExists,
-                           ErrorCode::kConflict,        ErrorCode::kGone,
-                           ErrorCode::kInvalid,         ErrorCode::kBadRequest,
-                           ErrorCode::kUnauthorized,    ErrorCode::kForbidden,
-                           ErrorCode::kTooManyRequests, ErrorCode::kTimeout,
-                           ErrorCode::kUnavailable,     ErrorCode::kCancelled,
-                           ErrorCode::kInternal};
+  const ErrorCode all[] = {
+      ErrorCode::kNotFound,     ErrorCode::kAlreadyExists, ErrorCode::kConflict,
+      ErrorCode::kGone,         ErrorCode::kInvalid,       ErrorCode::kBadRequest,
+      ErrorCode::kUnauthorized, ErrorCode::kForbidden,     ErrorCode::kTooManyRequests,
+      ErrorCode::kTimeout,      ErrorCode::kUnavailable,   ErrorCode::kCancelled,
+      ErrorCode::kInternal};
   std::set<std::string_view> names;
   for (auto c : all) {
     names.insert(errorCodeName(c));

@@ -1,9 +1,8 @@
 // burstlet: a virtual kubelet that runs the pods scheduled onto its node on a serverless
 // container backend. This is the single entry point; each subcommand lives in its own area.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "common/log.h"
 

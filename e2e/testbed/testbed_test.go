@@ -1,0 +1,114 @@
+package testbed
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := DefaultConfig(os.Getenv("BURSTLET_BIN_DIR"), t.TempDir())
+	if err := cfg.WithRepoDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"kube", "kwok"} {
+		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
+			t.Fatalf("testbed binaries not built (make testbed-bin): %v", err)
+		}
+	}
+	cfg.ClusterWorkers.Count, cfg.BackendFleet.Count = 1, 1
+	cfg.KillWithParent = true
+	cfg.Timeout = time.Minute
+	return cfg
+}
+
+// processesUnder lists live processes whose command line mentions dir.
+func processesUnder(dir string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		if state, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); strings.Contains(string(state), ") Z ") {
+			continue
+		}
+		found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	return found
+}
+
+func TestUpThenDownLeavesNothingRunning(t *testing.T) {
+	cfg := testConfig(t)
+	tb, err := Up(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if got := len(tb.Running()); got != 10 {
+		t.Errorf("%d components running, want 10 (5 per plane): %v", got, tb.Running())
+	}
+	for _, p := range []*Plane{tb.Cluster, tb.Backend} {
+		for _, f := range []string{p.AdminKubeconfig, p.BurstletKubeconfig, p.CAFile} {
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("%s: %v", p.Name, err)
+			}
+		}
+	}
+	loaded, err := Load(cfg.StateDir)
+	if err != nil {
+		t.Fatalf("state.json: %v", err)
+	}
+	if loaded.Cluster.Server != tb.Cluster.Server || loaded.Backend.Server == tb.Cluster.Server {
+		t.Errorf("state.json servers %q/%q do not match the running planes", loaded.Cluster.Server, loaded.Backend.Server)
+	}
+	// Down works from the state file alone, as `testbed down` does in another process.
+	if err := Down(cfg.StateDir, true); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if left := processesUnder(cfg.StateDir); len(left) > 0 {
+		t.Fatalf("processes left after down: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "cluster")); !os.IsNotExist(err) {
+		t.Errorf("wipe left the cluster state directory: %v", err)
+	}
+}
+
+func TestFailedStartNamesComponentAndStopsEverything(t *testing.T) {
+	cfg := testConfig(t)
+	bin := t.TempDir()
+	if err := os.Symlink(filepath.Join(cfg.BinDir, "kube"), filepath.Join(bin, "kube")); err != nil {
+		t.Fatal(err)
+	}
+	// A kwok that dies at once: the start must fail naming kwok, with its log tail.
+	script := "#!/bin/sh\necho 'kwok: simulated start failure' >&2\nexit 3\n"
+	if err := os.WriteFile(filepath.Join(bin, "kwok"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.BinDir = bin
+	_, err := Up(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("up succeeded with a broken kwok")
+	}
+	for _, want := range []string{"kwok exited", "simulated start failure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if left := processesUnder(cfg.StateDir); len(left) > 0 {
+		t.Fatalf("processes left after failed start: %v", left)
+	}
+}
+
+func TestUpRefusesMissingBinaries(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.BinDir = t.TempDir()
+	_, err := Up(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "make testbed-bin") {
+		t.Fatalf("got %v, want an error pointing at make testbed-bin", err)
+	}
+}
