@@ -59,10 +59,11 @@ testbed-down:
 	 else echo "testbed-down: no testbed binary, nothing to stop"; fi
 
 # Packages run one at a time (-p 1): each starts real control planes and the machine has 2 cores.
-e2e: testbed-bin build
+e2e: testbed-bin build build-asan
 	@mkdir -p build
 	cd e2e && $(GO) vet ./... && BURSTLET_BIN_DIR=$(BIN) \
 	  BURSTLET=$(CURDIR)/$(REL_DIR)/src/cmd/burstlet/burstlet \
+	  BURSTLET_TESTBED_TEST=$(CURDIR)/$(ASAN_DIR)/test/testbed_test \
 	  $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./... 2>&1 | tee $(CURDIR)/build/e2e.log; \
 	  exit $${PIPESTATUS[0]}
 

@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace burstlet {
 
@@ -33,5 +36,11 @@ const Clock& realClock();
 std::string formatRfc3339(Clock::WallTime t);
 // RFC 3339 UTC with microseconds, as Kubernetes writes metav1.MicroTime.
 std::string formatRfc3339Micro(Clock::WallTime t);
+
+// Parses RFC 3339 as found in API objects and exec credentials: "2026-01-02T03:04:05Z",
+// with optional fractional seconds (up to nanoseconds; further digits are truncated) and a
+// "Z" or numeric "+08:00"/"-05:30" offset. Returns nullopt for anything else, including
+// out-of-range fields (month 13, February 30, second 60).
+std::optional<Clock::WallTime> parseRfc3339(std::string_view text);
 
 }  // namespace burstlet

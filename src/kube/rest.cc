@@ -1,0 +1,299 @@
+#include "kube/rest.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "kube/errors.h"
+#include "kube/transport.h"
+
+namespace burstlet::kube {
+
+namespace json = boost::json;
+
+std::string ListOptions::query(bool watch) const {
+  std::string q;
+  auto add = [&q](std::string_view k, std::string_view v) {
+    q += q.empty() ? '?' : '&';
+    q += k;
+    q += '=';
+    q += queryEscape(v);
+  };
+  if (watch) {
+    add("watch", "true");
+  }
+  if (!labelSelector.empty()) {
+    add("labelSelector", labelSelector);
+  }
+  if (!fieldSelector.empty()) {
+    add("fieldSelector", fieldSelector);
+  }
+  if (limit > 0 && !watch) {
+    add("limit", std::to_string(limit));
+  }
+  if (!continueToken.empty() && !watch) {
+    add("continue", continueToken);
+  }
+  if (!resourceVersion.empty()) {
+    add("resourceVersion", resourceVersion);
+  }
+  if (!resourceVersionMatch.empty() && !watch) {
+    add("resourceVersionMatch", resourceVersionMatch);
+  }
+  if (timeoutSeconds > 0) {
+    add("timeoutSeconds", std::to_string(timeoutSeconds));
+  }
+  if (allowWatchBookmarks && watch) {
+    add("allowWatchBookmarks", "true");
+  }
+  return q;
+}
+
+std::string_view patchContentType(PatchType t) {
+  switch (t) {
+    case PatchType::kJsonMerge:
+      return "application/merge-patch+json";
+    case PatchType::kStrategicMerge:
+      return "application/strategic-merge-patch+json";
+    case PatchType::kJson:
+      return "application/json-patch+json";
+    case PatchType::kApply:
+      return "application/apply-patch+yaml";
+  }
+  return "application/merge-patch+json";
+}
+
+std::string DeleteOptions::body() const {
+  json::object o{{"kind", "DeleteOptions"}, {"apiVersion", "v1"}};
+  if (gracePeriodSeconds) {
+    o["gracePeriodSeconds"] = *gracePeriodSeconds;
+  }
+  if (!propagationPolicy.empty()) {
+    o["propagationPolicy"] = propagationPolicy;
+  }
+  if (!preconditionUid.empty() || !preconditionResourceVersion.empty()) {
+    json::object pre;
+    if (!preconditionUid.empty()) {
+      pre["uid"] = preconditionUid;
+    }
+    if (!preconditionResourceVersion.empty()) {
+      pre["resourceVersion"] = preconditionResourceVersion;
+    }
+    o["preconditions"] = std::move(pre);
+  }
+  return json::serialize(o);
+}
+
+Result<std::unique_ptr<RestClient>> RestClient::create(asio::any_io_executor executor,
+                                                       const ClientConfig& config,
+                                                       RestOptions options) {
+  std::shared_ptr<CredentialSource> creds =
+      makeCredentialSource(config, options.clock != nullptr ? *options.clock : realClock());
+  auto transport = makeBeastTransport(executor, config, std::move(creds));
+  if (!transport.ok()) {
+    return std::move(transport).error();
+  }
+  return std::make_unique<RestClient>(std::move(executor), std::move(*transport), config, options);
+}
+
+RestClient::RestClient(asio::any_io_executor executor, std::unique_ptr<Transport> transport,
+                       ClientConfig config, RestOptions options)
+    : executor_(std::move(executor)),
+      transport_(std::move(transport)),
+      config_(std::move(config)),
+      options_(options),
+      clock_(options.clock != nullptr ? *options.clock : realClock()),
+      bucket_(config_.qps, config_.burst, clock_),
+      rng_(std::random_device{}()) {}
+
+asio::awaitable<void> RestClient::sleep(std::chrono::nanoseconds d) {
+  if (d.count() <= 0) {
+    co_return;
+  }
+  asio::steady_timer timer(executor_, d);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<Result<HttpResponse>> RestClient::call(HttpRequest request, bool idempotent,
+                                                       std::string what) {
+  for (int attempt = 0;; ++attempt) {
+    if (bucket_.enabled()) {
+      co_await sleep(bucket_.reserve());
+    }
+    counters_.total.fetch_add(1, std::memory_order_relaxed);
+    auto response = co_await transport_->send(request);
+    std::optional<Error> error;
+    if (!response.ok()) {
+      error = std::move(response).error();
+      error->message = fmt::format("{}: {}", what, error->message);
+    } else if (response->status >= 200 && response->status < 300) {
+      co_return std::move(*response);
+    } else {
+      error = errorFromResponse(*response, what);
+    }
+    if (attempt >= options_.retry.maxRetries || !shouldRetry(*error, idempotent)) {
+      counters_.errors.fetch_add(1, std::memory_order_relaxed);
+      co_return std::move(*error);
+    }
+    std::chrono::milliseconds delay;
+    {
+      std::lock_guard lock(rngMu_);
+      delay = retryDelay(options_.retry, attempt, *error, rng_);
+    }
+    counters_.retries.fetch_add(1, std::memory_order_relaxed);
+    co_await sleep(delay);
+  }
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::callJson(HttpRequest request, bool idempotent,
+                                                               std::string what) {
+  auto response = co_await call(std::move(request), idempotent, what);
+  if (!response.ok()) {
+    co_return std::move(response).error();
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(response->body, ec);
+  if (ec) {
+    co_return Error::make(ErrorCode::kInternal, "InvalidResponse",
+                          fmt::format("{}: response is not JSON: {}", what, ec.message()));
+  }
+  co_return v;
+}
+
+namespace {
+std::string describe(std::string_view verb, const ResourceRef& ref, std::string_view ns,
+                     std::string_view name) {
+  if (ns.empty()) {
+    return fmt::format("{} {} {}", verb, ref.resource, name);
+  }
+  return fmt::format("{} {} {}/{}", verb, ref.resource, ns, name);
+}
+}  // namespace
+
+asio::awaitable<Result<RestClient::Json>> RestClient::getCo(ResourceRef ref, std::string ns,
+                                                            std::string name,
+                                                            std::string subresource) {
+  HttpRequest req{Verb::get, ref.path(ns, name, subresource)};
+  co_return co_await callJson(std::move(req), true, describe("get", ref, ns, name));
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::listCo(ResourceRef ref, std::string ns,
+                                                             ListOptions options) {
+  HttpRequest req{Verb::get, ref.path(ns) + options.query(false)};
+  co_return co_await callJson(std::move(req), true, describe("list", ref, ns, ""));
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::listAllCo(ResourceRef ref, std::string ns,
+                                                                ListOptions options) {
+  json::array items;
+  json::value last;
+  while (true) {
+    auto page = co_await list(ref, ns, options);
+    if (!page.ok()) {
+      co_return std::move(page).error();
+    }
+    auto& obj = page->as_object();
+    if (auto* it = obj.if_contains("items"); it && it->is_array()) {
+      for (auto& item : it->get_array()) {
+        items.push_back(std::move(item));
+      }
+    }
+    std::string next;
+    if (auto* md = obj.if_contains("metadata"); md && md->is_object()) {
+      if (auto* c = md->get_object().if_contains("continue"); c && c->is_string()) {
+        next = std::string(c->get_string());
+      }
+    }
+    last = std::move(*page);
+    if (next.empty()) {
+      break;
+    }
+    options.continueToken = std::move(next);
+    options.resourceVersion.clear();  // a continue token pins the snapshot
+  }
+  last.as_object()["items"] = std::move(items);
+  co_return last;
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::createCo(ResourceRef ref, std::string ns,
+                                                               Json object, std::string subresource,
+                                                               std::string name) {
+  HttpRequest req{Verb::post, subresource.empty() ? ref.path(ns) : ref.path(ns, name, subresource),
+                  json::serialize(object), "application/json"};
+  co_return co_await callJson(std::move(req), false, describe("create", ref, ns, name));
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::updateCo(ResourceRef ref, std::string ns,
+                                                               std::string name, Json object,
+                                                               std::string subresource) {
+  HttpRequest req{Verb::put, ref.path(ns, name, subresource), json::serialize(object),
+                  "application/json"};
+  // PUT carries the object's resourceVersion: a repeat after a lost answer fails with a
+  // conflict rather than overwriting, so it is safe to retry.
+  co_return co_await callJson(std::move(req), true, describe("update", ref, ns, name));
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::patchCo(ResourceRef ref, std::string ns,
+                                                              std::string name, PatchType type,
+                                                              std::string body,
+                                                              std::string subresource,
+                                                              PatchOptions options) {
+  std::string target = ref.path(ns, name, subresource);
+  std::string sep = "?";
+  if (!options.fieldManager.empty()) {
+    target += sep + "fieldManager=" + queryEscape(options.fieldManager);
+    sep = "&";
+  }
+  if (options.force) {
+    target += sep + "force=true";
+  }
+  HttpRequest req{Verb::patch, std::move(target), std::move(body),
+                  std::string(patchContentType(type))};
+  // Merge and apply patches state the desired values; repeating them is harmless. A JSON
+  // patch may not be (e.g. "add" to a list).
+  const bool idempotent = type != PatchType::kJson;
+  co_return co_await callJson(std::move(req), idempotent, describe("patch", ref, ns, name));
+}
+
+asio::awaitable<Result<RestClient::Json>> RestClient::removeCo(ResourceRef ref, std::string ns,
+                                                               std::string name,
+                                                               DeleteOptions options) {
+  HttpRequest req{Verb::delete_, ref.path(ns, name), options.body(), "application/json"};
+  co_return co_await callJson(std::move(req), true, describe("delete", ref, ns, name));
+}
+
+asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(ResourceRef ref,
+                                                                        std::string ns,
+                                                                        ListOptions options) {
+  HttpRequest req{Verb::get, ref.path(ns) + options.query(true)};
+  // The stream may stay silent up to the server timeout; bookmarks arrive about every minute.
+  req.timeout =
+      std::chrono::seconds(options.timeoutSeconds > 0 ? options.timeoutSeconds + 30 : 330);
+  counters_.total.fetch_add(1, std::memory_order_relaxed);
+  auto stream = co_await transport_->stream(req);
+  if (!stream.ok()) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    co_return std::move(stream).error();
+  }
+  auto& s = *stream;
+  if (s->status() < 200 || s->status() >= 300) {
+    HttpResponse r;
+    r.status = s->status();
+    while (true) {
+      auto piece = co_await s->read();
+      if (!piece.ok() || !piece->has_value() || r.body.size() > (1u << 20)) {
+        break;
+      }
+      r.body += **piece;
+    }
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    co_return errorFromResponse(r, describe("watch", ref, ns, ""));
+  }
+  co_return std::make_unique<WatchStream>(std::move(s));
+}
+
+}  // namespace burstlet::kube

@@ -1,0 +1,61 @@
+#include "kube/retry.h"
+
+#include <algorithm>
+
+namespace burstlet::kube {
+
+std::chrono::milliseconds retryDelay(const RetryPolicy& policy, int attempt, const Error& error,
+                                     std::mt19937_64& rng) {
+  if (error.retryAfter) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min<std::chrono::seconds>(*error.retryAfter, policy.maxRetryAfter));
+  }
+  const auto shift = std::min(attempt, 20);
+  const auto base = std::min<std::chrono::milliseconds>(policy.baseDelay * (int64_t{1} << shift),
+                                                        policy.maxDelay);
+  std::uniform_int_distribution<int64_t> jitter(0, base.count() / 2);
+  return std::min<std::chrono::milliseconds>(base + std::chrono::milliseconds(jitter(rng)),
+                                             policy.maxDelay);
+}
+
+bool shouldRetry(const Error& error, bool idempotent) {
+  switch (error.code) {
+    case ErrorCode::kTooManyRequests:
+      return true;
+    case ErrorCode::kUnavailable:
+      // 503 from the server, or no connection: nothing was done. A connection that broke
+      // after the request was sent is also reported as unavailable; only idempotent requests
+      // may be repeated then, except when the server explicitly asked to retry later.
+      return idempotent || error.retryAfter.has_value() || error.reason == "ConnectFailed";
+    case ErrorCode::kTimeout:
+    case ErrorCode::kInternal:
+      return idempotent;
+    default:
+      return false;
+  }
+}
+
+TokenBucket::TokenBucket(double qps, int burst, const Clock& clock)
+    : qps_(qps),
+      burst_(std::max(1, burst)),
+      clock_(clock),
+      tokens_(std::max(1, burst)),
+      last_(clock.steadyNow()) {}
+
+std::chrono::nanoseconds TokenBucket::reserve() {
+  if (qps_ <= 0) {
+    return std::chrono::nanoseconds(0);
+  }
+  std::lock_guard lock(mu_);
+  const auto now = clock_.steadyNow();
+  const double elapsed = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+  tokens_ = std::min(burst_, tokens_ + elapsed * qps_);
+  tokens_ -= 1;
+  if (tokens_ >= 0) {
+    return std::chrono::nanoseconds(0);
+  }
+  return std::chrono::nanoseconds(static_cast<int64_t>(-tokens_ / qps_ * 1e9));
+}
+
+}  // namespace burstlet::kube
