@@ -1,0 +1,216 @@
+#include "kube/events.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "common/log.h"
+#include "kube/informer.h"
+
+namespace burstlet::kube {
+
+namespace json = boost::json;
+
+ObjectReference referenceTo(const json::value& object) {
+  ObjectReference r;
+  if (!object.is_object()) {
+    return r;
+  }
+  const auto& o = object.get_object();
+  if (auto* v = o.if_contains("apiVersion"); v && v->is_string()) {
+    r.apiVersion = std::string(v->get_string());
+  }
+  if (auto* v = o.if_contains("kind"); v && v->is_string()) {
+    r.kind = std::string(v->get_string());
+  }
+  r.ns = std::string(objectNamespace(object));
+  r.name = std::string(objectName(object));
+  r.uid = std::string(objectUid(object));
+  r.resourceVersion = std::string(objectResourceVersion(object));
+  return r;
+}
+
+EventRecorder::EventRecorder(RestClient& client, const Clock& clock, EventRecorderOptions options)
+    : client_(client), clock_(clock), options_(std::move(options)) {}
+
+void EventRecorder::record(const ObjectReference& object, EventType type, std::string reason,
+                           std::string message) {
+  std::string clean = log::redact(message);
+  if (clean.size() > options_.maxMessageBytes) {
+    clean.resize(options_.maxMessageBytes);
+  }
+  std::lock_guard lock(mu_);
+  if (stopped_ || queue_.size() >= options_.maxQueued) {
+    stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  queue_.push_back(Pending{object, type, std::move(reason), std::move(clean), clock_.now()});
+  if (timer_ != nullptr) {
+    timer_->cancel();
+  }
+}
+
+bool EventRecorder::idle() const {
+  std::lock_guard lock(mu_);
+  return queue_.empty() && !writing_;
+}
+
+void EventRecorder::stop() {
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  if (timer_ != nullptr) {
+    timer_->cancel();
+  }
+}
+
+bool EventRecorder::allow(const std::string& objectKey) {
+  const auto now = clock_.steadyNow();
+  auto [it, inserted] =
+      buckets_.try_emplace(objectKey, Bucket{static_cast<double>(options_.burst), now});
+  Bucket& b = it->second;
+  if (!inserted) {
+    const double elapsed = std::chrono::duration<double>(now - b.last).count();
+    b.tokens = std::min<double>(options_.burst,
+                                b.tokens + elapsed / static_cast<double>(options_.refill.count()));
+    b.last = now;
+  }
+  if (b.tokens < 1) {
+    return false;
+  }
+  b.tokens -= 1;
+  return true;
+}
+
+void EventRecorder::remember(const std::string& key, Seen seen) {
+  auto it = seen_.find(key);
+  if (it != seen_.end()) {
+    lru_.erase(it->second.lru);
+    seen_.erase(it);
+  }
+  lru_.push_front(key);
+  seen.lru = lru_.begin();
+  seen_.emplace(key, std::move(seen));
+  while (seen_.size() > options_.maxCached) {
+    seen_.erase(lru_.back());
+    lru_.pop_back();
+  }
+}
+
+asio::awaitable<void> EventRecorder::write(Pending p) {
+  const std::string objectKey =
+      fmt::format("{}/{}/{}/{}", p.object.kind, p.object.ns, p.object.name, p.object.uid);
+  const std::string type = p.type == EventType::kWarning ? "Warning" : "Normal";
+  const std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}", objectKey, type, p.reason, p.message);
+  const std::string now = formatRfc3339(p.at);
+  // Events of cluster-scoped objects (the Node) live in "default", as the kubelet does.
+  const std::string ns = p.object.ns.empty() ? "default" : p.object.ns;
+
+  if (auto it = seen_.find(key); it != seen_.end()) {
+    Seen s = it->second;
+    s.count += 1;
+    const std::string patch =
+        json::serialize(json::object{{"count", s.count}, {"lastTimestamp", now}});
+    auto r =
+        co_await client_.patch(resources::kEvents, s.ns, s.name, PatchType::kStrategicMerge, patch);
+    if (r.ok()) {
+      stats_.aggregated.fetch_add(1, std::memory_order_relaxed);
+      remember(key, std::move(s));
+      co_return;
+    }
+    if (r.error().code != ErrorCode::kNotFound) {
+      stats_.failed.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("msg=\"event update failed\" reason={} error=\"{}\"", p.reason,
+                   r.error().toString());
+      co_return;
+    }
+    // The Event expired (events have a TTL): start a new one below.
+  }
+  if (!allow(objectKey)) {
+    stats_.throttled.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(p.at.time_since_epoch());
+  const std::string name =
+      fmt::format("{}.{:x}", p.object.name, static_cast<uint64_t>(nanos.count()) + sequence_++);
+  json::object involved{{"kind", p.object.kind},
+                        {"namespace", p.object.ns},
+                        {"name", p.object.name},
+                        {"uid", p.object.uid},
+                        {"apiVersion", p.object.apiVersion}};
+  if (!p.object.resourceVersion.empty()) {
+    involved["resourceVersion"] = p.object.resourceVersion;
+  }
+  if (!p.object.fieldPath.empty()) {
+    involved["fieldPath"] = p.object.fieldPath;
+  }
+  json::object source{{"component", options_.component}};
+  if (!options_.host.empty()) {
+    source["host"] = options_.host;
+  }
+  json::value event = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Event"},
+      {"metadata", json::object{{"name", name}, {"namespace", ns}}},
+      {"involvedObject", std::move(involved)},
+      {"reason", p.reason},
+      {"message", p.message},
+      {"type", type},
+      {"count", 1},
+      {"firstTimestamp", now},
+      {"lastTimestamp", now},
+      {"source", std::move(source)},
+      {"reportingComponent", options_.component},
+      {"reportingInstance", options_.host},
+  };
+  auto r = co_await client_.create(resources::kEvents, ns, event);
+  if (!r.ok()) {
+    stats_.failed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("msg=\"event create failed\" reason={} error=\"{}\"", p.reason,
+                 r.error().toString());
+    co_return;
+  }
+  stats_.created.fetch_add(1, std::memory_order_relaxed);
+  remember(key, Seen{ns, name, 1, now, {}});
+}
+
+asio::awaitable<void> EventRecorder::run() {
+  auto executor = co_await asio::this_coro::executor;
+  while (true) {
+    std::optional<Pending> next;
+    {
+      std::lock_guard lock(mu_);
+      if (!queue_.empty()) {
+        next = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = true;
+      } else if (stopped_) {
+        co_return;
+      }
+    }
+    if (next) {
+      co_await write(std::move(*next));
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      continue;
+    }
+    asio::steady_timer timer(executor, std::chrono::seconds(1));
+    {
+      std::lock_guard lock(mu_);
+      if (!queue_.empty() || stopped_) {
+        continue;
+      }
+      timer_ = &timer;
+    }
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    std::lock_guard lock(mu_);
+    timer_ = nullptr;
+  }
+}
+
+}  // namespace burstlet::kube
