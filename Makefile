@@ -19,13 +19,14 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
   -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=36
 
 .PHONY: all deps build build-asan unit testbed-bin e2e test lint demo testbed-up testbed-down \
-        format format-check tidy clean
+        format format-check tidy bench-bin bench-informer clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
 	@cd e2e && $(GO) mod download
+	@cd bench && $(GO) mod download
 
 # --- C++ -----------------------------------------------------------------------------------
 $(REL_DIR)/build.ninja: | deps
@@ -88,6 +89,17 @@ format-check: deps
 tidy: deps $(ASAN_DIR)/build.ninja
 	run-clang-tidy -p $(ASAN_DIR) -j $(JOBS) -quiet '$(CURDIR)/(src|test)/.*\.cc$$' 2>&1 | \
 	  grep -v ' warnings generated\.$$' ; exit $${PIPESTATUS[0]}
+
+# --- benchmarks (not tests; results go to bench/results and docs/perf.md) -------------------
+bench-bin: deps
+	cd bench && $(GO) build -o $(BIN)/informer-peer ./informer/clientgo
+	cd bench && $(GO) build -o $(BIN)/bench-informer ./informer/driver
+
+PODS ?= 10000
+ROUNDS ?= 5
+bench-informer: testbed-bin build bench-bin
+	$(BIN)/bench-informer -root $(CURDIR) -pods $(PODS) -rounds $(ROUNDS) \
+	  -command "make bench-informer PODS=$(PODS) ROUNDS=$(ROUNDS)"
 
 clean:
 	rm -rf build $(BIN)

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/memory.h"
 #include "kube/config.h"
 #include "kube/informer.h"
 #include "kube/rest.h"
@@ -32,15 +33,19 @@ double peakRssMb() {
 int main(int argc, char** argv) {
   std::string kubeconfig;
   std::string ns;
+  int64_t pageSize = 500;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "-kubeconfig") {
       kubeconfig = argv[i + 1];
     } else if (flag == "-namespace") {
       ns = argv[i + 1];
+    } else if (flag == "-page") {
+      pageSize = std::stoll(argv[i + 1]);
     }
   }
   using namespace burstlet::kube;
+  burstlet::tuneAllocator();
   const auto start = std::chrono::steady_clock::now();
   auto config = loadKubeconfig(KubeconfigOptions{{kubeconfig}});
   if (!config.ok()) {
@@ -56,9 +61,15 @@ int main(int argc, char** argv) {
   InformerOptions o;
   o.resource = resources::kPods;
   o.ns = ns;
+  o.pageSize = pageSize;
   Informer informer(**client, o);
   boost::asio::co_spawn(io, informer.run(), [](const std::exception_ptr&) {});
+  double firstObjectS = -1;
   while (!informer.synced()) {
+    if (firstObjectS < 0 && informer.store().size() > 0) {
+      firstObjectS =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     if (io.run_one_for(std::chrono::seconds(60)) == 0 && io.stopped()) {
       std::fprintf(stderr, "informer_bench: did not sync\n");
       return 1;
@@ -74,6 +85,7 @@ int main(int argc, char** argv) {
   boost::json::object out{{"system", "burstlet"},
                           {"objects", informer.store().size()},
                           {"sync_s", syncS},
+                          {"first_object_s", firstObjectS},
                           {"peak_rss_mb", peakRssMb()}};
   std::printf("%s\n", boost::json::serialize(out).c_str());
   informer.stop();

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -78,20 +79,33 @@ void Store::unindexLocked(const std::string& key, const Entry& entry) {
   }
 }
 
-ObjectPtr Store::upsert(const std::string& key, ObjectPtr object) {
-  std::unique_lock lock(mu_);
+ObjectPtr Store::parse(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) {
+    return nullptr;  // cannot happen: the text was serialized by us
+  }
+  return std::make_shared<const json::value>(std::move(v));
+}
+
+bool Store::upsert(const std::string& key, const json::value& object, std::string* previous) {
   Entry fresh;
+  fresh.json = json::serialize(object);
+  fresh.resourceVersion = std::string(objectResourceVersion(object));
+  std::unique_lock lock(mu_);
   for (size_t slot = 0; slot < indexes_.size(); ++slot) {
-    for (auto& v : indexes_[slot].fn(*object)) {
+    for (auto& v : indexes_[slot].fn(object)) {
       fresh.indexValues.emplace_back(slot, std::move(v));
     }
   }
-  fresh.object = std::move(object);
-  ObjectPtr old;
+  bool existed = false;
   auto it = items_.find(key);
   if (it != items_.end()) {
+    existed = true;
     unindexLocked(key, it->second);
-    old = std::move(it->second.object);
+    if (previous != nullptr) {
+      *previous = std::move(it->second.json);
+    }
     it->second = std::move(fresh);
   } else {
     it = items_.emplace(key, std::move(fresh)).first;
@@ -99,33 +113,55 @@ ObjectPtr Store::upsert(const std::string& key, ObjectPtr object) {
   for (const auto& [slot, value] : it->second.indexValues) {
     indexes_[slot].keysByValue[value].insert(key);
   }
-  return old;
+  return existed;
 }
 
-ObjectPtr Store::erase(const std::string& key) {
+bool Store::erase(const std::string& key, std::string* removed) {
   std::unique_lock lock(mu_);
   auto it = items_.find(key);
   if (it == items_.end()) {
-    return nullptr;
+    return false;
   }
   unindexLocked(key, it->second);
-  ObjectPtr old = std::move(it->second.object);
+  if (removed != nullptr) {
+    *removed = std::move(it->second.json);
+  }
   items_.erase(it);
-  return old;
+  return true;
 }
 
 ObjectPtr Store::get(const std::string& key) const {
+  std::string text;
+  {
+    std::shared_lock lock(mu_);
+    auto it = items_.find(key);
+    if (it == items_.end()) {
+      return nullptr;
+    }
+    text = it->second.json;
+  }
+  return parse(text);
+}
+
+std::string Store::resourceVersion(const std::string& key) const {
   std::shared_lock lock(mu_);
   auto it = items_.find(key);
-  return it == items_.end() ? nullptr : it->second.object;
+  return it == items_.end() ? std::string() : it->second.resourceVersion;
 }
 
 std::vector<ObjectPtr> Store::list() const {
-  std::shared_lock lock(mu_);
+  std::vector<std::string> texts;
+  {
+    std::shared_lock lock(mu_);
+    texts.reserve(items_.size());
+    for (const auto& [k, e] : items_) {
+      texts.push_back(e.json);
+    }
+  }
   std::vector<ObjectPtr> out;
-  out.reserve(items_.size());
-  for (const auto& [k, e] : items_) {
-    out.push_back(e.object);
+  out.reserve(texts.size());
+  for (const auto& t : texts) {
+    out.push_back(parse(t));
   }
   return out;
 }
@@ -141,23 +177,30 @@ std::vector<std::string> Store::keys() const {
 }
 
 std::vector<ObjectPtr> Store::byIndex(const std::string& index, const std::string& value) const {
-  std::shared_lock lock(mu_);
-  std::vector<ObjectPtr> out;
-  for (const auto& idx : indexes_) {
-    if (idx.name != index) {
-      continue;
-    }
-    auto it = idx.keysByValue.find(value);
-    if (it == idx.keysByValue.end()) {
+  std::vector<std::string> texts;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& idx : indexes_) {
+      if (idx.name != index) {
+        continue;
+      }
+      auto it = idx.keysByValue.find(value);
+      if (it == idx.keysByValue.end()) {
+        break;
+      }
+      for (const auto& key : it->second) {
+        auto item = items_.find(key);
+        if (item != items_.end()) {
+          texts.push_back(item->second.json);
+        }
+      }
       break;
     }
-    for (const auto& key : it->second) {
-      auto item = items_.find(key);
-      if (item != items_.end()) {
-        out.push_back(item->second.object);
-      }
-    }
-    break;
+  }
+  std::vector<ObjectPtr> out;
+  out.reserve(texts.size());
+  for (const auto& t : texts) {
+    out.push_back(parse(t));
   }
   return out;
 }
@@ -194,29 +237,42 @@ void Informer::stop() {
   }
 }
 
-ObjectPtr Informer::prepare(json::value object) {
-  options_.transform(object);
-  return std::make_shared<const json::value>(std::move(object));
+bool Informer::wantsOldObject() const {
+  return std::any_of(handlers_.begin(), handlers_.end(),
+                     [](const InformerHandlers& h) { return static_cast<bool>(h.onUpdate); });
 }
 
-void Informer::applyUpsert(const ObjectPtr& object) {
-  const std::string key = objectKey(*object);
-  ObjectPtr old = store_.upsert(key, object);
+void Informer::applyUpsert(json::value object) {
+  options_.transform(object);
+  const std::string key = objectKey(object);
+  std::string previous;
+  const bool existed = store_.upsert(key, object, &previous);
+  if (handlers_.empty()) {
+    return;
+  }
+  auto current = std::make_shared<const json::value>(std::move(object));
+  ObjectPtr old = existed && wantsOldObject() ? Store::parse(previous) : nullptr;
   for (const auto& h : handlers_) {
-    if (old == nullptr) {
+    if (!existed) {
       if (h.onAdd) {
-        h.onAdd(object);
+        h.onAdd(current);
       }
     } else if (h.onUpdate) {
-      h.onUpdate(old, object);
+      h.onUpdate(old, current);
     }
   }
 }
 
-void Informer::applyDelete(const json::value& object) {
-  const std::string key = objectKey(object);
-  ObjectPtr old = store_.erase(key);
-  ObjectPtr last = old != nullptr ? old : prepare(object);
+void Informer::applyDelete(json::value object) {
+  options_.transform(object);
+  std::string removed;
+  const bool existed = store_.erase(objectKey(object), &removed);
+  if (handlers_.empty()) {
+    return;
+  }
+  // The last state we saw is what handlers get, as client-go does.
+  ObjectPtr last =
+      existed ? Store::parse(removed) : std::make_shared<const json::value>(std::move(object));
   for (const auto& h : handlers_) {
     if (h.onDelete) {
       h.onDelete(last, false);
@@ -230,60 +286,96 @@ asio::awaitable<Result<std::string>> Informer::listAndReplace() {
   lo.fieldSelector = options_.fieldSelector;
   lo.limit = options_.pageSize;
   stats_.lists.fetch_add(1);
-  auto listed = co_await client_.listAll(options_.resource, options_.ns, lo);
-  if (!listed.ok()) {
-    co_return std::move(listed).error();
-  }
-  auto& obj = listed->as_object();
-  std::string rv;
-  if (auto* md = obj.if_contains("metadata"); md && md->is_object()) {
-    if (auto* r = md->get_object().if_contains("resourceVersion"); r && r->is_string()) {
-      rv = std::string(r->get_string());
-    }
-  }
   std::unordered_set<std::string> seen;
-  if (auto* items = obj.if_contains("items"); items && items->is_array()) {
-    seen.reserve(items->get_array().size());
-    for (auto& item : items->get_array()) {
-      // Items of a list carry no kind; keep objects self-describing for handlers.
-      if (item.is_object() && !item.get_object().contains("kind")) {
-        item.get_object()["kind"] = options_.resource.kind;
-        item.get_object()["apiVersion"] = options_.resource.apiVersion();
-      }
-      ObjectPtr p = prepare(std::move(item));
-      std::string key = objectKey(*p);
-      ObjectPtr current = store_.get(key);
-      seen.insert(key);
-      if (current != nullptr && objectResourceVersion(*current) == objectResourceVersion(*p)) {
-        continue;  // unchanged since we last saw it
-      }
-      applyUpsert(p);
+  std::string rv;
+  // Page by page: only one page is ever parsed at a time.
+  while (true) {
+    auto page = co_await client_.list(options_.resource, options_.ns, lo);
+    if (!page.ok()) {
+      co_return std::move(page).error();
     }
+    auto& obj = page->as_object();
+    std::string next;
+    if (auto* md = obj.if_contains("metadata"); md && md->is_object()) {
+      if (auto* r = md->get_object().if_contains("resourceVersion"); r && r->is_string()) {
+        rv = std::string(r->get_string());
+      }
+      if (auto* c = md->get_object().if_contains("continue"); c && c->is_string()) {
+        next = std::string(c->get_string());
+      }
+    }
+    if (auto* items = obj.if_contains("items"); items && items->is_array()) {
+      for (auto& item : items->get_array()) {
+        if (!item.is_object()) {
+          continue;
+        }
+        // Items of a list carry no kind; keep objects self-describing for handlers.
+        if (!item.get_object().contains("kind")) {
+          item.get_object()["kind"] = options_.resource.kind;
+          item.get_object()["apiVersion"] = options_.resource.apiVersion();
+        }
+        std::string key = objectKey(item);
+        const bool unchanged = store_.resourceVersion(key) == objectResourceVersion(item);
+        seen.insert(std::move(key));
+        if (!unchanged) {
+          applyUpsert(std::move(item));
+        }
+      }
+    }
+    if (next.empty()) {
+      break;
+    }
+    lo.continueToken = std::move(next);
   }
-  // Whatever we hold that the list no longer has was deleted while we were not watching.
+  deleteUnseen(seen);
+  co_return rv;
+}
+
+// Whatever we hold that a full listing no longer has was deleted while we were not watching.
+void Informer::deleteUnseen(const std::unordered_set<std::string>& seen) {
   for (const auto& key : store_.keys()) {
     if (seen.count(key) != 0) {
       continue;
     }
-    ObjectPtr last = store_.erase(key);
-    if (last == nullptr) {
+    std::string removed;
+    if (!store_.erase(key, &removed)) {
       continue;
     }
+    ObjectPtr last = handlers_.empty() ? nullptr : Store::parse(removed);
     for (const auto& h : handlers_) {
       if (h.onDelete) {
         h.onDelete(last, true);
       }
     }
   }
-  co_return rv;
 }
 
-asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion) {
+namespace {
+bool isInitialEventsEnd(const json::value& object) {
+  const auto* md = object.is_object() ? object.get_object().if_contains("metadata") : nullptr;
+  const auto* ann =
+      md != nullptr && md->is_object() ? md->get_object().if_contains("annotations") : nullptr;
+  const auto* end = ann != nullptr && ann->is_object()
+                        ? ann->get_object().if_contains("k8s.io/initial-events-end")
+                        : nullptr;
+  return end != nullptr && end->is_string() && end->get_string() == "true";
+}
+}  // namespace
+
+asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion, bool* initialDone) {
   ListOptions lo;
   lo.labelSelector = options_.labelSelector;
   lo.fieldSelector = options_.fieldSelector;
   lo.resourceVersion = resourceVersion;
   lo.allowWatchBookmarks = true;
+  std::unordered_set<std::string> seen;
+  bool initial = initialDone != nullptr;
+  if (initial) {
+    lo.sendInitialEvents = true;
+    lo.resourceVersionMatch = "NotOlderThan";
+    lo.resourceVersion.clear();  // start from a consistent, current snapshot
+    stats_.streamingLists.fetch_add(1);
+  }
   lo.timeoutSeconds = options_.watchTimeoutSeconds > 0 ? options_.watchTimeoutSeconds
                                                        : static_cast<int>(300 + rng_() % 300);
   stats_.watches.fetch_add(1);
@@ -319,6 +411,32 @@ asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion) {
     if (e.type == WatchEventType::kError) {
       co_return watchError(e.object);
     }
+    if (initial) {
+      if (e.type == WatchEventType::kBookmark && isInitialEventsEnd(e.object)) {
+        resourceVersion = std::string(objectResourceVersion(e.object));
+        {
+          std::lock_guard lock(mu_);
+          rv_ = resourceVersion;
+        }
+        deleteUnseen(seen);
+        seen.clear();
+        initial = false;
+        *initialDone = true;
+        synced_ = true;
+        continue;
+      }
+      if (e.type == WatchEventType::kAdded) {
+        // Initial events carry each object's own resourceVersion, not the stream position;
+        // unchanged objects (a resync after reconnecting) are not reported again.
+        std::string key = objectKey(e.object);
+        const bool unchanged = store_.resourceVersion(key) == objectResourceVersion(e.object);
+        seen.insert(std::move(key));
+        if (!unchanged) {
+          applyUpsert(std::move(e.object));
+        }
+        continue;
+      }
+    }
     const auto rv = objectResourceVersion(e.object);
     if (!rv.empty()) {
       resourceVersion = std::string(rv);
@@ -328,10 +446,10 @@ asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion) {
     switch (e.type) {
       case WatchEventType::kAdded:
       case WatchEventType::kModified:
-        applyUpsert(prepare(std::move(e.object)));
+        applyUpsert(std::move(e.object));
         break;
       case WatchEventType::kDeleted:
-        applyDelete(e.object);
+        applyDelete(std::move(e.object));
         break;
       default:
         break;  // bookmark: only the resourceVersion matters
@@ -359,24 +477,63 @@ asio::awaitable<void> Informer::run() {
   int failures = 0;
   const auto& what = options_.resource.resource;
   while (!stopped_) {
-    auto listed = co_await listAndReplace();
-    if (!listed.ok()) {
+    std::string rv;
+    if (options_.streamingList && streamingSupported_) {
+      // Initial state as a streaming list; the same stream then goes on as a normal watch.
+      bool initialDone = false;
+      auto s = co_await watchFrom(rv, &initialDone);
       if (stopped_) {
         break;
       }
-      spdlog::warn("msg=\"list failed\" resource={} error=\"{}\"", what, listed.error().toString());
-      co_await backoff(failures++, listed.error());
-      continue;
+      if (!initialDone) {
+        const bool refused = s.ok() || s.error().code == ErrorCode::kInvalid ||
+                             s.error().code == ErrorCode::kBadRequest;
+        if (refused) {
+          // Feature off, or an old server that ignored sendInitialEvents.
+          spdlog::info("msg=\"streaming list not available, using list+watch\" resource={} {}",
+                       what, s.ok() ? "" : "error=\"" + s.error().toString() + "\"");
+          streamingSupported_ = false;
+          continue;
+        }
+        if (s.error().code != ErrorCode::kGone) {
+          spdlog::warn("msg=\"streaming list failed\" resource={} error=\"{}\"", what,
+                       s.error().toString());
+          co_await backoff(failures++, s.error());
+        }
+        continue;
+      }
+      if (!s.ok()) {
+        if (s.error().code == ErrorCode::kGone) {
+          stats_.relistsAfterGone.fetch_add(1);
+          continue;
+        }
+        if (s.error().code == ErrorCode::kCancelled) {
+          break;
+        }
+        spdlog::warn("msg=\"watch failed\" resource={} error=\"{}\"", what, s.error().toString());
+        co_await backoff(failures++, s.error());
+      }
+    } else {
+      auto listed = co_await listAndReplace();
+      if (!listed.ok()) {
+        if (stopped_) {
+          break;
+        }
+        spdlog::warn("msg=\"list failed\" resource={} error=\"{}\"", what,
+                     listed.error().toString());
+        co_await backoff(failures++, listed.error());
+        continue;
+      }
+      rv = std::move(*listed);
+      {
+        std::lock_guard lock(mu_);
+        rv_ = rv;
+      }
+      synced_ = true;
     }
     failures = 0;
-    std::string rv = std::move(*listed);
-    {
-      std::lock_guard lock(mu_);
-      rv_ = rv;
-    }
-    synced_ = true;
     while (!stopped_) {
-      auto s = co_await watchFrom(rv);
+      auto s = co_await watchFrom(rv, nullptr);
       if (s.ok()) {
         failures = 0;
         continue;

@@ -40,8 +40,11 @@ std::string ListOptions::query(bool watch) const {
   if (!resourceVersion.empty()) {
     add("resourceVersion", resourceVersion);
   }
-  if (!resourceVersionMatch.empty() && !watch) {
+  if (!resourceVersionMatch.empty() && (!watch || sendInitialEvents)) {
     add("resourceVersionMatch", resourceVersionMatch);
+  }
+  if (sendInitialEvents && watch) {
+    add("sendInitialEvents", "true");
   }
   if (timeoutSeconds > 0) {
     add("timeoutSeconds", std::to_string(timeoutSeconds));

@@ -32,6 +32,9 @@ struct ListOptions {
   std::string resourceVersionMatch;
   int timeoutSeconds = 0;  // watch: server-side timeout
   bool allowWatchBookmarks = false;
+  // Watch: stream the current state first as ADDED events, ended by a bookmark annotated
+  // k8s.io/initial-events-end (a "streaming list"); needs resourceVersionMatch=NotOlderThan.
+  bool sendInitialEvents = false;
 
   std::string query(bool watch) const;
 };

@@ -143,13 +143,15 @@ class BeastResponseStream final : public ResponseStream {
   unsigned status() const override { return parser_->get().result_int(); }
 
   asio::awaitable<Result<std::optional<std::string>>> read() override {
-    std::array<char, kStreamChunk> chunk{};
+    if (!buffer_) {
+      buffer_ = std::make_unique_for_overwrite<char[]>(kStreamChunk);
+    }
     while (true) {
       if (parser_->is_done()) {
         co_return std::optional<std::string>{};
       }
-      parser_->get().body().data = chunk.data();
-      parser_->get().body().size = chunk.size();
+      parser_->get().body().data = buffer_.get();
+      parser_->get().body().size = kStreamChunk;
       conn_->lowest().expires_after(idle_);
       error_code ec;
       co_await std::visit(
@@ -170,9 +172,9 @@ class BeastResponseStream final : public ResponseStream {
         }
         co_return transportError(ec, "reading stream");
       }
-      const size_t n = chunk.size() - parser_->get().body().size;
+      const size_t n = kStreamChunk - parser_->get().body().size;
       if (n > 0) {
-        co_return std::optional<std::string>(std::string(chunk.data(), n));
+        co_return std::optional<std::string>(std::string(buffer_.get(), n));
       }
     }
   }
@@ -195,6 +197,7 @@ class BeastResponseStream final : public ResponseStream {
   std::chrono::milliseconds idle_;
   asio::any_io_executor readerExecutor_;
   std::atomic<bool> cancelled_{false};
+  std::unique_ptr<char[]> buffer_;  // body bytes land here, reused across reads
 };
 
 class BeastTransport final : public Transport {

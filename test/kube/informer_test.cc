@@ -84,7 +84,7 @@ struct Harness {
   Recorder rec;
   std::atomic<bool> done{false};
 
-  Harness(FakeTransport::SendFn send, FakeTransport::StreamFn stream) {
+  Harness(FakeTransport::SendFn send, FakeTransport::StreamFn stream, bool streaming = false) {
     auto t = std::make_unique<FakeTransport>(std::move(send), std::move(stream));
     transport = t.get();
     client = std::make_unique<RestClient>(io.get_executor(), std::move(t), ClientConfig{},
@@ -95,6 +95,7 @@ struct Harness {
     o.pageSize = 2;
     o.watchTimeoutSeconds = 60;
     o.backoff.baseDelay = std::chrono::milliseconds(1);
+    o.streamingList = streaming;
     informer = std::make_unique<Informer>(*client, o);
     informer->store().addIndex("node", [](const json::value& v) {
       return std::vector<std::string>{std::string(v.at("spec").at("nodeName").as_string())};
@@ -266,22 +267,140 @@ TEST(InformerTest, ListFailureIsRetried) {
   h.stop();
 }
 
+std::string endBookmark(std::string_view rv) {
+  return event("BOOKMARK",
+               fmt::format(R"({{"kind":"Pod","metadata":{{"resourceVersion":"{}",)"
+                           R"("annotations":{{"k8s.io/initial-events-end":"true"}}}}}})",
+                           rv));
+}
+
+TEST(InformerTest, StreamingListSyncsFromInitialEventsWithoutListing) {
+  std::atomic<int> lists{0};
+  Harness h(
+      [&](const HttpRequest&) {
+        ++lists;
+        return jsonResponse(500, "{}");
+      },
+      [&](const HttpRequest&) {
+        return Result<std::unique_ptr<ResponseStream>>(std::make_unique<ScriptedStream>(
+            200,
+            std::vector<std::string>{event("ADDED", pod("a", "3")), event("ADDED", pod("b", "7")),
+                                     endBookmark("20"), event("MODIFIED", pod("a", "21"))},
+            false));
+      },
+      true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.rec.log.size() >= 3; }));
+  EXPECT_TRUE(h.informer->synced());
+  EXPECT_EQ(h.rec.log, (std::vector<std::string>{"add ns/a", "add ns/b", "update ns/a 3->21"}));
+  EXPECT_EQ(h.informer->lastResourceVersion(), "21");
+  EXPECT_EQ(lists.load(), 0);
+  auto targets = h.watchTargets();
+  ASSERT_EQ(targets.size(), 1U);
+  EXPECT_NE(targets[0].find("sendInitialEvents=true"), std::string::npos) << targets[0];
+  EXPECT_NE(targets[0].find("resourceVersionMatch=NotOlderThan"), std::string::npos);
+  EXPECT_EQ(targets[0].find("&resourceVersion="), std::string::npos)
+      << "the initial streaming watch must not pin a resourceVersion: " << targets[0];
+  h.stop();
+}
+
+// Not synced until the end-of-initial-events bookmark has arrived.
+TEST(InformerTest, StreamingListNotSyncedBeforeEndBookmark) {
+  Harness h([&](const HttpRequest&) { return jsonResponse(500, "{}"); },
+            [&](const HttpRequest&) {
+              return Result<std::unique_ptr<ResponseStream>>(std::make_unique<ScriptedStream>(
+                  200, std::vector<std::string>{event("ADDED", pod("a", "3"))}, false));
+            },
+            true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.rec.log.size() >= 1; }));
+  for (int i = 0; i < 20; ++i) {
+    h.io.run_one_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_FALSE(h.informer->synced());
+  h.stop();
+}
+
+TEST(InformerTest, StreamingListRefusedFallsBackToListAndWatch) {
+  std::atomic<int> watches{0};
+  std::atomic<int> lists{0};
+  Harness h(
+      [&](const HttpRequest&) {
+        ++lists;
+        return jsonResponse(200, list({pod("a", "1")}, "10"));
+      },
+      [&](const HttpRequest& r) {
+        if (watches++ == 0) {
+          EXPECT_NE(r.target.find("sendInitialEvents=true"), std::string::npos);
+          return Result<std::unique_ptr<ResponseStream>>(std::make_unique<ScriptedStream>(
+              422,
+              std::vector<std::string>{
+                  R"({"kind":"Status","code":422,"reason":"Invalid","message":"sendInitialEvents is forbidden"})"},
+              true));
+        }
+        return Result<std::unique_ptr<ResponseStream>>(
+            std::make_unique<ScriptedStream>(200, std::vector<std::string>{}, false));
+      },
+      true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.informer->synced() && watches.load() >= 2; }));
+  EXPECT_EQ(lists.load(), 1);
+  EXPECT_EQ(h.rec.log, (std::vector<std::string>{"add ns/a"}));
+  EXPECT_EQ(h.watchTargets()[1].find("sendInitialEvents"), std::string::npos);
+  h.stop();
+}
+
+// A 410 after the initial sync restarts the streaming list; what vanished becomes a tombstone
+// and unchanged objects are not reported again.
+TEST(InformerTest, StreamingListResyncEmitsTombstones) {
+  std::atomic<int> watches{0};
+  Harness h(
+      [&](const HttpRequest&) { return jsonResponse(500, "{}"); },
+      [&](const HttpRequest&) {
+        if (watches++ == 0) {
+          return Result<std::unique_ptr<ResponseStream>>(std::make_unique<ScriptedStream>(
+              200,
+              std::vector<std::string>{
+                  event("ADDED", pod("a", "3")), event("ADDED", pod("b", "4")), endBookmark("10"),
+                  event("ERROR", R"({"kind":"Status","code":410,"reason":"Expired"})")},
+              false));
+        }
+        return Result<std::unique_ptr<ResponseStream>>(std::make_unique<ScriptedStream>(
+            200, std::vector<std::string>{event("ADDED", pod("a", "3")), endBookmark("30")},
+            false));
+      },
+      true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.rec.log.size() >= 3; }));
+  EXPECT_EQ(h.rec.log, (std::vector<std::string>{"add ns/a", "add ns/b", "tombstone ns/b"}));
+  EXPECT_EQ(h.informer->store().size(), 1U);
+  EXPECT_EQ(h.informer->stats().relistsAfterGone.load(), 1U);
+  h.stop();
+}
+
 TEST(StoreTest, IndexesFollowUpdatesAndDeletes) {
   Store s;
   s.addIndex("node", [](const json::value& v) {
     return std::vector<std::string>{std::string(v.at("node").as_string())};
   });
   auto obj = [](std::string_view node) {
-    return std::make_shared<const json::value>(json::object{{"node", node}});
+    return json::value(
+        json::object{{"node", node}, {"metadata", json::object{{"resourceVersion", node}}}});
   };
-  EXPECT_EQ(s.upsert("a", obj("n1")), nullptr);
+  EXPECT_FALSE(s.upsert("a", obj("n1")));
   s.upsert("b", obj("n1"));
   EXPECT_EQ(s.byIndex("node", "n1").size(), 2U);
-  EXPECT_NE(s.upsert("a", obj("n2")), nullptr);
+  std::string previous;
+  EXPECT_TRUE(s.upsert("a", obj("n2"), &previous));
+  EXPECT_EQ(json::parse(previous).at("node").as_string(), "n1");
+  EXPECT_EQ(s.resourceVersion("a"), "n2");
+  EXPECT_EQ(s.get("a")->at("node").as_string(), "n2");
   EXPECT_EQ(s.byIndex("node", "n1").size(), 1U);
   EXPECT_EQ(s.byIndex("node", "n2").size(), 1U);
-  EXPECT_NE(s.erase("b"), nullptr);
-  EXPECT_EQ(s.erase("b"), nullptr);
+  EXPECT_TRUE(s.erase("b"));
+  EXPECT_FALSE(s.erase("b"));
+  EXPECT_EQ(s.get("b"), nullptr);
+  EXPECT_EQ(s.resourceVersion("b"), "");
   EXPECT_TRUE(s.byIndex("node", "n1").empty());
   EXPECT_TRUE(s.byIndex("missing-index", "n1").empty());
   EXPECT_EQ(s.size(), 1U);

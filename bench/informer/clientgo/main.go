@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -66,19 +65,21 @@ func fail(err error) {
 
 // A pod shaped like a typical Deployment replica: two containers, env, resources, probes,
 // labels and annotations. Bound to a node no kubelet serves, so it stays as created.
+const benchNode = "bench-idle-node"
+
 func benchPod(ns string, i int) *corev1.Pod {
 	rl := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"),
 		corev1.ResourceMemory: resource.MustParse("512Mi")}
-	ctr := func(name string) corev1.Container {
+	ctr := func(name string, port int32) corev1.Container {
 		return corev1.Container{
 			Name: name, Image: "registry.example.com/team/" + name + ":1.2.3",
 			Args: []string{"--port=8080", "--log-level=info"},
 			Env: []corev1.EnvVar{{Name: "MODE", Value: "production"}, {Name: "REPLICA", Value: fmt.Sprint(i)},
 				{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
-			Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+			Ports:     []corev1.ContainerPort{{Name: name, ContainerPort: port}},
 			Resources: corev1.ResourceRequirements{Requests: rl, Limits: rl},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
-				HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}},
+				HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(port)}}},
 		}
 	}
 	return &corev1.Pod{
@@ -88,8 +89,8 @@ func benchPod(ns string, i int) *corev1.Pod {
 			Annotations: map[string]string{"virtual-kubelet.io/burst-to-cci": "enforce"},
 		},
 		Spec: corev1.PodSpec{
-			NodeName:   "bench-no-such-node",
-			Containers: []corev1.Container{ctr("app"), ctr("sidecar")},
+			NodeName:   benchNode,
+			Containers: []corev1.Container{ctr("app", 8080), ctr("sidecar", 9090)},
 			Tolerations: []corev1.Toleration{{Key: "virtual-kubelet.io/provider", Operator: corev1.TolerationOpExists,
 				Effect: corev1.TaintEffectNoSchedule}},
 		},
@@ -99,6 +100,12 @@ func benchPod(ns string, i int) *corev1.Pod {
 func populate(cs kubernetes.Interface, ns string, n, workers int) {
 	ctx := context.Background()
 	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		fail(err)
+	}
+	// The node must exist, or the pod garbage collector deletes its pods as orphans. No kubelet
+	// or kwok serves it, so its pods keep the state they were created with.
+	_, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: benchNode}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		fail(err)
 	}
@@ -141,8 +148,12 @@ func syncPods(cs kubernetes.Interface, ns string) {
 	inf := factory.Core().V1().Pods().Informer()
 	stop := make(chan struct{})
 	factory.Start(stop)
-	if !cache.WaitForCacheSync(stop, inf.HasSynced) {
-		fail(fmt.Errorf("informer did not sync"))
+	// Poll every millisecond: cache.WaitForCacheSync polls every 100 ms, which would add up to
+	// 100 ms to client-go's time.
+	for deadline := time.Now().Add(5 * time.Minute); !inf.HasSynced(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail(fmt.Errorf("informer did not sync"))
+		}
 	}
 	elapsed := time.Since(start)
 	n := len(inf.GetStore().ListKeys())

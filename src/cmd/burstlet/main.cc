@@ -7,9 +7,11 @@
 #include <string>
 
 #include "common/log.h"
+#include "common/memory.h"
 #include "kube/get_command.h"
 
 int main(int argc, char** argv) {
+  burstlet::tuneAllocator();
   CLI::App app{"burstlet: a virtual kubelet that bursts pods to a serverless backend"};
   app.set_version_flag("--version", std::string("burstlet ") + BURSTLET_VERSION);
   std::string log_level = "info";
