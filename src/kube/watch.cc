@@ -60,7 +60,8 @@ Status WatchDecoder::decodeLine(std::string_view line) {
   // when the last holder of the object lets go (the store keeps compact text, not the DOM).
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(
-      line, ec, boost::json::make_shared_resource<boost::json::monotonic_resource>(line.size() * 2));
+      line, ec,
+      boost::json::make_shared_resource<boost::json::monotonic_resource>(line.size() * 2));
   if (ec || !v.is_object()) {
     return Error::make(ErrorCode::kInternal, "InvalidWatchEvent",
                        fmt::format("watch event is not a JSON object ({} bytes)", line.size()));
