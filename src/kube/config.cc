@@ -19,6 +19,7 @@
 
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/strings.h"
 
 namespace burstlet::kube {
 
@@ -40,15 +41,6 @@ Error invalid(std::string message) {
 Error asKubeconfigError(Error e) {
   e.reason = kReason;
   return e;
-}
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) {
-    return "";
-  }
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
 }
 
 // strerror() is not thread-safe; the generic category's message is.
@@ -608,7 +600,7 @@ Result<ClientConfig> inClusterConfig(const std::string& saDir) {
     if (!ns.ok()) {
       return std::move(ns).error();
     }
-    out.defaultNamespace = trim(*ns);
+    out.defaultNamespace = trimWhitespace(*ns);
   }
   out.source = "in-cluster serviceaccount " + saDir;
   return out;

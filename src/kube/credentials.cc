@@ -23,6 +23,7 @@
 
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/strings.h"
 
 namespace burstlet::kube {
 
@@ -38,15 +39,6 @@ constexpr size_t kStderrInMessage = 200;
 constexpr std::string_view kPemBegin = "-----BEGIN";
 
 std::string errnoText(int err) { return std::generic_category().message(err); }
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) {
-    return "";
-  }
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
 
 // The parts of a config that do not change: client certificate and basic auth.
 Credential staticCredential(const ClientConfig& config) {
@@ -131,7 +123,7 @@ class TokenFileSource final : public CredentialSource {
       Error e = std::move(text).error();
       return Error::make(ErrorCode::kUnauthorized, "TokenFileUnreadable", std::move(e.message));
     }
-    std::string token = trim(*text);
+    std::string token = trimWhitespace(*text);
     if (token.empty()) {
       return Error::make(ErrorCode::kUnauthorized, "TokenFileEmpty",
                          fmt::format("token file {} is empty", path_));
@@ -492,7 +484,7 @@ class ExecSource final : public CredentialSource {
     if (!WIFEXITED(out.waitStatus) || WEXITSTATUS(out.waitStatus) != 0) {
       // Redact before cutting: a cut through a secret would leave a fragment redact() cannot
       // recognise.
-      std::string err = log::redact(trim(out.err));
+      std::string err = log::redact(trimWhitespace(out.err));
       if (err.size() > kStderrInMessage) {
         err.resize(kStderrInMessage);
       }

@@ -39,7 +39,7 @@ EventRecorder::EventRecorder(RestClient& client, const Clock& clock, EventRecord
     : client_(client), clock_(clock), options_(std::move(options)) {}
 
 void EventRecorder::record(const ObjectReference& object, EventType type, std::string reason,
-                           std::string message) {
+                           const std::string& message) {
   std::string clean = log::redact(message);
   if (clean.size() > options_.maxMessageBytes) {
     clean.resize(options_.maxMessageBytes);

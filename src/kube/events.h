@@ -58,7 +58,7 @@ class EventRecorder {
 
   // Queues an event. Thread-safe, never blocks.
   void record(const ObjectReference& object, EventType type, std::string reason,
-              std::string message);
+              const std::string& message);
   // Writes queued events until stop(); then drains what is queued.
   asio::awaitable<void> run();
   void stop();

@@ -13,6 +13,7 @@
 
 #include "common/base64.h"
 #include "common/log.h"
+#include "mocks/temp_dir.h"
 
 namespace burstlet::kube {
 namespace {
@@ -21,42 +22,12 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Stand-ins with the shape of PEM; nothing here is real key material.
-constexpr const char* kCaPem =
-    "-----BEGIN CERTIFICATE-----\nQ0EgY2VydA==\n-----END CERTIFICATE-----\n";
-constexpr const char* kCertPem =
-    "-----BEGIN CERTIFICATE-----\nY2xpZW50IGNlcnQ=\n-----END CERTIFICATE-----\n";
-constexpr const char* kKeyPem =
-    "-----BEGIN PRIVATE KEY-----\nY2xpZW50IGtleQ==\n-----END PRIVATE KEY-----\n";
 constexpr const char* kToken = "kubeconfig-test-token-0123456789abcdef";
 
-// A fresh directory per test, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "burstlet-config-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) {
-      path_ = pattern;
-    }
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& rel) const { return (fs::path(path_) / rel).string(); }
-  std::string write(const std::string& rel, const std::string& content) const {
-    const fs::path p = fs::path(path_) / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p.string();
-  }
-
- private:
-  std::string path_;
-};
+using burstlet::testing::kCaPem;
+using burstlet::testing::kCertPem;
+using burstlet::testing::kKeyPem;
+using burstlet::testing::TempDir;
 
 // Sets or unsets an environment variable for one scope.
 class ScopedEnv {

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "kube/config.h"
 #include "mocks/fake_clock.h"
+#include "mocks/temp_dir.h"
 
 namespace burstlet::kube {
 namespace {
@@ -31,54 +32,12 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Stand-ins with the shape of PEM; nothing here is real key material.
-constexpr const char* kCaPem =
-    "-----BEGIN CERTIFICATE-----\nQ0EgY2VydA==\n-----END CERTIFICATE-----\n";
-constexpr const char* kCertPem =
-    "-----BEGIN CERTIFICATE-----\nY2xpZW50IGNlcnQ=\n-----END CERTIFICATE-----\n";
-constexpr const char* kKeyPem =
-    "-----BEGIN PRIVATE KEY-----\nY2xpZW50IGtleQ==\n-----END PRIVATE KEY-----\n";
 constexpr const char* kV1 = "client.authentication.k8s.io/v1";
 
-// A fresh directory per test, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "burstlet-cred-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) {
-      path_ = pattern;
-    }
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& rel) const { return (fs::path(path_) / rel).string(); }
-  std::string write(const std::string& rel, const std::string& content) const {
-    const fs::path p = fs::path(path_) / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
-    return p.string();
-  }
-  // A /bin/sh script, made executable.
-  std::string script(const std::string& rel, const std::string& body) const {
-    std::string p = write(rel, "#!/bin/sh\n" + body);
-    fs::permissions(p, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
-    return p;
-  }
-  std::string read(const std::string& rel) const {
-    std::ifstream in(file(rel), std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
- private:
-  std::string path_;
-};
+using burstlet::testing::kCaPem;
+using burstlet::testing::kCertPem;
+using burstlet::testing::kKeyPem;
+using burstlet::testing::TempDir;
 
 // The clock starts at 2023-11-14T22:13:20Z.
 constexpr const char* kInOneHour = "2023-11-14T23:13:20Z";
