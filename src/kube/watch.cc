@@ -73,24 +73,25 @@ Status WatchDecoder::decodeLine(std::string_view line) {
     return Error::make(ErrorCode::kInternal, "InvalidWatchEvent",
                        "watch event lacks type or object");
   }
-  WatchEvent ev;
+  WatchEventType evType = WatchEventType::kAdded;
   const auto& t = type->get_string();
   if (t == "ADDED") {
-    ev.type = WatchEventType::kAdded;
+    evType = WatchEventType::kAdded;
   } else if (t == "MODIFIED") {
-    ev.type = WatchEventType::kModified;
+    evType = WatchEventType::kModified;
   } else if (t == "DELETED") {
-    ev.type = WatchEventType::kDeleted;
+    evType = WatchEventType::kDeleted;
   } else if (t == "BOOKMARK") {
-    ev.type = WatchEventType::kBookmark;
+    evType = WatchEventType::kBookmark;
   } else if (t == "ERROR") {
-    ev.type = WatchEventType::kError;
+    evType = WatchEventType::kError;
   } else {
     return Error::make(ErrorCode::kInternal, "InvalidWatchEvent",
                        fmt::format("unknown watch event type \"{}\"", std::string_view(t)));
   }
-  ev.object = std::move(*object);
-  ready_.push_back(std::move(ev));
+  // Move-construct: it keeps the event's arena. Move-assigning into a default value would
+  // deep-copy the whole object into the default heap.
+  ready_.push_back(WatchEvent{evType, boost::json::value(std::move(*object))});
   return okStatus();
 }
 
