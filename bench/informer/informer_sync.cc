@@ -34,12 +34,15 @@ int main(int argc, char** argv) {
   std::string kubeconfig;
   std::string ns;
   int64_t pageSize = 500;
+  bool streaming = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "-kubeconfig") {
       kubeconfig = argv[i + 1];
     } else if (flag == "-namespace") {
       ns = argv[i + 1];
+    } else if (flag == "-stream") {
+      streaming = std::string(argv[i + 1]) != "false";
     } else if (flag == "-page") {
       pageSize = std::stoll(argv[i + 1]);
     }
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
   o.resource = resources::kPods;
   o.ns = ns;
   o.pageSize = pageSize;
+  o.streamingList = streaming;
   Informer informer(**client, o);
   boost::asio::co_spawn(io, informer.run(), [](const std::exception_ptr&) {});
   double firstObjectS = -1;
