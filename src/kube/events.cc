@@ -36,7 +36,7 @@ ObjectReference referenceTo(const json::value& object) {
 }
 
 EventRecorder::EventRecorder(RestClient& client, const Clock& clock, EventRecorderOptions options)
-    : client_(client), clock_(clock), options_(std::move(options)) {}
+    : client_(client), clock_(clock), options_(std::move(options)), sweepAt_(options_.maxCached) {}
 
 void EventRecorder::record(const ObjectReference& object, EventType type, std::string reason,
                            const std::string& message) {
@@ -50,9 +50,21 @@ void EventRecorder::record(const ObjectReference& object, EventType type, std::s
     return;
   }
   queue_.push_back(Pending{object, type, std::move(reason), std::move(clean), clock_.now()});
-  if (timer_ != nullptr) {
-    timer_->cancel();
+  wakeLocked();
+}
+
+// Cancels the writer's idle wait on its own executor: an Asio timer is not safe to touch from
+// two threads at once.
+void EventRecorder::wakeLocked() {
+  if (!executor_) {
+    return;  // run() has not started; it looks at the queue before waiting
   }
+  asio::post(*executor_, [this] {
+    std::lock_guard lock(mu_);
+    if (timer_ != nullptr) {
+      timer_->cancel();
+    }
+  });
 }
 
 bool EventRecorder::idle() const {
@@ -63,13 +75,23 @@ bool EventRecorder::idle() const {
 void EventRecorder::stop() {
   std::lock_guard lock(mu_);
   stopped_ = true;
-  if (timer_ != nullptr) {
-    timer_->cancel();
-  }
+  wakeLocked();
 }
 
 bool EventRecorder::allow(const std::string& objectKey) {
   const auto now = clock_.steadyNow();
+  // Forget objects whose bucket has refilled: remembering them changes nothing, and pods come
+  // and go (each has its own UID) for as long as the process runs.
+  if (buckets_.size() > sweepAt_) {
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      const double elapsed = std::chrono::duration<double>(now - it->second.last).count();
+      const double tokens =
+          it->second.tokens + elapsed / static_cast<double>(options_.refill.count());
+      it = tokens >= options_.burst ? buckets_.erase(it) : std::next(it);
+    }
+    // Sweep again only after the map doubled: a sweep is linear in its size.
+    sweepAt_ = std::max(options_.maxCached, 2 * buckets_.size());
+  }
   auto [it, inserted] =
       buckets_.try_emplace(objectKey, Bucket{static_cast<double>(options_.burst), now});
   Bucket& b = it->second;
@@ -180,6 +202,10 @@ asio::awaitable<void> EventRecorder::write(Pending p) {
 
 asio::awaitable<void> EventRecorder::run() {
   auto executor = co_await asio::this_coro::executor;
+  {
+    std::lock_guard lock(mu_);
+    executor_ = executor;
+  }
   while (true) {
     std::optional<Pending> next;
     {

@@ -11,6 +11,7 @@
 #include <deque>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -88,12 +89,14 @@ class EventRecorder {
 
   asio::awaitable<void> write(Pending p);
   bool allow(const std::string& objectKey);
+  void wakeLocked();
   void remember(const std::string& key, Seen seen);
 
   RestClient& client_;
   const Clock& clock_;
   EventRecorderOptions options_;
-  mutable std::mutex mu_;  // guards queue_, writing_, stopped_, timer_
+  mutable std::mutex mu_;  // guards queue_, writing_, stopped_, timer_, executor_
+  std::optional<asio::any_io_executor> executor_;  // run()'s; wake-ups are posted there
   std::deque<Pending> queue_;
   bool writing_ = false;
   bool stopped_ = false;
@@ -102,6 +105,7 @@ class EventRecorder {
   std::unordered_map<std::string, Seen> seen_;
   std::list<std::string> lru_;
   std::unordered_map<std::string, Bucket> buckets_;
+  size_t sweepAt_;  // buckets_ size that triggers the next sweep of refilled buckets
   uint64_t sequence_ = 0;
   EventRecorderStats stats_;
 };

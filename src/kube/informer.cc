@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -92,6 +93,7 @@ bool Store::upsert(const std::string& key, const json::value& object, std::strin
   Entry fresh;
   fresh.json = json::serialize(object);
   fresh.resourceVersion = std::string(objectResourceVersion(object));
+  fresh.uid = std::string(objectUid(object));
   std::unique_lock lock(mu_);
   for (size_t slot = 0; slot < indexes_.size(); ++slot) {
     for (auto& v : indexes_[slot].fn(object)) {
@@ -147,6 +149,12 @@ std::string Store::resourceVersion(const std::string& key) const {
   std::shared_lock lock(mu_);
   auto it = items_.find(key);
   return it == items_.end() ? std::string() : it->second.resourceVersion;
+}
+
+std::string Store::uid(const std::string& key) const {
+  std::shared_lock lock(mu_);
+  auto it = items_.find(key);
+  return it == items_.end() ? std::string() : it->second.uid;
 }
 
 std::vector<ObjectPtr> Store::list() const {
@@ -228,13 +236,23 @@ std::string Informer::lastResourceVersion() const {
 
 void Informer::stop() {
   stopped_ = true;
-  std::lock_guard lock(mu_);
-  if (watch_ != nullptr) {
-    watch_->cancel();
+  std::optional<asio::any_io_executor> executor;
+  {
+    std::lock_guard lock(mu_);
+    executor = executor_;
   }
-  if (timer_ != nullptr) {
-    timer_->cancel();
+  if (!executor) {
+    return;  // run() has not started; it checks stopped_ first
   }
+  asio::post(*executor, [this] {
+    std::lock_guard lock(mu_);
+    if (watch_ != nullptr) {
+      watch_->cancel();
+    }
+    if (timer_ != nullptr) {
+      timer_->cancel();
+    }
+  });
 }
 
 bool Informer::wantsOldObject() const {
@@ -314,12 +332,7 @@ asio::awaitable<Result<std::string>> Informer::listAndReplace() {
           item.get_object()["kind"] = options_.resource.kind;
           item.get_object()["apiVersion"] = options_.resource.apiVersion();
         }
-        std::string key = objectKey(item);
-        const bool unchanged = store_.resourceVersion(key) == objectResourceVersion(item);
-        seen.insert(std::move(key));
-        if (!unchanged) {
-          applyUpsert(std::move(item));
-        }
+        applyListed(std::move(item), seen);
       }
     }
     if (next.empty()) {
@@ -331,23 +344,41 @@ asio::awaitable<Result<std::string>> Informer::listAndReplace() {
   co_return rv;
 }
 
+void Informer::emitTombstone(const std::string& key) {
+  std::string removed;
+  if (!store_.erase(key, &removed)) {
+    return;
+  }
+  ObjectPtr last = handlers_.empty() ? nullptr : Store::parse(removed);
+  for (const auto& h : handlers_) {
+    if (h.onDelete) {
+      h.onDelete(last, true);
+    }
+  }
+}
+
 // Whatever we hold that a full listing no longer has was deleted while we were not watching.
 void Informer::deleteUnseen(const std::unordered_set<std::string>& seen) {
   for (const auto& key : store_.keys()) {
-    if (seen.count(key) != 0) {
-      continue;
-    }
-    std::string removed;
-    if (!store_.erase(key, &removed)) {
-      continue;
-    }
-    ObjectPtr last = handlers_.empty() ? nullptr : Store::parse(removed);
-    for (const auto& h : handlers_) {
-      if (h.onDelete) {
-        h.onDelete(last, true);
-      }
+    if (seen.count(key) == 0) {
+      emitTombstone(key);
     }
   }
+}
+
+void Informer::applyListed(json::value object, std::unordered_set<std::string>& seen) {
+  std::string key = objectKey(object);
+  const std::string storedRv = store_.resourceVersion(key);
+  const bool stored = !storedRv.empty();
+  if (stored && store_.uid(key) != objectUid(object)) {
+    // Deleted and re-created under the same name while we were not watching.
+    emitTombstone(key);
+  } else if (stored && storedRv == objectResourceVersion(object)) {
+    seen.insert(std::move(key));
+    return;  // unchanged since we last saw it: not reported again
+  }
+  seen.insert(std::move(key));
+  applyUpsert(std::move(object));
 }
 
 namespace {
@@ -426,14 +457,8 @@ asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion, bool* 
         continue;
       }
       if (e.type == WatchEventType::kAdded) {
-        // Initial events carry each object's own resourceVersion, not the stream position;
-        // unchanged objects (a resync after reconnecting) are not reported again.
-        std::string key = objectKey(e.object);
-        const bool unchanged = store_.resourceVersion(key) == objectResourceVersion(e.object);
-        seen.insert(std::move(key));
-        if (!unchanged) {
-          applyUpsert(std::move(e.object));
-        }
+        // Initial events carry each object's own resourceVersion, not the stream position.
+        applyListed(std::move(e.object), seen);
         continue;
       }
     }
@@ -465,6 +490,8 @@ asio::awaitable<void> Informer::backoff(int attempt, const Error& error) {
     std::lock_guard lock(mu_);
     timer_ = &timer;
   }
+  // stop() cancels through a post to this executor, which runs only once we are suspended in
+  // the wait below, so a stop requested from here on is never lost.
   if (!stopped_) {
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -474,6 +501,10 @@ asio::awaitable<void> Informer::backoff(int attempt, const Error& error) {
 }
 
 asio::awaitable<void> Informer::run() {
+  {
+    std::lock_guard lock(mu_);
+    executor_ = co_await asio::this_coro::executor;
+  }
   int failures = 0;
   const auto& what = options_.resource.resource;
   while (!stopped_) {
@@ -486,8 +517,18 @@ asio::awaitable<void> Informer::run() {
         break;
       }
       if (!initialDone) {
-        const bool refused = s.ok() || s.error().code == ErrorCode::kInvalid ||
-                             s.error().code == ErrorCode::kBadRequest;
+        // A clean end before the initial-events-end bookmark happens on a server that ignored
+        // sendInitialEvents, but also when a capable server closes watches (restart, cache
+        // reset): only a repeated one counts as "not supported".
+        const bool endedEarly = s.ok() && ++streamingEarlyEnds_ < 3;
+        const bool refused = s.ok() ? !endedEarly
+                                    : (s.error().code == ErrorCode::kInvalid ||
+                                       s.error().code == ErrorCode::kBadRequest);
+        if (endedEarly) {
+          co_await backoff(failures++, Error::make(ErrorCode::kUnavailable, "WatchEnded",
+                                                   "stream ended before the initial state"));
+          continue;
+        }
         if (refused) {
           // Feature off, or an old server that ignored sendInitialEvents.
           spdlog::info("msg=\"streaming list not available, using list+watch\" resource={} {}",
@@ -502,6 +543,7 @@ asio::awaitable<void> Informer::run() {
         }
         continue;
       }
+      streamingEarlyEnds_ = 0;
       if (!s.ok()) {
         if (s.error().code == ErrorCode::kGone) {
           stats_.relistsAfterGone.fetch_add(1);

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -49,6 +50,8 @@ class Store {
   ObjectPtr get(const std::string& key) const;
   // metadata.resourceVersion of the stored object ("" when absent), without parsing.
   std::string resourceVersion(const std::string& key) const;
+  // metadata.uid of the stored object ("" when absent), without parsing.
+  std::string uid(const std::string& key) const;
   std::vector<ObjectPtr> list() const;
   std::vector<std::string> keys() const;
   // Objects whose index function returned `value`.
@@ -61,6 +64,7 @@ class Store {
   struct Entry {
     std::string json;
     std::string resourceVersion;
+    std::string uid;
     std::vector<std::pair<size_t, std::string>> indexValues;  // (index slot, value)
   };
   struct Index {
@@ -134,6 +138,10 @@ class Informer {
   // (streaming list) and sets *initialDone once it is complete and stored.
   asio::awaitable<Status> watchFrom(std::string& resourceVersion, bool* initialDone);
   void deleteUnseen(const std::unordered_set<std::string>& seen);
+  // Applies one object of a full listing (list page or initial events). A name reused by a new
+  // object (another UID) is reported as a delete of the old one and an add of the new one.
+  void applyListed(boost::json::value object, std::unordered_set<std::string>& seen);
+  void emitTombstone(const std::string& key);
   asio::awaitable<void> backoff(int attempt, const Error& error);
   void applyUpsert(boost::json::value object);
   void applyDelete(boost::json::value object);
@@ -146,7 +154,12 @@ class Informer {
   std::atomic<bool> synced_{false};
   std::atomic<bool> stopped_{false};
   bool streamingSupported_ = true;  // only touched by run()
-  mutable std::mutex mu_;           // guards rv_, watch_, timer_
+  int streamingEarlyEnds_ = 0;      // only touched by run()
+  // The executor run() runs on; stop() posts its cancellations there so they never race the
+  // coroutine's own use of the timer and stream (run informers on a strand when the
+  // io_context has several threads).
+  std::optional<asio::any_io_executor> executor_;
+  mutable std::mutex mu_;  // guards rv_, watch_, timer_
   std::string rv_;
   WatchStream* watch_ = nullptr;
   asio::steady_timer* timer_ = nullptr;

@@ -181,13 +181,15 @@ asio::awaitable<Result<RestClient::Json>> RestClient::getCo(ResourceRef ref, std
                                                             std::string name,
                                                             std::string subresource) {
   HttpRequest req{Verb::get, ref.path(ns, name, subresource)};
-  co_return co_await callJson(std::move(req), true, describe("get", ref, ns, name));
+  std::string what = describe("get", ref, ns, name);  // named: see rest.h on co_await temporaries
+  co_return co_await callJson(std::move(req), true, std::move(what));
 }
 
 asio::awaitable<Result<RestClient::Json>> RestClient::listCo(ResourceRef ref, std::string ns,
                                                              ListOptions options) {
   HttpRequest req{Verb::get, ref.path(ns) + options.query(false)};
-  co_return co_await callJson(std::move(req), true, describe("list", ref, ns, ""));
+  std::string what = describe("list", ref, ns, "");  // named: see rest.h on co_await temporaries
+  co_return co_await callJson(std::move(req), true, std::move(what));
 }
 
 asio::awaitable<Result<RestClient::Json>> RestClient::listAllCo(ResourceRef ref, std::string ns,
@@ -216,7 +218,10 @@ asio::awaitable<Result<RestClient::Json>> RestClient::listAllCo(ResourceRef ref,
       break;
     }
     options.continueToken = std::move(next);
-    options.resourceVersion.clear();  // a continue token pins the snapshot
+    // A continue token pins the snapshot; the server refuses a resourceVersion (or match)
+    // beside it.
+    options.resourceVersion.clear();
+    options.resourceVersionMatch.clear();
   }
   last.as_object()["items"] = std::move(items);
   co_return last;
@@ -227,7 +232,9 @@ asio::awaitable<Result<RestClient::Json>> RestClient::createCo(ResourceRef ref, 
                                                                std::string name) {
   HttpRequest req{Verb::post, subresource.empty() ? ref.path(ns) : ref.path(ns, name, subresource),
                   json::serialize(object), "application/json"};
-  co_return co_await callJson(std::move(req), false, describe("create", ref, ns, name));
+  std::string what =
+      describe("create", ref, ns, name);  // named: see rest.h on co_await temporaries
+  co_return co_await callJson(std::move(req), false, std::move(what));
 }
 
 asio::awaitable<Result<RestClient::Json>> RestClient::updateCo(ResourceRef ref, std::string ns,
@@ -237,7 +244,9 @@ asio::awaitable<Result<RestClient::Json>> RestClient::updateCo(ResourceRef ref, 
                   "application/json"};
   // PUT carries the object's resourceVersion: a repeat after a lost answer fails with a
   // conflict rather than overwriting, so it is safe to retry.
-  co_return co_await callJson(std::move(req), true, describe("update", ref, ns, name));
+  std::string what =
+      describe("update", ref, ns, name);  // named: see rest.h on co_await temporaries
+  co_return co_await callJson(std::move(req), true, std::move(what));
 }
 
 asio::awaitable<Result<RestClient::Json>> RestClient::patchCo(ResourceRef ref, std::string ns,
@@ -259,14 +268,17 @@ asio::awaitable<Result<RestClient::Json>> RestClient::patchCo(ResourceRef ref, s
   // Merge and apply patches state the desired values; repeating them is harmless. A JSON
   // patch may not be (e.g. "add" to a list).
   const bool idempotent = type != PatchType::kJson;
-  co_return co_await callJson(std::move(req), idempotent, describe("patch", ref, ns, name));
+  std::string what = describe("patch", ref, ns, name);  // named: see rest.h on co_await temporaries
+  co_return co_await callJson(std::move(req), idempotent, std::move(what));
 }
 
 asio::awaitable<Result<RestClient::Json>> RestClient::removeCo(ResourceRef ref, std::string ns,
                                                                std::string name,
                                                                DeleteOptions options) {
   HttpRequest req{Verb::delete_, ref.path(ns, name), options.body(), "application/json"};
-  co_return co_await callJson(std::move(req), true, describe("delete", ref, ns, name));
+  std::string what =
+      describe("delete", ref, ns, name);  // named: see rest.h on co_await temporaries
+  co_return co_await callJson(std::move(req), true, std::move(what));
 }
 
 asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(ResourceRef ref,

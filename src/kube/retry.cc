@@ -6,13 +6,15 @@ namespace burstlet::kube {
 
 std::chrono::milliseconds retryDelay(const RetryPolicy& policy, int attempt, const Error& error,
                                      std::mt19937_64& rng) {
-  if (error.retryAfter) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::min<std::chrono::seconds>(*error.retryAfter, policy.maxRetryAfter));
-  }
   const auto shift = std::min(attempt, 20);
   const auto base = std::min<std::chrono::milliseconds>(policy.baseDelay * (int64_t{1} << shift),
                                                         policy.maxDelay);
+  if (error.retryAfter) {
+    // The server's delay wins, capped; a zero or negative one never skips our own backoff.
+    const auto asked = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min<std::chrono::seconds>(*error.retryAfter, policy.maxRetryAfter));
+    return std::max(asked, base);
+  }
   std::uniform_int_distribution<int64_t> jitter(0, base.count() / 2);
   return std::min<std::chrono::milliseconds>(base + std::chrono::milliseconds(jitter(rng)),
                                              policy.maxDelay);

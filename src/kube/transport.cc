@@ -45,8 +45,20 @@ struct ServerAddress {
   bool hostIsIp = false;
 };
 
-Result<ServerAddress> parseServer(const std::string& server) {
-  auto url = boost::urls::parse_uri(server);
+// The server URL for messages, without any user:password part.
+std::string displayUrl(const std::string& server) {
+  const auto scheme = server.find("://");
+  const auto at = server.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+  const auto slash = server.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (at == std::string::npos || (slash != std::string::npos && at > slash)) {
+    return server;
+  }
+  return (scheme == std::string::npos ? "" : server.substr(0, scheme + 3)) + server.substr(at + 1);
+}
+
+Result<ServerAddress> parseServer(const std::string& raw) {
+  const std::string server = displayUrl(raw);
+  auto url = boost::urls::parse_uri(raw);
   if (!url) {
     return Error::make(ErrorCode::kInvalid, "InvalidServer",
                        fmt::format("server URL \"{}\" is not a URL", server));
@@ -147,6 +159,9 @@ class BeastResponseStream final : public ResponseStream {
       buffer_ = std::make_unique_for_overwrite<char[]>(kStreamChunk);
     }
     while (true) {
+      if (cancelled_) {
+        co_return Error::make(ErrorCode::kCancelled, "Cancelled", "stream cancelled");
+      }
       if (parser_->is_done()) {
         co_return std::optional<std::string>{};
       }
@@ -479,6 +494,12 @@ class BeastTransport final : public Transport {
                                   asio::redirect_error(asio::use_awaitable, ec));
         },
         conn.stream);
+    if (ec == http::error::body_limit) {
+      // Permanent for this request: never retried.
+      co_return Error::make(
+          ErrorCode::kInternal, "ResponseTooLarge",
+          fmt::format("response body exceeds {} bytes; use paging", options_.maxBodyBytes));
+    }
     if (ec) {
       co_return transportError(ec, "reading response");
     }

@@ -378,6 +378,43 @@ TEST(InformerTest, StreamingListResyncEmitsTombstones) {
   h.stop();
 }
 
+// A pod deleted and re-created under the same name while the watch was down is a delete of
+// the old object and an add of the new one, not an update.
+TEST(InformerTest, NameReusedByNewObjectIsDeleteThenAdd) {
+  auto withUid = [](std::string_view name, std::string_view rv, std::string_view uid) {
+    return json::serialize(json::object{
+        {"metadata",
+         json::object{{"name", name}, {"namespace", "ns"}, {"resourceVersion", rv}, {"uid", uid}}},
+        {"spec", json::object{{"nodeName", "vk"}}}});
+  };
+  std::atomic<int> lists{0};
+  std::atomic<int> watches{0};
+  Harness h(
+      [&](const HttpRequest&) {
+        if (lists++ == 0) {
+          return jsonResponse(200, list({withUid("web-0", "1", "uid-old")}, "10"));
+        }
+        return jsonResponse(200, list({withUid("web-0", "25", "uid-new")}, "30"));
+      },
+      [&](const HttpRequest&) {
+        if (watches++ == 0) {
+          return Result<std::unique_ptr<ResponseStream>>(std::make_unique<ScriptedStream>(
+              200,
+              std::vector<std::string>{
+                  event("ERROR", R"({"kind":"Status","code":410,"reason":"Expired"})")},
+              false));
+        }
+        return Result<std::unique_ptr<ResponseStream>>(
+            std::make_unique<ScriptedStream>(200, std::vector<std::string>{}, false));
+      });
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return watches.load() >= 2; }));
+  EXPECT_EQ(h.rec.log,
+            (std::vector<std::string>{"add ns/web-0", "tombstone ns/web-0", "add ns/web-0"}));
+  EXPECT_EQ(h.informer->store().uid("ns/web-0"), "uid-new");
+  h.stop();
+}
+
 TEST(StoreTest, IndexesFollowUpdatesAndDeletes) {
   Store s;
   s.addIndex("node", [](const json::value& v) {

@@ -267,6 +267,9 @@ TEST(RetryTest, DelaysGrowAreCappedAndHonourRetryAfter) {
   EXPECT_EQ(retryDelay(p, 0, e, rng).count(), 7000);
   e.retryAfter = std::chrono::seconds(3600);
   EXPECT_EQ(retryDelay(p, 0, e, rng), p.maxRetryAfter);
+  // "Retry-After: 0" never skips our own backoff.
+  e.retryAfter = std::chrono::seconds(0);
+  EXPECT_EQ(retryDelay(p, 3, e, rng).count(), 800);
 }
 
 TEST(RetryTest, TokenBucketWithFakeClock) {

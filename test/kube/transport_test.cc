@@ -286,6 +286,16 @@ TEST(TransportTest, ChunkedWatchStream) {
   EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "DELETED"}));
 }
 
+TEST(TransportTest, ServerUrlCredentialsNeverReachErrors) {
+  boost::asio::io_context io;
+  ClientConfig c;
+  c.server = "ftp://admin:hunter2secret@example.invalid/";
+  auto t = makeBeastTransport(io.get_executor(), c, nullptr);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().message.find("hunter2secret"), std::string::npos) << t.error().message;
+  EXPECT_NE(t.error().message.find("example.invalid"), std::string::npos) << t.error().message;
+}
+
 TEST(TransportTest, RejectsBadServerUrls) {
   boost::asio::io_context io;
   for (const char* url : {"ftp://x", "not a url", "https://"}) {
