@@ -292,6 +292,10 @@ class BeastTransport final : public Transport {
     }
     auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
     parser->body_limit(boost::none);
+    // A watch sends one chunk per event. Without eager parsing every read() would stop at a
+    // chunk boundary and cost a trip through the scheduler (an epoll_wait) per event; eager,
+    // one read() takes all buffered chunks up to the buffer's size.
+    parser->eager(true);
     co_await std::visit(
         [&](auto& s) {
           return http::async_read_header(*s, shared->buffer, *parser,
