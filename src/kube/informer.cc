@@ -260,9 +260,8 @@ bool Informer::wantsOldObject() const {
                      [](const InformerHandlers& h) { return static_cast<bool>(h.onUpdate); });
 }
 
-void Informer::applyUpsert(json::value object) {
+void Informer::applyUpsert(const std::string& key, json::value object) {
   options_.transform(object);
-  const std::string key = objectKey(object);
   std::string previous;
   const bool existed = store_.upsert(key, object, &previous);
   if (handlers_.empty()) {
@@ -313,15 +312,8 @@ asio::awaitable<Result<std::string>> Informer::listAndReplace() {
       co_return std::move(page).error();
     }
     auto& obj = page->as_object();
-    std::string next;
-    if (auto* md = obj.if_contains("metadata"); md && md->is_object()) {
-      if (auto* r = md->get_object().if_contains("resourceVersion"); r && r->is_string()) {
-        rv = std::string(r->get_string());
-      }
-      if (auto* c = md->get_object().if_contains("continue"); c && c->is_string()) {
-        next = std::string(c->get_string());
-      }
-    }
+    rv = std::string(objectResourceVersion(*page));
+    std::string next = listContinueToken(*page);
     if (auto* items = obj.if_contains("items"); items && items->is_array()) {
       for (auto& item : items->get_array()) {
         if (!item.is_object()) {
@@ -377,8 +369,8 @@ void Informer::applyListed(json::value object, std::unordered_set<std::string>& 
     seen.insert(std::move(key));
     return;  // unchanged since we last saw it: not reported again
   }
+  applyUpsert(key, std::move(object));
   seen.insert(std::move(key));
-  applyUpsert(std::move(object));
 }
 
 namespace {
@@ -470,9 +462,11 @@ asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion, bool* 
     }
     switch (e.type) {
       case WatchEventType::kAdded:
-      case WatchEventType::kModified:
-        applyUpsert(std::move(e.object));
-        break;
+      case WatchEventType::kModified: {
+        // Key first: argument evaluation order is unspecified and the object is moved.
+        const std::string key = objectKey(e.object);
+        applyUpsert(key, std::move(e.object));
+      } break;
       case WatchEventType::kDeleted:
         applyDelete(std::move(e.object));
         break;

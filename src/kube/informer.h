@@ -143,7 +143,7 @@ class Informer {
   void applyListed(boost::json::value object, std::unordered_set<std::string>& seen);
   void emitTombstone(const std::string& key);
   asio::awaitable<void> backoff(int attempt, const Error& error);
-  void applyUpsert(boost::json::value object);
+  void applyUpsert(const std::string& key, boost::json::value object);
   void applyDelete(boost::json::value object);
   bool wantsOldObject() const;
 

@@ -55,6 +55,13 @@ std::string ListOptions::query(bool watch) const {
   return q;
 }
 
+std::string listContinueToken(const json::value& list) {
+  const auto* md = list.is_object() ? list.get_object().if_contains("metadata") : nullptr;
+  const auto* c =
+      md != nullptr && md->is_object() ? md->get_object().if_contains("continue") : nullptr;
+  return c != nullptr && c->is_string() ? std::string(c->get_string()) : std::string();
+}
+
 std::string_view patchContentType(PatchType t) {
   switch (t) {
     case PatchType::kJsonMerge:
@@ -207,12 +214,7 @@ asio::awaitable<Result<RestClient::Json>> RestClient::listAllCo(ResourceRef ref,
         items.push_back(std::move(item));
       }
     }
-    std::string next;
-    if (auto* md = obj.if_contains("metadata"); md && md->is_object()) {
-      if (auto* c = md->get_object().if_contains("continue"); c && c->is_string()) {
-        next = std::string(c->get_string());
-      }
-    }
+    std::string next = listContinueToken(*page);
     last = std::move(*page);
     if (next.empty()) {
       break;

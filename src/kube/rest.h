@@ -39,6 +39,9 @@ struct ListOptions {
   std::string query(bool watch) const;
 };
 
+// metadata.continue of a List object ("" on the last page).
+std::string listContinueToken(const boost::json::value& list);
+
 enum class PatchType { kJsonMerge, kStrategicMerge, kJson, kApply };
 std::string_view patchContentType(PatchType t);
 

@@ -272,10 +272,8 @@ class BeastTransport final : public Transport {
     }
     const auto idle =
         request.timeout.count() > 0 ? request.timeout : std::chrono::milliseconds(kDefaultTimeout);
-    bool reused = false;
     // Streams get a fresh connection: they hold it for minutes.
     auto conn = co_await connect(std::min<std::chrono::milliseconds>(idle, kDefaultTimeout));
-    (void)reused;
     if (!conn.ok()) {
       co_return std::move(conn).error();
     }
