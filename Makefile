@@ -82,9 +82,12 @@ CXX_SOURCES = $(shell git ls-files '*.cc' '*.h')
 
 format: deps
 	clang-format -i $(CXX_SOURCES)
+	gofmt -w e2e bench
 
 format-check: deps
 	clang-format --dry-run --Werror $(CXX_SOURCES)
+	@unformatted=$$(gofmt -l e2e bench); if [ -n "$$unformatted" ]; then \
+	  echo "gofmt needed: $$unformatted (run make format)"; exit 1; fi
 
 tidy: deps $(ASAN_DIR)/build.ninja
 	run-clang-tidy -p $(ASAN_DIR) -j $(JOBS) -quiet '$(CURDIR)/(src|test)/.*\.cc$$' 2>&1 | \

@@ -37,8 +37,9 @@ double peakRssMb() {
 int main(int argc, char** argv) {
   std::string kubeconfig;
   std::string ns;
-  int64_t pageSize = 500;
-  bool streaming = true;
+  // The informer's defaults unless flags say otherwise.
+  int64_t pageSize = burstlet::kube::InformerOptions().pageSize;
+  bool streaming = burstlet::kube::InformerOptions().streamingList;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "-kubeconfig") {
@@ -46,7 +47,7 @@ int main(int argc, char** argv) {
     } else if (flag == "-namespace") {
       ns = argv[i + 1];
     } else if (flag == "-stream") {
-      streaming = std::string(argv[i + 1]) != "false";
+      streaming = std::string(argv[i + 1]) == "true";
     } else if (flag == "-page") {
       pageSize = std::stoll(argv[i + 1]);
     }

@@ -49,5 +49,14 @@ func (c *Config) WithRepoDefaults() error {
 	if c.BackendRBAC == "" {
 		c.BackendRBAC = filepath.Join(root, "deploy", "rbac", "backend.yaml")
 	}
+	// Kubeconfigs written into the state name certificate files by path: make them absolute so
+	// they work from any directory.
+	for _, p := range []*string{&c.BinDir, &c.StateDir} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
 	return nil
 }

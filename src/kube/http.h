@@ -26,6 +26,9 @@ struct HttpRequest {
   std::string contentType;
   std::string accept = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  // stream() only: ask for a gzip-compressed body, decoded transparently (a large list). send()
+  // always asks, unless the transport has compression turned off.
+  bool compressedStream = false;
   // Deadline of the whole exchange; for streams, the longest silence tolerated between reads.
   // Zero: the transport's default.
   std::chrono::milliseconds timeout{0};

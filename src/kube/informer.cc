@@ -249,6 +249,9 @@ void Informer::stop() {
     if (watch_ != nullptr) {
       watch_->cancel();
     }
+    if (list_ != nullptr) {
+      list_->cancel();
+    }
     if (timer_ != nullptr) {
       timer_->cancel();
     }
@@ -305,28 +308,46 @@ asio::awaitable<Result<std::string>> Informer::listAndReplace() {
   stats_.lists.fetch_add(1);
   std::unordered_set<std::string> seen;
   std::string rv;
-  // Page by page: only one page is ever parsed at a time.
+  // Page by page, each page read as a stream: items are stored as they arrive, and no page is
+  // ever held whole.
   while (true) {
-    auto page = co_await client_.list(options_.resource, options_.ns, lo);
-    if (!page.ok()) {
-      co_return std::move(page).error();
+    auto opened = co_await client_.listStream(options_.resource, options_.ns, lo);
+    if (!opened.ok()) {
+      co_return std::move(opened).error();
     }
-    auto& obj = page->as_object();
-    rv = std::string(objectResourceVersion(*page));
-    std::string next = listContinueToken(*page);
-    if (auto* items = obj.if_contains("items"); items && items->is_array()) {
-      for (auto& item : items->get_array()) {
-        if (!item.is_object()) {
-          continue;
-        }
-        // Items of a list carry no kind; keep objects self-describing for handlers.
-        if (!item.get_object().contains("kind")) {
-          item.get_object()["kind"] = options_.resource.kind;
-          item.get_object()["apiVersion"] = options_.resource.apiVersion();
-        }
-        applyListed(std::move(item), seen);
+    std::unique_ptr<ListStream> page = std::move(*opened);
+    {
+      std::lock_guard lock(mu_);
+      list_ = page.get();
+    }
+    struct Clear {
+      Informer* self;
+      ~Clear() {
+        std::lock_guard lock(self->mu_);
+        self->list_ = nullptr;
       }
+    } clear{this};
+    while (true) {
+      auto item = co_await page->next();
+      if (!item.ok()) {
+        co_return std::move(item).error();
+      }
+      if (!item->has_value()) {
+        break;
+      }
+      json::value& object = **item;
+      if (!object.is_object()) {
+        continue;
+      }
+      // Items of a list carry no kind; keep objects self-describing for handlers.
+      if (!object.get_object().contains("kind")) {
+        object.get_object()["kind"] = options_.resource.kind;
+        object.get_object()["apiVersion"] = options_.resource.apiVersion();
+      }
+      applyListed(std::move(object), seen);
     }
+    rv = std::string(objectResourceVersion(page->envelope()));
+    std::string next = listContinueToken(page->envelope());
     if (next.empty()) {
       break;
     }

@@ -166,7 +166,12 @@ asio::awaitable<Result<RestClient::Json>> RestClient::callJson(HttpRequest reque
     co_return std::move(response).error();
   }
   boost::system::error_code ec;
-  json::value v = json::parse(response->body, ec);
+  // One arena per response: a list page is thousands of small allocations that all die
+  // together, and the default heap spent half of a list's CPU time on them. The value keeps
+  // its arena alive; values moved out of it keep it too.
+  json::value v = json::parse(
+      response->body, ec,
+      json::make_shared_resource<json::monotonic_resource>(response->body.size() * 2 + 1024));
   if (ec) {
     co_return Error::make(ErrorCode::kInternal, "InvalidResponse",
                           fmt::format("{}: response is not JSON: {}", what, ec.message()));
@@ -283,15 +288,10 @@ asio::awaitable<Result<RestClient::Json>> RestClient::removeCo(ResourceRef ref, 
   co_return co_await callJson(std::move(req), true, std::move(what));
 }
 
-asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(ResourceRef ref,
-                                                                        std::string ns,
-                                                                        ListOptions options) {
-  HttpRequest req{Verb::get, ref.path(ns) + options.query(true)};
-  // The stream may stay silent up to the server timeout; bookmarks arrive about every minute.
-  req.timeout =
-      std::chrono::seconds(options.timeoutSeconds > 0 ? options.timeoutSeconds + 30 : 330);
+asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::openStream(HttpRequest request,
+                                                                                std::string what) {
   counters_.total.fetch_add(1, std::memory_order_relaxed);
-  auto stream = co_await transport_->stream(req);
+  auto stream = co_await transport_->stream(request);
   if (!stream.ok()) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     co_return std::move(stream).error();
@@ -308,9 +308,37 @@ asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(Resource
       r.body += **piece;
     }
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    co_return errorFromResponse(r, describe("watch", ref, ns, ""));
+    co_return errorFromResponse(r, what);
   }
-  co_return std::make_unique<WatchStream>(std::move(s));
+  co_return std::move(s);
+}
+
+asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(ResourceRef ref,
+                                                                        std::string ns,
+                                                                        ListOptions options) {
+  HttpRequest req{Verb::get, ref.path(ns) + options.query(true)};
+  // The stream may stay silent up to the server timeout; bookmarks arrive about every minute.
+  req.timeout =
+      std::chrono::seconds(options.timeoutSeconds > 0 ? options.timeoutSeconds + 30 : 330);
+  std::string what = describe("watch", ref, ns, "");  // named: see rest.h on co_await temporaries
+  auto stream = co_await openStream(std::move(req), std::move(what));
+  if (!stream.ok()) {
+    co_return std::move(stream).error();
+  }
+  co_return std::make_unique<WatchStream>(std::move(*stream));
+}
+
+asio::awaitable<Result<std::unique_ptr<ListStream>>> RestClient::listStream(ResourceRef ref,
+                                                                            std::string ns,
+                                                                            ListOptions options) {
+  HttpRequest req{Verb::get, ref.path(ns) + options.query(false)};
+  req.compressedStream = true;
+  std::string what = describe("list", ref, ns, "");  // named: see rest.h on co_await temporaries
+  auto stream = co_await openStream(std::move(req), std::move(what));
+  if (!stream.ok()) {
+    co_return std::move(stream).error();
+  }
+  co_return std::make_unique<ListStream>(std::move(*stream));
 }
 
 }  // namespace burstlet::kube

@@ -17,6 +17,7 @@
 #include "kube/config.h"
 #include "kube/credentials.h"
 #include "kube/http.h"
+#include "kube/list_decoder.h"
 #include "kube/resource.h"
 #include "kube/retry.h"
 #include "kube/watch.h"
@@ -152,6 +153,11 @@ class RestClient {
   // Opens a watch. Reconnecting is the caller's (the informer's) job.
   asio::awaitable<Result<std::unique_ptr<WatchStream>>> watch(ResourceRef ref, std::string ns,
                                                               ListOptions options);
+  // Opens one list request (one page when options.limit > 0) as a stream of items, compressed
+  // on the wire and decoded as it arrives: the list is never held whole. Not retried: a list
+  // that fails half-way is the caller's to repeat.
+  asio::awaitable<Result<std::unique_ptr<ListStream>>> listStream(ResourceRef ref, std::string ns,
+                                                                  ListOptions options);
   // Any request, with retries and error classification; the body of a 2xx response.
   asio::awaitable<Result<HttpResponse>> call(HttpRequest request, bool idempotent,
                                              std::string what);
@@ -174,6 +180,9 @@ class RestClient {
   asio::awaitable<Result<Json>> removeCo(ResourceRef ref, std::string ns, std::string name,
                                          DeleteOptions options);
   asio::awaitable<Result<Json>> callJson(HttpRequest request, bool idempotent, std::string what);
+  // Opens a streaming request; a non-2xx answer becomes a classified error.
+  asio::awaitable<Result<std::unique_ptr<ResponseStream>>> openStream(HttpRequest request,
+                                                                      std::string what);
   asio::awaitable<void> sleep(std::chrono::nanoseconds d);
 
   asio::any_io_executor executor_;

@@ -30,8 +30,12 @@ bool shouldRetry(const Error& error, bool idempotent) {
       // may be repeated then, except when the server explicitly asked to retry later.
       return idempotent || error.retryAfter.has_value() || error.reason == "ConnectFailed";
     case ErrorCode::kTimeout:
-    case ErrorCode::kInternal:
       return idempotent;
+    case ErrorCode::kInternal:
+      // A response the client refuses (too large, or encoded in a way it did not ask for)
+      // would be refused again.
+      return idempotent && error.reason != "ResponseTooLarge" &&
+             error.reason != "UnsupportedContentEncoding";
     default:
       return false;
   }

@@ -22,6 +22,7 @@
 #include <variant>
 
 #include "common/base64.h"
+#include "common/gzip.h"
 
 namespace burstlet::kube {
 
@@ -163,7 +164,7 @@ class BeastResponseStream final : public ResponseStream {
         co_return Error::make(ErrorCode::kCancelled, "Cancelled", "stream cancelled");
       }
       if (parser_->is_done()) {
-        co_return std::optional<std::string>{};
+        co_return endOfBody();
       }
       parser_->get().body().data = buffer_.get();
       parser_->get().body().size = kStreamChunk;
@@ -179,7 +180,7 @@ class BeastResponseStream final : public ResponseStream {
         ec = {};
       }
       if (ec == http::error::end_of_stream || ec == asio::error::eof) {
-        co_return std::optional<std::string>{};
+        co_return endOfBody();
       }
       if (ec) {
         if (cancelled_) {
@@ -188,11 +189,25 @@ class BeastResponseStream final : public ResponseStream {
         co_return transportError(ec, "reading stream");
       }
       const size_t n = kStreamChunk - parser_->get().body().size;
-      if (n > 0) {
+      if (n == 0) {
+        continue;
+      }
+      if (!gzip_) {
         co_return std::optional<std::string>(std::string(buffer_.get(), n));
+      }
+      std::string decoded;
+      auto fed = gzip_->feed(std::string_view(buffer_.get(), n), &decoded);
+      if (!fed.ok()) {
+        co_return std::move(fed).error();
+      }
+      if (!decoded.empty()) {
+        co_return std::optional<std::string>(std::move(decoded));
       }
     }
   }
+
+  // Decodes the body from here on (Content-Encoding: gzip).
+  void decodeGzip() { gzip_ = std::make_unique<GzipDecoder>(); }
 
   void cancel() override {
     // Runs on the reader's executor so it never races the pending read's completion.
@@ -213,6 +228,14 @@ class BeastResponseStream final : public ResponseStream {
   asio::any_io_executor readerExecutor_;
   std::atomic<bool> cancelled_{false};
   std::unique_ptr<char[]> buffer_;  // body bytes land here, reused across reads
+  std::unique_ptr<GzipDecoder> gzip_;
+
+  Result<std::optional<std::string>> endOfBody() const {
+    if (gzip_ && !gzip_->finished()) {
+      return Error::make(ErrorCode::kInternal, "MalformedGzip", "gzip body is truncated");
+    }
+    return std::optional<std::string>{};
+  }
 };
 
 class BeastTransport final : public Transport {
@@ -233,7 +256,7 @@ class BeastTransport final : public Transport {
   }
 
   asio::awaitable<Result<HttpResponse>> send(HttpRequest request) override {
-    auto prepared = prepare(request);
+    auto prepared = prepare(request, options_.compression);
     if (!prepared.ok()) {
       co_return std::move(prepared).error();
     }
@@ -266,7 +289,9 @@ class BeastTransport final : public Transport {
   }
 
   asio::awaitable<Result<std::unique_ptr<ResponseStream>>> stream(HttpRequest request) override {
-    auto prepared = prepare(request);
+    // Streams ask for compression only when told to: the API server does not compress
+    // watches, but does compress a large list read as a stream.
+    auto prepared = prepare(request, request.compressedStream && options_.compression);
     if (!prepared.ok()) {
       co_return std::move(prepared).error();
     }
@@ -303,9 +328,21 @@ class BeastTransport final : public Transport {
     if (ec) {
       co_return transportError(ec, "reading response headers");
     }
+    const auto encoding = parser->get()[http::field::content_encoding];
+    const bool gzip = beast::iequals(encoding, "gzip");
+    if (!gzip && !encoding.empty() && !beast::iequals(encoding, "identity")) {
+      co_return Error::make(ErrorCode::kInternal, "UnsupportedContentEncoding",
+                            fmt::format("response has Content-Encoding {:?}, which was not asked "
+                                        "for",
+                                        std::string(encoding)));
+    }
     auto exec = co_await asio::this_coro::executor;
-    co_return std::unique_ptr<ResponseStream>(
-        std::make_unique<BeastResponseStream>(std::move(shared), std::move(parser), idle, exec));
+    auto out =
+        std::make_unique<BeastResponseStream>(std::move(shared), std::move(parser), idle, exec);
+    if (gzip) {
+      out->decodeGzip();
+    }
+    co_return std::unique_ptr<ResponseStream>(std::move(out));
   }
 
  private:
@@ -316,13 +353,19 @@ class BeastTransport final : public Transport {
            v == Verb::options;
   }
 
-  Result<Request> prepare(const HttpRequest& in) {
+  Result<Request> prepare(const HttpRequest& in, bool acceptGzip) {
     Request req{in.method, address_.basePath + in.target, 11};
     req.set(http::field::host, address_.hostHeader);
     req.set(http::field::user_agent, config_.userAgent);
     req.set(http::field::accept, in.accept);
     if (!in.contentType.empty()) {
       req.set(http::field::content_type, in.contentType);
+    }
+    if (acceptGzip) {
+      // The API server compresses large non-watch responses (APIResponseCompression): a
+      // 10,000-pod list shrinks from 51 MB to 2 MB, which is faster end to end even on
+      // loopback, where TLS on 51 MB costs more than gzip on both sides.
+      req.set(http::field::accept_encoding, "gzip");
     }
     for (const auto& [k, v] : in.headers) {
       req.set(k, v);
@@ -517,7 +560,21 @@ class BeastTransport final : public Transport {
       }
     }
     const bool keepAlive = msg.keep_alive();
-    out.body = std::move(msg.body());
+    const auto encoding = msg[http::field::content_encoding];
+    if (encoding.empty() || beast::iequals(encoding, "identity")) {
+      out.body = std::move(msg.body());
+    } else if (beast::iequals(encoding, "gzip")) {
+      auto decoded = gunzip(msg.body(), options_.maxBodyBytes);
+      if (!decoded.ok()) {
+        co_return std::move(decoded).error();
+      }
+      out.body = std::move(*decoded);
+    } else {
+      co_return Error::make(ErrorCode::kInternal, "UnsupportedContentEncoding",
+                            fmt::format("response has Content-Encoding {:?}, which was not asked "
+                                        "for",
+                                        std::string(encoding)));
+    }
     co_return std::make_pair(std::move(out), keepAlive);
   }
 

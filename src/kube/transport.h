@@ -14,8 +14,11 @@ namespace burstlet::kube {
 
 struct TransportOptions {
   size_t maxIdleConnections = 64;
-  // Largest response body accepted by send(); lists are paged, so this is generous.
+  // Largest response body accepted by send(), after decoding; lists are paged, so this is
+  // generous.
   size_t maxBodyBytes = 512u << 20;
+  // Ask for gzip-compressed responses (send() only; streams are never compressed).
+  bool compression = true;
 };
 
 // Creates a transport for `config`. Fails (kInvalid) on a malformed server URL or unusable

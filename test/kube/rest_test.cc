@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "kube/errors.h"
+#include "kube/informer.h"
 #include "mocks/fake_clock.h"
 #include "mocks/fake_transport.h"
 #include "mocks/run_sync.h"
@@ -196,6 +197,43 @@ TEST(RestClientTest, ListAllFollowsContinueTokens) {
   ASSERT_TRUE(r.ok()) << r.error().toString();
   EXPECT_EQ(r->at("items").as_array().size(), 3U);
   EXPECT_EQ(page.load(), 2);
+}
+
+TEST(RestClientTest, ListStreamHandsOutItemsThenTheEnvelope) {
+  Fixture f([](const HttpRequest& r) -> Result<HttpResponse> {
+    if (r.target.find("fieldSelector") != std::string::npos) {
+      return jsonResponse(410, status(410, "Expired", "too old resource version"));
+    }
+    return jsonResponse(200, R"({"kind":"PodList","metadata":{"resourceVersion":"9",)"
+                             R"("continue":"c1"},"items":[{"metadata":{"name":"a"}},)"
+                             R"({"metadata":{"name":"b"}}]})");
+  });
+  ListOptions lo;
+  lo.limit = 2;
+  auto s = runSync(f.io, f.client->listStream(resources::kPods, "ns", lo));
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  std::vector<std::string> names;
+  while (true) {
+    auto item = runSync(f.io, (*s)->next());
+    ASSERT_TRUE(item.ok()) << item.error().toString();
+    if (!item->has_value()) {
+      break;
+    }
+    names.emplace_back(objectName(**item));
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(objectResourceVersion((*s)->envelope()), "9");
+  EXPECT_EQ(listContinueToken((*s)->envelope()), "c1");
+  auto requests = f.transport->requests();
+  ASSERT_EQ(requests.size(), 1U);
+  EXPECT_TRUE(requests[0].compressedStream);
+  EXPECT_EQ(requests[0].target, "/api/v1/namespaces/ns/pods?limit=2");
+
+  lo.fieldSelector = "spec.nodeName=x";
+  auto gone = runSync(f.io, f.client->listStream(resources::kPods, "ns", lo));
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, ErrorCode::kGone);
+  EXPECT_EQ(gone.error().message, "list pods ns/: too old resource version");
 }
 
 TEST(RestClientTest, PatchTypesAndOptions) {

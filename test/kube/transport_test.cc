@@ -11,6 +11,8 @@
 #include <functional>
 #include <thread>
 
+#include "common/gzip.h"
+#include "kube/retry.h"
 #include "kube/watch.h"
 #include "mocks/run_sync.h"
 
@@ -110,6 +112,9 @@ class TestServer {
           http::response<http::empty_body> res{static_cast<http::status>(r.status), 11};
           res.chunked(true);
           res.set(http::field::content_type, "application/json");
+          for (const auto& [k, v] : r.headers) {
+            res.set(k, v);
+          }
           http::response_serializer<http::empty_body> sr{res};
           http::write_header(sock, sr, ec);
           for (const auto& c : r.chunks) {
@@ -253,6 +258,133 @@ TEST(TransportTest, RefusedConnectionIsConnectFailed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
   EXPECT_EQ(r.error().reason, "ConnectFailed");
+}
+
+TEST(TransportTest, GzipResponsesAreAskedForAndDecoded) {
+  const std::string body = R"({"kind":"PodList","items":[)" + std::string(100000, ' ') + "]}";
+  std::atomic<int> asked{0};
+  TestServer server([&](const auto& req) {
+    if (req[http::field::accept_encoding] == "gzip") {
+      ++asked;
+    }
+    Reply r{Reply::kRespond, 200, gzipCompress(body)};
+    r.headers = {{"Content-Encoding", "gzip"}};
+    return r;
+  });
+  boost::asio::io_context io;
+  auto t = transportFor(io, server.url());
+  for (int i = 0; i < 2; ++i) {
+    auto r = runSync(io, t->send(get("/api/v1/pods")));
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    EXPECT_EQ(r->body, body);
+  }
+  EXPECT_EQ(asked.load(), 2);
+  EXPECT_EQ(server.accepted(), 1);  // the connection stays in the pool
+}
+
+TEST(TransportTest, BadlyEncodedResponsesAreClearErrors) {
+  std::atomic<int> requests{0};
+  TestServer server([&](const auto& req) {
+    ++requests;
+    Reply r{Reply::kRespond, 200, "not gzip at all"};
+    r.headers = {{"Content-Encoding", req.target() == "/br" ? "br" : "gzip"}};
+    if (req.target() == "/bomb") {
+      r.body = gzipCompress(std::string(size_t{8} << 20, 'a'));
+    }
+    return r;
+  });
+  boost::asio::io_context io;
+  ClientConfig c;
+  c.server = server.url();
+  c.source = "test";
+  TransportOptions small;
+  small.maxBodyBytes = size_t{1} << 20;
+  auto t = makeBeastTransport(io.get_executor(), c, nullptr, small);
+  ASSERT_TRUE(t.ok());
+  auto corrupt = runSync(io, (*t)->send(get("/corrupt")));
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_EQ(corrupt.error().reason, "MalformedGzip");
+  auto br = runSync(io, (*t)->send(get("/br")));
+  ASSERT_FALSE(br.ok());
+  EXPECT_EQ(br.error().reason, "UnsupportedContentEncoding");
+  EXPECT_NE(br.error().message.find("\"br\""), std::string::npos) << br.error().message;
+  auto bomb = runSync(io, (*t)->send(get("/bomb")));
+  ASSERT_FALSE(bomb.ok());
+  EXPECT_EQ(bomb.error().reason, "ResponseTooLarge");
+  EXPECT_FALSE(shouldRetry(bomb.error(), true));
+  EXPECT_FALSE(shouldRetry(br.error(), true));
+  EXPECT_EQ(requests.load(), 3);
+}
+
+TEST(TransportTest, CompressionCanBeTurnedOff) {
+  TestServer server([](const auto& req) {
+    return Reply{Reply::kRespond, 200, std::string(req[http::field::accept_encoding])};
+  });
+  boost::asio::io_context io;
+  ClientConfig c;
+  c.server = server.url();
+  c.source = "test";
+  TransportOptions plain;
+  plain.compression = false;
+  auto t = makeBeastTransport(io.get_executor(), c, nullptr, plain);
+  ASSERT_TRUE(t.ok());
+  auto r = runSync(io, (*t)->send(get("/x")));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "");
+}
+
+// A list read as a stream asks for gzip and hands out decoded bytes as chunks arrive; a body
+// cut short is an error, not a silent end.
+TEST(TransportTest, CompressedStreamIsDecodedAsItArrives) {
+  std::string body = R"({"kind":"ConfigMapList","items":[)";
+  for (int i = 0; i < 2000; ++i) {
+    body +=
+        (i ? "," : "") + std::string(R"({"metadata":{"name":"cm-)") + std::to_string(i) + R"("}})";
+  }
+  body += "]}";
+  const std::string gz = gzipCompress(body);
+  std::atomic<int> asked{0};
+  TestServer server([&](const auto& req) {
+    if (req[http::field::accept_encoding] == "gzip") {
+      ++asked;
+    }
+    Reply r{Reply::kChunked};
+    r.headers = {{"Content-Encoding", "gzip"}};
+    const size_t step = gz.size() / 4 + 1;
+    const size_t end = req.target() == "/truncated" ? gz.size() / 2 : gz.size();
+    for (size_t i = 0; i < end; i += step) {
+      r.chunks.push_back(gz.substr(i, std::min(step, end - i)));
+    }
+    return r;
+  });
+  boost::asio::io_context io;
+  auto t = transportFor(io, server.url());
+  auto readAll = [&](const std::string& target) -> Result<std::string> {
+    HttpRequest req = get(target);
+    req.compressedStream = true;
+    auto s = runSync(io, t->stream(req));
+    if (!s.ok()) {
+      return std::move(s).error();
+    }
+    std::string out;
+    while (true) {
+      auto piece = runSync(io, (*s)->read());
+      if (!piece.ok()) {
+        return std::move(piece).error();
+      }
+      if (!piece->has_value()) {
+        return out;
+      }
+      out += **piece;
+    }
+  };
+  auto whole = readAll("/list");
+  ASSERT_TRUE(whole.ok()) << whole.error().toString();
+  EXPECT_EQ(*whole, body);
+  auto cut = readAll("/truncated");
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().reason, "MalformedGzip");
+  EXPECT_EQ(asked.load(), 2);
 }
 
 // Watch events arrive in chunks that split events anywhere; the stream delivers them as the

@@ -1,5 +1,6 @@
 // FakeTransport: a Transport whose answers a test scripts, to force faults (429, Gone,
-// dropped connections, chunked watch bodies) without a server.
+// dropped connections, chunked watch bodies) without a server. Lists read as streams
+// (HttpRequest::compressedStream) are answered by the send script.
 #pragma once
 
 #include <boost/asio/redirect_error.hpp>
@@ -86,6 +87,20 @@ class FakeTransport final : public kube::Transport {
   boost::asio::awaitable<Result<std::unique_ptr<kube::ResponseStream>>> stream(
       kube::HttpRequest request) override {
     record(request);
+    if (request.compressedStream) {
+      // A list read as a stream: answered by the send script, its body cut into small pieces
+      // so that decoders see items split anywhere.
+      auto answer = send_(request);
+      if (!answer.ok()) {
+        co_return std::move(answer).error();
+      }
+      std::vector<std::string> pieces;
+      for (size_t i = 0; i < answer->body.size(); i += kListPiece) {
+        pieces.push_back(answer->body.substr(i, kListPiece));
+      }
+      co_return std::unique_ptr<kube::ResponseStream>(
+          std::make_unique<ScriptedStream>(answer->status, std::move(pieces), true));
+    }
     if (!stream_) {
       co_return Error::make(ErrorCode::kUnavailable, "ConnectFailed", "no stream scripted");
     }
@@ -103,6 +118,7 @@ class FakeTransport final : public kube::Transport {
     requests_.push_back(r);
   }
 
+  static constexpr size_t kListPiece = 37;
   SendFn send_;
   StreamFn stream_;
   mutable std::mutex mu_;  // guards requests_

@@ -244,6 +244,37 @@ TEST_F(KubeClientTest, PagingOver2500Objects) {
   EXPECT_EQ(names.size(), static_cast<size_t>(kCount));
   EXPECT_EQ(*names.begin(), "page-0000");
   EXPECT_EQ(*names.rbegin(), "page-2499");
+
+  // The same objects read as streams (compressed on the wire, decoded as they arrive): in one
+  // response, and in pages of 700.
+  for (const int64_t limit : {int64_t{0}, int64_t{700}}) {
+    ListOptions so;
+    so.limit = limit;
+    std::set<std::string> streamed;
+    int pages = 0;
+    while (true) {
+      auto stream = run(client_->listStream(resources::kConfigMaps, ns_, so));
+      ASSERT_TRUE(stream.ok()) << stream.error().toString();
+      ++pages;
+      while (true) {
+        auto item = run((*stream)->next());
+        ASSERT_TRUE(item.ok()) << item.error().toString();
+        if (!item->has_value()) {
+          break;
+        }
+        streamed.insert(std::string(objectName(**item)));
+      }
+      EXPECT_FALSE(objectResourceVersion((*stream)->envelope()).empty());
+      std::string next = listContinueToken((*stream)->envelope());
+      if (next.empty()) {
+        break;
+      }
+      so.continueToken = std::move(next);
+    }
+    streamed.erase("kube-root-ca.crt");
+    EXPECT_EQ(streamed, names) << "limit " << limit;
+    EXPECT_EQ(pages, limit == 0 ? 1 : 4) << "limit " << limit;
+  }
 }
 
 // The informer survives the server ending its watches (1 s server timeout) and keeps
