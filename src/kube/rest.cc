@@ -136,6 +136,12 @@ asio::awaitable<Result<HttpResponse>> RestClient::call(HttpRequest request, bool
     }
     counters_.total.fetch_add(1, std::memory_order_relaxed);
     auto response = co_await transport_->send(request);
+    if (observer_) {
+      // HTTP status, or the error class when no answer came.
+      const std::string code = response.ok() ? std::to_string(response->status)
+                                             : std::string(errorCodeName(response.error().code));
+      observer_(std::string_view(boost::beast::http::to_string(request.method)), code);
+    }
     std::optional<Error> error;
     if (!response.ok()) {
       error = std::move(response).error();
@@ -292,6 +298,11 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::openStream(
                                                                                 std::string what) {
   counters_.total.fetch_add(1, std::memory_order_relaxed);
   auto stream = co_await transport_->stream(request);
+  if (observer_) {
+    const std::string code = stream.ok() ? std::to_string((*stream)->status())
+                                         : std::string(errorCodeName(stream.error().code));
+    observer_(request.target.find("watch=true") != std::string::npos ? "WATCH" : "LIST", code);
+  }
   if (!stream.ok()) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     co_return std::move(stream).error();

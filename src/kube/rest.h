@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -162,6 +163,11 @@ class RestClient {
   asio::awaitable<Result<HttpResponse>> call(HttpRequest request, bool idempotent,
                                              std::string what);
 
+  // Called after every request with its verb (GET, POST, ..., LIST and WATCH for streams) and
+  // the HTTP status code, or the error class when there was no answer. Set before use.
+  using RequestObserver = std::function<void(std::string_view verb, std::string_view code)>;
+  void setRequestObserver(RequestObserver observer) { observer_ = std::move(observer); }
+
   const ClientConfig& config() const { return config_; }
   const RequestCounters& counters() const { return counters_; }
 
@@ -194,6 +200,7 @@ class RestClient {
   std::mutex rngMu_;  // guards rng_
   std::mt19937_64 rng_;
   RequestCounters counters_;
+  RequestObserver observer_;
 };
 
 }  // namespace burstlet::kube

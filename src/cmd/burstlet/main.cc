@@ -8,6 +8,8 @@
 
 #include "common/log.h"
 #include "common/memory.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
 #include "kube/get_command.h"
 
 int main(int argc, char** argv) {
@@ -15,20 +17,93 @@ int main(int argc, char** argv) {
   CLI::App app{"burstlet: a virtual kubelet that bursts pods to a serverless backend"};
   app.set_version_flag("--version", std::string("burstlet ") + BURSTLET_VERSION);
   std::string log_level = "info";
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn, error, critical or off (default info)");
+  auto* logLevelOpt = app.add_option(
+      "--log-level", log_level, "trace, debug, info, warn, error, critical or off (default info)");
+  bool logLevelGiven = false;
   app.require_subcommand(1);
 
   // Subcommands choose the action; it runs after parsing, once logging is set up.
   std::function<int()> action;
 
   auto* run = app.add_subcommand("run", "Register the virtual node and run its pods");
+  burstlet::daemon::Config runFlags;
+  std::string configFile;
+  std::string startDelay;
+  run->add_option("--config", configFile,
+                  "YAML config file; flags given on the command line override it");
+  auto* kubeconfigOpt = run->add_option(
+      "--kubeconfig", runFlags.kubeconfigs,
+      "kubeconfig file(s) of the cluster; default $KUBECONFIG, then ~/.kube/config");
+  auto* contextOpt = run->add_option("--context", runFlags.context, "kubeconfig context");
+  auto* inClusterOpt =
+      run->add_flag("--in-cluster", runFlags.inCluster, "use the in-cluster ServiceAccount");
+  auto* nodeNameOpt = run->add_option("--node-name", runFlags.nodeName,
+                                      "name of the virtual node (default burstlet)");
+  auto* nodeIPOpt = run->add_option("--node-ip", runFlags.nodeIP,
+                                    "InternalIP the node reports (default: detected)");
+  auto* kubeletPortOpt = run->add_option("--kubelet-port", runFlags.kubeletPort,
+                                         "port of the kubelet API the node advertises (10250)");
+  auto* workersOpt =
+      run->add_option("--workers", runFlags.workers, "pods synced in parallel (default 16)");
+  auto* threadsOpt =
+      run->add_option("--threads", runFlags.threads, "threads running the event loop (default 2)");
+  auto* healthOpt = run->add_option("--health-listen", runFlags.healthListen,
+                                    "address of /healthz, /readyz and /metrics (0.0.0.0:10255)");
+  auto* providerOpt =
+      run->add_option("--provider", runFlags.provider, "where pods run: fake (default)");
+  auto* delayOpt = run->add_option("--fake-start-delay", startDelay,
+                                   "fake provider: time from create to Running (e.g. 500ms)");
+  auto* stateOpt = run->add_option("--fake-state-file", runFlags.fake.stateFile,
+                                   "fake provider: journal that keeps its pods across restarts");
+  auto* rateOpt = run->add_option("--fake-failure-rate", runFlags.fake.transientFailureRate,
+                                  "fake provider: share of creates that fail transiently (0..1)");
+  auto* podsOpt = run->add_option("--fake-pods", runFlags.fake.capacity.pods,
+                                  "fake provider: pod capacity of the node (10000)");
   run->callback([&] {
-    action = [] {
-      std::fprintf(stderr,
-                   "burstlet run: the daemon is not built yet (see issue 4); nothing was "
-                   "started\n");
-      return 3;
+    action = [&]() -> int {
+      burstlet::daemon::Config config;
+      if (!configFile.empty()) {
+        auto loaded = burstlet::daemon::loadConfigFile(configFile, config);
+        if (!loaded.ok()) {
+          std::fprintf(stderr, "burstlet run: %s\n", loaded.error().message.c_str());
+          return 1;
+        }
+        config = std::move(*loaded);
+      }
+      // Flags given on the command line win over the file.
+      auto take = [](const CLI::Option* o, auto& into, const auto& from) {
+        if (o->count() > 0) {
+          into = from;
+        }
+      };
+      take(kubeconfigOpt, config.kubeconfigs, runFlags.kubeconfigs);
+      take(contextOpt, config.context, runFlags.context);
+      take(inClusterOpt, config.inCluster, runFlags.inCluster);
+      take(nodeNameOpt, config.nodeName, runFlags.nodeName);
+      take(nodeIPOpt, config.nodeIP, runFlags.nodeIP);
+      take(kubeletPortOpt, config.kubeletPort, runFlags.kubeletPort);
+      take(workersOpt, config.workers, runFlags.workers);
+      take(threadsOpt, config.threads, runFlags.threads);
+      take(healthOpt, config.healthListen, runFlags.healthListen);
+      take(providerOpt, config.provider, runFlags.provider);
+      take(stateOpt, config.fake.stateFile, runFlags.fake.stateFile);
+      take(rateOpt, config.fake.transientFailureRate, runFlags.fake.transientFailureRate);
+      take(podsOpt, config.fake.capacity.pods, runFlags.fake.capacity.pods);
+      if (delayOpt->count() > 0) {
+        auto d = burstlet::daemon::parseDuration(startDelay);
+        if (!d.ok()) {
+          std::fprintf(stderr, "burstlet run: --fake-start-delay: %s\n", d.error().message.c_str());
+          return 1;
+        }
+        config.fake.startDelay = *d;
+      }
+      if (!logLevelGiven && !config.logLevel.empty()) {
+        if (auto s = burstlet::log::init({config.logLevel, nullptr}); !s.ok()) {
+          std::fprintf(stderr, "burstlet run: logLevel: %s\n", s.error().message.c_str());
+          return 1;
+        }
+      }
+      return burstlet::daemon::run(config, BURSTLET_VERSION);
     };
   });
 
@@ -56,6 +131,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  logLevelGiven = logLevelOpt->count() > 0;
   if (auto s = burstlet::log::init({log_level, nullptr}); !s.ok()) {
     std::fprintf(stderr, "burstlet: %s\n", s.error().message.c_str());
     return 2;

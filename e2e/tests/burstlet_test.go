@@ -1,0 +1,177 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// daemon is one `burstlet run` process serving a virtual node of its own on the cluster plane.
+type daemon struct {
+	t      *testing.T
+	node   string
+	args   []string
+	health string
+	logs   string
+	cmd    *exec.Cmd
+	done   chan error
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startDaemon runs burstlet for a node named after the test, with the fake provider, and
+// waits until /readyz answers 200. It is stopped and its Node deleted when the test ends.
+func startDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
+	bin := os.Getenv("BURSTLET")
+	if bin == "" {
+		t.Fatal("BURSTLET is not set (make e2e sets it to the release build of burstlet)")
+	}
+	node := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(node) > 40 {
+		node = node[:40]
+	}
+	node = fmt.Sprintf("vk-%s-%d", strings.Trim(node, "-"), time.Now().UnixNano()%100000)
+	d := &daemon{t: t, node: node, logs: filepath.Join(t.TempDir(), "burstlet.log")}
+	d.health = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d.args = append([]string{"run", "--kubeconfig", env.tb.Cluster.BurstletKubeconfig,
+		"--node-name", node, "--node-ip", "127.0.0.1", "--health-listen", d.health}, extra...)
+	d.start()
+	t.Cleanup(func() {
+		d.stop(syscall.SIGTERM)
+		if t.Failed() {
+			d.printLogs()
+		}
+		_ = env.cluster.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{})
+	})
+	d.waitReady(60 * time.Second)
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	out, err := os.OpenFile(d.logs, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.cmd = exec.Command(os.Getenv("BURSTLET"), d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = out, out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("start burstlet: %v", err)
+	}
+	d.done = make(chan error, 1)
+	go func() { d.done <- d.cmd.Wait(); out.Close() }()
+}
+
+// stop signals the process and waits for it; it returns the exit error (nil for exit 0).
+func (d *daemon) stop(sig syscall.Signal) error {
+	if d.cmd == nil {
+		return nil
+	}
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case err := <-d.done:
+		d.cmd = nil
+		return err
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		select {
+		case <-d.done:
+		case <-time.After(5 * time.Second):
+		}
+		d.cmd = nil
+		return fmt.Errorf("burstlet did not exit within 30s of %v", sig)
+	}
+}
+
+func (d *daemon) waitReady(timeout time.Duration) {
+	d.t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	eventually(d.t, timeout, "burstlet /readyz", func() error {
+		select {
+		case err := <-d.done:
+			d.cmd = nil
+			d.t.Fatalf("burstlet exited early: %v", err)
+		default:
+		}
+		resp, err := client.Get("http://" + d.health + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+func (d *daemon) printLogs() {
+	data, _ := os.ReadFile(d.logs)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	d.t.Logf("burstlet log (%s), last lines:\n%s", d.logs, strings.Join(lines, "\n"))
+}
+
+// journalPods reads the fake provider's state file: the live pods by namespace/name -> UID.
+func journalPods(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	live := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e struct {
+			Op  string `json:"op"`
+			Key string `json:"key"`
+			UID string `json:"uid"`
+			Pod struct {
+				Metadata struct {
+					Namespace, Name, UID string
+				} `json:"metadata"`
+			} `json:"pod"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue // a line cut by a kill
+		}
+		switch e.Op {
+		case "create":
+			live[e.Pod.Metadata.Namespace+"/"+e.Pod.Metadata.Name] = e.Pod.Metadata.UID
+		case "delete":
+			if live[e.Key] == e.UID {
+				delete(live, e.Key)
+			}
+		}
+	}
+	return live
+}
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

@@ -1,0 +1,244 @@
+#include "daemon/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+namespace burstlet::daemon {
+
+Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  if (text == "0") {
+    return std::chrono::milliseconds(0);
+  }
+  if (text.empty()) {
+    return Error::make(ErrorCode::kInvalid, "InvalidDuration", "empty duration");
+  }
+  double total = 0;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    size_t digits = 0;
+    while (digits < rest.size() &&
+           ((rest[digits] >= '0' && rest[digits] <= '9') || rest[digits] == '.')) {
+      ++digits;
+    }
+    double value = 0;
+    auto [p, ec] = std::from_chars(rest.data(), rest.data() + digits, value);
+    if (digits == 0 || ec != std::errc() || p != rest.data() + digits) {
+      return Error::make(ErrorCode::kInvalid, "InvalidDuration",
+                         fmt::format("invalid duration {:?}: want e.g. 500ms, 2s, 1m30s", text));
+    }
+    rest.remove_prefix(digits);
+    size_t unitLen = 0;
+    while (unitLen < rest.size() && rest[unitLen] >= 'a' && rest[unitLen] <= 'z') {
+      ++unitLen;
+    }
+    const std::string_view unit = rest.substr(0, unitLen);
+    rest.remove_prefix(unitLen);
+    static const std::map<std::string_view, double> kMs = {
+        {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+    auto it = kMs.find(unit);
+    if (it == kMs.end()) {
+      return Error::make(ErrorCode::kInvalid, "InvalidDuration",
+                         fmt::format("invalid duration {:?}: unit must be ms, s, m or h", text));
+    }
+    total += value * it->second;
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(total));
+}
+
+namespace {
+
+using Setter = std::function<Status(const YAML::Node&, const std::string& where)>;
+
+Error invalid(const std::string& where, const std::string& what) {
+  return Error::make(ErrorCode::kInvalid, "InvalidConfig", fmt::format("{}: {}", where, what));
+}
+
+Setter stringInto(std::string* out) {
+  return [out](const YAML::Node& n, const std::string& where) -> Status {
+    if (!n.IsScalar()) {
+      return invalid(where, "want a string");
+    }
+    *out = n.Scalar();
+    return okStatus();
+  };
+}
+
+Setter intInto(int* out) {
+  return [out](const YAML::Node& n, const std::string& where) -> Status {
+    int v = 0;
+    const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+      return invalid(where, "want an integer");
+    }
+    *out = v;
+    return okStatus();
+  };
+}
+
+Setter boolInto(bool* out) {
+  return [out](const YAML::Node& n, const std::string& where) -> Status {
+    const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
+    if (s != "true" && s != "false") {
+      return invalid(where, "want true or false");
+    }
+    *out = s == "true";
+    return okStatus();
+  };
+}
+
+Setter durationInto(std::chrono::milliseconds* out) {
+  return [out](const YAML::Node& n, const std::string& where) -> Status {
+    if (!n.IsScalar()) {
+      return invalid(where, "want a duration such as 500ms");
+    }
+    auto d = parseDuration(n.Scalar());
+    if (!d.ok()) {
+      return invalid(where, d.error().message);
+    }
+    *out = *d;
+    return okStatus();
+  };
+}
+
+Setter rateInto(double* out) {
+  return [out](const YAML::Node& n, const std::string& where) -> Status {
+    const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < 0 || v > 1) {
+      return invalid(where, "want a number between 0 and 1");
+    }
+    *out = v;
+    return okStatus();
+  };
+}
+
+Setter listInto(std::vector<std::string>* out) {
+  return [out](const YAML::Node& n, const std::string& where) -> Status {
+    out->clear();
+    if (n.IsScalar()) {
+      out->push_back(n.Scalar());
+      return okStatus();
+    }
+    if (!n.IsSequence()) {
+      return invalid(where, "want a string or a list of strings");
+    }
+    for (const auto& item : n) {
+      if (!item.IsScalar()) {
+        return invalid(where, "want a list of strings");
+      }
+      out->push_back(item.Scalar());
+    }
+    return okStatus();
+  };
+}
+
+Status applyMap(
+    const YAML::Node& node, const std::string& where, const std::map<std::string, Setter>& setters,
+    const std::map<std::string, std::function<Status(const YAML::Node&, const std::string&)>>&
+        sections) {
+  if (!node.IsMap()) {
+    return invalid(where, "want a mapping");
+  }
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    std::string path = where;
+    path.append(".").append(key);
+    if (auto s = setters.find(key); s != setters.end()) {
+      BURSTLET_RETURN_IF_ERROR(s->second(kv.second, path));
+    } else if (auto sec = sections.find(key); sec != sections.end()) {
+      BURSTLET_RETURN_IF_ERROR(sec->second(kv.second, path));
+    } else {
+      return invalid(path, "unknown key");
+    }
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<Config> loadConfigFile(const std::string& path, Config base) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("config file {}: cannot be read", path));
+  } catch (const YAML::Exception& e) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("config file {}: not valid YAML: {}", path, e.msg));
+  }
+  if (root.IsNull()) {
+    return base;  // an empty file changes nothing
+  }
+  Config c = std::move(base);
+  auto& f = c.fake;
+  auto fakeSection = [&f](const YAML::Node& n, const std::string& where) -> Status {
+    return applyMap(n, where,
+                    {{"startDelay", durationInto(&f.startDelay)},
+                     {"cpu", stringInto(&f.capacity.cpu)},
+                     {"memory", stringInto(&f.capacity.memory)},
+                     {"pods", stringInto(&f.capacity.pods)},
+                     {"ephemeralStorage", stringInto(&f.capacity.ephemeralStorage)},
+                     {"podNetwork", stringInto(&f.podNetwork)},
+                     {"transientFailureRate", rateInto(&f.transientFailureRate)},
+                     {"stateFile", stringInto(&f.stateFile)}},
+                    {});
+  };
+  auto providerSection = [&](const YAML::Node& n, const std::string& where) -> Status {
+    return applyMap(n, where, {{"name", stringInto(&c.provider)}}, {{"fake", fakeSection}});
+  };
+  auto nodeSection = [&](const YAML::Node& n, const std::string& where) -> Status {
+    return applyMap(n, where,
+                    {{"name", stringInto(&c.nodeName)},
+                     {"internalIP", stringInto(&c.nodeIP)},
+                     {"instanceType", stringInto(&c.instanceType)},
+                     {"kubeletPort", intInto(&c.kubeletPort)}},
+                    {});
+  };
+  Status s;
+  try {
+    s = applyMap(root, path,
+                 {{"kubeconfig", listInto(&c.kubeconfigs)},
+                  {"context", stringInto(&c.context)},
+                  {"inCluster", boolInto(&c.inCluster)},
+                  {"workers", intInto(&c.workers)},
+                  {"threads", intInto(&c.threads)},
+                  {"healthListen", stringInto(&c.healthListen)},
+                  {"logLevel", stringInto(&c.logLevel)}},
+                 {{"node", nodeSection}, {"provider", providerSection}});
+  } catch (const YAML::Exception& e) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("config file {}: {}", path, e.msg));
+  }
+  if (!s.ok()) {
+    return std::move(s).error();
+  }
+  return c;
+}
+
+Status validate(const Config& c) {
+  if (c.nodeName.empty()) {
+    return invalid("node.name", "must not be empty");
+  }
+  if (c.workers < 1 || c.workers > 1024) {
+    return invalid("workers", "must be between 1 and 1024");
+  }
+  if (c.threads < 1 || c.threads > 64) {
+    return invalid("threads", "must be between 1 and 64");
+  }
+  if (c.kubeletPort < 1 || c.kubeletPort > 65535) {
+    return invalid("node.kubeletPort", "must be a TCP port");
+  }
+  if (c.provider != "fake") {
+    return invalid("provider.name", fmt::format("unknown provider {:?} (known: fake)", c.provider));
+  }
+  return okStatus();
+}
+
+}  // namespace burstlet::daemon

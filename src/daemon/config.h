@@ -1,0 +1,46 @@
+// Configuration of `burstlet run`: a YAML file, then flags on top. Every problem in the file is
+// an error naming the key, never a crash or a silently ignored setting.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "provider/fake/fake_provider.h"
+
+namespace burstlet::daemon {
+
+struct Config {
+  // Cluster connection.
+  std::vector<std::string> kubeconfigs;  // empty: $KUBECONFIG, then ~/.kube/config
+  std::string context;
+  bool inCluster = false;
+  // The virtual node.
+  std::string nodeName = "burstlet";
+  std::string nodeIP;  // empty: detected
+  std::string instanceType = "burstlet-virtual";
+  int kubeletPort = 10250;
+  // Work.
+  int workers = 16;
+  int threads = 2;
+  // Listeners.
+  std::string healthListen = "0.0.0.0:10255";
+  std::string logLevel = "info";
+  // Provider.
+  std::string provider = "fake";
+  provider::FakeProviderOptions fake;
+};
+
+// Go-style durations: "0", "250ms", "2s", "1m30s", "1h".
+Result<std::chrono::milliseconds> parseDuration(std::string_view text);
+
+// Reads a YAML config file over `base`. Unknown keys, wrong types and bad values are kInvalid
+// errors whose message names the file and the key.
+Result<Config> loadConfigFile(const std::string& path, Config base);
+
+// Checks values that flags may also have set (workers > 0, provider known, ...).
+Status validate(const Config& config);
+
+}  // namespace burstlet::daemon

@@ -1,0 +1,248 @@
+#include "daemon/daemon.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "common/metrics.h"
+#include "kube/events.h"
+#include "kube/rest.h"
+#include "node/node_controller.h"
+#include "pod/pod_controller.h"
+#include "pod/prepare.h"
+#include "provider/fake/fake_provider.h"
+#include "server/http_server.h"
+
+namespace burstlet::daemon {
+
+namespace asio = boost::asio;
+
+namespace {
+
+int fail(const std::string& what, const Error& error) {
+  std::fprintf(stderr, "burstlet run: %s: %s\n", what.c_str(), error.toString().c_str());
+  return 1;
+}
+
+asio::awaitable<void> sleepMs(int ms) {
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+  boost::system::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+struct Parts {
+  std::atomic<bool> podsDone{false};
+  std::atomic<bool> nodeDone{false};
+  std::atomic<bool> eventsDone{false};
+  std::atomic<bool> servicesDone{false};
+  std::atomic<bool> stopping{false};
+  pod::PodController* pods = nullptr;
+  kube::Informer* services = nullptr;
+  node::NodeController* node = nullptr;
+  kube::EventRecorder* events = nullptr;
+  server::HttpServer* health = nullptr;
+  asio::io_context* io = nullptr;
+};
+
+asio::awaitable<void> startPods(Parts* parts, kube::Informer* services) {
+  while (!services->synced() && !parts->stopping) {
+    co_await sleepMs(20);
+  }
+  if (!parts->stopping) {
+    co_await parts->pods->run();
+  }
+}
+
+// Waits for SIGTERM/SIGINT, then stops the parts in order.
+asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
+  boost::system::error_code ec;
+  const int sig = co_await signals->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  spdlog::info("msg=\"shutting down\" signal={}", ec ? 0 : sig);
+  parts->stopping = true;
+  parts->pods->stop();
+  while (!parts->podsDone) {
+    co_await sleepMs(20);
+  }
+  parts->node->stop();
+  while (!parts->nodeDone) {
+    co_await sleepMs(20);
+  }
+  parts->services->stop();
+  parts->events->stop();
+  for (int i = 0; i < 250 && !parts->eventsDone; ++i) {
+    co_await sleepMs(20);
+  }
+  parts->health->stop();
+  spdlog::info("msg=\"stopped\"");
+  // Provider timers (pods that start or exit later) would keep the loop alive.
+  parts->io->stop();
+}
+
+}  // namespace
+
+int run(const Config& config, const std::string& version) {
+  if (auto s = validate(config); !s.ok()) {
+    return fail("configuration", s.error());
+  }
+  auto clientConfig = config.inCluster ? kube::inClusterConfig()
+                                       : kube::loadKubeconfig(kube::KubeconfigOptions{
+                                             config.kubeconfigs, config.context, "", ""});
+  if (!clientConfig.ok()) {
+    return fail("cluster connection", clientConfig.error());
+  }
+  clientConfig->userAgent = "burstlet/" + version;
+  asio::io_context io(config.threads);
+  auto client = kube::RestClient::create(io.get_executor(), *clientConfig);
+  if (!client.ok()) {
+    return fail("cluster connection", client.error());
+  }
+  const Clock& clock = realClock();
+
+  metrics::Registry registry;
+  auto& apiRequests = registry.counterFamily("burstlet_api_requests_total",
+                                             "Requests to the cluster API server by verb and code.",
+                                             {"verb", "code"});
+  (*client)->setRequestObserver([&apiRequests](std::string_view verb, std::string_view code) {
+    apiRequests.with({std::string(verb), std::string(code)}).inc();
+  });
+
+  node::NodeOptions nodeOptions;
+  nodeOptions.nodeName = config.nodeName;
+  nodeOptions.internalIP = config.nodeIP.empty() ? node::detectInternalIP() : config.nodeIP;
+  nodeOptions.instanceType = config.instanceType;
+  nodeOptions.kubeletPort = config.kubeletPort;
+  nodeOptions.kubeletVersion = "v" + version + "-burstlet";
+
+  provider::FakeProviderOptions fake = config.fake;
+  fake.nodeIP = nodeOptions.internalIP;
+  auto providerStrand = asio::make_strand(io);
+  auto provider = provider::FakeProvider::create(providerStrand, fake, clock);
+  if (!provider.ok()) {
+    return fail("provider", provider.error());
+  }
+
+  auto health = server::HttpServer::create(io.get_executor(), config.healthListen);
+  if (!health.ok()) {
+    return fail("health listener", health.error());
+  }
+
+  kube::EventRecorderOptions eventOptions;
+  eventOptions.host = config.nodeName;
+  kube::EventRecorder events(**client, clock, eventOptions);
+  node::NodeController node(**client, **provider, nodeOptions, clock);
+  pod::PodControllerOptions podOptions;
+  podOptions.nodeName = config.nodeName;
+  podOptions.workers = config.workers;
+  auto podStrand = asio::make_strand(io);
+  pod::PodController pods(podStrand, **client, **provider, events, podOptions, clock);
+
+  // Services for the service-link variables of pod environments.
+  kube::InformerOptions serviceOptions;
+  serviceOptions.resource = kube::resources::kServices;
+  kube::Informer services(**client, serviceOptions);
+  services.store().addIndex(pod::kServiceNamespaceIndex, [](const boost::json::value& s) {
+    return std::vector<std::string>{std::string(kube::objectNamespace(s))};
+  });
+  const auto capacity = (*provider)->capacity();
+  pod::PodPreparer preparer(**client, &services.store(), events, nodeOptions.internalIP,
+                            boost::json::object{{"cpu", capacity.cpu},
+                                                {"memory", capacity.memory},
+                                                {"pods", capacity.pods},
+                                                {"ephemeral-storage", capacity.ephemeralStorage}});
+  pods.setPreparePod([&preparer](const boost::json::value& pod) { return preparer.prepare(pod); });
+
+  auto& syncSeconds = registry.histogram("burstlet_pod_sync_duration_seconds",
+                                         "Duration of one pod sync (provider and API calls).");
+  auto& syncs =
+      registry.counterFamily("burstlet_pod_syncs_total", "Pod syncs by outcome.", {"outcome"});
+  pods.setSyncObserver([&syncSeconds, &syncs](std::chrono::nanoseconds d, bool ok) {
+    syncSeconds.observe(std::chrono::duration<double>(d).count());
+    syncs.with({ok ? "ok" : "error"}).inc();
+  });
+  registry.gaugeFunc("burstlet_pod_queue_depth", "Pods waiting for a sync.",
+                     [&pods] { return static_cast<double>(pods.queueDepth()); });
+  auto& byPhase =
+      registry.gaugeFamily("burstlet_pods", "Pods bound to the node by phase.", {"phase"});
+  registry.gaugeFunc("burstlet_node_ready", "1 when the node is registered and its lease fresh.",
+                     [&node] { return node.ready() ? 1.0 : 0.0; });
+  registry.gaugeFunc("burstlet_provider_healthy", "1 when the provider answered its last ping.",
+                     [&node] { return node.providerHealthy() ? 1.0 : 0.0; });
+  const auto& podStats = pods.stats();
+  registry.gaugeFunc("burstlet_provider_creates_total", "Pods created on the provider.",
+                     [&podStats] { return static_cast<double>(podStats.providerCreates.load()); });
+  registry.gaugeFunc("burstlet_pod_status_patches_total", "Status writes to the cluster.",
+                     [&podStats] { return static_cast<double>(podStats.statusPatches.load()); });
+
+  (*health)->route("/healthz", [](const server::Request&) {
+    return server::Response{200, "text/plain; charset=utf-8", "ok\n", {}};
+  });
+  (*health)->route("/readyz", [&node, &pods](const server::Request&) {
+    std::string why;
+    if (!node.ready()) {
+      why += "node not registered or lease not renewed\n";
+    }
+    if (!pods.ready()) {
+      why += "pod informer not synced or provider not reconciled\n";
+    }
+    return why.empty() ? server::Response{200, "text/plain; charset=utf-8", "ok\n", {}}
+                       : server::Response{503, "text/plain; charset=utf-8", why, {}};
+  });
+  (*health)->route("/metrics", [&registry, &pods, &byPhase](const server::Request&) {
+    auto counts = pods.podsByPhase();
+    for (const char* phase : {"Pending", "Running", "Succeeded", "Failed", "Unknown"}) {
+      const auto it = counts.find(phase);
+      byPhase.with({phase}).set(it == counts.end() ? 0.0 : static_cast<double>(it->second));
+    }
+    return server::Response{200, "text/plain; version=0.0.4; charset=utf-8", registry.render(), {}};
+  });
+  (*health)->start();
+  spdlog::info(
+      "msg=\"burstlet starting\" version={} node={} provider={} api={} health=:{} "
+      "workers={} threads={}",
+      version, config.nodeName, (*provider)->name(), clientConfig->server, (*health)->port(),
+      config.workers, config.threads);
+
+  Parts parts;
+  parts.pods = &pods;
+  parts.node = &node;
+  parts.events = &events;
+  parts.services = &services;
+  parts.health = health->get();
+  parts.io = &io;
+  asio::co_spawn(asio::make_strand(io), events.run(),
+                 [&parts](const std::exception_ptr&) { parts.eventsDone = true; });
+  asio::co_spawn(asio::make_strand(io), node.run(),
+                 [&parts](const std::exception_ptr&) { parts.nodeDone = true; });
+  asio::co_spawn(asio::make_strand(io), services.run(),
+                 [&parts](const std::exception_ptr&) { parts.servicesDone = true; });
+  // Pods start once Services are known, so that their environments are complete.
+  asio::co_spawn(podStrand, startPods(&parts, &services),
+                 [&parts](const std::exception_ptr&) { parts.podsDone = true; });
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::co_spawn(io, lifecycle(&parts, &signals), asio::detached);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.threads; ++i) {
+    threads.emplace_back([&io] { io.run(); });
+  }
+  io.run();
+  for (auto& t : threads) {
+    t.join();
+  }
+  return 0;
+}
+
+}  // namespace burstlet::daemon

@@ -1,0 +1,136 @@
+// PodController: turns every pod bound to the virtual node into a pod on the provider and
+// reports the provider's status back. One informer on pods with spec.nodeName=<node> feeds a
+// WorkQueue (one sync in flight per pod, de-duplicated, per-pod backoff); N workers sync.
+//
+// A sync compares three things: the cluster pod, what the provider has, and what this process
+// created (known_). It creates what is missing, updates changed labels/annotations/images,
+// deletes on the provider before the final API delete (UID precondition), and writes the
+// provider's status as one strategic-merge patch of pods/status when it differs. Status
+// changes from the provider only enqueue the pod, so a burst of them costs one write.
+//
+// Restart safety: before the workers start, the provider's pods are listed and reconciled with
+// the informer's: matching ones are adopted, orphans deleted; creates are idempotent by UID.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/clock.h"
+#include "common/work_queue.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "kube/rest.h"
+#include "provider/provider.h"
+
+namespace burstlet::pod {
+
+namespace asio = boost::asio;
+
+struct PodControllerOptions {
+  std::string nodeName = "burstlet";
+  int workers = 16;
+  WorkQueueOptions backoff{std::chrono::milliseconds(200), std::chrono::seconds(60)};
+  // Every pod's provider status is compared again this often, in case a notification was lost.
+  std::chrono::seconds resync{300};
+};
+
+// Counters for metrics; read from any thread.
+struct PodControllerStats {
+  std::atomic<uint64_t> syncs{0};
+  std::atomic<uint64_t> syncErrors{0};
+  std::atomic<uint64_t> providerCreates{0};
+  std::atomic<uint64_t> providerDeletes{0};
+  std::atomic<uint64_t> providerUpdates{0};
+  std::atomic<uint64_t> statusPatches{0};
+  std::atomic<uint64_t> orphansDeleted{0};
+  std::atomic<uint64_t> adopted{0};
+};
+
+class PodController {
+ public:
+  // Prepares a pod for the provider (e.g. resolves its environment). An error with reason
+  // "CreateContainerConfigError" is shown like the kubelet shows it and retried.
+  using PreparePod =
+      std::function<asio::awaitable<Result<boost::json::value>>(const boost::json::value& pod)>;
+  // Observes each sync's duration and outcome.
+  using SyncObserver = std::function<void(std::chrono::nanoseconds, bool ok)>;
+
+  PodController(asio::any_io_executor executor, kube::RestClient& client,
+                provider::Provider& provider, kube::EventRecorder& events,
+                PodControllerOptions options, const Clock& clock);
+  ~PodController();
+
+  void setPreparePod(PreparePod prepare) { prepare_ = std::move(prepare); }
+  void setSyncObserver(SyncObserver observer) { observer_ = std::move(observer); }
+
+  // Informer, reconcile, workers; returns after stop() once in-flight syncs finished.
+  asio::awaitable<void> run();
+  void stop();
+  // The informer listed the pods and the provider's pods were reconciled.
+  bool ready() const { return ready_.load(); }
+
+  const PodControllerStats& stats() const { return stats_; }
+  size_t queueDepth() { return queue_.length(); }
+  // Pods by cluster phase, as the informer sees them.
+  std::map<std::string, size_t> podsByPhase() const;
+  const kube::Store& pods() const { return informer_->store(); }
+
+ private:
+  asio::awaitable<void> worker();
+  asio::awaitable<Status> sync(const std::string& key);
+  asio::awaitable<Status> syncExisting(const boost::json::value& pod);
+  asio::awaitable<Status> syncDeleted(const std::string& key);
+  asio::awaitable<Status> finishDeletion(const boost::json::value& pod);
+  asio::awaitable<Status> createOnProvider(const boost::json::value& pod);
+  asio::awaitable<Status> pushStatus(const boost::json::value& pod,
+                                     const boost::json::value& providerPod);
+  asio::awaitable<void> reportFailure(const boost::json::value& pod, const Error& error,
+                                      bool permanent);
+  asio::awaitable<void> reportConfigError(const boost::json::value& pod, const Error& error);
+  void notePhase(const std::string& key, const std::string& phase);
+  asio::awaitable<Status> reconcile();
+  asio::awaitable<void> resyncLoop();
+  void enqueue(const std::string& key) { queue_.add(key); }
+
+  asio::any_io_executor executor_;
+  kube::RestClient& client_;
+  provider::Provider& provider_;
+  kube::EventRecorder& events_;
+  PodControllerOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<kube::Informer> informer_;
+  WorkQueue queue_;
+  PreparePod prepare_;
+  SyncObserver observer_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<int> running_{0};  // coroutines of run() still going (informer, workers, resync)
+  mutable std::mutex mu_;        // guards known_, rejected_ and written_
+  // Pods this process created or adopted on the provider: key -> UID. A pod that vanished
+  // from the API is deleted on the provider by the UID recorded here.
+  std::unordered_map<std::string, std::string> known_;
+  // UIDs the provider rejected permanently: shown once, not retried.
+  std::unordered_set<std::string> rejected_;
+  // The status of our last write per pod and the resourceVersion it produced, until the
+  // informer has caught up with it.
+  struct Written {
+    std::string resourceVersion;
+    boost::json::value status;
+  };
+  std::unordered_map<std::string, Written> written_;
+  mutable std::mutex phaseMu_;  // guards phaseByKey_ and phaseCounts_
+  std::unordered_map<std::string, std::string> phaseByKey_;
+  std::map<std::string, size_t> phaseCounts_;
+  PodControllerStats stats_;
+};
+
+}  // namespace burstlet::pod

@@ -1,0 +1,104 @@
+// The provider seam: everything the pod controller, the node controller and (later) the kubelet
+// API need from the place pods really run. The controllers know nothing about CCI; `fake/` is an
+// in-memory provider for tests and benchmarks, `cci/` the backend provider.
+//
+// Pods cross the seam in the cluster's shape (Kubernetes Pod JSON): createPod gets the
+// cluster's pod with its environment already resolved; getPod/listPods answer with the source
+// pod's namespace, name and UID and the backend's status, so the controllers can compare and
+// copy without knowing how the backend names things.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace burstlet::provider {
+
+namespace asio = boost::asio;
+using Json = boost::json::value;
+
+// A cluster pod's identity.
+struct PodRef {
+  std::string ns;
+  std::string name;
+  std::string uid;
+
+  std::string key() const { return ns + "/" + name; }
+  bool operator==(const PodRef&) const = default;
+};
+
+// Identity of a pod object (namespace, name, uid from metadata); empty fields when absent.
+PodRef podRefOf(const Json& pod);
+
+// What the virtual node offers, as Kubernetes quantities.
+struct NodeCapacity {
+  std::string cpu = "2000";
+  std::string memory = "8Ti";
+  std::string pods = "10000";
+  std::string ephemeralStorage = "20Ti";
+};
+
+struct LogOptions {
+  std::string container;
+  bool follow = false;
+  bool previous = false;
+  bool timestamps = false;
+  std::optional<int64_t> tailLines;
+  std::optional<int64_t> sinceSeconds;
+  std::optional<int64_t> limitBytes;
+};
+
+// Bytes produced over time (logs; later exec/attach channels).
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  // The next bytes; std::nullopt at the end.
+  virtual asio::awaitable<Result<std::optional<std::string>>> read() = 0;
+  // Ends a pending read with kCancelled. Thread-safe.
+  virtual void cancel() = 0;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  // "fake", "cci": used in the node's taint and labels.
+  virtual std::string_view name() const = 0;
+
+  // Creates the pod. Idempotent by UID: the same pod (same UID) already there is success, so a
+  // restart that repeats a create never duplicates a pod. A pod of that name with another UID
+  // is kAlreadyExists (the old one must be deleted first). A pod the backend can never run is
+  // kInvalid with a reason naming the rule: the controller reports it and does not retry.
+  virtual asio::awaitable<Status> createPod(Json pod) = 0;
+  // Applies changed labels, annotations and container images. kNotFound when absent.
+  virtual asio::awaitable<Status> updatePod(Json pod) = 0;
+  // Deletes, giving containers gracePeriodSeconds to stop. An absent pod is success.
+  virtual asio::awaitable<Status> deletePod(PodRef pod, int64_t gracePeriodSeconds) = 0;
+  // The pod as the backend sees it (source namespace/name/uid, spec, status); kNotFound when
+  // absent.
+  virtual asio::awaitable<Result<Json>> getPod(PodRef pod) = 0;
+  // Every pod the backend runs for this node, for reconciling after a restart.
+  virtual asio::awaitable<Result<std::vector<Json>>> listPods() = 0;
+  // Called (from any thread, never under the provider's locks) when a pod's status changes on
+  // the backend. Set once, before the first create.
+  virtual void onPodStatusChange(std::function<void(const PodRef&)> callback) = 0;
+
+  // What the node advertises.
+  virtual NodeCapacity capacity() const = 0;
+  // Whether the backend can be reached and accepts work; the node's Ready condition follows.
+  virtual asio::awaitable<Status> ping() = 0;
+
+  // Kubelet API hooks. Not every provider has them: the default answers kNotFound with
+  // reason "NotSupported".
+  virtual asio::awaitable<Result<std::unique_ptr<ByteStream>>> logs(PodRef pod, LogOptions options);
+};
+
+}  // namespace burstlet::provider

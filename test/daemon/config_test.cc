@@ -1,0 +1,120 @@
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+
+#include "mocks/temp_dir.h"
+
+namespace burstlet::daemon {
+namespace {
+
+using burstlet::testing::TempDir;
+
+TEST(ConfigTest, Durations) {
+  EXPECT_EQ(parseDuration("0")->count(), 0);
+  EXPECT_EQ(parseDuration("250ms")->count(), 250);
+  EXPECT_EQ(parseDuration("2s")->count(), 2000);
+  EXPECT_EQ(parseDuration("1m30s")->count(), 90'000);
+  EXPECT_EQ(parseDuration("1.5h")->count(), 5'400'000);
+  for (const char* bad : {"", "5", "s", "5x", "-1s", "1s5"}) {
+    auto d = parseDuration(bad);
+    EXPECT_FALSE(d.ok()) << bad;
+  }
+}
+
+TEST(ConfigTest, FullFileOverDefaults) {
+  TempDir dir;
+  const std::string path = dir.write("burstlet.yaml", R"(
+kubeconfig: [/a, /b]
+context: prod
+workers: 32
+threads: 4
+healthListen: 127.0.0.1:9000
+logLevel: debug
+node:
+  name: vk-1
+  internalIP: 10.0.0.5
+  kubeletPort: 10251
+provider:
+  name: fake
+  fake:
+    startDelay: 500ms
+    pods: "500"
+    transientFailureRate: 0.1
+    stateFile: /tmp/x.jsonl
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->kubeconfigs, (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_EQ(c->context, "prod");
+  EXPECT_EQ(c->workers, 32);
+  EXPECT_EQ(c->threads, 4);
+  EXPECT_EQ(c->healthListen, "127.0.0.1:9000");
+  EXPECT_EQ(c->nodeName, "vk-1");
+  EXPECT_EQ(c->nodeIP, "10.0.0.5");
+  EXPECT_EQ(c->kubeletPort, 10251);
+  EXPECT_EQ(c->fake.startDelay.count(), 500);
+  EXPECT_EQ(c->fake.capacity.pods, "500");
+  EXPECT_DOUBLE_EQ(c->fake.transientFailureRate, 0.1);
+  EXPECT_EQ(c->fake.stateFile, "/tmp/x.jsonl");
+  EXPECT_EQ(c->fake.capacity.cpu, "2000");  // untouched defaults stay
+  EXPECT_TRUE(validate(*c).ok());
+}
+
+TEST(ConfigTest, EmptyFileChangesNothing) {
+  TempDir dir;
+  Config base;
+  base.workers = 7;
+  auto c = loadConfigFile(dir.write("empty.yaml", ""), base);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->workers, 7);
+}
+
+TEST(ConfigTest, BadFilesNameTheKey) {
+  TempDir dir;
+  struct Case {
+    std::string yaml;
+    std::string mentions;
+  };
+  const Case cases[] = {
+      {"workers: many\n", ".workers: want an integer"},
+      {"wrokers: 3\n", ".wrokers: unknown key"},
+      {"node:\n  nmae: x\n", ".node.nmae: unknown key"},
+      {"node: vk\n", ".node: want a mapping"},
+      {"provider:\n  fake:\n    startDelay: soon\n", ".provider.fake.startDelay: invalid duration"},
+      {"provider:\n  fake:\n    transientFailureRate: 2\n", "between 0 and 1"},
+      {"inCluster: yes please\n", ".inCluster: want true or false"},
+      {"kubeconfig: {a: b}\n", ".kubeconfig: want a string or a list"},
+      {"workers: [1\n", "not valid YAML"},
+      {"- a\n- b\n", "want a mapping"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = dir.write("bad.yaml", c.yaml);
+    auto r = loadConfigFile(path, Config{});
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
+    EXPECT_NE(r.error().message.find(c.mentions), std::string::npos)
+        << c.yaml << " -> " << r.error().message;
+  }
+  auto missing = loadConfigFile(dir.path() + "/nope.yaml", Config{});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("cannot be read"), std::string::npos);
+}
+
+TEST(ConfigTest, Validation) {
+  Config c;
+  EXPECT_TRUE(validate(c).ok());
+  c.workers = 0;
+  EXPECT_NE(validate(c).error().message.find("workers"), std::string::npos);
+  c = Config{};
+  c.provider = "cci";
+  EXPECT_NE(validate(c).error().message.find("unknown provider"), std::string::npos);
+  c = Config{};
+  c.nodeName.clear();
+  EXPECT_FALSE(validate(c).ok());
+  c = Config{};
+  c.kubeletPort = 70000;
+  EXPECT_FALSE(validate(c).ok());
+}
+
+}  // namespace
+}  // namespace burstlet::daemon
