@@ -25,11 +25,89 @@ echo
 echo "demo: backend (CCI stand-in) nodes"
 "$kubectl" --kubeconfig "$state/backend/admin.kubeconfig" get nodes
 
+# --- burstlet ---------------------------------------------------------------------------
+health=127.0.0.1:10355
+log="$state/burstlet.log"
 echo
-out=$("$burstlet" run 2>&1) || true
-if grep -q "not built yet" <<<"$out"; then
-  echo "demo: $out"
-  echo "demo: NOT YET: the burstlet daemon (issue 4) does not exist yet, so nothing can burst."
-  echo "demo: the testbed above is real and is what the daemon will join; stopping here."
-  exit 2
-fi
+echo "demo: starting burstlet (fake provider: pods run in memory; log: $log)"
+"$burstlet" run --kubeconfig "$state/cluster/burstlet.kubeconfig" --node-name burstlet \
+  --node-ip 127.0.0.1 --health-listen "$health" --fake-state-file "$state/fake-backend.jsonl" \
+  >"$log" 2>&1 &
+burstlet_pid=$!
+cleanup() {
+  if kill -0 "$burstlet_pid" 2>/dev/null; then
+    echo "demo: stopping burstlet (SIGTERM: in-flight syncs finish, the lease is released)"
+    kill -TERM "$burstlet_pid" 2>/dev/null || true
+    wait "$burstlet_pid" 2>/dev/null || true
+  fi
+  echo "demo: stopping the testbed"
+  "$bin/testbed" down --state "$state" --wipe >/dev/null || true
+}
+for _ in $(seq 1 150); do
+  if curl -fsS "http://$health/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$burstlet_pid" 2>/dev/null; then
+    echo "demo: burstlet exited:"; cat "$log"; exit 1
+  fi
+  sleep 0.2
+done
+curl -fsS "http://$health/readyz" >/dev/null || { echo "demo: burstlet not ready:"; tail -20 "$log"; exit 1; }
+echo
+echo "demo: the virtual node next to the kwok workers"
+"$kubectl" get nodes -o wide
+
+echo
+echo "demo: a Deployment of 3 with a ConfigMap, targeted at the virtual node"
+"$kubectl" create namespace demo >/dev/null
+"$kubectl" apply -f - <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config, namespace: demo}
+data: {GREETING: "hello from the cluster"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web, virtual-kubelet.io/burst-to-cci: enforce}
+    spec:
+      nodeSelector: {type: virtual-kubelet}
+      tolerations:
+      - {key: virtual-kubelet.io/provider, operator: Exists, effect: NoSchedule}
+      containers:
+      - name: web
+        image: nginx:1.27
+        envFrom: [{configMapRef: {name: web-config}}]
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: MESSAGE, value: "$(GREETING), I am $(POD_NAME)"}
+YAML
+"$kubectl" -n demo rollout status deployment/web --timeout=60s
+echo
+echo "demo: where the pods run, and their status"
+"$kubectl" -n demo get pods -o wide
+pod=$("$kubectl" -n demo get pods -o jsonpath='{.items[0].metadata.name}')
+echo
+echo "demo: $pod as the cluster sees it"
+"$kubectl" -n demo get pod "$pod" -o jsonpath='{"phase: "}{.status.phase}{"\nhostIP: "}{.status.hostIP}{"\npodIP: "}{.status.podIP}{"\nconditions: "}{range .status.conditions[*]}{.type}={.status} {end}{"\ncontainer: "}{.status.containerStatuses[0].name} ready={.status.containerStatuses[0].ready} image={.status.containerStatuses[0].image}{"\n"}'
+echo
+echo "demo: the environment the backend received for $pod (resolved like a kubelet does)"
+grep "\"name\":\"$pod\"" "$state/fake-backend.jsonl" | tail -1 |
+  python3 -c 'import json,sys; p=json.loads(sys.stdin.readline())["pod"]; [print("  %s=%s" % (e["name"], e.get("value", e.get("valueFrom")))) for e in p["spec"]["containers"][0].get("env", [])]'
+echo
+echo "demo: burstlet's metrics (excerpt of http://$health/metrics)"
+curl -fsS "http://$health/metrics" | grep -E '^burstlet_(pods|provider_creates_total|pod_status_patches_total|node_ready|api_requests_total)' | head -20
+echo
+echo "demo: scaling to 1: burstlet deletes on the backend, then finishes the API delete"
+"$kubectl" -n demo scale deployment/web --replicas=1 >/dev/null
+for _ in $(seq 1 100); do
+  n=$("$kubectl" -n demo get pods --no-headers 2>/dev/null | wc -l)
+  [ "$n" -le 1 ] && break
+  sleep 0.2
+done
+"$kubectl" -n demo get pods -o wide
+echo
+echo "demo: done."

@@ -10,7 +10,7 @@ PKGS=(
   libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev zlib1g-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-matplotlib
+  python3 python3-matplotlib curl
 )
 
 missing=()

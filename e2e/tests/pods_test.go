@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -284,5 +285,74 @@ func TestKillDuringCreationsLosesAndDuplicatesNothing(t *testing.T) {
 		if live[k] != uid {
 			t.Errorf("%s: provider has uid %q, cluster %q", k, live[k], uid)
 		}
+	}
+}
+
+// Environments are resolved like a kubelet resolves them; a missing mandatory ConfigMap keeps
+// the pod waiting with CreateContainerConfigError until it appears.
+func TestEnvironmentFromConfigMapsAndWaitingForThem(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "fake.jsonl")
+	d := startDaemon(t, "--fake-state-file", state)
+	ns := namespace(t, env.cluster)
+	ctx := context.Background()
+	spec := podSpecFor(d)
+	spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "late-config"}}}}
+	spec.Containers[0].Env = append(spec.Containers[0].Env,
+		corev1.EnvVar{Name: "NS", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+			FieldPath: "metadata.namespace"}}},
+		corev1.EnvVar{Name: "GREETING", Value: "$(WORD) from $(NS)"})
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "needs-config"}, Spec: spec}
+	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "CreateContainerConfigError while the ConfigMap is missing", func() error {
+		p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "needs-config", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cs := p.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
+			!strings.Contains(cs[0].State.Waiting.Message, `configmap "late-config" not found`) {
+			return fmt.Errorf("container statuses %+v", cs)
+		}
+		return nil
+	})
+	if n := len(journalPods(t, state)); n != 0 {
+		t.Fatalf("pod created on the provider without its ConfigMap (%d pods)", n)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "late-config"}, Data: map[string]string{"WORD": "hello"}}
+	if _, err := env.cluster.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "pod Running once the ConfigMap exists", func() error {
+		p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "needs-config", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		return runningOn(p, d.node)
+	})
+	// What the backend received: plain values, expanded in order.
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{"name":"WORD","value":"hello"}`, `{"name":"NS","value":"` + ns + `"}`,
+		`{"name":"GREETING","value":"hello from ` + ns + `"}`, `{"name":"MODE","value":"e2e"}`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("backend pod lacks %s", want)
+		}
+	}
+	if strings.Contains(string(data), "configMapRef") {
+		t.Error("backend pod still refers to the ConfigMap")
+	}
+	found := false
+	for _, e := range eventsFor(t, ns, "needs-config") {
+		if e.Type == corev1.EventTypeWarning && e.Reason == "Failed" && strings.Contains(e.Message, "late-config") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no Warning Failed event naming the ConfigMap")
 	}
 }
