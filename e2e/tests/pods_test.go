@@ -3,8 +3,11 @@ package tests
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -354,5 +357,76 @@ func TestEnvironmentFromConfigMapsAndWaitingForThem(t *testing.T) {
 	}
 	if !found {
 		t.Error("no Warning Failed event naming the ConfigMap")
+	}
+}
+
+func metricValue(t *testing.T, d *daemon, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + d.health + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			v, err := strconv.ParseFloat(strings.TrimPrefix(line, name+" "), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// Pods that finish end Succeeded or Failed with their exit codes, and a restarted burstlet
+// (whose in-memory provider forgot them) does not run them again.
+func TestFinishedPodsAreNotRunAgain(t *testing.T) {
+	d := startDaemon(t)
+	ns := namespace(t, env.cluster)
+	ctx := context.Background()
+	for name, code := range map[string]string{"job-ok": "0", "job-bad": "3"} {
+		spec := podSpecFor(d)
+		spec.RestartPolicy = corev1.RestartPolicyNever
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
+			"fake.burstlet.io/exit-after-ms": "300", "fake.burstlet.io/exit-code": code}}, Spec: spec}
+		if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]corev1.PodPhase{"job-ok": corev1.PodSucceeded, "job-bad": corev1.PodFailed}
+	check := func() error {
+		for name, phase := range want {
+			p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != phase {
+				return fmt.Errorf("%s phase %s, want %s", name, p.Status.Phase, phase)
+			}
+			cs := p.Status.ContainerStatuses
+			if len(cs) != 1 || cs[0].State.Terminated == nil {
+				return fmt.Errorf("%s container statuses %+v", name, cs)
+			}
+			if wantCode := map[string]int32{"job-ok": 0, "job-bad": 3}[name]; cs[0].State.Terminated.ExitCode != wantCode {
+				return fmt.Errorf("%s exit code %d", name, cs[0].State.Terminated.ExitCode)
+			}
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, "jobs finished", check)
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	d.waitReady(60 * time.Second)
+	time.Sleep(2 * time.Second)
+	if err := check(); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	if n := metricValue(t, d, "burstlet_provider_creates_total"); n != 0 {
+		t.Errorf("restarted burstlet created %v pods on the provider, want 0", n)
 	}
 }

@@ -1,5 +1,7 @@
 #include "provider/provider.h"
 
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 
 namespace burstlet::provider {
@@ -25,6 +27,34 @@ asio::awaitable<Result<std::unique_ptr<ByteStream>>> Provider::logs(PodRef pod,
   co_return Error::make(
       ErrorCode::kNotFound, "NotSupported",
       "provider " + std::string(name()) + " does not serve logs (pod " + pod.key() + ")");
+}
+
+namespace {
+Error notSupported(std::string_view provider, std::string_view what, const PodRef& pod) {
+  return Error::make(
+      ErrorCode::kNotFound, "NotSupported",
+      fmt::format("provider {} does not support {} (pod {})", provider, what, pod.key()));
+}
+}  // namespace
+
+asio::awaitable<Result<std::unique_ptr<ExecSession>>> Provider::exec(PodRef pod,
+                                                                     ExecOptions /*options*/) {
+  co_return notSupported(name(), "exec", pod);
+}
+
+asio::awaitable<Result<std::unique_ptr<ExecSession>>> Provider::attach(PodRef pod,
+                                                                       ExecOptions /*options*/) {
+  co_return notSupported(name(), "attach", pod);
+}
+
+asio::awaitable<Result<std::unique_ptr<PortStream>>> Provider::portForward(PodRef pod,
+                                                                           uint16_t /*port*/) {
+  co_return notSupported(name(), "port-forward", pod);
+}
+
+asio::awaitable<Result<Json>> Provider::statsSummary() {
+  co_return Error::make(ErrorCode::kNotFound, "NotSupported",
+                        fmt::format("provider {} does not report stats", name()));
 }
 
 }  // namespace burstlet::provider

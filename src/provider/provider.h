@@ -66,6 +66,50 @@ class ByteStream {
   virtual void cancel() = 0;
 };
 
+struct ExecOptions {
+  std::string container;
+  std::vector<std::string> command;  // exec only; attach joins the running process
+  bool stdinOpen = false;
+  bool stdoutOpen = true;
+  bool stderrOpen = true;
+  bool tty = false;
+};
+
+struct TerminalSize {
+  uint16_t width = 0;
+  uint16_t height = 0;
+};
+
+// Output of an exec or attach session: which stream (1 stdout, 2 stderr) and the bytes.
+struct OutputChunk {
+  int stream = 1;
+  std::string data;
+};
+
+// A running exec or attach: bytes both ways, terminal resizes, and how it ended.
+class ExecSession {
+ public:
+  virtual ~ExecSession() = default;
+  // Sends bytes to the process's stdin; an empty string closes stdin.
+  virtual asio::awaitable<Status> writeStdin(std::string data) = 0;
+  // The next output; std::nullopt once the process ended and all output was read.
+  virtual asio::awaitable<Result<std::optional<OutputChunk>>> read() = 0;
+  virtual asio::awaitable<Status> resize(TerminalSize size) = 0;
+  // The exit code, once read() returned std::nullopt.
+  virtual asio::awaitable<Result<int>> exitCode() = 0;
+  // Ends the session (the client went away). Thread-safe.
+  virtual void cancel() = 0;
+};
+
+// One forwarded connection to a port of the pod.
+class PortStream {
+ public:
+  virtual ~PortStream() = default;
+  virtual asio::awaitable<Status> write(std::string data) = 0;  // empty: half-close
+  virtual asio::awaitable<Result<std::optional<std::string>>> read() = 0;
+  virtual void cancel() = 0;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -99,6 +143,14 @@ class Provider {
   // Kubelet API hooks. Not every provider has them: the default answers kNotFound with
   // reason "NotSupported".
   virtual asio::awaitable<Result<std::unique_ptr<ByteStream>>> logs(PodRef pod, LogOptions options);
+  virtual asio::awaitable<Result<std::unique_ptr<ExecSession>>> exec(PodRef pod,
+                                                                     ExecOptions options);
+  virtual asio::awaitable<Result<std::unique_ptr<ExecSession>>> attach(PodRef pod,
+                                                                       ExecOptions options);
+  virtual asio::awaitable<Result<std::unique_ptr<PortStream>>> portForward(PodRef pod,
+                                                                           uint16_t port);
+  // The kubelet's /stats/summary document (node and pods), for metrics-server and kubectl top.
+  virtual asio::awaitable<Result<Json>> statsSummary();
 };
 
 }  // namespace burstlet::provider

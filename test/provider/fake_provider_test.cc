@@ -204,3 +204,32 @@ TEST(FakeProviderTest, CorruptJournalIsAClearError) {
 
 }  // namespace
 }  // namespace burstlet::provider
+
+namespace burstlet::provider {
+namespace {
+
+TEST(FakeProviderTest, KubeletHooks) {
+  boost::asio::io_context io;
+  testing::FakeClock clock;
+  auto p = make(io, clock);
+  ASSERT_TRUE(testing::runSync(io, p->createPod(pod("a", "u1"))).ok());
+  LogOptions lo;
+  lo.container = "app";
+  auto logs = testing::runSync(io, p->logs(PodRef{"ns", "a", "u1"}, lo));
+  ASSERT_TRUE(logs.ok());
+  auto text = testing::runSync(io, (*logs)->read());
+  ASSERT_TRUE(text.ok() && text->has_value());
+  EXPECT_NE((*text)->find("container app"), std::string::npos);
+  EXPECT_FALSE(testing::runSync(io, p->logs(PodRef{"ns", "b", "u2"}, lo)).ok());
+  // What the fake does not do is a clear "not supported", not a crash or a hang.
+  auto exec = testing::runSync(io, p->exec(PodRef{"ns", "a", "u1"}, ExecOptions{}));
+  ASSERT_FALSE(exec.ok());
+  EXPECT_EQ(exec.error().reason, "NotSupported");
+  EXPECT_NE(exec.error().message.find("exec"), std::string::npos);
+  EXPECT_EQ(testing::runSync(io, p->portForward(PodRef{"ns", "a", "u1"}, 80)).error().reason,
+            "NotSupported");
+  EXPECT_EQ(testing::runSync(io, p->statsSummary()).error().reason, "NotSupported");
+}
+
+}  // namespace
+}  // namespace burstlet::provider
