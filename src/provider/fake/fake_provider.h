@@ -34,7 +34,8 @@ struct FakeProviderOptions {
   std::string podNetwork = "10.246";
   // Share of create calls that fail with kUnavailable (0..1).
   double transientFailureRate = 0;
-  // Journal of creates and deletes; "" keeps pods in memory only.
+  // Journal of creates and deletes; "" keeps pods in memory only. It holds what a backend
+  // holds, resolved environment values included: for tests and demos only.
   std::string stateFile;
 };
 
