@@ -97,12 +97,28 @@ tidy: deps $(ASAN_DIR)/build.ninja
 bench-bin: deps
 	cd bench && $(GO) build -o $(BIN)/informer-peer ./informer/clientgo
 	cd bench && $(GO) build -o $(BIN)/bench-informer ./informer/driver
+	cd bench && $(GO) build -o $(BIN)/bench-burst ./burst/driver
 
 PODS ?= 10000
 ROUNDS ?= 5
 bench-informer: testbed-bin build bench-bin
 	$(BIN)/bench-informer -root $(CURDIR) -pods $(PODS) -rounds $(ROUNDS) \
 	  -command "make bench-informer PODS=$(PODS) ROUNDS=$(ROUNDS)"
+
+# Upstream virtual-kubelet, bench-burst's peer, built from its own module (it needs a newer
+# client-go than bench/go.mod); one directory per version, so changing UPSTREAM_VK rebuilds.
+UPSTREAM_VK ?= v1.14.1
+UPSTREAM_VK_BIN := $(BIN)/upstream-vk/$(UPSTREAM_VK)/virtual-kubelet
+$(UPSTREAM_VK_BIN): | deps
+	GOBIN=$(dir $@) $(GO) install github.com/virtual-kubelet/virtual-kubelet/cmd/virtual-kubelet@$(UPSTREAM_VK)
+
+# burstlet vs upstream virtual-kubelet vs kwok: PODS bound to one node (plus 1,000 pods at 100/s
+# and 1,000 at once); UPSTREAM_WAIT caps each upstream run.
+UPSTREAM_WAIT ?= 15m
+.PHONY: bench-burst
+bench-burst: testbed-bin build bench-bin $(UPSTREAM_VK_BIN)
+	$(BIN)/bench-burst -root $(CURDIR) -pods $(PODS) -upstream-bin $(UPSTREAM_VK_BIN) \
+	  -upstream-version $(UPSTREAM_VK) -upstream-wait $(UPSTREAM_WAIT) -command "make bench-burst PODS=$(PODS)"
 
 clean:
 	rm -rf build $(BIN)

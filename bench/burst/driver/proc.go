@@ -1,0 +1,232 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is the OS process serving one system's node: one the driver started (burstlet,
+// upstream virtual-kubelet) or the testbed's kwok, which the driver only observes.
+type process struct {
+	pid  int
+	cmd  *exec.Cmd // nil when the driver did not start it
+	log  string
+	done chan struct{}
+	err  error // exit status, valid once done is closed
+}
+
+// startProcess runs bin with its output in logPath. Pdeathsig ties it to the driver, so an
+// interrupted benchmark leaves nothing running.
+func startProcess(bin string, args, env []string, logPath string) (*process, error) {
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
+	}
+	p := &process{pid: cmd.Process.Pid, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited reports whether a process the driver started has ended (never for observed ones).
+func (p *process) exited() bool {
+	if p.done == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to 30 s, then kills. Observed processes are left alone.
+func (p *process) stop() {
+	if p.cmd == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat; 100 on every Linux
+// architecture Go supports (sysconf(_SC_CLK_TCK) would need cgo).
+const clockTicks = 100
+
+// cpuSeconds returns the user+system CPU time the process has used so far.
+func (p *process) cpuSeconds() (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", p.pid)
+	}
+	var utime, stime float64
+	fmt.Sscan(fields[11], &utime) // field 14 of stat; fields here start at field 3
+	fmt.Sscan(fields[12], &stime)
+	return (utime + stime) / clockTicks, nil
+}
+
+// peakRSSMB reads VmHWM, the largest resident set the process has had.
+func (p *process) peakRSSMB() (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.pid)
+}
+
+// resetPeakRSS sets VmHWM back to the current RSS (clear_refs 5), so that the peak of a
+// long-running process we did not start covers only the run being measured.
+func (p *process) resetPeakRSS() error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0o200)
+}
+
+// settle waits until the process uses less than 5% of a core over a second (at most max), so
+// that work trailing the last Running pod (events, status retries) counts in its CPU time.
+func (p *process) settle(max time.Duration) {
+	prev, err := p.cpuSeconds()
+	for deadline := time.Now().Add(max); err == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		var now float64
+		if now, err = p.cpuSeconds(); err == nil && now-prev < 0.05 {
+			return
+		}
+		prev = now
+	}
+}
+
+// logProblems counts the lines at level warn and error in the first size bytes of a log
+// (what was written before the driver stopped the process) and returns the most frequent
+// messages, errors first. burstlet (spdlog) and upstream (logrus) both write `level=<name>`
+// and `msg=`.
+func logProblems(path string, size int64) (warns, errs int, top []string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, nil
+	}
+	data = data[:min(int64(len(data)), size)]
+	count := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		level := ""
+		switch {
+		case strings.Contains(line, "level=warn"):
+			warns++
+			level = "warn"
+		case strings.Contains(line, "level=error"), strings.Contains(line, "level=fatal"):
+			errs++
+			level = "error"
+		default:
+			continue
+		}
+		// The message and its error, with digits blanked so that the same message about
+		// different pods counts as one.
+		msg := level + " " + field(line, "msg")
+		if e := field(line, "error"); e != "" {
+			msg += ": " + e
+		}
+		msg = strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return '#'
+			}
+			return r
+		}, msg)
+		count[msg]++
+	}
+	for m := range count {
+		top = append(top, m)
+	}
+	sort.Slice(top, func(i, j int) bool {
+		ei, ej := strings.HasPrefix(top[i], "error"), strings.HasPrefix(top[j], "error")
+		if ei != ej {
+			return ei
+		}
+		if count[top[i]] != count[top[j]] {
+			return count[top[i]] > count[top[j]]
+		}
+		return top[i] < top[j]
+	})
+	top = top[:min(len(top), 3)]
+	for i, m := range top {
+		if len(m) > 220 {
+			m = m[:220] + "..."
+		}
+		top[i] = fmt.Sprintf("%dx %s", count[top[i]], m)
+	}
+	return warns, errs, top
+}
+
+// field returns the value of key=value or key="value" in a log line.
+func field(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+len(key)+2:]
+	if strings.HasPrefix(rest, `"`) {
+		if v, err := strconv.QuotedPrefix(rest); err == nil {
+			if u, err := strconv.Unquote(v); err == nil {
+				return u
+			}
+		}
+		return strings.Trim(rest, `"`)
+	}
+	if j := strings.IndexByte(rest, ' '); j >= 0 {
+		return rest[:j]
+	}
+	return rest
+}
+
+// logSize is how much of the log has been written so far.
+func logSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
