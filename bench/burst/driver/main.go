@@ -118,6 +118,16 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
+	// `testbed up` stops whatever testbed its state directory records, so a second run would
+	// silently break the first: hold a lock for the whole run instead.
+	lock, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("another bench-burst holds %s: %w", lock.Name(), err)
+	}
 	if err := sh(filepath.Join(bin, "testbed"), "up", "--state", state); err != nil {
 		return err
 	}

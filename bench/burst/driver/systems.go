@@ -220,11 +220,21 @@ func waitUntil(ctx context.Context, p *process, timeout time.Duration, what stri
 			return nil
 		}
 		if p.exited() {
-			return fmt.Errorf("process exited (%v) while waiting for %s; log %s", p.err, what, p.log)
+			return fmt.Errorf("process exited (%v) while waiting for %s; log %s:\n%s", p.err, what, p.log, tail(p.log))
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("timed out waiting for %s: %v", what, err)
+			return fmt.Errorf("timed out waiting for %s: %v; log %s:\n%s", what, err, p.log, tail(p.log))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// tail returns the last lines of a process's log, for errors.
+func tail(path string) string {
+	if path == "" {
+		return "(not ours)"
+	}
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
