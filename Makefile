@@ -98,6 +98,7 @@ bench-bin: deps
 	cd bench && $(GO) build -o $(BIN)/informer-peer ./informer/clientgo
 	cd bench && $(GO) build -o $(BIN)/bench-informer ./informer/driver
 	cd bench && $(GO) build -o $(BIN)/bench-burst ./burst/driver
+	cd bench && $(GO) build -o $(BIN)/bench-cci ./cci/driver
 
 PODS ?= 10000
 ROUNDS ?= 5
@@ -119,6 +120,18 @@ UPSTREAM_WAIT ?= 15m
 bench-burst: testbed-bin build bench-bin $(UPSTREAM_VK_BIN)
 	$(BIN)/bench-burst -root $(CURDIR) -pods $(PODS) -upstream-bin $(UPSTREAM_VK_BIN) \
 	  -upstream-version $(UPSTREAM_VK) -upstream-wait $(UPSTREAM_WAIT) -command "make bench-burst PODS=$(PODS)"
+
+# The backend path: PODS_CCI pods at once through burstlet's cci provider to the testbed's backend
+# plane, against the same pods created straight on the backend; backend writes per pod. PODS on
+# the command line sets it too (`make bench-cci PODS=1000`); its default of 10,000 does not.
+ifeq ($(origin PODS),command line)
+PODS_CCI ?= $(PODS)
+else
+PODS_CCI ?= 1000
+endif
+.PHONY: bench-cci
+bench-cci: testbed-bin build bench-bin
+	$(BIN)/bench-cci -root $(CURDIR) -pods $(PODS_CCI) -command "make bench-cci PODS=$(PODS_CCI)"
 
 clean:
 	rm -rf build $(BIN)

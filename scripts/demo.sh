@@ -28,11 +28,21 @@ echo "demo: backend (CCI stand-in) nodes"
 # --- burstlet ---------------------------------------------------------------------------
 health=127.0.0.1:10355
 log="$state/burstlet.log"
+config="$state/burstlet.yaml"
+backend_kubeconfig="$state/backend/admin.kubeconfig"
+# The cci provider against the backend plane (a real API server standing in for CCI).
+cat >"$config" <<YAML
+provider:
+  name: cci
+  cci:
+    kubeconfig: $state/backend/burstlet.kubeconfig
+    clusterID: demo
+    sweepInterval: 2s
+YAML
 echo
-echo "demo: starting burstlet (fake provider: pods run in memory; log: $log)"
-"$burstlet" run --kubeconfig "$state/cluster/burstlet.kubeconfig" --node-name burstlet \
-  --node-ip 127.0.0.1 --health-listen "$health" --fake-state-file "$state/fake-backend.jsonl" \
-  >"$log" 2>&1 &
+echo "demo: starting burstlet (cci provider: pods run on the backend plane; log: $log)"
+"$burstlet" run --config "$config" --kubeconfig "$state/cluster/burstlet.kubeconfig" \
+  --node-name burstlet --node-ip 127.0.0.1 --health-listen "$health" >"$log" 2>&1 &
 burstlet_pid=$!
 cleanup() {
   if kill -0 "$burstlet_pid" 2>/dev/null; then
@@ -56,13 +66,13 @@ echo "demo: the virtual node next to the kwok workers"
 "$kubectl" get nodes -o wide
 
 echo
-echo "demo: a Deployment of 3 with a ConfigMap, targeted at the virtual node"
+echo "demo: a Deployment of 3 with a ConfigMap (volume and environment), targeted at the virtual node"
 "$kubectl" create namespace demo >/dev/null
 "$kubectl" apply -f - <<'YAML'
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: web-config, namespace: demo}
-data: {GREETING: "hello from the cluster"}
+data: {GREETING: "hello from the cluster", index.html: "<h1>v1</h1>"}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -80,26 +90,53 @@ spec:
       containers:
       - name: web
         image: nginx:1.27
+        resources: {requests: {cpu: 300m, memory: 512Mi}}
         envFrom: [{configMapRef: {name: web-config}}]
         env:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: MESSAGE, value: "$(GREETING), I am $(POD_NAME)"}
+        volumeMounts: [{name: html, mountPath: /usr/share/nginx/html}]
+      volumes:
+      - {name: html, configMap: {name: web-config, items: [{key: index.html, path: index.html}]}}
 YAML
-"$kubectl" -n demo rollout status deployment/web --timeout=60s
+"$kubectl" -n demo rollout status deployment/web --timeout=90s
 echo
-echo "demo: where the pods run, and their status"
+echo "demo: in the cluster: the pods run on the virtual node, with the backend's pod IPs"
 "$kubectl" -n demo get pods -o wide
 pod=$("$kubectl" -n demo get pods -o jsonpath='{.items[0].metadata.name}')
 echo
 echo "demo: $pod as the cluster sees it"
 "$kubectl" -n demo get pod "$pod" -o jsonpath='{"phase: "}{.status.phase}{"\nhostIP: "}{.status.hostIP}{"\npodIP: "}{.status.podIP}{"\nconditions: "}{range .status.conditions[*]}{.type}={.status} {end}{"\ncontainer: "}{.status.containerStatuses[0].name} ready={.status.containerStatuses[0].ready} image={.status.containerStatuses[0].image}{"\n"}'
 echo
-echo "demo: the environment the backend received for $pod (resolved like a kubelet does)"
-grep "\"name\":\"$pod\"" "$state/fake-backend.jsonl" | tail -1 |
-  python3 -c 'import json,sys; p=json.loads(sys.stdin.readline())["pod"]; [print("  %s=%s" % (e["name"], e.get("value", e.get("valueFrom")))) for e in p["spec"]["containers"][0].get("env", [])]'
+echo "demo: on the backend (namespace cce-burst-demo): the pods on the CCI fleet, and the ConfigMap copy"
+"$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods,configmaps -o wide \
+  -l burstlet.io/managed-by=burstlet
+bpod=$("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods -o jsonpath='{.items[0].metadata.name}')
+echo
+echo "demo: backend pod $bpod: normalized to CCI sizes, environment resolved like a kubelet does"
+"$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pod "$bpod" -o json |
+  python3 -c 'import json,sys; p=json.load(sys.stdin); a=p["metadata"]["annotations"]; c=p["spec"]["containers"][0]
+print("  source: %s/%s" % (a["burstlet.io/source-namespace"], a["burstlet.io/source-name"]))
+print("  pod size: cpu=%s memory=%s" % (a.get("virtual-kubelet.cci.io/burst-pod-cpu"), a.get("virtual-kubelet.cci.io/burst-pod-memory")))
+print("  container resources: %s" % json.dumps(c.get("resources")))
+[print("  env %s=%s" % (e["name"], e.get("value", e.get("valueFrom")))) for e in c.get("env", [])]'
+echo
+echo "demo: events of $pod (burstlet's and the backend's)"
+"$kubectl" -n demo get events --field-selector involvedObject.name="$pod" \
+  -o custom-columns=TYPE:.type,REASON:.reason,FROM:.source.component,MESSAGE:.message
+echo
+echo "demo: editing the ConfigMap: the backend copy follows within seconds"
+"$kubectl" -n demo patch configmap web-config --type merge -p '{"data":{"index.html":"<h1>v2</h1>"}}' >/dev/null
+for _ in $(seq 1 50); do
+  got=$("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get configmaps \
+    -l burstlet.io/managed-by=burstlet -o jsonpath='{.items[0].data.index\.html}')
+  [ "$got" = "<h1>v2</h1>" ] && break
+  sleep 0.2
+done
+echo "  backend copy now serves: $got"
 echo
 echo "demo: burstlet's metrics (excerpt of http://$health/metrics)"
-curl -fsS "http://$health/metrics" | grep -E '^burstlet_(pods|provider_creates_total|pod_status_patches_total|node_ready|api_requests_total)' | head -20
+curl -fsS "http://$health/metrics" | grep -E '^burstlet_(pods|provider_creates_total|pod_status_patches_total|node_ready|backend_requests_total)' | head -20
 echo
 echo "demo: scaling to 1: burstlet deletes on the backend, then finishes the API delete"
 "$kubectl" -n demo scale deployment/web --replicas=1 >/dev/null
@@ -109,5 +146,12 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 "$kubectl" -n demo get pods -o wide
+"$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods -o wide
+echo
+echo "demo: uninstall: stop burstlet, then 'burstlet cleanup' removes the backend namespace"
+kill -TERM "$burstlet_pid" 2>/dev/null || true
+wait "$burstlet_pid" 2>/dev/null || true
+"$burstlet" cleanup --config "$config" --timeout 2m
+"$kubectl" --kubeconfig "$backend_kubeconfig" get namespaces
 echo
 echo "demo: done."

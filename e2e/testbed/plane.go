@@ -311,7 +311,7 @@ leaderElection:
 
 	kwokStages := filepath.Join(p.Dir, "kwok.yaml")
 	stages := strings.Join([]string{nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady, podfast.DefaultPodComplete, podfast.DefaultPodDelete}, "\n---\n")
+		podfast.DefaultPodReady, podfast.DefaultPodComplete, podfast.DefaultPodDelete, podExitStage}, "\n---\n")
 	if err := os.WriteFile(kwokStages, []byte(stages), 0o644); err != nil {
 		return err
 	}
@@ -458,3 +458,49 @@ func httpOK(ctx context.Context, c *http.Client, url string) error {
 	}
 	return nil
 }
+
+// ExitCodeAnnotation makes a running kwok pod end: its containers terminate with this exit
+// code (phase Succeeded for "0", Failed otherwise). kwok runs no containers, so run-to-completion
+// pods (Jobs) need it to finish; on the backend plane it stands for a container that exits.
+const ExitCodeAnnotation = "testbed.burstlet.io/exit-code"
+
+const podExitStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-exit
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
+      operator: 'Exists'
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {{ $code }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`

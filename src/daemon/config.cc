@@ -190,8 +190,32 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"stateFile", stringInto(&f.stateFile)}},
                     {});
   };
+  auto& b = c.backend;
+  auto cciSection = [&b, &c](const YAML::Node& n, const std::string& where) -> Status {
+    return applyMap(n, where,
+                    {{"kubeconfig", stringInto(&b.kubeconfig)},
+                     {"context", stringInto(&b.context)},
+                     {"endpoint", stringInto(&b.endpoint)},
+                     {"projectID", stringInto(&b.projectID)},
+                     {"tokenFile", stringInto(&b.tokenFile)},
+                     {"akskFile", stringInto(&b.akskFile)},
+                     {"akskSecret", stringInto(&b.akskSecret)},
+                     {"caFile", stringInto(&b.caFile)},
+                     {"insecureSkipTLSVerify", boolInto(&b.insecureSkipTLSVerify)},
+                     {"clusterID", stringInto(&b.clusterID)},
+                     {"namespacePrefix", stringInto(&b.namespacePrefix)},
+                     {"storageDrivers", listInto(&b.storageDrivers)},
+                     {"storageClasses", listInto(&b.storageClasses)},
+                     {"sweepInterval", durationInto(&b.sweepInterval)},
+                     {"cpu", stringInto(&c.backendCapacity.cpu)},
+                     {"memory", stringInto(&c.backendCapacity.memory)},
+                     {"pods", stringInto(&c.backendCapacity.pods)},
+                     {"ephemeralStorage", stringInto(&c.backendCapacity.ephemeralStorage)}},
+                    {});
+  };
   auto providerSection = [&](const YAML::Node& n, const std::string& where) -> Status {
-    return applyMap(n, where, {{"name", stringInto(&c.provider)}}, {{"fake", fakeSection}});
+    return applyMap(n, where, {{"name", stringInto(&c.provider)}},
+                    {{"fake", fakeSection}, {"cci", cciSection}});
   };
   auto nodeSection = [&](const YAML::Node& n, const std::string& where) -> Status {
     return applyMap(n, where,
@@ -235,8 +259,13 @@ Status validate(const Config& c) {
   if (c.kubeletPort < 1 || c.kubeletPort > 65535) {
     return invalid("node.kubeletPort", "must be a TCP port");
   }
-  if (c.provider != "fake") {
-    return invalid("provider.name", fmt::format("unknown provider {:?} (known: fake)", c.provider));
+  if (c.provider == "cci") {
+    if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {
+      return invalid("provider.cci", s.error().message);
+    }
+  } else if (c.provider != "fake") {
+    return invalid("provider.name",
+                   fmt::format("unknown provider {:?} (known: fake, cci)", c.provider));
   }
   return okStatus();
 }

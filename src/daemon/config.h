@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "provider/cci/backend.h"
 #include "provider/fake/fake_provider.h"
 
 namespace burstlet::daemon {
@@ -31,6 +32,9 @@ struct Config {
   // Provider.
   std::string provider = "fake";
   provider::FakeProviderOptions fake;
+  // provider "cci": the backend (CCI or any Kubernetes API server) and what the node offers.
+  provider::cci::BackendConfig backend;
+  provider::NodeCapacity backendCapacity{"2000", "8Ti", "10000", "20Ti"};
 };
 
 // Go-style durations: "0", "250ms", "2s", "1m30s", "1h".

@@ -18,11 +18,15 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "daemon/cluster_objects.h"
 #include "kube/events.h"
 #include "kube/rest.h"
 #include "node/node_controller.h"
 #include "pod/pod_controller.h"
 #include "pod/prepare.h"
+#include "provider/cci/auth.h"
+#include "provider/cci/backend.h"
+#include "provider/cci/cci_provider.h"
 #include "provider/fake/fake_provider.h"
 #include "server/http_server.h"
 
@@ -44,12 +48,17 @@ asio::awaitable<void> sleepMs(int ms) {
 }
 
 struct Parts {
+  std::atomic<bool> providerDone{false};
+  std::atomic<bool> providerFailed{false};
+  std::atomic<bool> feedsDone{false};
   std::atomic<bool> podsDone{false};
   std::atomic<bool> nodeDone{false};
   std::atomic<bool> eventsDone{false};
   std::atomic<bool> servicesDone{false};
   std::atomic<bool> stopping{false};
   pod::PodController* pods = nullptr;
+  provider::cci::CciProvider* cci = nullptr;  // null with other providers
+  std::vector<kube::Informer*> feeds;         // cluster ConfigMap/Secret changes (cci)
   kube::Informer* services = nullptr;
   node::NodeController* node = nullptr;
   kube::EventRecorder* events = nullptr;
@@ -58,7 +67,10 @@ struct Parts {
 };
 
 asio::awaitable<void> startPods(Parts* parts, kube::Informer* services) {
-  while (!services->synced() && !parts->stopping) {
+  // Pods start once Services are known (their environments are complete) and the backend
+  // listed its pods (so that reconcile sees them).
+  while (!(services->synced() && (parts->cci == nullptr || parts->cci->ready())) &&
+         !parts->stopping) {
     co_await sleepMs(20);
   }
   if (!parts->stopping) {
@@ -80,6 +92,15 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   while (!parts->nodeDone) {
     co_await sleepMs(20);
   }
+  if (parts->cci != nullptr) {
+    for (auto* feed : parts->feeds) {
+      feed->stop();
+    }
+    parts->cci->stop();
+    while (!parts->providerDone) {
+      co_await sleepMs(20);
+    }
+  }
   parts->services->stop();
   parts->events->stop();
   for (int i = 0; i < 250 && !parts->eventsDone; ++i) {
@@ -91,15 +112,114 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   parts->io->stop();
 }
 
+asio::awaitable<void> fetchSecret(kube::RestClient* client, std::string ns, std::string name,
+                                  std::optional<Result<boost::json::value>>* out) {
+  *out = co_await client->get(kube::resources::kSecrets, std::move(ns), std::move(name));
+}
+
+// The backend client. AK/SK kept in a cluster Secret are read once here, before the loop runs.
+Result<std::unique_ptr<kube::RestClient>> connect(asio::io_context& io, const Config& config,
+                                                  kube::RestClient* cluster,
+                                                  const std::string& version, const Clock& clock) {
+  std::optional<provider::cci::AkSk> aksk;
+  const std::string& ref = config.backend.akskSecret;
+  if (!ref.empty()) {
+    if (cluster == nullptr) {
+      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                         "provider.cci.akskSecret needs the cluster connection");
+    }
+    const auto slash = ref.find('/');
+    std::optional<Result<boost::json::value>> got;
+    asio::co_spawn(io, fetchSecret(cluster, ref.substr(0, slash), ref.substr(slash + 1), &got),
+                   asio::detached);
+    io.run();
+    io.restart();
+    if (!got || !got->ok()) {
+      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                         fmt::format("provider.cci.akskSecret {}: {}", ref,
+                                     got ? got->error().toString() : std::string("not read")));
+    }
+    const auto* data = got->value().as_object().if_contains("data");
+    auto keys = provider::cci::akskFromSecretData(
+        data != nullptr && data->is_object() ? data->as_object() : boost::json::object{});
+    if (!keys.ok()) {
+      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                         fmt::format("provider.cci.akskSecret {}: {}", ref, keys.error().message));
+    }
+    aksk = std::move(*keys);
+  }
+  return provider::cci::connectBackend(io.get_executor(), config.backend, std::move(aksk),
+                                       "burstlet/" + version, clock);
+}
+
+asio::awaitable<void> runCleanup(kube::RestClient* backend, std::string ns, std::string clusterID,
+                                 std::chrono::milliseconds timeout, Status* out) {
+  const Clock& clock = realClock();
+  *out = co_await provider::cci::cleanupBackend(*backend, ns, clusterID, timeout, clock);
+}
+
+Result<kube::ClientConfig> clusterConfig(const Config& config) {
+  return config.inCluster ? kube::inClusterConfig()
+                          : kube::loadKubeconfig(kube::KubeconfigOptions{config.kubeconfigs,
+                                                                         config.context, "", ""});
+}
+
 }  // namespace
+
+int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::string& version) {
+  if (config.provider != "cci") {
+    std::fprintf(stderr,
+                 "burstlet cleanup: provider.name is %s; only the cci provider leaves "
+                 "anything on a backend\n",
+                 config.provider.c_str());
+    return 1;
+  }
+  if (auto s = validate(config); !s.ok()) {
+    std::fprintf(stderr, "burstlet cleanup: configuration: %s\n", s.error().toString().c_str());
+    return 1;
+  }
+  asio::io_context io(1);
+  std::unique_ptr<kube::RestClient> cluster;
+  if (!config.backend.akskSecret.empty()) {
+    auto cc = clusterConfig(config);
+    if (!cc.ok()) {
+      std::fprintf(stderr, "burstlet cleanup: cluster connection: %s\n",
+                   cc.error().toString().c_str());
+      return 1;
+    }
+    auto c = kube::RestClient::create(io.get_executor(), *cc);
+    if (!c.ok()) {
+      std::fprintf(stderr, "burstlet cleanup: cluster connection: %s\n",
+                   c.error().toString().c_str());
+      return 1;
+    }
+    cluster = std::move(*c);
+  }
+  auto backend = connect(io, config, cluster.get(), version, realClock());
+  if (!backend.ok()) {
+    std::fprintf(stderr, "burstlet cleanup: backend connection: %s\n",
+                 backend.error().toString().c_str());
+    return 1;
+  }
+  const std::string ns =
+      provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
+  Status result = okStatus();
+  asio::co_spawn(io, runCleanup(backend->get(), ns, config.backend.clusterID, timeout, &result),
+                 asio::detached);
+  io.run();
+  if (!result.ok()) {
+    std::fprintf(stderr, "burstlet cleanup: %s\n", result.error().toString().c_str());
+    return 1;
+  }
+  std::printf("backend namespace %s is gone\n", ns.c_str());
+  return 0;
+}
 
 int run(const Config& config, const std::string& version) {
   if (auto s = validate(config); !s.ok()) {
     return fail("configuration", s.error());
   }
-  auto clientConfig = config.inCluster ? kube::inClusterConfig()
-                                       : kube::loadKubeconfig(kube::KubeconfigOptions{
-                                             config.kubeconfigs, config.context, "", ""});
+  auto clientConfig = clusterConfig(config);
   if (!clientConfig.ok()) {
     return fail("cluster connection", clientConfig.error());
   }
@@ -126,12 +246,44 @@ int run(const Config& config, const std::string& version) {
   nodeOptions.kubeletPort = config.kubeletPort;
   nodeOptions.kubeletVersion = "v" + version + "-burstlet";
 
-  provider::FakeProviderOptions fake = config.fake;
-  fake.nodeIP = nodeOptions.internalIP;
   auto providerStrand = asio::make_strand(io);
-  auto provider = provider::FakeProvider::create(providerStrand, fake, clock);
-  if (!provider.ok()) {
-    return fail("provider", provider.error());
+  kube::EventRecorderOptions eventOptions;
+  eventOptions.host = config.nodeName;
+  kube::EventRecorder events(**client, clock, eventOptions);
+  std::unique_ptr<provider::Provider> provider;
+  std::unique_ptr<kube::RestClient> backend;
+  std::unique_ptr<ApiClusterObjects> clusterObjects;
+  provider::cci::CciProvider* cci = nullptr;
+  if (config.provider == "cci") {
+    auto b = connect(io, config, client->get(), version, clock);
+    if (!b.ok()) {
+      return fail("backend connection", b.error());
+    }
+    backend = std::move(*b);
+    clusterObjects = std::make_unique<ApiClusterObjects>(**client);
+    provider::cci::CciOptions o;
+    o.clusterID = config.backend.clusterID;
+    o.backendNamespace =
+        provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
+    o.nodeName = config.nodeName;
+    o.nodeIP = nodeOptions.internalIP;
+    o.cci = config.backend.cci();
+    o.validate.storageDrivers = config.backend.storageDrivers;
+    o.validate.storageClasses = config.backend.storageClasses;
+    o.capacity = config.backendCapacity;
+    o.sweepInterval = config.backend.sweepInterval;
+    auto p = std::make_unique<provider::cci::CciProvider>(providerStrand, *backend, *clusterObjects,
+                                                          events, o, clock);
+    cci = p.get();
+    provider = std::move(p);
+  } else {
+    provider::FakeProviderOptions fake = config.fake;
+    fake.nodeIP = nodeOptions.internalIP;
+    auto p = provider::FakeProvider::create(providerStrand, fake, clock);
+    if (!p.ok()) {
+      return fail("provider", p.error());
+    }
+    provider = std::move(*p);
   }
 
   auto health = server::HttpServer::create(io.get_executor(), config.healthListen);
@@ -139,15 +291,12 @@ int run(const Config& config, const std::string& version) {
     return fail("health listener", health.error());
   }
 
-  kube::EventRecorderOptions eventOptions;
-  eventOptions.host = config.nodeName;
-  kube::EventRecorder events(**client, clock, eventOptions);
-  node::NodeController node(**client, **provider, nodeOptions, clock);
+  node::NodeController node(**client, *provider, nodeOptions, clock);
   pod::PodControllerOptions podOptions;
   podOptions.nodeName = config.nodeName;
   podOptions.workers = config.workers;
   auto podStrand = asio::make_strand(io);
-  pod::PodController pods(podStrand, **client, **provider, events, podOptions, clock);
+  pod::PodController pods(podStrand, **client, *provider, events, podOptions, clock);
 
   // Services for the service-link variables of pod environments.
   kube::InformerOptions serviceOptions;
@@ -156,7 +305,7 @@ int run(const Config& config, const std::string& version) {
   services.store().addIndex(pod::kServiceNamespaceIndex, [](const boost::json::value& s) {
     return std::vector<std::string>{std::string(kube::objectNamespace(s))};
   });
-  const auto capacity = (*provider)->capacity();
+  const auto capacity = provider->capacity();
   pod::PodPreparer preparer(**client, &services.store(), events, nodeOptions.internalIP,
                             boost::json::object{{"cpu", capacity.cpu},
                                                 {"memory", capacity.memory},
@@ -212,7 +361,7 @@ int run(const Config& config, const std::string& version) {
   spdlog::info(
       "msg=\"burstlet starting\" version={} node={} provider={} api={} health=:{} "
       "workers={} threads={}",
-      version, config.nodeName, (*provider)->name(), clientConfig->server, (*health)->port(),
+      version, config.nodeName, provider->name(), clientConfig->server, (*health)->port(),
       config.workers, config.threads);
 
   Parts parts;
@@ -222,6 +371,29 @@ int run(const Config& config, const std::string& version) {
   parts.services = &services;
   parts.health = health->get();
   parts.io = &io;
+  parts.cci = cci;
+  std::vector<std::unique_ptr<kube::Informer>> feeds;
+  if (cci != nullptr) {
+    auto& backendRequests = registry.counterFamily(
+        "burstlet_backend_requests_total", "Requests to the backend API server by verb and code.",
+        {"verb", "code"});
+    backend->setRequestObserver([&backendRequests](std::string_view verb, std::string_view code) {
+      backendRequests.with({std::string(verb), std::string(code)}).inc();
+    });
+    for (const auto* resource : {&kube::resources::kConfigMaps, &kube::resources::kSecrets}) {
+      feeds.push_back(makeChangeFeed(**client, *resource, *cci));
+      parts.feeds.push_back(feeds.back().get());
+      asio::co_spawn(asio::make_strand(io), feeds.back()->run(), asio::detached);
+    }
+    asio::co_spawn(providerStrand, cci->run(), [&parts](const std::exception_ptr&, Status s) {
+      if (!s.ok()) {
+        spdlog::error("msg=\"backend provider stopped\" error=\"{}\"", s.error().toString());
+        parts.providerFailed = true;
+        std::raise(SIGTERM);
+      }
+      parts.providerDone = true;
+    });
+  }
   asio::co_spawn(asio::make_strand(io), events.run(),
                  [&parts](const std::exception_ptr&) { parts.eventsDone = true; });
   asio::co_spawn(asio::make_strand(io), node.run(),
@@ -242,7 +414,7 @@ int run(const Config& config, const std::string& version) {
   for (auto& t : threads) {
     t.join();
   }
-  return 0;
+  return parts.providerFailed ? 1 : 0;
 }
 
 }  // namespace burstlet::daemon

@@ -563,7 +563,37 @@ class ExecSource final : public CredentialSource {
   std::optional<Credential> cached_;
 };
 
+bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  const auto lower = [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [&](char x, char y) { return lower(x) == lower(y); });
+}
+
 }  // namespace
+
+std::optional<std::string_view> SignableRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (equalsIgnoringCase(k, name)) {
+      return std::string_view(v);
+    }
+  }
+  return std::nullopt;
+}
+
+void SignableRequest::setHeader(std::string_view name, std::string value) {
+  auto first = std::find_if(headers.begin(), headers.end(),
+                            [&](const auto& h) { return equalsIgnoringCase(h.first, name); });
+  if (first == headers.end()) {
+    headers.emplace_back(std::string(name), std::move(value));
+    return;
+  }
+  first->second = std::move(value);
+  headers.erase(std::remove_if(std::next(first), headers.end(),
+                               [&](const auto& h) { return equalsIgnoringCase(h.first, name); }),
+                headers.end());
+}
 
 std::unique_ptr<CredentialSource> makeCredentialSource(const ClientConfig& config,
                                                        const Clock& clock) {

@@ -1,6 +1,9 @@
 // Credentials: what a request presents to the API server. A CredentialSource yields the
 // current credential and knows when to refresh it (token files rotate, exec plugins return
 // credentials with an expiry). Sources never log or return secrets in error messages.
+// Besides the Kubernetes forms (bearer token, client certificate, basic auth) a credential may
+// carry extra headers and a RequestSigner, for servers that authenticate each request by a
+// signature over its bytes (the CCI backend's AK/SK signing).
 #pragma once
 
 #include <chrono>
@@ -8,12 +11,40 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/result.h"
 #include "kube/config.h"
 
 namespace burstlet::kube {
+
+// A request as it will go on the wire, for a RequestSigner to sign.
+struct SignableRequest {
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view target;  // path and query exactly as sent, base path included
+  std::string_view body;
+  // Every header that will be sent, Host included, names as the transport spells them.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // The value of the first header named `name` (case-insensitive), if any.
+  std::optional<std::string_view> header(std::string_view name) const;
+  // Replaces the headers named `name` (case-insensitive) with one, or appends it.
+  void setHeader(std::string_view name, std::string value);
+};
+
+// Signs requests by adding headers (a date, a signature). Called once per request, after the
+// body and every other header are final, so a signature covers exactly what is sent. Shared by
+// concurrent requests: sign() must be thread-safe.
+class RequestSigner {
+ public:
+  virtual ~RequestSigner() = default;
+  // Adds or replaces headers of `request`; the transport sends whatever changed. An error
+  // fails the request without sending it; its message never contains key material.
+  virtual Status sign(SignableRequest& request) const = 0;
+};
 
 struct Credential {
   std::string bearerToken;    // "Authorization: Bearer <token>" when non-empty
@@ -22,6 +53,11 @@ struct Credential {
   std::string basicAuth;  // "user:password" when non-empty
   // When the credential must be fetched again (exec plugin expirationTimestamp).
   std::optional<Clock::WallTime> expiresAt;
+  // Sent with every request after the request's own headers, replacing same-named ones
+  // (X-Auth-Token, X-Project-Id).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, signs every request last.
+  std::shared_ptr<const RequestSigner> signer;
 };
 
 class CredentialSource {

@@ -353,6 +353,24 @@ class BeastTransport final : public Transport {
            v == Verb::options;
   }
 
+  // Lets the credential's signer see the request exactly as it will be written, and sends
+  // the headers it added or changed.
+  static Status signRequest(const RequestSigner& signer, Request& req) {
+    SignableRequest signable{req.method_string(), req.target(), req.body(), {}};
+    for (const auto& field : req) {
+      signable.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    const auto before = signable.headers;
+    BURSTLET_RETURN_IF_ERROR(signer.sign(signable));
+    for (size_t i = 0; i < signable.headers.size(); ++i) {
+      const auto& [name, value] = signable.headers[i];
+      if (i >= before.size() || before[i] != signable.headers[i]) {
+        req.set(name, value);
+      }
+    }
+    return okStatus();
+  }
+
   Result<Request> prepare(const HttpRequest& in, bool acceptGzip) {
     Request req{in.method, address_.basePath + in.target, 11};
     req.set(http::field::host, address_.hostHeader);
@@ -370,15 +388,20 @@ class BeastTransport final : public Transport {
     for (const auto& [k, v] : in.headers) {
       req.set(k, v);
     }
+    std::shared_ptr<const RequestSigner> signer;
     if (credentials_) {
       auto cred = credentials_->current();
       if (!cred.ok()) {
         return std::move(cred).error();
       }
+      signer = cred->signer;
       if (!cred->bearerToken.empty()) {
         req.set(http::field::authorization, "Bearer " + cred->bearerToken);
       } else if (!cred->basicAuth.empty()) {
         req.set(http::field::authorization, "Basic " + base64Encode(cred->basicAuth));
+      }
+      for (const auto& [k, v] : cred->headers) {
+        req.set(k, v);
       }
       if (address_.tls && !cred->clientCertPem.empty()) {
         std::lock_guard lock(mu_);
@@ -390,6 +413,9 @@ class BeastTransport final : public Transport {
     req.keep_alive(true);
     req.body() = in.body;
     req.prepare_payload();
+    if (signer) {
+      BURSTLET_RETURN_IF_ERROR(signRequest(*signer, req));
+    }
     return req;
   }
 

@@ -1,6 +1,7 @@
 // BeastTransport: HTTP/1.1 over TLS (or plain TCP for http:// servers) with Boost.Beast,
 // a keep-alive connection pool, per-request deadlines, and credentials from a
-// CredentialSource (bearer token header or TLS client certificate).
+// CredentialSource (bearer token header or TLS client certificate, extra headers, and a
+// RequestSigner that signs each request as sent).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

@@ -199,6 +199,12 @@ asio::awaitable<void> PodController::resyncLoop() {
     for (const auto& key : informer_->store().keys()) {
       enqueue(key);
     }
+    // Provider pods whose source is gone (deleted while a delete failed for good, or made by
+    // an earlier process) go too: the same plan as after a restart.
+    if (auto s = co_await reconcile(); !s.ok()) {
+      spdlog::warn("msg=\"periodic reconcile with the provider failed\" error=\"{}\"",
+                   s.error().toString());
+    }
   }
 }
 
@@ -374,6 +380,12 @@ asio::awaitable<Status> PodController::createOnProvider(const json::value& pod) 
     prepared = std::move(*p);
   }
   auto s = co_await provider_.createPod(prepared);
+  if (!s.ok() && s.error().reason == "CreateContainerConfigError") {
+    // The provider could not make a mounted ConfigMap or Secret available: the pod waits like
+    // on a kubelet, and the provider wakes it when the object appears.
+    co_await reportConfigError(pod, s.error());
+    co_return s;
+  }
   if (!s.ok()) {
     const bool permanent = s.error().code == ErrorCode::kInvalid;
     if (permanent) {

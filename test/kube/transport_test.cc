@@ -1,5 +1,6 @@
 #include "kube/transport.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "common/gzip.h"
@@ -416,6 +418,114 @@ TEST(TransportTest, ChunkedWatchStream) {
     types.emplace_back(watchEventTypeName((*ev)->type));
   }
   EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "DELETED"}));
+}
+
+// A credential with extra headers and a signer that records what it was shown.
+class HeaderCredentials final : public CredentialSource {
+ public:
+  explicit HeaderCredentials(std::shared_ptr<const RequestSigner> signer)
+      : signer_(std::move(signer)) {}
+  Result<Credential> current() override {
+    Credential c;
+    c.headers = {{"X-Auth-Token", "cci-token-from-credential"}, {"X-Project-Id", "project-1"}};
+    c.signer = signer_;
+    return c;
+  }
+  void invalidate() override {}
+
+ private:
+  std::shared_ptr<const RequestSigner> signer_;
+};
+
+// Signs with a digest of what it sees, so the server can check that it saw the same request.
+class DescribingSigner final : public RequestSigner {
+ public:
+  Status sign(SignableRequest& r) const override {
+    if (r.target.find("fail") != std::string_view::npos) {
+      return Error::make(ErrorCode::kUnauthorized, "SignFailed", "cannot sign");
+    }
+    r.setHeader("X-Test-Signed", describe(r.method, r.target, r.header("host").value_or("<none>"),
+                                          r.header("x-auth-token").value_or("<none>"),
+                                          r.header("Content-Type").value_or("<none>"), r.body));
+    r.setHeader("x-project-id", "project-replaced-by-signer");
+    return okStatus();
+  }
+  static std::string describe(std::string_view method, std::string_view target,
+                              std::string_view host, std::string_view token,
+                              std::string_view contentType, std::string_view body) {
+    return fmt::format("{} {} host={} token={} type={} body={}", method, target, host, token,
+                       contentType, body);
+  }
+};
+
+TEST(TransportTest, CredentialHeadersAndSignerReachTheServer) {
+  std::mutex mu;
+  std::vector<std::string> signedSeen;
+  std::vector<std::string> projectSeen;
+  TestServer server([&](const http::request<http::string_body>& req) {
+    // Recompute from what arrived: equal only if the signer saw the bytes that were sent.
+    const auto field = [&](std::string_view name) -> std::string_view {
+      const auto it = req.find(name);
+      return it == req.end() ? "<none>" : it->value();
+    };
+    const std::string expected =
+        DescribingSigner::describe(req.method_string(), req.target(), field("Host"),
+                                   field("X-Auth-Token"), field("Content-Type"), req.body());
+    std::lock_guard lock(mu);
+    signedSeen.push_back(std::string(req["X-Test-Signed"]) +
+                         (req["X-Test-Signed"] == expected ? "" : " MISMATCH " + expected));
+    projectSeen.emplace_back(req["X-Project-Id"]);
+    return Reply{Reply::kRespond, 200, "{}"};
+  });
+  boost::asio::io_context io;
+  ClientConfig c;
+  c.server = server.url() + "/base/";
+  c.source = "test";
+  auto t =
+      makeBeastTransport(io.get_executor(), c,
+                         std::make_shared<HeaderCredentials>(std::make_shared<DescribingSigner>()));
+  ASSERT_TRUE(t.ok()) << t.error().toString();
+
+  HttpRequest post = get("/apis/x/v1/pods?b=2&a=1");
+  post.method = Verb::post;
+  post.body = R"({"kind":"Pod"})";
+  post.contentType = "application/json";
+  post.headers = {{"X-Auth-Token", "request-header-loses"}};
+  auto r = runSync(io, (*t)->send(post));
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  r = runSync(io, (*t)->send(get("/api/v1/nodes")));
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+
+  const std::string host = server.url().substr(std::string_view("http://").size());
+  std::lock_guard lock(mu);
+  EXPECT_EQ(
+      signedSeen,
+      (std::vector<std::string>{
+          "POST /base/apis/x/v1/pods?b=2&a=1 host=" + host +
+              " token=cci-token-from-credential type=application/json body={\"kind\":\"Pod\"}",
+          "GET /base/api/v1/nodes host=" + host +
+              " token=cci-token-from-credential type=<none> body=",
+      }));
+  EXPECT_EQ(projectSeen,
+            (std::vector<std::string>{"project-replaced-by-signer", "project-replaced-by-signer"}));
+}
+
+TEST(TransportTest, SignerErrorFailsTheRequestUnsent) {
+  TestServer server([](const auto&) { return Reply{Reply::kRespond, 200, "{}"}; });
+  boost::asio::io_context io;
+  ClientConfig c;
+  c.server = server.url();
+  auto t =
+      makeBeastTransport(io.get_executor(), c,
+                         std::make_shared<HeaderCredentials>(std::make_shared<DescribingSigner>()));
+  ASSERT_TRUE(t.ok()) << t.error().toString();
+  auto r = runSync(io, (*t)->send(get("/fail")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().reason, "SignFailed");
+  auto s = runSync(io, (*t)->stream(get("/fail")));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "SignFailed");
+  EXPECT_EQ(server.accepted(), 0);
 }
 
 TEST(TransportTest, ServerUrlCredentialsNeverReachErrors) {

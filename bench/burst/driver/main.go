@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -21,10 +20,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"burstlet/bench/internal/podload"
+	"burstlet/bench/internal/proc"
+	benchreport "burstlet/bench/internal/report"
+	"burstlet/bench/internal/testbed"
 )
 
 const namespace = "bench-burst"
@@ -118,24 +120,11 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
-	// `testbed up` stops whatever testbed its state directory records, so a second run would
-	// silently break the first: hold a lock for the whole run instead.
-	lock, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	tb, stopTestbed, err := testbed.Up(bin, state)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("another bench-burst holds %s: %w", lock.Name(), err)
-	}
-	if err := sh(filepath.Join(bin, "testbed"), "up", "--state", state); err != nil {
-		return err
-	}
-	defer func() { _ = sh(filepath.Join(bin, "testbed"), "down", "--state", state, "--wipe") }()
-	tb, err := loadTestbed(state)
-	if err != nil {
-		return err
-	}
+	defer stopTestbed()
 	cfg, err := clientcmd.BuildConfigFromFlags("", tb.Cluster.AdminKubeconfig)
 	if err != nil {
 		return err
@@ -149,7 +138,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureNamespace(ctx, cs); err != nil {
+	if err := podload.EnsureNamespace(ctx, cs, namespace); err != nil {
 		return err
 	}
 
@@ -171,7 +160,7 @@ func run(ctx context.Context, o options) error {
 	}
 	plans = append(plans, plan{pods: o.pods})
 
-	rep := &report{Pods: o.pods, Machine: machine(), Command: o.command,
+	rep := &report{Pods: o.pods, Machine: benchreport.Machine(), Command: o.command,
 		Date: began.UTC().Format(time.RFC3339), Systems: map[string]*result{},
 		Settings: map[string]string{}, Targets: map[string]bool{}}
 	for _, name := range o.systems {
@@ -219,7 +208,7 @@ func run(ctx context.Context, o options) error {
 	if err := writeCDF(filepath.Join(results, "burst-cdf.png"), plotTitle(o), plotSeries(rep, o)); err != nil {
 		return err
 	}
-	return writeSection(filepath.Join(o.root, "docs", "perf.md"), "burst", perfSection(rep, o, table))
+	return benchreport.WriteSection(filepath.Join(o.root, "docs", "perf.md"), "burst", perfSection(rep, o, table))
 }
 
 // measure runs one plan against one system: start (or find) its process, create the pods,
@@ -227,44 +216,47 @@ func run(ctx context.Context, o options) error {
 func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, run string,
 	creators int, wait time.Duration) (*result, error) {
 	fmt.Printf("%s: %v\n", sys.name, p)
-	proc, err := sys.start(ctx, run)
+	sp, err := sys.start(ctx, run)
 	if err != nil {
-		if proc != nil {
-			proc.stop()
+		if sp != nil {
+			sp.Stop()
 		}
 		return nil, err
 	}
-	defer proc.stop()
+	defer sp.Stop()
 	res := &result{System: sys.name, Run: p.String(), Pods: p.pods, CreateRate: p.rate}
 	if !sys.fresh {
 		// kwok lives as long as the testbed: count only this run's peak.
-		if err := proc.resetPeakRSS(); err != nil {
+		if err := sp.ResetPeakRSS(); err != nil {
 			res.NotMeasured = "peak RSS is kwok's lifetime peak: " + err.Error()
 		}
 	}
 	// Sampled while the run goes on, so that a process that dies still leaves its last values.
-	cpu0, err := proc.cpuSeconds()
+	cpu0, err := sp.CPUSeconds()
 	if err != nil {
 		return nil, err
 	}
 	var cpu, rss float64
 	sample := func() {
-		if c, err := proc.cpuSeconds(); err == nil {
+		if c, err := sp.CPUSeconds(); err == nil {
 			cpu = c - cpu0
 		}
-		if r, err := proc.peakRSSMB(); err == nil {
+		if r, err := sp.PeakRSSMB(); err == nil {
 			rss = r
 		}
 	}
-	obs, err := observe(cs, namespace, run)
+	obs, err := podload.Observe(cs, namespace, "run="+run)
 	if err != nil {
 		return nil, err
 	}
-	defer close(obs.stop)
+	defer obs.Close()
 
-	created := make(chan *creation, 1)
-	go func() { created <- createPods(ctx, cs, namespace, run, sys.node, p, creators) }()
-	var c *creation
+	created := make(chan *podload.Creation, 1)
+	go func() {
+		created <- podload.Create(ctx, cs, namespace, p.pods, p.rate, creators,
+			func(i int) *corev1.Pod { return benchPod(run, sys.node, i) })
+	}()
+	var c *podload.Creation
 	want := func() int { // all pods, less those whose creation failed once that is known
 		if c == nil {
 			select {
@@ -273,13 +265,13 @@ func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, 
 				return p.pods
 			}
 		}
-		return p.pods - c.failures
+		return p.pods - c.Failures
 	}
-	timedOut, exited := obs.waitAll(ctx, want, time.Now().Add(wait), proc, sys.name, sample)
+	timedOut, exited := obs.WaitAll(ctx, want, time.Now().Add(wait), sp.Exited, sys.name, sample)
 	stopWait := time.Now()
 	res.TimedOut = timedOut
 	if exited {
-		res.Exited = fmt.Sprint(proc.err)
+		res.Exited = fmt.Sprint(sp.Err())
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -288,18 +280,18 @@ func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, 
 		c = <-created
 	}
 	if !res.TimedOut && res.Exited == "" {
-		proc.settle(20 * time.Second)
+		sp.Settle(20 * time.Second)
 	}
 	sample()
 
 	// Only what was seen while waiting counts, also when a capped run goes on meanwhile.
-	lat, last := obs.latencies(run, c, stopWait)
+	lat, last := obs.Latencies(func(i int) string { return podName(run, i) }, c, stopWait)
 	res.latencies = lat
-	res.Running, res.Failed = len(lat), obs.failedCount()
-	res.CreateFailures = c.failures
-	res.CreateS = round(c.elapsed.Seconds(), 2)
-	res.CreateCallP99 = callP99(c)
-	first := firstSent(c)
+	res.Running, res.Failed = len(lat), obs.FailedCount()
+	res.CreateFailures = c.Failures
+	res.CreateS = round(c.Elapsed.Seconds(), 2)
+	res.CreateCallP99 = c.CallP99()
+	first := c.FirstSent()
 	end := last
 	if res.TimedOut || res.Exited != "" || res.Running < p.pods {
 		end = stopWait
@@ -308,50 +300,23 @@ func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, 
 	if res.ElapsedS > 0 {
 		res.PodsPerS = round(float64(res.Running)/end.Sub(first).Seconds(), 1)
 	}
-	res.P50Ms = percentile(lat, p.pods, 0.50)
-	res.P90Ms = percentile(lat, p.pods, 0.90)
-	res.P99Ms = percentile(lat, p.pods, 0.99)
-	res.MaxMs = percentile(lat, p.pods, 1)
+	res.P50Ms = podload.Percentile(lat, p.pods, 0.50)
+	res.P90Ms = podload.Percentile(lat, p.pods, 0.90)
+	res.P99Ms = podload.Percentile(lat, p.pods, 0.99)
+	res.MaxMs = podload.Percentile(lat, p.pods, 1)
 	res.CPUS, res.PeakRSSMB = ptr(round(cpu, 2)), ptr(round(rss, 1))
 	if sys.metricsURL != "" && res.Exited == "" {
-		res.Metrics = scrape(sys.metricsURL)
+		res.Metrics = benchreport.Scrape(sys.metricsURL)
 	}
-	if proc.log != "" {
+	if sp.Log != "" {
 		// What the process logs once told to stop (cancelled requests) is not load.
-		logged := logSize(proc.log)
-		proc.stop()
-		res.LogWarnings, res.LogErrors, res.LogSamples = logProblems(proc.log, logged)
+		logged := proc.LogSize(sp.Log)
+		sp.Stop()
+		res.LogWarnings, res.LogErrors, res.LogSamples = proc.LogProblems(sp.Log, logged)
 	}
 	fmt.Printf("  %s: created in %.1fs, %d/%d Running in %.1fs (%.0f pods/s), p50 %s p99 %s, CPU %.1fs, peak RSS %.0f MB\n",
 		p, res.CreateS, res.Running, p.pods, res.ElapsedS, res.PodsPerS, ms(res.P50Ms), ms(res.P99Ms), cpu, rss)
-	return res, deletePods(context.Background(), cs, namespace, creators)
-}
-
-func ensureNamespace(ctx context.Context, cs kubernetes.Interface) error {
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}},
-		metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	// Pods are admitted once the namespace's default ServiceAccount exists.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := cs.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no default ServiceAccount in %s", namespace)
-		}
-	}
-}
-
-func firstSent(c *creation) time.Time {
-	var first time.Time
-	for _, t := range c.sent {
-		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
-			first = t
-		}
-	}
-	return first
+	return res, podload.ForceDelete(context.Background(), cs, namespace, "app=burst", creators)
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -362,10 +327,4 @@ func round(v float64, digits int) float64 {
 		p *= 10
 	}
 	return float64(int64(v*p+0.5)) / p
-}
-
-func sh(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	return cmd.Run()
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
-	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	benchreport "burstlet/bench/internal/report"
 )
 
 var order = []string{"burstlet", "upstream", "kwok"}
@@ -246,8 +243,8 @@ func requestsPerPod(r *result) string {
 		if !strings.HasPrefix(k, "burstlet_api_requests_total{") {
 			continue
 		}
-		verb := labelValue(k, "verb")
-		if code := labelValue(k, "code"); !strings.HasPrefix(code, "2") {
+		verb := benchreport.LabelValue(k, "verb")
+		if code := benchreport.LabelValue(k, "code"); !strings.HasPrefix(code, "2") {
 			verb += " " + code
 		}
 		byVerb[verb] += v
@@ -270,88 +267,4 @@ func requestsPerPod(r *result) string {
 		out += " (other requests in the whole run: " + strings.Join(rest, ", ") + ")"
 	}
 	return out
-}
-
-func labelValue(series, label string) string {
-	i := strings.Index(series, label+"=\"")
-	if i < 0 {
-		return ""
-	}
-	rest := series[i+len(label)+2:]
-	return rest[:strings.IndexByte(rest, '"')]
-}
-
-// scrape reads burstlet's Prometheus text: every burstlet_ sample but histogram buckets.
-func scrape(url string) map[string]float64 {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(url)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "burstlet_") || strings.Contains(line, "_bucket{") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
-
-func callP99(c *creation) float64 {
-	var d []float64
-	for i, t := range c.took {
-		if !c.sent[i].IsZero() {
-			d = append(d, float64(t.Microseconds())/1000)
-		}
-	}
-	sort.Float64s(d)
-	if p := percentile(d, len(d), 0.99); p != nil {
-		return *p
-	}
-	return 0
-}
-
-// writeSection replaces the text between <!-- name:begin --> and <!-- name:end --> markers,
-// appending the block at the end when the markers are missing.
-func writeSection(path, name, body string) error {
-	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
-	data, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(data)
-	block := begin + "\n" + body + end
-	i, j := strings.Index(text, begin), strings.Index(text, end)
-	if i >= 0 && j > i {
-		text = text[:i] + block + text[j+len(end):]
-	} else {
-		text = strings.TrimRight(text, "\n") + "\n\n" + block + "\n"
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
-}
-
-func machine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
-				break
-			}
-		}
-	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb float64
-		fmt.Sscanf(strings.TrimPrefix(strings.Split(string(data), "\n")[0], "MemTotal:"), "%f", &kb)
-		mem = fmt.Sprintf(", %.0f GiB", kb/1024/1024)
-	}
-	return fmt.Sprintf("%d cores (%s)%s, %s/%s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH)
 }

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"burstlet/bench/internal/proc"
+	"burstlet/bench/internal/testbed"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -31,35 +34,12 @@ type system struct {
 	settings string // how it runs, for docs/perf.md
 	// start returns the process serving the node once the node is Ready. fresh systems get a
 	// new process per run; kwok's is the testbed's and lives across runs.
-	start func(ctx context.Context, run string) (*process, error)
+	start func(ctx context.Context, run string) (*proc.Process, error)
 	fresh bool
 	// metricsURL, when set, is scraped after each run (burstlet's Prometheus endpoint).
 	metricsURL string
 	// cleanup removes what the system left in the cluster (its Node).
 	cleanup func(ctx context.Context)
-}
-
-// testbedState is the part of the testbed's state.json the driver reads.
-type testbedState struct {
-	Cluster struct {
-		AdminKubeconfig    string `json:"adminKubeconfig"`
-		BurstletKubeconfig string `json:"burstletKubeconfig"`
-		KubeletServingCert string `json:"kubeletServingCert"`
-		KubeletServingKey  string `json:"kubeletServingKey"`
-		Processes          []struct {
-			Name string `json:"name"`
-			Pid  int    `json:"pid"`
-		} `json:"processes"`
-	} `json:"cluster"`
-}
-
-func loadTestbed(stateDir string) (*testbedState, error) {
-	data, err := os.ReadFile(filepath.Join(stateDir, "state.json"))
-	if err != nil {
-		return nil, err
-	}
-	st := &testbedState{}
-	return st, json.Unmarshal(data, st)
 }
 
 func deleteNode(ctx context.Context, cs kubernetes.Interface, name string) {
@@ -68,8 +48,8 @@ func deleteNode(ctx context.Context, cs kubernetes.Interface, name string) {
 
 // burstletSystem runs `burstlet run` with its defaults (fake provider, 16 workers, 2 threads)
 // and burstlet's own ServiceAccount identity, as an operator would.
-func burstletSystem(cs kubernetes.Interface, bin string, tb *testbedState, logDir string) (*system, error) {
-	health, err := freeAddr()
+func burstletSystem(cs kubernetes.Interface, bin string, tb *testbed.State, logDir string) (*system, error) {
+	health, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -80,13 +60,13 @@ func burstletSystem(cs kubernetes.Interface, bin string, tb *testbedState, logDi
 	s.settings = "`burstlet run --kubeconfig <burstlet.kubeconfig> --node-name " + s.node +
 		" --node-ip 127.0.0.1 --health-listen 127.0.0.1:<port>`: defaults otherwise (fake provider, pods " +
 		"Running at once, `--workers 16`, `--threads 2`); burstlet's ServiceAccount identity (deploy/rbac)"
-	s.start = func(ctx context.Context, run string) (*process, error) {
-		p, err := startProcess(bin, args, nil, filepath.Join(logDir, run+".log"))
+	s.start = func(ctx context.Context, run string) (*proc.Process, error) {
+		p, err := proc.Start(bin, args, nil, filepath.Join(logDir, run+".log"))
 		if err != nil {
 			return nil, err
 		}
 		client := &http.Client{Timeout: 2 * time.Second}
-		err = waitUntil(ctx, p, time.Minute, "burstlet /readyz", func() error {
+		err = proc.WaitUntil(ctx, p, time.Minute, "burstlet /readyz", func() error {
 			resp, err := client.Get("http://" + health + "/readyz")
 			if err != nil {
 				return err
@@ -107,7 +87,7 @@ func burstletSystem(cs kubernetes.Interface, bin string, tb *testbedState, logDi
 // (10 pod sync workers, client-go's default QPS 5 / burst 10, informer resync 1 m); the
 // kubelet API port and metrics address are moved to free loopback ports, and it serves the
 // testbed's kubelet certificate because it refuses to start without one.
-func upstreamSystem(cs kubernetes.Interface, bin, version string, tb *testbedState, logDir string) (*system, error) {
+func upstreamSystem(cs kubernetes.Interface, bin, version string, tb *testbed.State, logDir string) (*system, error) {
 	s := &system{name: "upstream", node: "bench-upstream", fresh: true}
 	// The mock provider reads the node's size from a JSON file keyed by node name.
 	cfg := filepath.Join(logDir, "upstream-mock.json")
@@ -116,11 +96,11 @@ func upstreamSystem(cs kubernetes.Interface, bin, version string, tb *testbedSta
 	if err := os.WriteFile(cfg, data, 0o644); err != nil {
 		return nil, err
 	}
-	metricsAddr, err := freeAddr()
+	metricsAddr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	kubeletAddr, err := freeAddr()
+	kubeletAddr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -137,14 +117,14 @@ func upstreamSystem(cs kubernetes.Interface, bin, version string, tb *testbedSta
 		"APISERVER_CERT_LOCATION/APISERVER_KEY_LOCATION = the testbed's kubelet serving certificate, " +
 		"VKUBELET_POD_IP=127.0.0.1; defaults otherwise (`--pod-sync-workers 10`, `--full-resync-period 1m`, " +
 		"client-go's default client rate limit of 5 QPS / burst 10); the testbed's admin kubeconfig (system:masters)"
-	s.start = func(ctx context.Context, run string) (*process, error) {
-		p, err := startProcess(bin, args, env, filepath.Join(logDir, run+".log"))
+	s.start = func(ctx context.Context, run string) (*proc.Process, error) {
+		p, err := proc.Start(bin, args, env, filepath.Join(logDir, run+".log"))
 		if err != nil {
 			return nil, err
 		}
 		// "Ready" is logged once its pod controller has synced its informers.
-		err = waitUntil(ctx, p, time.Minute, "virtual-kubelet ready", func() error {
-			data, _ := os.ReadFile(p.log)
+		err = proc.WaitUntil(ctx, p, time.Minute, "virtual-kubelet ready", func() error {
+			data, _ := os.ReadFile(p.Log)
 			if !strings.Contains(string(data), "msg=Ready") {
 				return fmt.Errorf("not logged Ready yet")
 			}
@@ -158,19 +138,14 @@ func upstreamSystem(cs kubernetes.Interface, bin, version string, tb *testbedSta
 
 // kwokSystem is the testbed's own kwok process, given one more node to manage: the floor,
 // one status write per pod with no rate limit.
-func kwokSystem(cs kubernetes.Interface, tb *testbedState) *system {
+func kwokSystem(cs kubernetes.Interface, tb *testbed.State) *system {
 	s := &system{name: "kwok", node: "bench-kwok",
 		settings: "the testbed's kwok v0.8.0 (unlimited client rate, stages node-initialize, " +
 			"node-heartbeat-with-lease, pod-ready, pod-complete, pod-delete) managing one more Node " +
 			"annotated kwok.x-k8s.io/node=fake of " + nodeCPU + " CPU / " + nodeMemory + " / " +
 			fmt.Sprint(nodePods) + " pods"}
-	pid := 0
-	for _, p := range tb.Cluster.Processes {
-		if p.Name == "kwok" {
-			pid = p.Pid
-		}
-	}
-	s.start = func(ctx context.Context, run string) (*process, error) {
+	pid := tb.Cluster.Pid("kwok")
+	s.start = func(ctx context.Context, run string) (*proc.Process, error) {
 		if pid == 0 {
 			return nil, fmt.Errorf("no kwok process in the testbed's state.json")
 		}
@@ -189,8 +164,8 @@ func kwokSystem(cs kubernetes.Interface, tb *testbedState) *system {
 			!apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
-		p := &process{pid: pid}
-		return p, waitUntil(ctx, p, time.Minute, "kwok node Ready", func() error {
+		p := proc.Observe(pid)
+		return p, proc.WaitUntil(ctx, p, time.Minute, "kwok node Ready", func() error {
 			return nodeReady(ctx, cs, s.node)
 		})
 	}
@@ -209,32 +184,4 @@ func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) error 
 		}
 	}
 	return fmt.Errorf("node %s not Ready", name)
-}
-
-// waitUntil polls check every 200 ms until it succeeds, the process exits or timeout passes.
-func waitUntil(ctx context.Context, p *process, timeout time.Duration, what string, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("process exited (%v) while waiting for %s; log %s:\n%s", p.err, what, p.log, tail(p.log))
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("timed out waiting for %s: %v; log %s:\n%s", what, err, p.log, tail(p.log))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// tail returns the last lines of a process's log, for errors.
-func tail(path string) string {
-	if path == "" {
-		return "(not ours)"
-	}
-	data, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }

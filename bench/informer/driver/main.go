@@ -12,10 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"strings"
 	"time"
+
+	"burstlet/bench/internal/report"
 )
 
 type sample struct {
@@ -70,7 +70,7 @@ func main() {
 			fmt.Printf("round %d %-9s sync %.2fs  peak RSS %.1f MB\n", r+1, sys, s.SyncS, s.PeakRSSMB)
 		}
 	}
-	sum := summary{Pods: *pods, Rounds: *rounds, Machine: machine(),
+	sum := summary{Pods: *pods, Rounds: *rounds, Machine: report.Machine(),
 		Command: *command, Date: time.Now().UTC().Format(time.RFC3339),
 		Systems: map[string]sample{}, Samples: samples, Verdicts: map[string]bool{}}
 	for sys, ss := range samples {
@@ -104,7 +104,7 @@ Targets: burstlet RSS <= half of client-go's: **%v**; sync no slower than client
 Raw samples: `+"`bench/results/informer-latest.json`"+`.
 `, *pods, sum.Command, sum.Date, sum.Machine, *pods, *rounds, table,
 		sum.Verdicts["rss_at_most_half_of_client_go"], sum.Verdicts["sync_no_slower_than_client_go"])
-	must(writeSection(filepath.Join(*root, "docs", "perf.md"), "informer", section))
+	must(report.WriteSection(filepath.Join(*root, "docs", "perf.md"), "informer", section))
 }
 
 func median(ss []sample, f func(sample) float64) float64 {
@@ -114,46 +114,6 @@ func median(ss []sample, f func(sample) float64) float64 {
 	}
 	sort.Float64s(v)
 	return v[len(v)/2]
-}
-
-// writeSection replaces the text between <!-- name:begin --> and <!-- name:end --> markers.
-func writeSection(path, name, body string) error {
-	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
-	data, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(data)
-	if text == "" {
-		text = "# Performance\n\nEvery number here comes from a benchmark in `bench/`, with the command that\nproduced it, the machine, and the peer measured in the same run.\n"
-	}
-	block := begin + "\n" + body + end
-	i, j := strings.Index(text, begin), strings.Index(text, end)
-	if i >= 0 && j > i {
-		text = text[:i] + block + text[j+len(end):]
-	} else {
-		text = strings.TrimRight(text, "\n") + "\n\n" + block + "\n"
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
-}
-
-func machine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
-				break
-			}
-		}
-	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb float64
-		fmt.Sscanf(strings.TrimPrefix(strings.Split(string(data), "\n")[0], "MemTotal:"), "%f", &kb)
-		mem = fmt.Sprintf(", %.0f GiB", kb/1024/1024)
-	}
-	return fmt.Sprintf("%d cores (%s)%s, %s/%s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH)
 }
 
 func run(name string, args ...string) error {

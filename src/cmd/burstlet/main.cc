@@ -49,8 +49,9 @@ int main(int argc, char** argv) {
       run->add_option("--threads", runFlags.threads, "threads running the event loop (default 2)");
   auto* healthOpt = run->add_option("--health-listen", runFlags.healthListen,
                                     "address of /healthz, /readyz and /metrics (0.0.0.0:10255)");
-  auto* providerOpt =
-      run->add_option("--provider", runFlags.provider, "where pods run: fake (default)");
+  auto* providerOpt = run->add_option(
+      "--provider", runFlags.provider,
+      "where pods run: fake (default) or cci (see provider.cci in the config file)");
   auto* delayOpt = run->add_option("--fake-start-delay", startDelay,
                                    "fake provider: time from create to Running (e.g. 500ms)");
   auto* stateOpt = run->add_option("--fake-state-file", runFlags.fake.stateFile,
@@ -104,6 +105,42 @@ int main(int argc, char** argv) {
         }
       }
       return burstlet::daemon::run(config, BURSTLET_VERSION);
+    };
+  });
+
+  auto* cleanupCmd = app.add_subcommand(
+      "cleanup", "Delete the backend namespace of the cci provider and wait until it is gone");
+  std::string cleanupConfig;
+  std::string cleanupTimeout = "10m";
+  burstlet::daemon::Config cleanupFlags;
+  cleanupCmd->add_option("--config", cleanupConfig, "the YAML config file burstlet runs with")
+      ->required();
+  auto* cleanupKubeconfigOpt =
+      cleanupCmd->add_option("--kubeconfig", cleanupFlags.kubeconfigs,
+                             "kubeconfig of the cluster (only to read provider.cci.akskSecret)");
+  auto* cleanupInClusterOpt = cleanupCmd->add_flag("--in-cluster", cleanupFlags.inCluster,
+                                                   "use the in-cluster ServiceAccount");
+  cleanupCmd->add_option("--timeout", cleanupTimeout,
+                         "how long to wait for the namespace to go (default 10m)");
+  cleanupCmd->callback([&] {
+    action = [&]() -> int {
+      auto loaded = burstlet::daemon::loadConfigFile(cleanupConfig, burstlet::daemon::Config{});
+      if (!loaded.ok()) {
+        std::fprintf(stderr, "burstlet cleanup: %s\n", loaded.error().message.c_str());
+        return 1;
+      }
+      if (cleanupKubeconfigOpt->count() > 0) {
+        loaded->kubeconfigs = cleanupFlags.kubeconfigs;
+      }
+      if (cleanupInClusterOpt->count() > 0) {
+        loaded->inCluster = cleanupFlags.inCluster;
+      }
+      auto timeout = burstlet::daemon::parseDuration(cleanupTimeout);
+      if (!timeout.ok()) {
+        std::fprintf(stderr, "burstlet cleanup: --timeout: %s\n", timeout.error().message.c_str());
+        return 1;
+      }
+      return burstlet::daemon::cleanup(*loaded, *timeout, BURSTLET_VERSION);
     };
   });
 

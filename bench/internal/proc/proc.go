@@ -1,6 +1,10 @@
-package main
+// Package proc runs and observes the processes a benchmark measures: start one with its log in
+// a file, stop it, read its CPU time and peak RSS from /proc, wait for it to be ready, and sum
+// up the warnings and errors of its log.
+package proc
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,19 +17,22 @@ import (
 	"time"
 )
 
-// process is the OS process serving one system's node: one the driver started (burstlet,
-// upstream virtual-kubelet) or the testbed's kwok, which the driver only observes.
-type process struct {
-	pid  int
-	cmd  *exec.Cmd // nil when the driver did not start it
-	log  string
+// Process is an OS process a benchmark measures: one the driver started, or one it only
+// observes (the testbed's kwok).
+type Process struct {
+	Pid  int
+	Log  string // "" when the driver did not start it
+	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // exit status, valid once done is closed
 }
 
-// startProcess runs bin with its output in logPath. Pdeathsig ties it to the driver, so an
+// Observe is a process the driver did not start: it is read, never stopped.
+func Observe(pid int) *Process { return &Process{Pid: pid} }
+
+// Start runs bin with its output in logPath. Pdeathsig ties it to the driver, so an
 // interrupted benchmark leaves nothing running.
-func startProcess(bin string, args, env []string, logPath string) (*process, error) {
+func Start(bin string, args, env []string, logPath string) (*Process, error) {
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
@@ -38,7 +45,7 @@ func startProcess(bin string, args, env []string, logPath string) (*process, err
 		out.Close()
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
 	}
-	p := &process{pid: cmd.Process.Pid, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, Log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		out.Close()
@@ -47,8 +54,8 @@ func startProcess(bin string, args, env []string, logPath string) (*process, err
 	return p, nil
 }
 
-// exited reports whether a process the driver started has ended (never for observed ones).
-func (p *process) exited() bool {
+// Exited reports whether a process the driver started has ended (never for observed ones).
+func (p *Process) Exited() bool {
 	if p.done == nil {
 		return false
 	}
@@ -60,9 +67,12 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, waits up to 30 s, then kills. Observed processes are left alone.
-func (p *process) stop() {
-	if p.cmd == nil || p.exited() {
+// Err is the exit status of a process that has exited.
+func (p *Process) Err() error { return p.err }
+
+// Stop sends SIGTERM, waits up to 30 s, then kills. Observed processes are left alone.
+func (p *Process) Stop() {
+	if p.cmd == nil || p.Exited() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
@@ -78,16 +88,16 @@ func (p *process) stop() {
 // architecture Go supports (sysconf(_SC_CLK_TCK) would need cgo).
 const clockTicks = 100
 
-// cpuSeconds returns the user+system CPU time the process has used so far.
-func (p *process) cpuSeconds() (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+// CPUSeconds returns the user+system CPU time the process has used so far.
+func (p *Process) CPUSeconds() (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid))
 	if err != nil {
 		return 0, err
 	}
 	s := string(data)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", p.pid)
+		return 0, fmt.Errorf("short /proc/%d/stat", p.Pid)
 	}
 	var utime, stime float64
 	fmt.Sscan(fields[11], &utime) // field 14 of stat; fields here start at field 3
@@ -95,9 +105,9 @@ func (p *process) cpuSeconds() (float64, error) {
 	return (utime + stime) / clockTicks, nil
 }
 
-// peakRSSMB reads VmHWM, the largest resident set the process has had.
-func (p *process) peakRSSMB() (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+// PeakRSSMB reads VmHWM, the largest resident set the process has had.
+func (p *Process) PeakRSSMB() (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
 	if err != nil {
 		return 0, err
 	}
@@ -108,34 +118,62 @@ func (p *process) peakRSSMB() (float64, error) {
 			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.pid)
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.Pid)
 }
 
-// resetPeakRSS sets VmHWM back to the current RSS (clear_refs 5), so that the peak of a
+// ResetPeakRSS sets VmHWM back to the current RSS (clear_refs 5), so that the peak of a
 // long-running process we did not start covers only the run being measured.
-func (p *process) resetPeakRSS() error {
-	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0o200)
+func (p *Process) ResetPeakRSS() error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.Pid), []byte("5"), 0o200)
 }
 
-// settle waits until the process uses less than 5% of a core over a second (at most max), so
+// Settle waits until the process uses less than 5% of a core over a second (at most max), so
 // that work trailing the last Running pod (events, status retries) counts in its CPU time.
-func (p *process) settle(max time.Duration) {
-	prev, err := p.cpuSeconds()
+func (p *Process) Settle(max time.Duration) {
+	prev, err := p.CPUSeconds()
 	for deadline := time.Now().Add(max); err == nil && time.Now().Before(deadline); {
 		time.Sleep(time.Second)
 		var now float64
-		if now, err = p.cpuSeconds(); err == nil && now-prev < 0.05 {
+		if now, err = p.CPUSeconds(); err == nil && now-prev < 0.05 {
 			return
 		}
 		prev = now
 	}
 }
 
-// logProblems counts the lines at level warn and error in the first size bytes of a log
+// WaitUntil polls check every 200 ms until it succeeds, the process exits or timeout passes.
+func WaitUntil(ctx context.Context, p *Process, timeout time.Duration, what string, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("process exited (%v) while waiting for %s; log %s:\n%s", p.err, what, p.Log, Tail(p.Log))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("timed out waiting for %s: %v; log %s:\n%s", what, err, p.Log, Tail(p.Log))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Tail returns the last lines of a process's log, for errors.
+func Tail(path string) string {
+	if path == "" {
+		return "(not ours)"
+	}
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// LogProblems counts the lines at level warn and error in the first size bytes of a log
 // (what was written before the driver stopped the process) and returns the most frequent
 // messages, errors first. burstlet (spdlog) and upstream (logrus) both write `level=<name>`
 // and `msg=`.
-func logProblems(path string, size int64) (warns, errs int, top []string) {
+func LogProblems(path string, size int64) (warns, errs int, top []string) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0, nil
@@ -212,8 +250,8 @@ func field(line, key string) string {
 	return rest
 }
 
-// logSize is how much of the log has been written so far.
-func logSize(path string) int64 {
+// LogSize is how much of the log has been written so far.
+func LogSize(path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0
@@ -221,8 +259,8 @@ func logSize(path string) int64 {
 	return st.Size()
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr() (string, error) {
+// FreeAddr returns a loopback address with a port nobody listens on.
+func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err

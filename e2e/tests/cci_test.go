@@ -1,0 +1,592 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/yaml"
+
+	"burstlet/e2e/testbed"
+)
+
+// cciDaemon is burstlet with the backend provider pointed at the testbed's backend plane, in a
+// backend namespace of its own.
+type cciDaemon struct {
+	*daemon
+	clusterID string
+	config    string
+}
+
+func (c *cciDaemon) backendNamespace() string { return "cce-burst-" + c.clusterID }
+
+// startCciDaemon writes a config for the cci provider (a fresh cluster ID, so each test has its
+// backend namespace) and starts burstlet with it. When the test ends, `burstlet cleanup`
+// removes the backend namespace.
+func startCciDaemon(t *testing.T) *cciDaemon {
+	t.Helper()
+	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000)
+	config := filepath.Join(t.TempDir(), "burstlet.yaml")
+	body := fmt.Sprintf(`provider:
+  name: cci
+  cci:
+    kubeconfig: %s
+    clusterID: %s
+    sweepInterval: 1s
+`, env.tb.Backend.BurstletKubeconfig, id)
+	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cciDaemon{clusterID: id, config: config}
+	t.Cleanup(func() {
+		if out, err := cleanup(config); err != nil {
+			t.Errorf("burstlet cleanup: %v\n%s", err, out)
+		}
+	})
+	c.daemon = startDaemon(t, "--config", config)
+	return c
+}
+
+func cleanup(config string) (string, error) {
+	cmd := exec.Command(os.Getenv("BURSTLET"), "cleanup", "--config", config, "--timeout", "2m")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// cciPodSpec targets the node and asks for resources, as CCI requires (a container with CPU).
+func cciPodSpec(d *daemon) corev1.PodSpec {
+	spec := podSpecFor(d)
+	spec.Containers[0].Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("300m"),
+			corev1.ResourceMemory: resource.MustParse("512Mi")}}
+	return spec
+}
+
+func backendPods(t *testing.T, ns string) []corev1.Pod {
+	t.Helper()
+	list, err := env.backend.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if list == nil {
+		return nil
+	}
+	return list.Items
+}
+
+// backendPodFor finds the backend pod made for a cluster pod, by the source annotations.
+func backendPodFor(t *testing.T, ns string, p *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	for _, b := range backendPods(t, ns) {
+		if b.Annotations["burstlet.io/source-uid"] == string(p.UID) {
+			b := b
+			return &b
+		}
+	}
+	return nil
+}
+
+// Deployment, StatefulSet and Job on the virtual node run on the backend plane: their backend
+// objects carry the translation, status and events come back, a ConfigMap edit reaches the
+// backend copy, and deleting the workloads leaves nothing behind.
+func TestCciWorkloadsRunOnBackend(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+
+	_, err := env.backend.CoreV1().Namespaces().Get(ctx, bns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("backend namespace %s: %v", bns, err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web-config"},
+		Data: map[string]string{"index.html": "v1"}}
+	if _, err := env.cluster.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	web := cciPodSpec(d.daemon)
+	web.Volumes = []corev1.Volume{{Name: "html", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}}}}}
+	web.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "html", MountPath: "/usr/share/nginx/html"}}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: int32p(3),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: web}}}
+	if _, err := env.cluster.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: appsv1.StatefulSetSpec{Replicas: int32p(2), ServiceName: "db",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
+				Spec: cciPodSpec(d.daemon)}}}
+	if _, err := env.cluster.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	jobSpec := cciPodSpec(d.daemon)
+	jobSpec.RestartPolicy = corev1.RestartPolicyNever
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "batch"},
+		Spec: batchv1.JobSpec{BackoffLimit: int32p(0),
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "batch"},
+				Annotations: map[string]string{testbed.ExitCodeAnnotation: "0"}}, Spec: jobSpec}}}
+	if _, err := env.cluster.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A pod whose container fails: the exit code comes back.
+	failing := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "fails",
+		Annotations: map[string]string{testbed.ExitCodeAnnotation: "3"}}, Spec: cciPodSpec(d.daemon)}
+	failing.Spec.RestartPolicy = corev1.RestartPolicyNever
+	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, failing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, app := range []struct {
+		selector string
+		want     int
+	}{{"app=web", 3}, {"app=db", 2}} {
+		eventually(t, 90*time.Second, app.selector+" Running on the backend", func() error {
+			pods := podsOf(t, ns, app.selector)
+			if len(pods) != app.want {
+				return fmt.Errorf("%d pods, want %d", len(pods), app.want)
+			}
+			for i := range pods {
+				p := &pods[i]
+				if err := runningOn(p, d.node); err != nil {
+					return err
+				}
+				if !strings.HasPrefix(p.Status.PodIP, "10.245.") {
+					return fmt.Errorf("%s podIP %q is not from the backend fleet", p.Name, p.Status.PodIP)
+				}
+				if p.Status.HostIP != "127.0.0.1" {
+					return fmt.Errorf("%s hostIP %q, want the virtual node's", p.Name, p.Status.HostIP)
+				}
+				if len(p.Status.ContainerStatuses) != 1 || !p.Status.ContainerStatuses[0].Ready {
+					return fmt.Errorf("%s container statuses %+v", p.Name, p.Status.ContainerStatuses)
+				}
+			}
+			return nil
+		})
+	}
+
+	// The backend objects: one pod per cluster pod, translated.
+	for _, p := range podsOf(t, ns, "app=web") {
+		b := backendPodFor(t, bns, &p)
+		if b == nil {
+			t.Fatalf("no backend pod for %s", p.Name)
+		}
+		if b.Annotations["burstlet.io/source-namespace"] != ns || b.Annotations["burstlet.io/source-name"] != p.Name {
+			t.Errorf("backend pod %s source annotations %v", b.Name, b.Annotations)
+		}
+		if b.Spec.NodeName == d.node || len(b.Spec.Tolerations) > 0 && b.Spec.Tolerations[0].Key == "virtual-kubelet.io/provider" {
+			t.Errorf("backend pod %s kept the cluster's scheduling: node %q tolerations %v", b.Name, b.Spec.NodeName, b.Spec.Tolerations)
+		}
+		if !strings.HasPrefix(b.Spec.NodeName, "cci-fleet-") {
+			t.Errorf("backend pod %s runs on %q", b.Name, b.Spec.NodeName)
+		}
+		// Normalized: 300m rounds up to 500m (a multiple of 250m), requests equal limits, and
+		// the pod-level result is recorded.
+		c := b.Spec.Containers[0]
+		if c.Resources.Limits.Cpu().MilliValue() != 500 || c.Resources.Requests.Cpu().MilliValue() != 500 {
+			t.Errorf("backend pod %s cpu requests %v limits %v, want 500m both", b.Name,
+				c.Resources.Requests.Cpu(), c.Resources.Limits.Cpu())
+		}
+		if b.Annotations["virtual-kubelet.cci.io/burst-pod-cpu"] == "" || b.Annotations["virtual-kubelet.cci.io/burst-pod-memory"] == "" {
+			t.Errorf("backend pod %s lacks the normalization annotations: %v", b.Name, b.Annotations)
+		}
+		for _, v := range b.Spec.Volumes {
+			if v.Projected != nil {
+				for _, s := range v.Projected.Sources {
+					if s.ServiceAccountToken != nil {
+						t.Errorf("backend pod %s carries the cluster's service account token volume %s", b.Name, v.Name)
+					}
+				}
+			}
+			if v.ConfigMap != nil {
+				if _, err := env.backend.CoreV1().ConfigMaps(bns).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{}); err != nil {
+					t.Errorf("backend copy %s of web-config: %v", v.ConfigMap.Name, err)
+				}
+			}
+		}
+	}
+
+	// The Job completes; the failing pod ends Failed with its exit code.
+	eventually(t, 90*time.Second, "Job complete", func() error {
+		j, err := env.cluster.BatchV1().Jobs(ns).Get(ctx, "batch", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if j.Status.Succeeded != 1 {
+			return fmt.Errorf("job status %+v", j.Status)
+		}
+		return nil
+	})
+	eventually(t, 60*time.Second, "failing pod Failed with exit code 3", func() error {
+		p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "fails", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Status.Phase != corev1.PodFailed || len(p.Status.ContainerStatuses) != 1 ||
+			p.Status.ContainerStatuses[0].State.Terminated == nil ||
+			p.Status.ContainerStatuses[0].State.Terminated.ExitCode != 3 {
+			return fmt.Errorf("phase %s statuses %+v", p.Status.Phase, p.Status.ContainerStatuses)
+		}
+		return nil
+	})
+
+	// Backend events on a backend pod show on the cluster pod: the backend scheduler's.
+	web0 := podsOf(t, ns, "app=web")[0]
+	eventually(t, 30*time.Second, "backend Scheduled event mirrored", func() error {
+		for _, e := range eventsFor(t, ns, web0.Name) {
+			if e.Reason == "Scheduled" && strings.Contains(e.Message, "cci-fleet-") {
+				return nil
+			}
+		}
+		return fmt.Errorf("events %v", eventsFor(t, ns, web0.Name))
+	})
+
+	// A ConfigMap edit reaches the backend copy.
+	cm.Data["index.html"] = "v2"
+	if _, err := env.cluster.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "ConfigMap edit on the backend copy", func() error {
+		list, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+		if err != nil {
+			return err
+		}
+		for _, c := range list.Items {
+			if c.Annotations["burstlet.io/source-name"] == "web-config" {
+				if c.Data["index.html"] == "v2" {
+					return nil
+				}
+				return fmt.Errorf("copy %s has %q", c.Name, c.Data["index.html"])
+			}
+		}
+		return fmt.Errorf("no copy of web-config among %d ConfigMaps", len(list.Items))
+	})
+
+	// Deleting the workloads leaves nothing on the backend.
+	bg := metav1.DeletePropagationBackground
+	_ = env.cluster.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{PropagationPolicy: &bg})
+	_ = env.cluster.AppsV1().StatefulSets(ns).Delete(ctx, "db", metav1.DeleteOptions{PropagationPolicy: &bg})
+	_ = env.cluster.BatchV1().Jobs(ns).Delete(ctx, "batch", metav1.DeleteOptions{PropagationPolicy: &bg})
+	_ = env.cluster.CoreV1().Pods(ns).Delete(ctx, "fails", metav1.DeleteOptions{})
+	eventually(t, 90*time.Second, "nothing left on the backend", func() error {
+		if pods := backendPods(t, bns); len(pods) > 0 {
+			return fmt.Errorf("%d backend pods left, e.g. %s", len(pods), pods[0].Name)
+		}
+		for _, list := range []func() (int, error){
+			func() (int, error) {
+				l, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+				if err != nil {
+					return 0, err
+				}
+				return len(l.Items), nil
+			},
+			func() (int, error) {
+				l, err := env.backend.CoreV1().Secrets(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+				if err != nil {
+					return 0, err
+				}
+				return len(l.Items), nil
+			},
+		} {
+			if n, err := list(); err != nil || n > 0 {
+				return fmt.Errorf("%d copies left (%v)", n, err)
+			}
+		}
+		return nil
+	})
+
+	// Uninstall: the backend namespace goes, and a second cleanup is a no-op.
+	for i := 0; i < 2; i++ {
+		if out, err := cleanup(d.config); err != nil {
+			t.Fatalf("burstlet cleanup #%d: %v\n%s", i+1, err, out)
+		}
+	}
+	if _, err := env.backend.CoreV1().Namespaces().Get(ctx, bns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("backend namespace after cleanup: %v", err)
+	}
+}
+
+// Pods the backend cannot run are failed with a reason naming the rule, a Warning event, and
+// never reach the backend; an SFS claim is made available there.
+func TestCciRejectsUnsupportedPods(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+
+	// Two statically provisioned volumes: one SFS (nas.csi.everest.io), one EVS disk.
+	for _, v := range []struct{ name, driver, class string }{
+		{"sfs", "nas.csi.everest.io", "csi-nas"}, {"evs", "disk.csi.everest.io", "csi-disk"}} {
+		pvName := ns + "-" + v.name
+		pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:         corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
+				StorageClassName: v.class,
+				PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+					Driver: v.driver, VolumeHandle: "handle-" + v.name}},
+				ClaimRef: &corev1.ObjectReference{Namespace: ns, Name: v.name}}}
+		if _, err := env.cluster.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = env.cluster.CoreV1().PersistentVolumes().Delete(context.Background(), pvName, metav1.DeleteOptions{})
+		})
+		class := v.class
+		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: v.name},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
+				StorageClassName: &class, VolumeName: pvName,
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceStorage: resource.MustParse("10Gi")}}}}
+		if _, err := env.cluster.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(name string) corev1.Volume {
+		return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name}}}
+	}
+
+	cases := []struct {
+		name   string
+		mutate func(*corev1.PodSpec)
+		reason string
+		field  string // a piece of the message naming the offending field
+	}{
+		{"host-network", func(s *corev1.PodSpec) { s.HostNetwork = true }, "HostNetwork", "hostNetwork"},
+		{"host-path", func(s *corev1.PodSpec) {
+			s.Volumes = []corev1.Volume{{Name: "logs", VolumeSource: corev1.VolumeSource{
+				HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}}}
+		}, "UnsupportedVolume", "hostPath"},
+		{"empty-dir-subpath", func(s *corev1.PodSpec) {
+			s.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			s.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/s", SubPath: "x"}}
+		}, "EmptyDirSubPath", "scratch"},
+		{"no-cpu", func(s *corev1.PodSpec) { s.Containers[0].Resources = corev1.ResourceRequirements{} }, "NoCPURequest", "CPU"},
+		{"too-big", func(s *corev1.PodSpec) {
+			s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("33")
+		}, "PodTooLarge", "32"},
+		{"evs-claim", func(s *corev1.PodSpec) { s.Volumes = []corev1.Volume{claim("evs")} }, "UnsupportedStorageClass", "disk.csi.everest.io"},
+	}
+	for _, c := range cases {
+		spec := cciPodSpec(d.daemon)
+		c.mutate(&spec)
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: c.name}, Spec: spec}
+		if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	// A DaemonSet whose pods land on the virtual node.
+	dsSpec := cciPodSpec(d.daemon)
+	dsSpec.NodeSelector = nil
+	dsSpec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{
+			Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{d.node}}}}}}}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}}, Spec: dsSpec}}}
+	if _, err := env.cluster.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, struct {
+		name   string
+		mutate func(*corev1.PodSpec)
+		reason string
+		field  string
+	}{"agent", nil, "DaemonSetPod", "agent"})
+	// An SFS claim is accepted.
+	sfs := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "sfs-user"}, Spec: cciPodSpec(d.daemon)}
+	sfs.Spec.Volumes = []corev1.Volume{claim("sfs")}
+	sfs.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, sfs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range cases {
+		c := c
+		eventually(t, 60*time.Second, c.name+" rejected with "+c.reason, func() error {
+			var p *corev1.Pod
+			if c.mutate == nil {
+				pods := podsOf(t, ns, "app=agent")
+				if len(pods) != 1 {
+					return fmt.Errorf("%d DaemonSet pods", len(pods))
+				}
+				p = &pods[0]
+			} else {
+				got, err := env.cluster.CoreV1().Pods(ns).Get(ctx, c.name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				p = got
+			}
+			if p.Status.Phase != corev1.PodFailed || p.Status.Reason != c.reason {
+				return fmt.Errorf("phase %s reason %q message %q", p.Status.Phase, p.Status.Reason, p.Status.Message)
+			}
+			if !strings.Contains(p.Status.Message, c.field) {
+				return fmt.Errorf("message %q does not name %q", p.Status.Message, c.field)
+			}
+			for _, e := range eventsFor(t, ns, p.Name) {
+				if e.Type == corev1.EventTypeWarning && e.Reason == c.reason {
+					if backendPodFor(t, bns, p) != nil {
+						return fmt.Errorf("%s reached the backend", p.Name)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no Warning event %s on %s", c.reason, p.Name)
+		})
+	}
+
+	eventually(t, 60*time.Second, "SFS pod Running with its volume on the backend", func() error {
+		p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "sfs-user", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if err := runningOn(p, d.node); err != nil {
+			return err
+		}
+		b := backendPodFor(t, bns, p)
+		if b == nil || len(b.Spec.Volumes) == 0 || b.Spec.Volumes[0].PersistentVolumeClaim == nil {
+			return fmt.Errorf("backend pod %+v", b)
+		}
+		pvc, err := env.backend.CoreV1().PersistentVolumeClaims(bns).Get(ctx, b.Spec.Volumes[0].PersistentVolumeClaim.ClaimName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pv, err := env.backend.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != "nas.csi.everest.io" || pv.Spec.CSI.VolumeHandle != "handle-sfs" {
+			return fmt.Errorf("backend volume %+v", pv.Spec.PersistentVolumeSource)
+		}
+		if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRetain {
+			return fmt.Errorf("backend volume reclaim policy %s", pv.Spec.PersistentVolumeReclaimPolicy)
+		}
+		return nil
+	})
+	// Released when unused: the pod goes, then its claim and volume on the backend.
+	if err := env.cluster.CoreV1().Pods(ns).Delete(ctx, "sfs-user", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "backend claim and volume released", func() error {
+		l, err := env.backend.CoreV1().PersistentVolumeClaims(bns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(l.Items) > 0 {
+			return fmt.Errorf("%d backend claims", len(l.Items))
+		}
+		pvs, err := env.backend.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{
+			LabelSelector: "burstlet.io/cluster-id=" + d.clusterID})
+		if err != nil {
+			return err
+		}
+		if len(pvs.Items) > 0 {
+			return fmt.Errorf("%d backend volumes", len(pvs.Items))
+		}
+		return nil
+	})
+	if pods := backendPods(t, bns); len(pods) != 0 {
+		t.Errorf("%d pods on the backend, want none", len(pods))
+	}
+}
+
+// A pod mounting a ConfigMap that does not exist waits with the kubelet's reason and starts
+// once the ConfigMap is created.
+func TestCciPodWaitsForItsConfigMap(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	ctx := context.Background()
+	spec := cciPodSpec(d.daemon)
+	spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "late"}}}}}
+	spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "waiter"}, Spec: spec}
+	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "CreateContainerConfigError", func() error {
+		got, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "waiter", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cs := got.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
+			!strings.Contains(cs[0].State.Waiting.Message, `configmap "late" not found`) {
+			return fmt.Errorf("container statuses %+v", cs)
+		}
+		return nil
+	})
+	if pods := backendPods(t, d.backendNamespace()); len(pods) != 0 {
+		t.Fatalf("%d backend pods while the ConfigMap is missing", len(pods))
+	}
+	created := time.Now()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "late"}, Data: map[string]string{"k": "v"}}
+	if _, err := env.cluster.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "pod Running once the ConfigMap exists", func() error {
+		got, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "waiter", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		return runningOn(got, d.node)
+	})
+	// Woken by the ConfigMap, not by the retry backoff (which reaches a minute).
+	if waited := time.Since(created); waited > 15*time.Second {
+		t.Errorf("pod started %v after its ConfigMap appeared", waited)
+	}
+}
+
+// The manifests in deploy/ are valid for the cluster's API server (server-side dry run).
+func TestDeployManifestsDryRun(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join("..", "..", "deploy")
+	var cm corev1.ConfigMap
+	readManifest(t, filepath.Join(root, "config.yaml"), &cm)
+	if _, err := env.cluster.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, &cm,
+		metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("config.yaml: %v", err)
+	}
+	var job batchv1.Job
+	readManifest(t, filepath.Join(root, "uninstall-job.yaml"), &job)
+	if _, err := env.cluster.BatchV1().Jobs(job.Namespace).Create(ctx, &job,
+		metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("uninstall-job.yaml: %v", err)
+	}
+	if got := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " "); !strings.HasPrefix(got, "cleanup --config /etc/burstlet/config.yaml") {
+		t.Errorf("uninstall job runs %q", got)
+	}
+}
+
+func readManifest(t *testing.T, path string, into interface{}) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}

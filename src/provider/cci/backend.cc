@@ -1,0 +1,191 @@
+#include "provider/cci/backend.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "kube/transport.h"
+#include "provider/cci/auth.h"
+#include "provider/cci/cci_provider.h"
+#include "provider/cci/translate.h"
+
+namespace burstlet::provider::cci {
+
+namespace json = boost::json;
+namespace resources = kube::resources;
+
+namespace {
+
+std::string labelAt(const json::value& object, std::string_view key) {
+  const auto* meta = object.as_object().if_contains("metadata");
+  const auto* labels =
+      meta != nullptr && meta->is_object() ? meta->as_object().if_contains("labels") : nullptr;
+  const auto* v =
+      labels != nullptr && labels->is_object() ? labels->as_object().if_contains(key) : nullptr;
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+}  // namespace
+
+Status validateBackend(const BackendConfig& c) {
+  if (c.clusterID.empty()) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       "clusterID is required: the backend namespace is named after it");
+  }
+  const std::string ns = namespaceFor(c.namespacePrefix, c.clusterID);
+  bool dns = !ns.empty() && ns.size() <= 63 && ns.front() != '-' && ns.back() != '-';
+  for (char ch : ns) {
+    dns = dns && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+  }
+  if (!dns) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("backend namespace \"{}\" (namespacePrefix + "
+                                   "clusterID) is not a DNS label of at most 63 characters",
+                                   ns));
+  }
+  if (c.cci() == !c.kubeconfig.empty()) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       "set exactly one of kubeconfig (a Kubernetes-compatible backend) "
+                       "and endpoint (CCI)");
+  }
+  if (c.cci()) {
+    if (c.endpoint.rfind("https://", 0) != 0) {
+      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                         fmt::format("endpoint \"{}\" must be an https:// URL", c.endpoint));
+    }
+    const int auths = !c.tokenFile.empty() + !c.akskFile.empty() + !c.akskSecret.empty();
+    if (auths != 1) {
+      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                         "CCI needs exactly one of tokenFile, akskFile and "
+                         "akskSecret");
+    }
+    if (!c.akskSecret.empty() && c.akskSecret.find('/') == std::string::npos) {
+      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                         "akskSecret must be \"namespace/name\"");
+    }
+  } else if (!c.context.empty() && c.kubeconfig.empty()) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig", "context needs kubeconfig");
+  }
+  if (c.sweepInterval.count() <= 0) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig", "sweepInterval must be positive");
+  }
+  return okStatus();
+}
+
+Result<std::unique_ptr<kube::RestClient>> connectBackend(asio::any_io_executor executor,
+                                                         const BackendConfig& config,
+                                                         std::optional<AkSk> aksk,
+                                                         const std::string& userAgent,
+                                                         const Clock& clock) {
+  BURSTLET_RETURN_IF_ERROR(validateBackend(config));
+  if (!config.cci()) {
+    auto client =
+        kube::loadKubeconfig(kube::KubeconfigOptions{{config.kubeconfig}, config.context, "", ""});
+    if (!client.ok()) {
+      return std::move(client).error();
+    }
+    client->userAgent = userAgent;
+    return kube::RestClient::create(executor, *client);
+  }
+  kube::ClientConfig client;
+  client.server = config.endpoint;
+  client.source = "endpoint";
+  client.userAgent = userAgent;
+  client.insecureSkipTlsVerify = config.insecureSkipTLSVerify;
+  if (!config.caFile.empty()) {
+    auto ca = kube::readFileNamed(config.caFile, "backend.caFile");
+    if (!ca.ok()) {
+      return std::move(ca).error();
+    }
+    client.caPem = std::move(*ca);
+  }
+  CciAuthOptions auth;
+  auth.projectID = config.projectID;
+  auth.tokenFile = config.tokenFile;
+  auth.akskFile = config.akskFile;
+  auth.aksk = std::move(aksk);
+  auto credentials = makeCciCredentialSource(std::move(auth), clock);
+  if (!credentials.ok()) {
+    return std::move(credentials).error();
+  }
+  auto transport = kube::makeBeastTransport(
+      executor, client, std::shared_ptr<kube::CredentialSource>(std::move(*credentials)));
+  if (!transport.ok()) {
+    return std::move(transport).error();
+  }
+  kube::RestOptions options;
+  options.clock = &clock;
+  return std::make_unique<kube::RestClient>(executor, std::move(*transport), client, options);
+}
+
+asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
+                                       const std::string& clusterID,
+                                       std::chrono::milliseconds timeout, const Clock& clock) {
+  std::string none;
+  auto got = co_await backend.get(resources::kNamespaces, none, ns);
+  if (!got.ok() && got.error().code != ErrorCode::kNotFound) {
+    co_return std::move(got).error();
+  }
+  if (got.ok()) {
+    if (labelAt(*got, kManagedByLabel) != kManagedByValue ||
+        labelAt(*got, kClusterIdLabel) != clusterID) {
+      co_return Error::make(
+          ErrorCode::kForbidden, "NamespaceNotOwned",
+          fmt::format("backend namespace {} is not labelled as burstlet's for cluster {}: "
+                      "left alone",
+                      ns, clusterID));
+    }
+    kube::DeleteOptions o;
+    o.propagationPolicy = "Background";
+    auto r = co_await backend.remove(resources::kNamespaces, none, ns, o);
+    if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+      co_return std::move(r).error();
+    }
+    spdlog::info("msg=\"deleting backend namespace\" namespace={}", ns);
+  }
+  // Volumes are cluster-scoped and outlive the namespace; ours carry the cluster id. Their
+  // reclaim policy is Retain: the file systems stay, only the backend's handles go.
+  kube::ListOptions lo;
+  lo.labelSelector =
+      fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kClusterIdLabel, clusterID);
+  auto pvs = co_await backend.list(resources::kPersistentVolumes, none, lo);
+  if (!pvs.ok() && pvs.error().code != ErrorCode::kForbidden) {
+    co_return std::move(pvs).error();
+  }
+  if (pvs.ok()) {
+    if (const auto* items = pvs->as_object().if_contains("items"); items && items->is_array()) {
+      for (const auto& pv : items->as_array()) {
+        std::string name(kube::objectName(pv));
+        auto r = co_await backend.remove(resources::kPersistentVolumes, none, name);
+        if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+          co_return std::move(r).error();
+        }
+      }
+    }
+  }
+  const auto deadline = clock.steadyNow() + timeout;
+  while (true) {
+    auto still = co_await backend.get(resources::kNamespaces, none, ns);
+    if (!still.ok()) {
+      if (still.error().code == ErrorCode::kNotFound) {
+        co_return okStatus();
+      }
+      co_return std::move(still).error();
+    }
+    if (clock.steadyNow() >= deadline) {
+      co_return Error::make(
+          ErrorCode::kTimeout, "CleanupTimeout",
+          fmt::format("backend namespace {} still exists after {} s", ns,
+                      std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+    }
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(500));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+}  // namespace burstlet::provider::cci

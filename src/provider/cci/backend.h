@@ -1,0 +1,64 @@
+// Where the backend is and how burstlet reaches it: a kubeconfig (any Kubernetes API server)
+// or CCI settings (endpoint, project, X-Auth-Token or AK/SK signing), plus `burstlet cleanup`,
+// which removes everything burstlet made there.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "kube/rest.h"
+#include "provider/cci/signer.h"
+
+namespace burstlet::provider::cci {
+
+namespace asio = boost::asio;
+
+struct BackendConfig {
+  // A Kubernetes-compatible backend.
+  std::string kubeconfig;
+  std::string context;
+  // CCI: https endpoint (e.g. https://cci.cn-north-4.myhuaweicloud.com), project, and one of
+  // tokenFile / akskFile / akskSecret ("namespace/name" of a cluster Secret).
+  std::string endpoint;
+  std::string projectID;
+  std::string tokenFile;
+  std::string akskFile;
+  std::string akskSecret;
+  std::string caFile;  // empty: system roots
+  bool insecureSkipTLSVerify = false;
+  // The backend namespace is <namespacePrefix><clusterID>.
+  std::string clusterID;
+  std::string namespacePrefix = "cce-burst-";
+  // PVCs whose volume is served by one of these CSI drivers (or of one of these storage
+  // classes) are made available on the backend; others are refused.
+  std::vector<std::string> storageDrivers = {"nas.csi.everest.io", "sfsturbo.csi.everest.io"};
+  std::vector<std::string> storageClasses;
+  std::chrono::milliseconds sweepInterval{30'000};
+
+  bool cci() const { return !endpoint.empty(); }
+};
+
+// kInvalid naming the key when the settings are incomplete or contradictory.
+Status validateBackend(const BackendConfig& config);
+
+// The API client for the backend. `aksk`: keys read from akskSecret by the caller.
+Result<std::unique_ptr<kube::RestClient>> connectBackend(asio::any_io_executor executor,
+                                                         const BackendConfig& config,
+                                                         std::optional<AkSk> aksk,
+                                                         const std::string& userAgent,
+                                                         const Clock& clock = realClock());
+
+// Deletes the backend namespace `ns` (only when it carries clusterID's ownership labels) and
+// the backend volumes made for it, then waits until the namespace is gone or `timeout` passed.
+// Idempotent: an absent namespace is success.
+asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
+                                       const std::string& clusterID,
+                                       std::chrono::milliseconds timeout, const Clock& clock);
+
+}  // namespace burstlet::provider::cci

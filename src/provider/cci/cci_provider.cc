@@ -1,0 +1,974 @@
+#include "provider/cci/cci_provider.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "provider/cci/normalize.h"
+
+namespace burstlet::provider::cci {
+
+namespace json = boost::json;
+namespace resources = kube::resources;
+
+namespace {
+
+const json::value* at(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const json::value* cur = &v;
+  for (auto k : keys) {
+    const auto* o = cur->if_object();
+    cur = o != nullptr ? o->if_contains(k) : nullptr;
+    if (cur == nullptr) {
+      return nullptr;
+    }
+  }
+  return cur;
+}
+
+std::string stringAt(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  const auto* s = f != nullptr ? f->if_string() : nullptr;
+  return s != nullptr ? std::string(*s) : std::string();
+}
+
+bool boolAt(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  return f != nullptr && f->is_bool() && f->as_bool();
+}
+
+const json::array* arrayAt(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  return f != nullptr ? f->if_array() : nullptr;
+}
+
+asio::awaitable<void> sleepFor(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  boost::system::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+std::string copyId(std::string_view kind, std::string_view name) {
+  return fmt::format("{}/{}", kind, name);
+}
+
+// Copies a pod references by name ("ConfigMap/<name>", "Secret/<name>",
+// "PersistentVolumeClaim/<name>"), names as written in the pod: the sweep runs it over backend
+// pods (backend names), createPod over the source pod to know which references may be absent.
+// `required` collects the ones a kubelet would wait for: volumes and projected sources not
+// marked optional. Image pull secrets are never required (a kubelet pulls without them).
+void referencesOf(const json::value& pod, std::set<std::string>* all,
+                  std::set<std::string>* required) {
+  auto add = [&](std::string_view kind, const std::string& name, bool optional) {
+    if (name.empty()) {
+      return;
+    }
+    const std::string id = copyId(kind, name);
+    all->insert(id);
+    if (!optional && required != nullptr) {
+      required->insert(id);
+    }
+  };
+  if (const auto* volumes = arrayAt(pod, {"spec", "volumes"})) {
+    for (const auto& v : *volumes) {
+      if (const auto* cm = at(v, {"configMap"})) {
+        add("ConfigMap", stringAt(*cm, {"name"}), boolAt(*cm, {"optional"}));
+      }
+      if (const auto* s = at(v, {"secret"})) {
+        add("Secret", stringAt(*s, {"secretName"}), boolAt(*s, {"optional"}));
+      }
+      if (const auto* c = at(v, {"persistentVolumeClaim"})) {
+        add("PersistentVolumeClaim", stringAt(*c, {"claimName"}), false);
+      }
+      if (const auto* sources = arrayAt(v, {"projected", "sources"})) {
+        for (const auto& src : *sources) {
+          if (const auto* cm = at(src, {"configMap"})) {
+            add("ConfigMap", stringAt(*cm, {"name"}), boolAt(*cm, {"optional"}));
+          }
+          if (const auto* s = at(src, {"secret"})) {
+            add("Secret", stringAt(*s, {"name"}), boolAt(*s, {"optional"}));
+          }
+        }
+      }
+    }
+  }
+  if (const auto* pulls = arrayAt(pod, {"spec", "imagePullSecrets"})) {
+    for (const auto& p : *pulls) {
+      add("Secret", stringAt(p, {"name"}), true);
+    }
+  }
+}
+
+std::string ourSelector(const CciOptions& o) {
+  return fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kNodeLabel,
+                     safeLabelValue(o.nodeName));
+}
+
+// Events keep only what the mirror reads: thousands of them stay small.
+void trimEvent(json::value& event) {
+  json::object out;
+  json::object meta;
+  for (const char* k : {"name", "namespace", "uid", "resourceVersion"}) {
+    if (const auto* v = at(event, {"metadata", k})) {
+      meta[k] = *v;
+    }
+  }
+  out["metadata"] = std::move(meta);
+  json::object involved;
+  for (const char* k : {"kind", "name", "uid"}) {
+    if (const auto* v = at(event, {"involvedObject", k})) {
+      involved[k] = *v;
+    }
+  }
+  out["involvedObject"] = std::move(involved);
+  for (const char* k : {"type", "reason", "message", "count"}) {
+    if (const auto* v = event.as_object().if_contains(k)) {
+      out[k] = *v;
+    }
+  }
+  if (const auto* series = at(event, {"series", "count"})) {
+    out["count"] = *series;
+  }
+  event = std::move(out);
+}
+
+int64_t countOf(const json::value& event) {
+  // Events written through events.k8s.io (the scheduler's) carry no count in the core view.
+  const auto* c = at(event, {"count"});
+  return c != nullptr && c->is_int64() && c->as_int64() > 0 ? c->as_int64() : 1;
+}
+
+}  // namespace
+
+std::string namespaceFor(std::string_view prefix, std::string_view clusterID) {
+  return fmt::format("{}{}", prefix, clusterID);
+}
+
+CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backend,
+                         ClusterObjects& cluster, kube::EventRecorder& events, CciOptions options,
+                         const Clock& clock)
+    : executor_(std::move(executor)),
+      backend_(backend),
+      cluster_(cluster),
+      events_(events),
+      options_(std::move(options)),
+      clock_(clock) {
+  translate_.backendNamespace = options_.backendNamespace;
+  translate_.nodeName = options_.nodeName;
+  translate_.nodeIP = options_.nodeIP;
+  const std::string selector = ourSelector(options_);
+  auto informerFor = [&](const kube::ResourceRef& resource) {
+    kube::InformerOptions o;
+    o.resource = resource;
+    o.ns = options_.backendNamespace;
+    o.labelSelector = selector;
+    return std::make_unique<kube::Informer>(backend_, o);
+  };
+  pods_ = informerFor(resources::kPods);
+  configMaps_ = informerFor(resources::kConfigMaps);
+  secrets_ = informerFor(resources::kSecrets);
+  claims_ = informerFor(resources::kPersistentVolumeClaims);
+  kube::InformerOptions eo;
+  eo.resource = resources::kEvents;
+  eo.ns = options_.backendNamespace;
+  eo.fieldSelector = "involvedObject.kind=Pod";
+  eo.transform = trimEvent;
+  eventsInformer_ = std::make_unique<kube::Informer>(backend_, eo);
+
+  pods_->addHandlers(kube::InformerHandlers{
+      [this](const kube::ObjectPtr& p) {
+        {
+          std::lock_guard lock(mu_);
+          recent_.erase(std::string(kube::objectName(*p)));
+        }
+        notify(p);
+      },
+      [this](const kube::ObjectPtr& old, const kube::ObjectPtr& p) {
+        const auto* a = old ? at(*old, {"status"}) : nullptr;
+        const auto* b = at(*p, {"status"});
+        const bool deleting = at(*p, {"metadata", "deletionTimestamp"}) != nullptr;
+        if (a == nullptr || b == nullptr || *a != *b || deleting) {
+          notify(p);
+        }
+      },
+      [this](const kube::ObjectPtr& last, bool) { notify(last); }});
+  eventsInformer_->addHandlers(kube::InformerHandlers{
+      [this](const kube::ObjectPtr& e) { mirrorEvent(nullptr, e); },
+      [this](const kube::ObjectPtr& old, const kube::ObjectPtr& e) { mirrorEvent(old, e); },
+      [this](const kube::ObjectPtr& e, bool) {
+        std::lock_guard lock(mu_);
+        eventCounts_.erase(std::string(kube::objectUid(*e)));
+      }});
+}
+
+CciProvider::~CciProvider() = default;
+
+void CciProvider::onPodStatusChange(std::function<void(const PodRef&)> callback) {
+  std::lock_guard lock(mu_);
+  callback_ = std::move(callback);
+}
+
+void CciProvider::notify(const kube::ObjectPtr& backendPod) {
+  if (!backendPod) {
+    return;
+  }
+  auto ref = sourceRefOf(*backendPod);
+  if (!ref) {
+    return;
+  }
+  std::function<void(const PodRef&)> cb;
+  {
+    std::lock_guard lock(mu_);
+    cb = callback_;
+  }
+  if (cb) {
+    cb(*ref);
+  }
+}
+
+kube::ObjectPtr CciProvider::backendPod(const std::string& name) const {
+  if (auto p = pods_->store().get(options_.backendNamespace + "/" + name)) {
+    return p;
+  }
+  std::lock_guard lock(mu_);
+  auto it = recent_.find(name);
+  return it == recent_.end() ? nullptr : it->second;
+}
+
+kube::Informer& CciProvider::copiesOf(const std::string& kind) {
+  if (kind == "ConfigMap") {
+    return *configMaps_;
+  }
+  if (kind == "Secret") {
+    return *secrets_;
+  }
+  return *claims_;
+}
+
+asio::awaitable<Status> CciProvider::ensureNamespace() {
+  const std::string& ns = options_.backendNamespace;
+  for (int attempt = 0;; ++attempt) {
+    std::string none;
+    auto got = co_await backend_.get(resources::kNamespaces, none, ns);
+    if (got.ok()) {
+      if (stringAt(*got, {"metadata", "labels", kManagedByLabel}) != kManagedByValue ||
+          stringAt(*got, {"metadata", "labels", kClusterIdLabel}) != options_.clusterID) {
+        co_return Error::make(
+            ErrorCode::kForbidden, "NamespaceNotOwned",
+            fmt::format("backend namespace {} exists but is not labelled {}={} and {}={}: "
+                        "burstlet only uses a namespace it created",
+                        ns, kManagedByLabel, kManagedByValue, kClusterIdLabel, options_.clusterID));
+      }
+      if (at(*got, {"metadata", "deletionTimestamp"}) != nullptr) {
+        // `burstlet cleanup` (or an operator) is deleting it: wait until it is gone.
+        if (stopped_ || attempt > 600) {
+          co_return Error::make(ErrorCode::kUnavailable, "NamespaceTerminating",
+                                fmt::format("backend namespace {} is being deleted", ns));
+        }
+        co_await sleepFor(std::chrono::milliseconds(500));
+        continue;
+      }
+      co_return okStatus();
+    }
+    if (got.error().code != ErrorCode::kNotFound) {
+      co_return std::move(got).error();
+    }
+    json::object labels{{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, options_.clusterID}};
+    json::object annotations;
+    if (options_.cci) {
+      annotations[kCciFlavorAnnotation] = options_.flavor;
+    }
+    json::value object =
+        json::object{{"apiVersion", "v1"},
+                     {"kind", "Namespace"},
+                     {"metadata", json::object{{"name", ns},
+                                               {"labels", std::move(labels)},
+                                               {"annotations", std::move(annotations)}}}};
+    auto created = co_await backend_.create(resources::kNamespaces, none, std::move(object));
+    if (created.ok()) {
+      spdlog::info("msg=\"created backend namespace\" namespace={}", ns);
+      co_return okStatus();
+    }
+    if (created.error().code != ErrorCode::kAlreadyExists) {
+      co_return std::move(created).error();
+    }
+  }
+}
+
+asio::awaitable<Status> CciProvider::run() {
+  // The backend may not answer yet (it starts with us, or the network is down): keep trying,
+  // except when it says the namespace is not ours.
+  for (int attempt = 0; !stopped_; ++attempt) {
+    auto s = co_await ensureNamespace();
+    if (s.ok()) {
+      break;
+    }
+    if (s.error().code == ErrorCode::kForbidden || s.error().code == ErrorCode::kInvalid ||
+        s.error().code == ErrorCode::kUnauthorized) {
+      co_return s;
+    }
+    spdlog::warn("msg=\"backend namespace not ready, retrying\" error=\"{}\"",
+                 s.error().toString());
+    co_await sleepFor(std::chrono::milliseconds(std::min(200 << std::min(attempt, 6), 10'000)));
+  }
+  auto finished = [this](const std::exception_ptr& e) {
+    if (e) {
+      spdlog::error("msg=\"cci provider coroutine failed\"");
+    }
+    --running_;
+  };
+  for (auto* inf :
+       {pods_.get(), configMaps_.get(), secrets_.get(), claims_.get(), eventsInformer_.get()}) {
+    ++running_;
+    asio::co_spawn(executor_, inf->run(), finished);
+  }
+  while (!stopped_ && !(pods_->synced() && configMaps_->synced() && secrets_->synced() &&
+                        claims_->synced() && eventsInformer_->synced())) {
+    co_await sleepFor(std::chrono::milliseconds(20));
+  }
+  if (!stopped_) {
+    ready_ = true;
+    spdlog::info("msg=\"backend ready\" namespace={} pods={}", options_.backendNamespace,
+                 pods_->store().size());
+    ++running_;
+    asio::co_spawn(executor_, sweepLoop(), finished);
+  }
+  while (!stopped_) {
+    co_await sleepFor(std::chrono::milliseconds(50));
+  }
+  for (auto* inf :
+       {pods_.get(), configMaps_.get(), secrets_.get(), claims_.get(), eventsInformer_.get()}) {
+    inf->stop();
+  }
+  while (running_.load() > 0) {
+    co_await sleepFor(std::chrono::milliseconds(10));
+  }
+  ready_ = false;
+  co_return okStatus();
+}
+
+void CciProvider::stop() { stopped_ = true; }
+
+asio::awaitable<Status> CciProvider::ping() {
+  // The node registers while the backend namespace is being set up: give that a moment, so a
+  // healthy start does not show the node NotReady (and taint it) for a whole status period.
+  for (int i = 0; i < 100 && !ready_ && !stopped_; ++i) {
+    co_await sleepFor(std::chrono::milliseconds(50));
+  }
+  std::string none;
+  std::string ns = options_.backendNamespace;
+  auto got = co_await backend_.get(resources::kNamespaces, none, ns);
+  if (!got.ok()) {
+    co_return std::move(got).error();
+  }
+  if (!ready_) {
+    co_return Error::make(ErrorCode::kUnavailable, "BackendNotReady",
+                          "the backend namespace is not listed yet");
+  }
+  co_return okStatus();
+}
+
+asio::awaitable<Result<std::map<std::string, ClaimInfo>>> CciProvider::claimsOf(const Json& pod) {
+  std::map<std::string, ClaimInfo> out;
+  const std::string ns = stringAt(pod, {"metadata", "namespace"});
+  const auto* volumes = arrayAt(pod, {"spec", "volumes"});
+  if (volumes == nullptr) {
+    co_return out;
+  }
+  for (const auto& v : *volumes) {
+    std::string claim = stringAt(v, {"persistentVolumeClaim", "claimName"});
+    if (claim.empty() || out.count(claim) != 0) {
+      continue;
+    }
+    auto pvc = co_await cluster_.persistentVolumeClaim(ns, claim);
+    if (!pvc.ok()) {
+      if (pvc.error().code == ErrorCode::kNotFound) {
+        continue;  // validation answers ClaimNotFound (retried)
+      }
+      co_return std::move(pvc).error();
+    }
+    ClaimInfo info;
+    info.storageClass = stringAt(*pvc, {"spec", "storageClassName"});
+    std::string volume = stringAt(*pvc, {"spec", "volumeName"});
+    if (!volume.empty()) {
+      auto pv = co_await cluster_.persistentVolume(volume);
+      if (!pv.ok() && pv.error().code != ErrorCode::kNotFound) {
+        co_return std::move(pv).error();
+      }
+      if (pv.ok()) {
+        info.driver = stringAt(*pv, {"spec", "csi", "driver"});
+        if (info.storageClass.empty()) {
+          info.storageClass = stringAt(*pv, {"spec", "storageClassName"});
+        }
+      }
+    } else if (!info.storageClass.empty()) {
+      std::string cls = info.storageClass;
+      auto sc = co_await cluster_.storageClass(cls);
+      if (sc.ok()) {
+        info.driver = stringAt(*sc, {"parameters", "csi.storage.k8s.io/csi-driver-name"});
+        if (info.driver.empty()) {
+          info.driver = stringAt(*sc, {"provisioner"});
+        }
+      }
+    }
+    out.emplace(claim, std::move(info));
+  }
+  co_return out;
+}
+
+// One co_await per statement: GCC 12 miscompiles co_await inside a conditional expression.
+asio::awaitable<Result<Json>> CciProvider::readSource(const std::string& kind,
+                                                      const std::string& ns,
+                                                      const std::string& name) {
+  if (kind == "ConfigMap") {
+    co_return co_await cluster_.configMap(ns, name);
+  }
+  co_return co_await cluster_.secret(ns, name);
+}
+
+asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Json& copy,
+                                               bool exists) {
+  const kube::ResourceRef& ref =
+      kind == "ConfigMap"
+          ? resources::kConfigMaps
+          : (kind == "Secret" ? resources::kSecrets : resources::kPersistentVolumeClaims);
+  std::string ns = options_.backendNamespace;
+  std::string name = stringAt(copy, {"metadata", "name"});
+  if (!exists) {
+    Json body = copy;
+    auto created = co_await backend_.create(ref, ns, std::move(body));
+    if (created.ok()) {
+      stats_.copyCreates.fetch_add(1);
+      co_return okStatus();
+    }
+    if (created.error().code != ErrorCode::kAlreadyExists) {
+      co_return std::move(created).error();
+    }
+  }
+  Json body = copy;
+  auto updated = co_await backend_.update(ref, ns, name, std::move(body));
+  if (!updated.ok()) {
+    co_return std::move(updated).error();
+  }
+  stats_.copyUpdates.fetch_add(1);
+  co_return okStatus();
+}
+
+asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const std::string& ns,
+                                                const std::string& name, bool optional,
+                                                const std::string& podKey) {
+  const std::string source = fmt::format("{}/{}/{}", kind, ns, name);
+  auto object = co_await readSource(kind, ns, name);
+  if (!object.ok()) {
+    if (object.error().code != ErrorCode::kNotFound) {
+      co_return std::move(object).error();
+    }
+    if (optional) {
+      co_return okStatus();
+    }
+    {
+      std::lock_guard lock(mu_);
+      waiting_[source].insert(podKey);
+    }
+    // The kubelet's words for a mount that cannot be set up yet; the pod is retried and woken
+    // when the object appears (clusterObjectChanged).
+    co_return Error::make(
+        ErrorCode::kNotFound, "CreateContainerConfigError",
+        fmt::format("{} \"{}\" not found", kind == "ConfigMap" ? "configmap" : "secret", name));
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = waiting_.find(source); it != waiting_.end()) {
+      it->second.erase(podKey);
+      if (it->second.empty()) {
+        waiting_.erase(it);
+      }
+    }
+  }
+  auto copy = kind == "ConfigMap" ? toBackendConfigMap(*object, translate_)
+                                  : toBackendSecret(*object, translate_);
+  if (!copy.ok()) {
+    co_return std::move(copy).error();
+  }
+  const std::string backendName = stringAt(*copy, {"metadata", "name"});
+  auto existing = copiesOf(kind).store().get(options_.backendNamespace + "/" + backendName);
+  if (existing && sameContent(*existing, *object)) {
+    co_return okStatus();
+  }
+  const bool exists = existing != nullptr;
+  co_return co_await writeCopy(kind, *copy, exists);
+}
+
+asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim) {
+  const std::string name = backendName(ns, claim);
+  if (claims_->store().get(options_.backendNamespace + "/" + name)) {
+    co_return okStatus();
+  }
+  auto pvc = co_await cluster_.persistentVolumeClaim(ns, claim);
+  if (!pvc.ok()) {
+    co_return std::move(pvc).error();
+  }
+  std::string volume = stringAt(*pvc, {"spec", "volumeName"});
+  if (volume.empty()) {
+    co_return Error::make(
+        ErrorCode::kUnavailable, "ClaimNotBound",
+        fmt::format("persistentvolumeclaim \"{}\" is not bound to a volume yet", claim));
+  }
+  auto pv = co_await cluster_.persistentVolume(volume);
+  if (!pv.ok()) {
+    co_return std::move(pv).error();
+  }
+  auto backendPv = toBackendPersistentVolume(*pvc, *pv, translate_);
+  if (!backendPv.ok()) {
+    co_return std::move(backendPv).error();
+  }
+  // Volumes are cluster-scoped: the cluster id tells ours from other clusters' on the backend.
+  if (auto& meta = backendPv->as_object()["metadata"]; meta.is_object()) {
+    auto& labels = meta.as_object()["labels"];
+    if (!labels.is_object()) {
+      labels = json::object{};
+    }
+    labels.as_object()[kClusterIdLabel] = options_.clusterID;
+  }
+  std::string none;
+  auto createdPv =
+      co_await backend_.create(resources::kPersistentVolumes, none, std::move(*backendPv));
+  if (!createdPv.ok() && createdPv.error().code != ErrorCode::kAlreadyExists) {
+    co_return std::move(createdPv).error();
+  }
+  auto backendPvc = toBackendPersistentVolumeClaim(*pvc, *pv, translate_);
+  if (!backendPvc.ok()) {
+    co_return std::move(backendPvc).error();
+  }
+  std::string bns = options_.backendNamespace;
+  auto createdPvc =
+      co_await backend_.create(resources::kPersistentVolumeClaims, bns, std::move(*backendPvc));
+  if (!createdPvc.ok() && createdPvc.error().code != ErrorCode::kAlreadyExists) {
+    co_return std::move(createdPvc).error();
+  }
+  stats_.copyCreates.fetch_add(1);
+  co_return okStatus();
+}
+
+asio::awaitable<Status> CciProvider::createPod(Json pod) {
+  const PodRef ref = podRefOf(pod);
+  const std::string podKey = ref.key();
+  const std::string name = backendName(ref.ns, ref.name);
+  if (auto existing = backendPod(name)) {
+    auto src = sourceRefOf(*existing);
+    if (src && src->uid == ref.uid) {
+      co_return okStatus();  // a repeated create (restart, retry)
+    }
+    co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
+                          fmt::format("backend pod {} still belongs to an earlier pod {}", name,
+                                      src ? src->uid : std::string("(unknown)")));
+  }
+  auto claims = co_await claimsOf(pod);
+  if (!claims.ok()) {
+    co_return std::move(claims).error();
+  }
+  const auto& claimMap = *claims;
+  ClaimLookup lookup = [&claimMap](const std::string& claim) -> std::optional<ClaimInfo> {
+    auto it = claimMap.find(claim);
+    return it == claimMap.end() ? std::nullopt : std::optional<ClaimInfo>(it->second);
+  };
+  if (auto s = admit(pod, options_.validate, lookup); !s.ok()) {
+    co_return s;
+  }
+
+  std::set<std::string> all;
+  std::set<std::string> required;
+  referencesOf(pod, &all, &required);
+  // The copies this create needs stay out of the sweep's reach until it is done.
+  std::vector<std::string> held;
+  for (const auto& id : all) {
+    const auto slash = id.find('/');
+    held.push_back(copyId(id.substr(0, slash), backendName(ref.ns, id.substr(slash + 1))));
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& id : held) {
+      ++inUse_[id];
+      marked_.erase(id);
+    }
+  }
+  auto release = [this, &held] {
+    std::lock_guard lock(mu_);
+    for (const auto& id : held) {
+      if (--inUse_[id] <= 0) {
+        inUse_.erase(id);
+      }
+    }
+  };
+  for (const auto& id : all) {
+    const auto slash = id.find('/');
+    const std::string kind = id.substr(0, slash);
+    const std::string source = id.substr(slash + 1);
+    Status s = okStatus();
+    if (kind == "PersistentVolumeClaim") {
+      s = co_await ensureClaim(ref.ns, source);
+    } else {
+      const bool optional = required.count(id) == 0;
+      s = co_await ensureCopy(kind, ref.ns, source, optional, podKey);
+    }
+    if (!s.ok()) {
+      release();
+      co_return s;
+    }
+  }
+  auto translated = toBackendPod(pod, translate_);
+  if (!translated.ok()) {
+    release();
+    co_return std::move(translated).error();
+  }
+  std::string bns = options_.backendNamespace;
+  auto created = co_await backend_.create(resources::kPods, bns, std::move(*translated));
+  if (!created.ok()) {
+    if (created.error().code != ErrorCode::kAlreadyExists) {
+      release();
+      co_return std::move(created).error();
+    }
+    // Created by an earlier attempt whose answer was lost: ours if it carries this uid.
+    auto got = co_await backend_.get(resources::kPods, bns, name);
+    release();
+    if (!got.ok()) {
+      co_return std::move(got).error();
+    }
+    auto src = sourceRefOf(*got);
+    if (src && src->uid == ref.uid) {
+      std::lock_guard lock(mu_);
+      recent_[name] = std::make_shared<const json::value>(std::move(*got));
+      co_return okStatus();
+    }
+    co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
+                          fmt::format("backend pod {} belongs to another pod", name));
+  }
+  stats_.podCreates.fetch_add(1);
+  {
+    std::lock_guard lock(mu_);
+    if (!pods_->store().get(bns + "/" + name)) {
+      recent_[name] = std::make_shared<const json::value>(std::move(*created));
+    }
+  }
+  release();
+  co_return okStatus();
+}
+
+asio::awaitable<Status> CciProvider::updatePod(Json pod) {
+  const PodRef ref = podRefOf(pod);
+  const std::string name = backendName(ref.ns, ref.name);
+  auto existing = backendPod(name);
+  if (!existing) {
+    co_return Error::make(ErrorCode::kNotFound, "NotFound",
+                          fmt::format("backend pod {} not found", name));
+  }
+  // The same normalization as at create, so its annotations are not seen as removed.
+  if (auto n = normalizePod(pod); !n.ok()) {
+    co_return std::move(n).error();
+  }
+  auto translated = toBackendPod(pod, translate_);
+  if (!translated.ok()) {
+    co_return std::move(translated).error();
+  }
+  // Labels and annotations: set the new ones, remove (null) the ones that went away; images
+  // by container name (strategic merge keys containers by name).
+  json::object metadata;
+  for (const char* key : {"labels", "annotations"}) {
+    json::object patch;
+    const auto* want = at(*translated, {"metadata", key});
+    const auto* have = at(*existing, {"metadata", key});
+    if (have != nullptr && have->is_object()) {
+      for (const auto& [k, v] : have->as_object()) {
+        if (want == nullptr || !want->is_object() || !want->as_object().contains(k)) {
+          patch[k] = nullptr;
+        }
+      }
+    }
+    if (want != nullptr && want->is_object()) {
+      for (const auto& [k, v] : want->as_object()) {
+        patch[k] = v;
+      }
+    }
+    metadata[key] = std::move(patch);
+  }
+  json::object spec;
+  for (const char* list : {"initContainers", "containers"}) {
+    if (const auto* cs = arrayAt(*translated, {"spec", list})) {
+      json::array images;
+      for (const auto& c : *cs) {
+        images.push_back(
+            json::object{{"name", stringAt(c, {"name"})}, {"image", stringAt(c, {"image"})}});
+      }
+      spec[list] = std::move(images);
+    }
+  }
+  std::string body =
+      json::serialize(json::object{{"metadata", std::move(metadata)}, {"spec", std::move(spec)}});
+  std::string bns = options_.backendNamespace;
+  auto patched = co_await backend_.patch(resources::kPods, bns, name,
+                                         kube::PatchType::kStrategicMerge, std::move(body));
+  if (!patched.ok()) {
+    co_return std::move(patched).error();
+  }
+  std::lock_guard lock(mu_);
+  if (recent_.count(name) != 0) {
+    recent_[name] = std::make_shared<const json::value>(std::move(*patched));
+  }
+  co_return okStatus();
+}
+
+asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSeconds) {
+  const std::string name = backendName(pod.ns, pod.name);
+  std::string bns = options_.backendNamespace;
+  kube::ObjectPtr existing = backendPod(name);
+  if (!existing) {
+    // The informer may not show a pod created a moment ago by an earlier process.
+    auto got = co_await backend_.get(resources::kPods, bns, name);
+    if (!got.ok()) {
+      co_return got.error().code == ErrorCode::kNotFound ? okStatus() : Status(got.error());
+    }
+    existing = std::make_shared<const json::value>(std::move(*got));
+  }
+  auto src = sourceRefOf(*existing);
+  if (!src || (!pod.uid.empty() && src->uid != pod.uid)) {
+    co_return okStatus();  // the name belongs to another pod now
+  }
+  kube::DeleteOptions o;
+  o.gracePeriodSeconds = std::max<int64_t>(gracePeriodSeconds, 0);
+  o.preconditionUid = std::string(kube::objectUid(*existing));
+  auto r = co_await backend_.remove(resources::kPods, bns, name, o);
+  if (!r.ok() && r.error().code != ErrorCode::kNotFound && r.error().code != ErrorCode::kConflict) {
+    co_return std::move(r).error();
+  }
+  stats_.podDeletes.fetch_add(1);
+  std::lock_guard lock(mu_);
+  recent_.erase(name);
+  co_return okStatus();
+}
+
+asio::awaitable<Result<Json>> CciProvider::getPod(PodRef pod) {
+  const std::string name = backendName(pod.ns, pod.name);
+  auto existing = backendPod(name);
+  if (existing) {
+    auto src = sourceRefOf(*existing);
+    if (src && (pod.uid.empty() || src->uid == pod.uid)) {
+      co_return toSourcePod(*existing, nullptr, translate_);
+    }
+  }
+  co_return Error::make(ErrorCode::kNotFound, "NotFound",
+                        fmt::format("pod {} not found on the backend", pod.key()));
+}
+
+asio::awaitable<Result<std::vector<Json>>> CciProvider::listPods() {
+  std::vector<Json> out;
+  std::set<std::string> seen;
+  for (const auto& p : pods_->store().list()) {
+    if (sourceRefOf(*p)) {
+      seen.insert(std::string(kube::objectName(*p)));
+      out.push_back(toSourcePod(*p, nullptr, translate_));
+    }
+  }
+  std::lock_guard lock(mu_);
+  for (const auto& [name, p] : recent_) {
+    if (seen.count(name) == 0 && sourceRefOf(*p)) {
+      out.push_back(toSourcePod(*p, nullptr, translate_));
+    }
+  }
+  co_return out;
+}
+
+void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object) {
+  const std::string k(kind);
+  const std::string ns(kube::objectNamespace(object));
+  const std::string name(kube::objectName(object));
+  std::set<std::string> wake;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = waiting_.find(fmt::format("{}/{}/{}", k, ns, name)); it != waiting_.end()) {
+      wake = std::move(it->second);
+      waiting_.erase(it);
+    }
+  }
+  std::function<void(const PodRef&)> cb;
+  {
+    std::lock_guard lock(mu_);
+    cb = callback_;
+  }
+  if (cb) {
+    for (const auto& key : wake) {
+      const auto slash = key.find('/');
+      cb(PodRef{key.substr(0, slash), key.substr(slash + 1), ""});
+    }
+  }
+  if (k != "ConfigMap" && k != "Secret") {
+    return;
+  }
+  if (!copiesOf(k).store().get(options_.backendNamespace + "/" + backendName(ns, name))) {
+    return;  // no copy: nothing on the backend to follow
+  }
+  asio::co_spawn(executor_, refreshCopy(k, ns, name), asio::detached);
+}
+
+asio::awaitable<void> CciProvider::refreshCopy(std::string kind, std::string ns, std::string name) {
+  auto object = co_await readSource(kind, ns, name);
+  if (!object.ok()) {
+    co_return;  // deleted: the copy stays while pods use it, as a kubelet keeps the files
+  }
+  auto existing =
+      copiesOf(kind).store().get(options_.backendNamespace + "/" + backendName(ns, name));
+  if (!existing || sameContent(*existing, *object)) {
+    co_return;
+  }
+  auto copy = kind == "ConfigMap" ? toBackendConfigMap(*object, translate_)
+                                  : toBackendSecret(*object, translate_);
+  if (!copy.ok()) {
+    co_return;
+  }
+  const bool exists = true;
+  auto s = co_await writeCopy(kind, *copy, exists);
+  if (!s.ok()) {
+    spdlog::warn("msg=\"could not update backend copy\" kind={} source={}/{} error=\"{}\"", kind,
+                 ns, name, s.error().toString());
+    co_return;
+  }
+  spdlog::info("msg=\"updated backend copy\" kind={} source={}/{}", kind, ns, name);
+}
+
+void CciProvider::mirrorEvent(const kube::ObjectPtr& old, const kube::ObjectPtr& event) {
+  if (!eventsInformer_->synced() && !old) {
+    return;  // history from before this process: mirrored by an earlier one
+  }
+  const std::string uid(kube::objectUid(*event));
+  const int64_t count = countOf(*event);
+  {
+    std::lock_guard lock(mu_);
+    auto& seen = eventCounts_[uid];
+    if (count <= seen) {
+      return;
+    }
+    seen = count;
+  }
+  if (old && countOf(*old) >= count) {
+    return;
+  }
+  auto pod = backendPod(stringAt(*event, {"involvedObject", "name"}));
+  if (!pod) {
+    return;
+  }
+  auto src = sourceRefOf(*pod);
+  if (!src) {
+    return;
+  }
+  kube::ObjectReference target;
+  target.apiVersion = "v1";
+  target.kind = "Pod";
+  target.ns = src->ns;
+  target.name = src->name;
+  target.uid = src->uid;
+  const bool warning = stringAt(*event, {"type"}) == "Warning";
+  events_.record(target, warning ? kube::EventType::kWarning : kube::EventType::kNormal,
+                 stringAt(*event, {"reason"}), stringAt(*event, {"message"}));
+  stats_.eventsMirrored.fetch_add(1);
+}
+
+asio::awaitable<void> CciProvider::sweepLoop() {
+  while (!stopped_) {
+    const auto next = clock_.steadyNow() + options_.sweepInterval;
+    while (!stopped_ && clock_.steadyNow() < next) {
+      co_await sleepFor(std::chrono::milliseconds(100));
+    }
+    if (stopped_) {
+      break;
+    }
+    if (auto s = co_await sweep(); !s.ok()) {
+      spdlog::warn("msg=\"backend sweep failed\" error=\"{}\"", s.error().toString());
+    }
+  }
+}
+
+asio::awaitable<Status> CciProvider::sweep() {
+  std::set<std::string> referenced;
+  for (const auto& p : pods_->store().list()) {
+    referencesOf(*p, &referenced, nullptr);
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, p] : recent_) {
+      referencesOf(*p, &referenced, nullptr);
+    }
+  }
+  std::string bns = options_.backendNamespace;
+  std::set<std::string> liveClaims;
+  for (const char* kind : {"ConfigMap", "Secret", "PersistentVolumeClaim"}) {
+    const std::string k(kind);
+    const kube::ResourceRef& ref =
+        k == "ConfigMap"
+            ? resources::kConfigMaps
+            : (k == "Secret" ? resources::kSecrets : resources::kPersistentVolumeClaims);
+    for (const auto& copy : copiesOf(k).store().list()) {
+      const std::string name(kube::objectName(*copy));
+      const std::string id = copyId(k, name);
+      bool remove = false;
+      {
+        std::lock_guard lock(mu_);
+        if (referenced.count(id) != 0 || inUse_.count(id) != 0) {
+          marked_.erase(id);
+        } else if (marked_.count(id) != 0) {
+          remove = true;
+        } else {
+          marked_.insert(id);
+        }
+      }
+      if (!remove) {
+        if (k == "PersistentVolumeClaim") {
+          liveClaims.insert(name);
+        }
+        continue;
+      }
+      auto r = co_await backend_.remove(ref, bns, name);
+      if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+        co_return std::move(r).error();
+      }
+      stats_.copyDeletes.fetch_add(1);
+      std::lock_guard lock(mu_);
+      marked_.erase(id);
+    }
+  }
+  // Backend volumes whose claim is gone. Retain policy: the file system itself stays.
+  kube::ListOptions lo;
+  lo.labelSelector =
+      ourSelector(options_) + fmt::format(",{}={}", kClusterIdLabel, options_.clusterID);
+  std::string none;
+  auto pvs = co_await backend_.list(resources::kPersistentVolumes, none, lo);
+  if (!pvs.ok()) {
+    co_return std::move(pvs).error();
+  }
+  if (const auto* items = arrayAt(*pvs, {"items"})) {
+    for (const auto& pv : *items) {
+      const std::string claim = stringAt(pv, {"spec", "claimRef", "name"});
+      if (liveClaims.count(claim) != 0 || claims_->store().get(bns + "/" + claim)) {
+        continue;
+      }
+      {
+        std::lock_guard lock(mu_);
+        if (inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0) {
+          continue;  // created a moment ago, its claim follows
+        }
+      }
+      std::string pvName(kube::objectName(pv));
+      auto r = co_await backend_.remove(resources::kPersistentVolumes, none, pvName);
+      if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+        co_return std::move(r).error();
+      }
+      stats_.copyDeletes.fetch_add(1);
+    }
+  }
+  co_return okStatus();
+}
+
+}  // namespace burstlet::provider::cci

@@ -1,0 +1,154 @@
+// CciProvider: runs the virtual node's pods in one namespace of a backend that speaks the
+// Kubernetes pod API: Huawei Cloud CCI, or any Kubernetes API server.
+//
+// Per pod: validate (validate.h) and normalize (normalize.h) — a pod CCI cannot run is kInvalid
+// and never reaches the backend; copy the ConfigMaps, Secrets and SFS claims it mounts into the
+// backend namespace; create the translated pod (translate.h). Informers on the backend namespace
+// (pods, copies) answer getPod/listPods from memory and notify status changes, so a pod costs
+// one backend write to create and one to delete; copies are shared by the pods that use them.
+//
+// Copies follow their source: the daemon reports every change of a cluster ConfigMap or Secret
+// (clusterObjectChanged) and a copy that differs is updated, as a kubelet refreshes mounted
+// ConfigMaps. A periodic sweep deletes copies no backend pod references (after two sweeps in a
+// row, so a pod being created is never robbed of its copy) and pods whose source uid the
+// controller no longer knows are handled by the pod controller's reconcile.
+//
+// The namespace is created on start with ownership labels; an existing namespace without them
+// is refused: burstlet never writes into a namespace it does not own.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/clock.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "kube/rest.h"
+#include "provider/cci/cluster_objects.h"
+#include "provider/cci/translate.h"
+#include "provider/cci/validate.h"
+#include "provider/provider.h"
+
+namespace burstlet::provider::cci {
+
+// Ownership label of the backend namespace and of every object burstlet creates in it.
+inline constexpr const char* kClusterIdLabel = "burstlet.io/cluster-id";
+// The namespace annotation CCI reads to choose the flavor of its pods.
+inline constexpr const char* kCciFlavorAnnotation = "namespace.kubernetes.io/flavor";
+
+struct CciOptions {
+  std::string clusterID;
+  std::string backendNamespace;  // "cce-burst-<clusterID>" by default (see namespaceFor)
+  std::string nodeName = "burstlet";
+  std::string nodeIP;
+  // CCI mode: the namespace carries the flavor annotation CCI requires.
+  bool cci = false;
+  std::string flavor = "general-computing";
+  ValidateOptions validate;
+  NodeCapacity capacity;
+  // How often unreferenced copies are looked for.
+  std::chrono::milliseconds sweepInterval{30'000};
+};
+
+// "<prefix><clusterID>", e.g. "cce-burst-3f2a".
+std::string namespaceFor(std::string_view prefix, std::string_view clusterID);
+
+struct CciStats {
+  std::atomic<uint64_t> podCreates{0};
+  std::atomic<uint64_t> podDeletes{0};
+  std::atomic<uint64_t> copyCreates{0};
+  std::atomic<uint64_t> copyUpdates{0};
+  std::atomic<uint64_t> copyDeletes{0};
+  std::atomic<uint64_t> eventsMirrored{0};
+};
+
+class CciProvider final : public Provider {
+ public:
+  // `backend` talks to the backend API; `cluster` reads the cluster's objects; `events` records
+  // on cluster pods. All must outlive the provider.
+  CciProvider(asio::any_io_executor executor, kube::RestClient& backend, ClusterObjects& cluster,
+              kube::EventRecorder& events, CciOptions options, const Clock& clock);
+  ~CciProvider() override;
+
+  // Creates (or checks the ownership of) the backend namespace, then runs the informers, the
+  // event mirror and the sweep until stop(). ready() once the informers listed.
+  asio::awaitable<Status> run();
+  void stop();
+  bool ready() const { return ready_.load(); }
+
+  // A cluster ConfigMap or Secret ("ConfigMap"/"Secret") changed or appeared (only its
+  // metadata is needed): wake pods waiting for it, and refresh its backend copy if there is one.
+  // Thread-safe, never blocks.
+  void clusterObjectChanged(std::string_view kind, const boost::json::value& object);
+
+  std::string_view name() const override { return "cci"; }
+  asio::awaitable<Status> createPod(Json pod) override;
+  asio::awaitable<Status> updatePod(Json pod) override;
+  asio::awaitable<Status> deletePod(PodRef pod, int64_t gracePeriodSeconds) override;
+  asio::awaitable<Result<Json>> getPod(PodRef pod) override;
+  asio::awaitable<Result<std::vector<Json>>> listPods() override;
+  void onPodStatusChange(std::function<void(const PodRef&)> callback) override;
+  NodeCapacity capacity() const override { return options_.capacity; }
+  asio::awaitable<Status> ping() override;
+
+  const CciStats& stats() const { return stats_; }
+  const std::string& backendNamespace() const { return options_.backendNamespace; }
+
+ private:
+  asio::awaitable<Status> ensureNamespace();
+  asio::awaitable<Status> ensureCopy(const std::string& kind, const std::string& ns,
+                                     const std::string& name, bool optional,
+                                     const std::string& podKey);
+  asio::awaitable<Status> ensureClaim(const std::string& ns, const std::string& claim);
+  asio::awaitable<Result<Json>> readSource(const std::string& kind, const std::string& ns,
+                                           const std::string& name);
+  asio::awaitable<Status> writeCopy(const std::string& kind, const Json& copy, bool exists);
+  asio::awaitable<Result<std::map<std::string, ClaimInfo>>> claimsOf(const Json& pod);
+  asio::awaitable<void> refreshCopy(std::string kind, std::string ns, std::string name);
+  asio::awaitable<void> sweepLoop();
+  asio::awaitable<Status> sweep();
+  void mirrorEvent(const kube::ObjectPtr& old, const kube::ObjectPtr& current);
+  void notify(const kube::ObjectPtr& backendPod);
+  kube::Informer& copiesOf(const std::string& kind);
+  kube::ObjectPtr backendPod(const std::string& name) const;
+
+  asio::any_io_executor executor_;
+  kube::RestClient& backend_;
+  ClusterObjects& cluster_;
+  kube::EventRecorder& events_;
+  CciOptions options_;
+  TranslateOptions translate_;
+  const Clock& clock_;
+  std::unique_ptr<kube::Informer> pods_;
+  std::unique_ptr<kube::Informer> configMaps_;
+  std::unique_ptr<kube::Informer> secrets_;
+  std::unique_ptr<kube::Informer> claims_;
+  std::unique_ptr<kube::Informer> eventsInformer_;
+  std::function<void(const PodRef&)> callback_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<int> running_{0};
+  mutable std::mutex mu_;  // guards recent_, waiting_, marked_, inUse_, eventCounts_
+  // Pods created by this process that the pod informer has not shown yet: backend name -> pod.
+  std::unordered_map<std::string, kube::ObjectPtr> recent_;
+  // Source objects ("ConfigMap/ns/name") a pod waits for -> pod keys.
+  std::map<std::string, std::set<std::string>> waiting_;
+  // Copies (kind/backend name) found unreferenced by the last sweep.
+  std::set<std::string> marked_;
+  // Copies an in-flight create depends on (kind/backend name -> count).
+  std::map<std::string, int> inUse_;
+  // Backend events mirrored so far: event uid -> count.
+  std::unordered_map<std::string, int64_t> eventCounts_;
+  CciStats stats_;
+};
+
+}  // namespace burstlet::provider::cci

@@ -1,0 +1,884 @@
+#include "provider/cci/translate.h"
+
+#include <openssl/sha.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <cctype>
+#include <vector>
+
+namespace burstlet::provider::cci {
+
+namespace json = boost::json;
+
+namespace {
+
+// Room left for the readable part of a generated name: 63 - "-" - 10 hex digits.
+constexpr size_t kReadableMax = 52;
+constexpr size_t kHashDigits = 10;
+constexpr size_t kLabelMax = 63;
+// A long namespace is cut to this much so the name, the more telling half, keeps some room.
+constexpr size_t kNamespaceShare = 20;
+
+std::string hashPrefix(std::string_view data) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; out.size() < kHashDigits; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xf]);
+  }
+  out.resize(kHashDigits);
+  return out;
+}
+
+bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool isAlnum(char c) { return isLowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
+
+// `s` as DNS-1123 label material: lower case, anything else than [a-z0-9] becomes one '-', no
+// '-' at either end, at most `max` characters.
+std::string sanitize(std::string_view s, size_t max) {
+  std::string out;
+  for (char c : s) {
+    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (isLowerAlnum(lower)) {
+      out.push_back(lower);
+    } else if (!out.empty() && out.back() != '-') {
+      out.push_back('-');
+    }
+  }
+  if (out.size() > max) {
+    out.resize(max);
+  }
+  while (!out.empty() && out.back() == '-') {
+    out.pop_back();
+  }
+  return out;
+}
+
+bool isValidLabelValue(std::string_view v) {
+  if (v.empty()) {
+    return true;
+  }
+  if (v.size() > kLabelMax || !isAlnum(v.front()) || !isAlnum(v.back())) {
+    return false;
+  }
+  for (char c : v) {
+    if (!isAlnum(c) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// --- JSON access ------------------------------------------------------------------------------
+
+// The member `key` of `v` when `v` is an object; const-ness follows `v`.
+template <typename V>
+V* child(V* v, std::string_view key) {
+  if (v == nullptr) {
+    return nullptr;
+  }
+  auto* o = v->if_object();
+  return o != nullptr ? o->if_contains(key) : nullptr;
+}
+
+template <typename V>
+V* path(V* v, std::initializer_list<std::string_view> keys) {
+  for (auto k : keys) {
+    v = child(v, k);
+  }
+  return v;
+}
+
+std::string_view stringOf(const json::value* v) {
+  const auto* s = v != nullptr ? v->if_string() : nullptr;
+  return s != nullptr ? std::string_view(*s) : std::string_view();
+}
+
+std::string stringAt(const json::value& v, std::initializer_list<std::string_view> keys) {
+  return std::string(stringOf(path(&v, keys)));
+}
+
+bool emptyOrNull(const json::value* v) {
+  return v == nullptr || v->is_null() || (v->is_object() && v->as_object().empty()) ||
+         (v->is_array() && v->as_array().empty());
+}
+
+bool sameOptional(const json::value* a, const json::value* b) {
+  if (emptyOrNull(a) || emptyOrNull(b)) {
+    return emptyOrNull(a) && emptyOrNull(b);
+  }
+  return *a == *b;
+}
+
+// --- references -------------------------------------------------------------------------------
+
+enum class RefKind { kConfigMap, kSecret, kClaim };
+
+constexpr const char* kContainerLists[] = {"initContainers", "containers", "ephemeralContainers"};
+
+// Names of projected volumes that carry a service account token. The token is the cluster's:
+// the backend cannot use it, and the volume's other sources (kube-root-ca.crt, namespace) only
+// make sense with it.
+std::set<std::string> tokenVolumes(const json::value* spec) {
+  std::set<std::string> out;
+  const auto* volumes = child(spec, "volumes");
+  if (volumes == nullptr || !volumes->is_array()) {
+    return out;
+  }
+  for (const auto& v : volumes->as_array()) {
+    const auto* sources = path(&v, {"projected", "sources"});
+    if (sources == nullptr || !sources->is_array()) {
+      continue;
+    }
+    for (const auto& s : sources->as_array()) {
+      if (child(&s, "serviceAccountToken") != nullptr) {
+        out.insert(stringAt(v, {"name"}));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// Calls f(kind, nameValue) for every reference of a pod spec to a ConfigMap, Secret or claim in
+// its namespace, skipping the volumes in `skip`. One walker serves both collecting (const) and
+// rewriting, so the two can never disagree on where references live.
+template <typename V, typename F>
+void visitRefs(V* spec, const std::set<std::string>& skip, F&& f) {
+  auto visit = [&f](RefKind kind, V* name) {
+    if (name != nullptr && name->is_string() && !name->as_string().empty()) {
+      f(kind, *name);
+    }
+  };
+  if (auto* volumes = child(spec, "volumes"); volumes != nullptr && volumes->is_array()) {
+    for (auto& v : volumes->as_array()) {
+      if (skip.contains(stringAt(v, {"name"}))) {
+        continue;
+      }
+      visit(RefKind::kConfigMap, path(&v, {"configMap", "name"}));
+      visit(RefKind::kSecret, path(&v, {"secret", "secretName"}));
+      visit(RefKind::kClaim, path(&v, {"persistentVolumeClaim", "claimName"}));
+      if (auto* sources = path(&v, {"projected", "sources"});
+          sources != nullptr && sources->is_array()) {
+        for (auto& s : sources->as_array()) {
+          visit(RefKind::kConfigMap, path(&s, {"configMap", "name"}));
+          visit(RefKind::kSecret, path(&s, {"secret", "name"}));
+        }
+      }
+    }
+  }
+  if (auto* pulls = child(spec, "imagePullSecrets"); pulls != nullptr && pulls->is_array()) {
+    for (auto& p : pulls->as_array()) {
+      visit(RefKind::kSecret, child(&p, "name"));
+    }
+  }
+  for (const char* list : kContainerLists) {
+    auto* containers = child(spec, list);
+    if (containers == nullptr || !containers->is_array()) {
+      continue;
+    }
+    for (auto& c : containers->as_array()) {
+      if (auto* env = child(&c, "env"); env != nullptr && env->is_array()) {
+        for (auto& e : env->as_array()) {
+          visit(RefKind::kConfigMap, path(&e, {"valueFrom", "configMapKeyRef", "name"}));
+          visit(RefKind::kSecret, path(&e, {"valueFrom", "secretKeyRef", "name"}));
+        }
+      }
+      if (auto* from = child(&c, "envFrom"); from != nullptr && from->is_array()) {
+        for (auto& e : from->as_array()) {
+          visit(RefKind::kConfigMap, path(&e, {"configMapRef", "name"}));
+          visit(RefKind::kSecret, path(&e, {"secretRef", "name"}));
+        }
+      }
+    }
+  }
+}
+
+// --- metadata ---------------------------------------------------------------------------------
+
+json::object ownLabels(const TranslateOptions& options, std::string_view sourceUid) {
+  json::object labels;
+  labels[kManagedByLabel] = kManagedByValue;
+  labels[kNodeLabel] = safeLabelValue(options.nodeName);
+  if (!sourceUid.empty()) {
+    labels[kSourceUidLabel] = safeLabelValue(sourceUid);
+  }
+  return labels;
+}
+
+json::object sourceAnnotations(std::string_view kind, std::string_view ns, std::string_view name,
+                               std::string_view uid) {
+  json::object a;
+  if (!kind.empty()) {
+    a[kSourceKindAnnotation] = kind;
+  }
+  if (!ns.empty()) {
+    a[kSourceNamespaceAnnotation] = ns;
+  }
+  a[kSourceNameAnnotation] = name;
+  if (!uid.empty()) {
+    a[kSourceUidAnnotation] = uid;
+  }
+  return a;
+}
+
+Error invalid(std::string_view kind, std::string_view what) {
+  return Error::make(ErrorCode::kInvalid, "Invalid" + std::string(kind),
+                     std::string(kind) + " " + std::string(what));
+}
+
+// A ConfigMap or Secret copy's metadata; kInvalid without a namespace or name.
+Result<json::object> copyMetadata(std::string_view kind, const json::value& source,
+                                  const TranslateOptions& options) {
+  const std::string ns = stringAt(source, {"metadata", "namespace"});
+  const std::string name = stringAt(source, {"metadata", "name"});
+  if (ns.empty() || name.empty()) {
+    return invalid(kind, "without namespace or name");
+  }
+  const std::string uid = stringAt(source, {"metadata", "uid"});
+  json::object meta;
+  meta["name"] = backendName(ns, name);
+  meta["namespace"] = options.backendNamespace;
+  meta["labels"] = ownLabels(options, uid);
+  meta["annotations"] = sourceAnnotations(kind, ns, name, uid);
+  return meta;
+}
+
+void copyIfPresent(const json::value& from, json::object& to,
+                   std::initializer_list<std::string_view> keys) {
+  for (auto k : keys) {
+    if (const auto* v = child(&from, k); v != nullptr && !v->is_null()) {
+      to[k] = *v;
+    }
+  }
+}
+
+// --- pods -------------------------------------------------------------------------------------
+
+// Spec fields that describe how the workload runs. Anything else (scheduling, service account,
+// runtime class, readiness gates, resource claims, and fields newer than this list) belongs to
+// the cluster: an unknown field is more likely to name a cluster object than to matter to the
+// containers.
+constexpr std::string_view kKeptSpecFields[] = {
+    "containers",
+    "initContainers",
+    "volumes",
+    "restartPolicy",
+    "terminationGracePeriodSeconds",
+    "activeDeadlineSeconds",
+    "dnsPolicy",
+    "dnsConfig",
+    "hostname",
+    "subdomain",
+    "setHostnameAsFQDN",
+    "shareProcessNamespace",
+    "securityContext",
+    "imagePullSecrets",
+    "os",
+    "hostAliases",
+    "resources",
+    // Kept so the backend's own policy decides, rather than silently running the pod otherwise
+    // (validation refuses hostNetwork before a pod gets here).
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "hostUsers",
+};
+
+// The hostname the kubelet would give the pod: its name, cut to 63 characters. spec.hostname
+// must be a DNS label, so a dotted name has its dots turned into dashes.
+std::string defaultHostname(std::string_view podName) { return sanitize(podName, kLabelMax); }
+
+json::array containerNames(const json::value* list) {
+  json::array names;
+  if (list != nullptr && list->is_array()) {
+    for (const auto& c : list->as_array()) {
+      names.push_back(json::string(stringOf(child(&c, "name"))));
+    }
+  }
+  return names;
+}
+
+bool ownLabelKey(std::string_view key) {
+  return key == kManagedByLabel || key == kNodeLabel || key == kSourceUidLabel ||
+         key.starts_with(kBurstPodAnnotationPrefix);
+}
+
+bool ownAnnotationKey(std::string_view key) {
+  return key == kSourceNamespaceAnnotation || key == kSourceNameAnnotation ||
+         key == kSourceUidAnnotation || key == kSourceKindAnnotation ||
+         key == kContainersAnnotation || key.starts_with(kBurstPodAnnotationPrefix);
+}
+
+json::object withoutKeys(const json::value* map, bool (*drop)(std::string_view)) {
+  json::object out;
+  if (map != nullptr && map->is_object()) {
+    for (const auto& [k, v] : map->as_object()) {
+      if (!drop(k)) {
+        out[k] = v;
+      }
+    }
+  }
+  return out;
+}
+
+// The source's container names per list, in the source's order; nullopt when unknown (then every
+// backend container is shown).
+struct SourceNames {
+  std::optional<std::vector<std::string>> init;
+  std::optional<std::vector<std::string>> app;
+  std::optional<std::vector<std::string>> ephemeral;
+};
+
+std::optional<std::vector<std::string>> namesOf(const json::value* list) {
+  if (list == nullptr || !list->is_array()) {
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const auto& c : list->as_array()) {
+    out.emplace_back(c.is_string() ? std::string_view(c.as_string()) : stringOf(child(&c, "name")));
+  }
+  return out;
+}
+
+SourceNames sourceNames(const json::value& backendPod, const json::value* clusterSpec) {
+  SourceNames names;
+  if (clusterSpec != nullptr && child(clusterSpec, "spec") != nullptr) {
+    clusterSpec = child(clusterSpec, "spec");  // the whole source pod was given
+  }
+  const auto recorded = stringOf(
+      path(&backendPod, {"metadata", "annotations", std::string_view(kContainersAnnotation)}));
+  if (!recorded.empty()) {
+    boost::system::error_code ec;
+    const json::value parsed = json::parse(recorded, ec);
+    if (!ec && parsed.is_object()) {
+      names.init = namesOf(child(&parsed, "initContainers"));
+      names.app = namesOf(child(&parsed, "containers"));
+      if (!names.init) {
+        names.init.emplace();  // recorded without init containers: the source had none
+      }
+    }
+  }
+  if (!names.app && clusterSpec != nullptr) {
+    names.app = namesOf(child(clusterSpec, "containers"));
+    names.init = namesOf(child(clusterSpec, "initContainers"));
+    if (names.app && !names.init) {
+      names.init.emplace();
+    }
+  }
+  // Ephemeral containers are added after creation, so only the source's spec (or, without it,
+  // the backend's own list) knows them.
+  if (clusterSpec != nullptr) {
+    names.ephemeral = namesOf(child(clusterSpec, "ephemeralContainers"));
+    if (!names.ephemeral) {
+      names.ephemeral.emplace();
+    }
+  }
+  return names;
+}
+
+bool listed(const std::optional<std::vector<std::string>>& names, std::string_view name) {
+  if (!names) {
+    return true;
+  }
+  for (const auto& n : *names) {
+    if (n == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+json::value containerView(const json::value& c) {
+  json::object out;
+  out["name"] = json::string(stringOf(child(&c, "name")));
+  if (const auto* image = child(&c, "image"); image != nullptr) {
+    out["image"] = *image;
+  }
+  return out;
+}
+
+// The source's containers (name, image) as the backend runs them, in the source's order.
+json::array sourceContainers(const json::value* backendList,
+                             const std::optional<std::vector<std::string>>& names) {
+  json::array out;
+  const json::array* list =
+      backendList != nullptr && backendList->is_array() ? &backendList->as_array() : nullptr;
+  if (!names) {
+    if (list != nullptr) {
+      for (const auto& c : *list) {
+        out.push_back(containerView(c));
+      }
+    }
+    return out;
+  }
+  for (const auto& name : *names) {
+    const json::value* found = nullptr;
+    if (list != nullptr) {
+      for (const auto& c : *list) {
+        if (stringOf(child(&c, "name")) == name) {
+          found = &c;
+          break;
+        }
+      }
+    }
+    out.push_back(found != nullptr ? containerView(*found)
+                                   : json::value(json::object{{"name", name}}));
+  }
+  return out;
+}
+
+constexpr std::string_view kContainerStatusFields[] = {"name",         "state",   "lastState",
+                                                       "restartCount", "ready",   "started",
+                                                       "image",        "imageID", "containerID"};
+
+json::array containerStatuses(const json::value* statuses,
+                              const std::optional<std::vector<std::string>>& names) {
+  json::array out;
+  if (statuses == nullptr || !statuses->is_array()) {
+    return out;
+  }
+  for (const auto& s : statuses->as_array()) {
+    if (!listed(names, stringOf(child(&s, "name")))) {
+      continue;  // injected by the backend
+    }
+    json::object view;
+    for (auto key : kContainerStatusFields) {
+      if (const auto* v = child(&s, key); v != nullptr) {
+        view[key] = *v;
+      }
+    }
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+}  // namespace
+
+// --- names ------------------------------------------------------------------------------------
+
+std::string backendName(std::string_view ns, std::string_view name) {
+  std::string nsPart = sanitize(ns, kReadableMax);
+  const std::string namePart = sanitize(name, kReadableMax);
+  if (!nsPart.empty() && nsPart.size() + 1 + namePart.size() > kReadableMax) {
+    nsPart = sanitize(nsPart, kNamespaceShare);
+  }
+  std::string readable = nsPart;
+  if (!namePart.empty()) {
+    readable += (readable.empty() ? "" : "-") + namePart;
+  }
+  readable = sanitize(readable, kReadableMax);
+  // '/' can appear in neither a namespace nor a name, so "ns/name" identifies the pair.
+  std::string key(ns);
+  key += '/';
+  key += name;
+  const std::string hash = hashPrefix(key);
+  return readable.empty() ? hash : readable + "-" + hash;
+}
+
+std::string backendPersistentVolumeName(std::string_view backendNamespace,
+                                        std::string_view clusterPvName) {
+  return std::string(backendNamespace) + "-" + backendName("", clusterPvName);
+}
+
+std::string safeLabelValue(std::string_view value) {
+  if (isValidLabelValue(value)) {
+    return std::string(value);
+  }
+  const std::string readable = sanitize(value, kReadableMax);
+  const std::string hash = hashPrefix(value);
+  return readable.empty() ? hash : readable + "-" + hash;
+}
+
+// --- pods -------------------------------------------------------------------------------------
+
+Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateOptions& options) {
+  const std::string ns = stringAt(clusterPod, {"metadata", "namespace"});
+  const std::string name = stringAt(clusterPod, {"metadata", "name"});
+  if (ns.empty() || name.empty()) {
+    return invalid("Pod", "without namespace or name");
+  }
+  const std::string uid = stringAt(clusterPod, {"metadata", "uid"});
+  const json::value* source = child(&clusterPod, "spec");
+
+  json::object labels;
+  if (const auto* l = path(&clusterPod, {"metadata", "labels"}); l != nullptr && l->is_object()) {
+    labels = l->as_object();
+  }
+  for (auto& [k, v] : ownLabels(options, uid)) {
+    labels[k] = v;
+  }
+  json::object annotations;
+  if (const auto* a = path(&clusterPod, {"metadata", "annotations"});
+      a != nullptr && a->is_object()) {
+    annotations = a->as_object();
+  }
+  for (auto& [k, v] : sourceAnnotations("", ns, name, uid)) {
+    annotations[k] = v;
+  }
+  annotations[kContainersAnnotation] = json::serialize(
+      json::object{{"initContainers", containerNames(child(source, "initContainers"))},
+                   {"containers", containerNames(child(source, "containers"))}});
+
+  json::value spec = json::object();
+  auto& out = spec.as_object();
+  for (auto key : kKeptSpecFields) {
+    if (const auto* v = child(source, key); v != nullptr) {
+      out[key] = *v;
+    }
+  }
+  const std::set<std::string> dropped = tokenVolumes(source);
+  if (auto* volumes = out.if_contains("volumes"); volumes != nullptr && volumes->is_array()) {
+    auto& list = volumes->as_array();
+    for (auto it = list.begin(); it != list.end();) {
+      it = dropped.contains(stringAt(*it, {"name"})) ? list.erase(it) : it + 1;
+    }
+    if (list.empty()) {
+      out.erase("volumes");
+    }
+  }
+  for (const char* listName : kContainerLists) {
+    auto* containers = out.if_contains(listName);
+    if (containers == nullptr || !containers->is_array()) {
+      continue;
+    }
+    for (auto& c : containers->as_array()) {
+      auto* mounts = child(&c, "volumeMounts");
+      if (mounts == nullptr || !mounts->is_array()) {
+        continue;
+      }
+      auto& list = mounts->as_array();
+      for (auto it = list.begin(); it != list.end();) {
+        it = dropped.contains(stringAt(*it, {"name"})) ? list.erase(it) : it + 1;
+      }
+      if (list.empty()) {
+        c.as_object().erase("volumeMounts");
+      }
+    }
+  }
+  // Every reference now points at the copy in the backend namespace.
+  visitRefs(&spec, {}, [&ns](RefKind /*kind*/, json::value& ref) {
+    ref = json::string(backendName(ns, ref.as_string()));
+  });
+  if (stringOf(out.if_contains("hostname")).empty()) {
+    out["hostname"] = defaultHostname(name);
+  }
+  // The environment is resolved already (the cluster's Services, not the backend's), and the
+  // backend must not mount a token of its own service account into a pod that expects the
+  // cluster's.
+  out["enableServiceLinks"] = false;
+  out["automountServiceAccountToken"] = false;
+
+  return json::value(json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", json::object{{"name", backendName(ns, name)},
+                                {"namespace", options.backendNamespace},
+                                {"labels", std::move(labels)},
+                                {"annotations", std::move(annotations)}}},
+      {"spec", std::move(spec)},
+  });
+}
+
+Dependencies dependenciesOf(const json::value& pod) {
+  Dependencies deps;
+  const json::value* spec = child(&pod, "spec");
+  visitRefs(spec, tokenVolumes(spec), [&deps](RefKind kind, const json::value& ref) {
+    std::string name(ref.as_string());
+    switch (kind) {
+      case RefKind::kConfigMap:
+        deps.configMaps.insert(std::move(name));
+        break;
+      case RefKind::kSecret:
+        deps.secrets.insert(std::move(name));
+        break;
+      case RefKind::kClaim:
+        deps.claims.insert(std::move(name));
+        break;
+    }
+  });
+  return deps;
+}
+
+std::optional<PodRef> sourceRefOf(const json::value& backendPod) {
+  const json::value* meta = child(&backendPod, "metadata");
+  if (stringOf(path(meta, {"labels", std::string_view(kManagedByLabel)})) != kManagedByValue) {
+    return std::nullopt;
+  }
+  const json::value* annotations = child(meta, "annotations");
+  const auto kind = stringOf(child(annotations, kSourceKindAnnotation));
+  PodRef ref{std::string(stringOf(child(annotations, kSourceNamespaceAnnotation))),
+             std::string(stringOf(child(annotations, kSourceNameAnnotation))),
+             std::string(stringOf(child(annotations, kSourceUidAnnotation)))};
+  if ((!kind.empty() && kind != "Pod") || ref.ns.empty() || ref.name.empty()) {
+    return std::nullopt;
+  }
+  if (ref.uid.empty()) {
+    ref.uid = stringOf(path(meta, {"labels", std::string_view(kSourceUidLabel)}));
+  }
+  return ref;
+}
+
+json::value toSourcePod(const json::value& backendPod, const json::value* clusterSpec,
+                        const TranslateOptions& options) {
+  const json::value* meta = child(&backendPod, "metadata");
+  PodRef ref = sourceRefOf(backendPod).value_or(podRefOf(backendPod));
+  json::object metadata{{"namespace", ref.ns}, {"name", ref.name}, {"uid", ref.uid}};
+  if (auto labels = withoutKeys(child(meta, "labels"), ownLabelKey); !labels.empty()) {
+    metadata["labels"] = std::move(labels);
+  }
+  if (auto annotations = withoutKeys(child(meta, "annotations"), ownAnnotationKey);
+      !annotations.empty()) {
+    metadata["annotations"] = std::move(annotations);
+  }
+
+  SourceNames names = sourceNames(backendPod, clusterSpec);
+  const json::value* backendSpec = child(&backendPod, "spec");
+  if (!names.ephemeral) {
+    names.ephemeral = namesOf(child(backendSpec, "ephemeralContainers"));
+  }
+  json::object spec;
+  if (!options.nodeName.empty()) {
+    spec["nodeName"] = options.nodeName;
+  }
+  // Absent rather than empty, as the API server writes them: the controller compares the lists.
+  if (auto init = sourceContainers(child(backendSpec, "initContainers"), names.init);
+      !init.empty()) {
+    spec["initContainers"] = std::move(init);
+  }
+  if (auto app = sourceContainers(child(backendSpec, "containers"), names.app); !app.empty()) {
+    spec["containers"] = std::move(app);
+  }
+
+  const json::value* backendStatus = child(&backendPod, "status");
+  json::object status;
+  if (backendStatus != nullptr) {
+    copyIfPresent(*backendStatus, status,
+                  {"phase", "message", "reason", "startTime", "podIP", "podIPs"});
+  }
+  if (const auto* conditions = child(backendStatus, "conditions");
+      conditions != nullptr && conditions->is_array()) {
+    json::array out;
+    for (const auto& c : conditions->as_array()) {
+      json::value copy = c;
+      if (copy.is_object()) {
+        copy.as_object().erase("observedGeneration");  // the backend object's generation
+      }
+      out.push_back(std::move(copy));
+    }
+    status["conditions"] = std::move(out);
+  }
+  const std::pair<const char*, const std::optional<std::vector<std::string>>*> lists[] = {
+      {"initContainerStatuses", &names.init},
+      {"containerStatuses", &names.app},
+      {"ephemeralContainerStatuses", &names.ephemeral},
+  };
+  for (const auto& [key, listNames] : lists) {
+    if (const auto* statuses = child(backendStatus, key); statuses != nullptr) {
+      status[key] = containerStatuses(statuses, *listNames);
+    }
+  }
+  // The pod runs on the virtual node as far as the cluster knows; the backend's host addresses
+  // mean nothing there.
+  if (!options.nodeIP.empty()) {
+    status["hostIP"] = options.nodeIP;
+    status["hostIPs"] = json::array{json::object{{"ip", options.nodeIP}}};
+  }
+
+  return json::value(json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", std::move(metadata)},
+      {"spec", std::move(spec)},
+      {"status", std::move(status)},
+  });
+}
+
+// --- ConfigMaps and Secrets -------------------------------------------------------------------
+
+std::string backendSecretType(std::string_view clusterType) {
+  static constexpr std::string_view kKept[] = {
+      "Opaque",
+      "kubernetes.io/dockerconfigjson",
+      "kubernetes.io/dockercfg",
+      "kubernetes.io/tls",
+      "kubernetes.io/basic-auth",
+      "kubernetes.io/ssh-auth",
+  };
+  for (auto t : kKept) {
+    if (clusterType == t) {
+      return std::string(t);
+    }
+  }
+  // service-account-token copies would be rewritten or deleted by the backend's token
+  // controller (their service account is not there), bootstrap tokens are only valid in
+  // kube-system, and custom types may be refused: the data is all the pod reads.
+  return "Opaque";
+}
+
+Result<json::value> toBackendConfigMap(const json::value& clusterConfigMap,
+                                       const TranslateOptions& options) {
+  auto meta = copyMetadata("ConfigMap", clusterConfigMap, options);
+  if (!meta.ok()) {
+    return std::move(meta).error();
+  }
+  json::object out{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", std::move(*meta)}};
+  copyIfPresent(clusterConfigMap, out, {"data", "binaryData", "immutable"});
+  return json::value(std::move(out));
+}
+
+Result<json::value> toBackendSecret(const json::value& clusterSecret,
+                                    const TranslateOptions& options) {
+  auto meta = copyMetadata("Secret", clusterSecret, options);
+  if (!meta.ok()) {
+    return std::move(meta).error();
+  }
+  json::object out{{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata", std::move(*meta)},
+                   {"type", backendSecretType(stringOf(child(&clusterSecret, "type")))}};
+  copyIfPresent(clusterSecret, out, {"data", "immutable"});
+  return json::value(std::move(out));
+}
+
+bool sameContent(const json::value& backendCopy, const json::value& clusterObject) {
+  for (const char* key : {"data", "binaryData"}) {
+    if (!sameOptional(child(&backendCopy, key), child(&clusterObject, key))) {
+      return false;
+    }
+  }
+  auto immutable = [](const json::value& o) {
+    const auto* v = child(&o, "immutable");
+    return v != nullptr && v->is_bool() && v->as_bool();
+  };
+  if (immutable(backendCopy) != immutable(clusterObject)) {
+    return false;
+  }
+  const bool secret =
+      stringOf(child(&backendCopy, "kind")) == "Secret" ||
+      stringOf(path(&backendCopy, {"metadata", "annotations",
+                                   std::string_view(kSourceKindAnnotation)})) == "Secret" ||
+      child(&clusterObject, "type") != nullptr;
+  if (secret) {
+    std::string have(stringOf(child(&backendCopy, "type")));
+    if (have.empty()) {
+      have = "Opaque";  // the API's default
+    }
+    if (have != backendSecretType(stringOf(child(&clusterObject, "type")))) {
+      return false;
+    }
+  }
+  // A source deleted and created again under the same name is another object: the copy's
+  // identity follows it even when the data happens to match.
+  const auto uid = stringAt(clusterObject, {"metadata", "uid"});
+  return uid.empty() ||
+         stringOf(path(&backendCopy,
+                       {"metadata", "annotations", std::string_view(kSourceUidAnnotation)})) == uid;
+}
+
+// --- SFS volumes ------------------------------------------------------------------------------
+
+namespace {
+
+// Checks that `pvc` is bound to `pv` and that `pv` can be reproduced in the backend.
+Status checkClaim(const json::value& pvc, const json::value& pv) {
+  const std::string ns = stringAt(pvc, {"metadata", "namespace"});
+  const std::string claim = stringAt(pvc, {"metadata", "name"});
+  const std::string pvName = stringAt(pv, {"metadata", "name"});
+  if (ns.empty() || claim.empty() || pvName.empty()) {
+    return invalid("PersistentVolumeClaim", "or its volume without namespace or name");
+  }
+  if (stringAt(pvc, {"spec", "volumeName"}) != pvName) {
+    return Error::make(ErrorCode::kUnavailable, "ClaimNotBound",
+                       "claim " + ns + "/" + claim + " is not bound to volume " + pvName);
+  }
+  const auto* csi = path(&pv, {"spec", "csi"});
+  if (csi == nullptr || !csi->is_object()) {
+    return Error::make(ErrorCode::kInvalid, "UnsupportedVolume",
+                       "volume " + pvName + " of claim " + ns + "/" + claim +
+                           " has no CSI source (only SFS / SFS Turbo CSI volumes run on CCI)");
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<json::value> toBackendPersistentVolume(const json::value& clusterPvc,
+                                              const json::value& clusterPv,
+                                              const TranslateOptions& options) {
+  BURSTLET_RETURN_IF_ERROR(checkClaim(clusterPvc, clusterPv));
+  const std::string pvName = stringAt(clusterPv, {"metadata", "name"});
+  const std::string uid = stringAt(clusterPv, {"metadata", "uid"});
+  const json::value* source = child(&clusterPv, "spec");
+  json::object spec;
+  copyIfPresent(
+      *source, spec,
+      {"capacity", "accessModes", "mountOptions", "csi", "volumeMode", "storageClassName"});
+  spec["persistentVolumeReclaimPolicy"] = "Retain";
+  // Pre-bound by name: the claim's uid is not known before it is created.
+  spec["claimRef"] = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "PersistentVolumeClaim"},
+      {"namespace", options.backendNamespace},
+      {"name", backendName(stringAt(clusterPvc, {"metadata", "namespace"}),
+                           stringAt(clusterPvc, {"metadata", "name"}))},
+  };
+  return json::value(json::object{
+      {"apiVersion", "v1"},
+      {"kind", "PersistentVolume"},
+      {"metadata",
+       json::object{{"name", backendPersistentVolumeName(options.backendNamespace, pvName)},
+                    {"labels", ownLabels(options, uid)},
+                    {"annotations", sourceAnnotations("PersistentVolume", "", pvName, uid)}}},
+      {"spec", std::move(spec)},
+  });
+}
+
+Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc,
+                                                   const json::value& clusterPv,
+                                                   const TranslateOptions& options) {
+  BURSTLET_RETURN_IF_ERROR(checkClaim(clusterPvc, clusterPv));
+  const std::string ns = stringAt(clusterPvc, {"metadata", "namespace"});
+  const std::string claim = stringAt(clusterPvc, {"metadata", "name"});
+  const std::string uid = stringAt(clusterPvc, {"metadata", "uid"});
+  const json::value* pvcSpec = child(&clusterPvc, "spec");
+  const json::value* pvSpec = child(&clusterPv, "spec");
+  json::object spec;
+  const auto* modes = child(pvcSpec, "accessModes");
+  if (emptyOrNull(modes)) {
+    modes = child(pvSpec, "accessModes");
+  }
+  if (modes != nullptr) {
+    spec["accessModes"] = *modes;
+  }
+  const json::value* storage = path(pvcSpec, {"resources", "requests", "storage"});
+  if (storage == nullptr) {
+    storage = path(pvSpec, {"capacity", "storage"});
+  }
+  if (storage != nullptr) {
+    spec["resources"] = json::object{{"requests", json::object{{"storage", *storage}}}};
+  }
+  // Explicit even when empty: an absent class would get the backend's default one and no
+  // longer match the volume.
+  spec["storageClassName"] = json::string(stringOf(child(pvSpec, "storageClassName")));
+  spec["volumeName"] = backendPersistentVolumeName(options.backendNamespace,
+                                                   stringAt(clusterPv, {"metadata", "name"}));
+  if (const auto* mode = child(pvcSpec, "volumeMode"); mode != nullptr) {
+    spec["volumeMode"] = *mode;
+  }
+  return json::value(json::object{
+      {"apiVersion", "v1"},
+      {"kind", "PersistentVolumeClaim"},
+      {"metadata",
+       json::object{{"name", backendName(ns, claim)},
+                    {"namespace", options.backendNamespace},
+                    {"labels", ownLabels(options, uid)},
+                    {"annotations", sourceAnnotations("PersistentVolumeClaim", ns, claim, uid)}}},
+      {"spec", std::move(spec)},
+  });
+}
+
+}  // namespace burstlet::provider::cci

@@ -1,0 +1,131 @@
+// Pure translation between the cluster's objects and their backend copies. Every object burstlet
+// writes lives in one backend namespace, so names are rewritten (backendName) and the source's
+// identity travels in our labels and annotations; toSourcePod reverses the pod translation so the
+// controllers see the pod in the cluster's shape (provider.h).
+//
+// What stays cluster-side: scheduling (nodeName, affinity, tolerations, priority, ...), the
+// service account (its token is signed by the cluster and means nothing to the backend), readiness
+// gates (the cluster's controllers set them on the cluster's pod), ephemeral containers (the API
+// refuses them on create). dnsPolicy is kept as written: ClusterFirst resolves through the
+// backend's DNS, which is what a pod running there can reach.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "provider/provider.h"
+
+namespace burstlet::provider::cci {
+
+// Every object burstlet creates in the backend carries these two labels: the provider lists its
+// own objects with them and never touches others.
+inline constexpr const char* kManagedByLabel = "burstlet.io/managed-by";
+inline constexpr const char* kManagedByValue = "burstlet";
+// Value: safeLabelValue(virtual node name).
+inline constexpr const char* kNodeLabel = "burstlet.io/node";
+// Value: the source object's uid (a uid is always a valid label value).
+inline constexpr const char* kSourceUidLabel = "burstlet.io/source-uid";
+
+// The source object's identity, in full (label values are limited to 63 characters).
+inline constexpr const char* kSourceNamespaceAnnotation = "burstlet.io/source-namespace";
+inline constexpr const char* kSourceNameAnnotation = "burstlet.io/source-name";
+inline constexpr const char* kSourceUidAnnotation = "burstlet.io/source-uid";
+// On copies: "ConfigMap", "Secret", "PersistentVolumeClaim", "PersistentVolume".
+inline constexpr const char* kSourceKindAnnotation = "burstlet.io/source-kind";
+// On backend pods: the source's container names, {"initContainers":[..],"containers":[..]}, so
+// that containers the backend injects can be told apart without the cluster's spec.
+inline constexpr const char* kContainersAnnotation = "burstlet.io/containers";
+// Annotations the resource normalization writes on the backend pod (normalize.h); not the
+// source's, so hidden from the controllers.
+inline constexpr std::string_view kBurstPodAnnotationPrefix = "virtual-kubelet.cci.io/burst-pod-";
+
+// The backend name of the source object `ns`/`name` (pods, and the copies of ConfigMaps,
+// Secrets and PVCs): a DNS-1123 label of at most 63 characters, the same on every run, and
+// distinct for distinct (ns, name) pairs: "<ns>-<name>" sanitized and cut to 52 characters, then
+// "-" and the first 10 hex digits of sha256("<ns>/<name>"). Names with dots or capitals are
+// sanitized for the readable part only; the hash keeps them apart. `ns` may be empty
+// (cluster-scoped sources).
+std::string backendName(std::string_view ns, std::string_view name);
+
+// The backend PersistentVolume for the cluster PV `clusterPvName`: PVs are cluster-scoped in the
+// backend too, so the name carries the backend namespace: "<backendNamespace>-<backendName("",
+// pv)>" (a DNS subdomain).
+std::string backendPersistentVolumeName(std::string_view backendNamespace,
+                                        std::string_view clusterPvName);
+
+// `value` itself when it is a valid label value, else a valid one derived from it the same way
+// as backendName (readable prefix + hash). Used for kNodeLabel: node names may be DNS subdomains
+// of up to 253 characters. List selectors must use the same function.
+std::string safeLabelValue(std::string_view value);
+
+struct TranslateOptions {
+  std::string backendNamespace;
+  std::string nodeName;  // the virtual node
+  std::string nodeIP;    // the virtual node's address: the pods' hostIP
+};
+
+// The backend pod for a (prepared: environment resolved) cluster pod. kInvalid "InvalidPod" when
+// the pod has no namespace or name.
+Result<boost::json::value> toBackendPod(const boost::json::value& clusterPod,
+                                        const TranslateOptions& options);
+
+// Source names (in the pod's namespace) of the objects a pod needs copied to the backend.
+struct Dependencies {
+  std::set<std::string> configMaps;
+  std::set<std::string> secrets;
+  std::set<std::string> claims;  // PersistentVolumeClaims
+};
+// Read from volumes (with projected sources), env valueFrom, envFrom and imagePullSecrets of all
+// containers (init, app, ephemeral). Volumes that toBackendPod drops (service account token
+// volumes) contribute nothing. Applied to a backend pod it gives the backend names.
+Dependencies dependenciesOf(const boost::json::value& pod);
+
+// Backend copies of a cluster ConfigMap / Secret: same data, binaryData and immutable flag, our
+// labels and annotations only (the source's annotations may hold the data in plain text, e.g.
+// kubectl's last-applied-configuration). Secret types that depend on cluster-side objects
+// (service-account-token, bootstrap tokens) or that the backend may not know (custom types)
+// become Opaque. kInvalid when the object has no namespace or name.
+Result<boost::json::value> toBackendConfigMap(const boost::json::value& clusterConfigMap,
+                                              const TranslateOptions& options);
+Result<boost::json::value> toBackendSecret(const boost::json::value& clusterSecret,
+                                           const TranslateOptions& options);
+// Whether `backendCopy` already holds what `clusterObject` (ConfigMap or Secret) would be
+// copied as: data, binaryData, type, immutable, and source uid. False means update (or, when
+// the copy is immutable, delete and recreate).
+bool sameContent(const boost::json::value& backendCopy, const boost::json::value& clusterObject);
+
+// The Secret type a cluster Secret's copy gets.
+std::string backendSecretType(std::string_view clusterType);
+
+// The source pod a backend pod stands for; nullopt when the pod is not ours (no managed-by
+// label or no source annotations).
+std::optional<PodRef> sourceRefOf(const boost::json::value& backendPod);
+
+// The backend pod as the Provider seam returns it: the source's namespace, name and uid; labels
+// and annotations as the source has them (ours and the normalization's removed); spec containers
+// and initContainers (name, image) of the source's containers only; the backend's status, with
+// containers the backend injected left out and hostIP/hostIPs the virtual node's. qosClass and
+// observedGeneration are left out: the cluster computed its own, the backend's describe another
+// object. `clusterSpec` (the source pod's spec, or the whole source pod; may be null) names the
+// source's containers when the backend pod lacks kContainersAnnotation.
+boost::json::value toSourcePod(const boost::json::value& backendPod,
+                               const boost::json::value* clusterSpec,
+                               const TranslateOptions& options);
+
+// A cluster SFS claim and its bound PV as a backend PV/PVC pair. The PV is pre-bound (claimRef)
+// to the backend claim and always Retain: deleting the copy must never delete the user's file
+// system. The claim keeps the PV's storageClassName (even empty, so no default class is applied)
+// and names the PV (volumeName). kUnavailable "ClaimNotBound" while the claim is not bound to
+// `clusterPv`; kInvalid "UnsupportedVolume" for a PV without a CSI source.
+Result<boost::json::value> toBackendPersistentVolume(const boost::json::value& clusterPvc,
+                                                     const boost::json::value& clusterPv,
+                                                     const TranslateOptions& options);
+Result<boost::json::value> toBackendPersistentVolumeClaim(const boost::json::value& clusterPvc,
+                                                          const boost::json::value& clusterPv,
+                                                          const TranslateOptions& options);
+
+}  // namespace burstlet::provider::cci

@@ -1,0 +1,709 @@
+#include "provider/cci/translate.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <regex>
+#include <set>
+
+namespace burstlet::provider::cci {
+namespace {
+
+namespace json = boost::json;
+
+const TranslateOptions kOptions{"cce-burst-c1", "burst-node", "10.1.2.3"};
+
+bool isDnsLabel(const std::string& s) {
+  static const std::regex kLabel("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$");
+  return s.size() <= 63 && std::regex_match(s, kLabel);
+}
+
+bool isLabelValue(const std::string& s) {
+  static const std::regex kValue("^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$");
+  return s.size() <= 63 && std::regex_match(s, kValue);
+}
+
+// What the pod controller compares (pod::needsProviderUpdate; this test binary does not link
+// the controller): labels, annotations (absent equals empty), container and init container
+// images in order.
+bool needsUpdate(const json::value& cluster, const json::value& provider) {
+  auto field = [](const json::value& v, std::initializer_list<std::string_view> keys) {
+    const json::value* cur = &v;
+    for (auto k : keys) {
+      const auto* o = cur->if_object();
+      cur = o != nullptr ? o->if_contains(k) : nullptr;
+      if (cur == nullptr) {
+        static const json::value kNull;
+        return kNull;
+      }
+    }
+    return *cur;
+  };
+  for (const char* key : {"labels", "annotations"}) {
+    auto a = field(cluster, {"metadata", key});
+    auto b = field(provider, {"metadata", key});
+    if (a.is_null()) {
+      a = json::object();
+    }
+    if (b.is_null()) {
+      b = json::object();
+    }
+    if (a != b) {
+      return true;
+    }
+  }
+  for (const char* list : {"containers", "initContainers"}) {
+    const auto a = field(cluster, {"spec", list});
+    const auto b = field(provider, {"spec", list});
+    if (a.is_array() != b.is_array()) {
+      return true;
+    }
+    if (!a.is_array()) {
+      continue;
+    }
+    if (a.as_array().size() != b.as_array().size()) {
+      return true;
+    }
+    for (size_t i = 0; i < a.as_array().size(); ++i) {
+      if (field(a.as_array()[i], {"image"}) != field(b.as_array()[i], {"image"})) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// --- naming -----------------------------------------------------------------------------------
+
+TEST(TranslateNamingTest, ReadableValidAndDeterministic) {
+  const auto name = backendName("default", "nginx-7d9f");
+  EXPECT_TRUE(isDnsLabel(name)) << name;
+  EXPECT_EQ(name.rfind("default-nginx-7d9f-", 0), 0U) << name;
+  EXPECT_EQ(name.size(), std::string("default-nginx-7d9f-").size() + 10);
+  EXPECT_EQ(name, backendName("default", "nginx-7d9f"));
+}
+
+TEST(TranslateNamingTest, NamespaceAndNameBoundariesDoNotCollide) {
+  EXPECT_NE(backendName("a-b", "c"), backendName("a", "b-c"));
+  EXPECT_NE(backendName("a", "b.c"), backendName("a", "b-c"));
+  EXPECT_NE(backendName("ns", "Web"), backendName("ns", "web"));
+  EXPECT_NE(backendName("ns1", "x"), backendName("ns2", "x"));
+  EXPECT_NE(backendName("", "x"), backendName("x", ""));
+}
+
+TEST(TranslateNamingTest, LongNamesAreCutButStayDistinct) {
+  const std::string longNs(63, 'n');
+  const std::string longName = std::string(240, 'p') + ".example.com";
+  std::set<std::string> seen;
+  for (const auto& [ns, name] : std::vector<std::pair<std::string, std::string>>{
+           {longNs, longName},
+           {longNs, longName + "x"},
+           {"default", std::string(253, 'a')},
+           {"default", std::string(252, 'a')},
+           {longNs, "short"},
+       }) {
+    const auto n = backendName(ns, name);
+    EXPECT_TRUE(isDnsLabel(n)) << n;
+    EXPECT_LE(n.size(), 63U);
+    seen.insert(n);
+  }
+  EXPECT_EQ(seen.size(), 5U);
+  // A long namespace leaves room for the name, the more telling part.
+  EXPECT_NE(backendName(longNs, "short").find("-short-"), std::string::npos);
+}
+
+TEST(TranslateNamingTest, DotsCapitalsAndEdgesAreSanitized) {
+  for (const auto& name : {"my.config.v1", "-x-", "a..b", "...", "UPPER.case", "x_y"}) {
+    const auto n = backendName("team.a", name);
+    EXPECT_TRUE(isDnsLabel(n)) << name << " -> " << n;
+  }
+  EXPECT_EQ(backendName("ns", "my.config").rfind("ns-my-config-", 0), 0U);
+  // Nothing readable left: the hash alone is a valid label.
+  EXPECT_TRUE(isDnsLabel(backendName("", "...")));
+}
+
+TEST(TranslateNamingTest, PersistentVolumeNameCarriesTheBackendNamespace) {
+  const auto n = backendPersistentVolumeName("cce-burst-c1", "pvc-1234");
+  EXPECT_EQ(n, "cce-burst-c1-" + backendName("", "pvc-1234"));
+  EXPECT_NE(n, backendPersistentVolumeName("cce-burst-c2", "pvc-1234"));
+}
+
+TEST(TranslateNamingTest, SafeLabelValue) {
+  EXPECT_EQ(safeLabelValue("burst-node"), "burst-node");
+  EXPECT_EQ(safeLabelValue("Node_1.zone"), "Node_1.zone");
+  EXPECT_EQ(safeLabelValue(""), "");
+  const std::string longNode = std::string(70, 'n') + ".example.com";
+  const auto v = safeLabelValue(longNode);
+  EXPECT_TRUE(isLabelValue(v)) << v;
+  EXPECT_EQ(v, safeLabelValue(longNode));
+  EXPECT_NE(v, safeLabelValue(longNode + "x"));
+  EXPECT_TRUE(isLabelValue(safeLabelValue("-bad-")));
+}
+
+// --- pods -------------------------------------------------------------------------------------
+
+const char* kPod = R"({
+  "apiVersion": "v1", "kind": "Pod",
+  "metadata": {
+    "namespace": "shop", "name": "web-0", "uid": "11111111-2222-3333-4444-555555555555",
+    "generateName": "web-", "resourceVersion": "42", "creationTimestamp": "2026-01-01T00:00:00Z",
+    "labels": {"app": "web"},
+    "annotations": {"team": "a"},
+    "ownerReferences": [{"kind": "StatefulSet", "name": "web", "uid": "x"}],
+    "finalizers": ["f"],
+    "managedFields": [{"manager": "kubectl"}]
+  },
+  "spec": {
+    "nodeName": "burst-node",
+    "nodeSelector": {"type": "virtual-kubelet"},
+    "affinity": {"nodeAffinity": {}},
+    "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+    "priority": 0, "priorityClassName": "low", "schedulerName": "default-scheduler",
+    "preemptionPolicy": "PreemptLowerPriority", "topologySpreadConstraints": [{}],
+    "serviceAccountName": "default", "serviceAccount": "default", "runtimeClassName": "kata",
+    "overhead": {"cpu": "10m"}, "schedulingGates": [{"name": "g"}], "resourceClaims": [{}],
+    "readinessGates": [{"conditionType": "x/ready"}], "enableServiceLinks": true,
+    "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "activeDeadlineSeconds": 600,
+    "dnsPolicy": "ClusterFirst", "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]},
+    "subdomain": "web", "shareProcessNamespace": true,
+    "securityContext": {"runAsUser": 1000},
+    "hostAliases": [{"ip": "1.2.3.4", "hostnames": ["db"]}],
+    "os": {"name": "linux"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "volumes": [
+      {"name": "kube-api-access-abcde", "projected": {"sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+                                    "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}},
+      {"name": "conf", "configMap": {"name": "app.conf"}},
+      {"name": "certs", "secret": {"secretName": "tls-certs"}},
+      {"name": "bundle", "projected": {"sources": [
+        {"configMap": {"name": "bundle-cm"}}, {"secret": {"name": "bundle-secret"}}]}},
+      {"name": "data", "persistentVolumeClaim": {"claimName": "sfs-data"}},
+      {"name": "scratch", "emptyDir": {}}
+    ],
+    "initContainers": [{
+      "name": "init", "image": "busybox:1",
+      "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/x"}],
+      "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "init-secret", "key": "k"}}}]
+    }],
+    "containers": [{
+      "name": "app", "image": "shop/web:2",
+      "command": ["/web"], "args": ["--port=8080"],
+      "ports": [{"containerPort": 8080}],
+      "env": [{"name": "A", "value": "1"},
+              {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+              {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "left-cm", "key": "c"}}}],
+      "envFrom": [{"configMapRef": {"name": "from-cm"}}, {"secretRef": {"name": "from-secret"}}],
+      "resources": {"requests": {"cpu": "500m"}},
+      "readinessProbe": {"httpGet": {"path": "/", "port": 8080}},
+      "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}},
+      "securityContext": {"readOnlyRootFilesystem": true},
+      "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/y"},
+                       {"name": "conf", "mountPath": "/etc/conf"},
+                       {"name": "data", "mountPath": "/data"}]
+    }],
+    "ephemeralContainers": [{"name": "debug", "image": "busybox",
+      "envFrom": [{"secretRef": {"name": "debug-secret"}}]}]
+  },
+  "status": {"phase": "Pending"}
+})";
+
+json::value translated() {
+  auto r = toBackendPod(json::parse(kPod), kOptions);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().toString());
+  return r.ok() ? *r : json::value();
+}
+
+json::value ref(std::string_view name) { return json::value(backendName("shop", name)); }
+
+TEST(TranslatePodTest, MetadataNamesTheSource) {
+  const auto pod = translated();
+  EXPECT_EQ(pod.at("apiVersion"), "v1");
+  EXPECT_EQ(pod.at("kind"), "Pod");
+  const auto& md = pod.at("metadata").as_object();
+  EXPECT_EQ(md.at("name"), json::value(backendName("shop", "web-0")));
+  EXPECT_EQ(md.at("namespace"), "cce-burst-c1");
+  EXPECT_EQ(md.size(), 4U) << json::serialize(md);  // name, namespace, labels, annotations
+  const auto& labels = md.at("labels").as_object();
+  EXPECT_EQ(labels.at("app"), "web");
+  EXPECT_EQ(labels.at(kManagedByLabel), kManagedByValue);
+  EXPECT_EQ(labels.at(kNodeLabel), "burst-node");
+  EXPECT_EQ(labels.at(kSourceUidLabel), "11111111-2222-3333-4444-555555555555");
+  const auto& annotations = md.at("annotations").as_object();
+  EXPECT_EQ(annotations.at("team"), "a");
+  EXPECT_EQ(annotations.at(kSourceNamespaceAnnotation), "shop");
+  EXPECT_EQ(annotations.at(kSourceNameAnnotation), "web-0");
+  EXPECT_EQ(annotations.at(kSourceUidAnnotation), "11111111-2222-3333-4444-555555555555");
+  EXPECT_EQ(json::parse(annotations.at(kContainersAnnotation).as_string()),
+            json::parse(R"({"initContainers":["init"],"containers":["app"]})"));
+  EXPECT_FALSE(pod.as_object().contains("status"));
+}
+
+TEST(TranslatePodTest, KeepsTheWorkloadDropsTheCluster) {
+  const auto pod = translated();
+  const auto& spec = pod.at("spec").as_object();
+  for (const char* kept :
+       {"restartPolicy", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy",
+        "dnsConfig", "subdomain", "shareProcessNamespace", "securityContext", "hostAliases", "os",
+        "imagePullSecrets", "volumes", "initContainers", "containers"}) {
+    EXPECT_TRUE(spec.contains(kept)) << kept;
+  }
+  for (const char* dropped :
+       {"nodeName", "nodeSelector", "affinity", "tolerations", "priority", "priorityClassName",
+        "schedulerName", "preemptionPolicy", "topologySpreadConstraints", "serviceAccountName",
+        "serviceAccount", "runtimeClassName", "overhead", "schedulingGates", "resourceClaims",
+        "readinessGates", "ephemeralContainers"}) {
+    EXPECT_FALSE(spec.contains(dropped)) << dropped;
+  }
+  EXPECT_EQ(spec.at("enableServiceLinks"), false);
+  EXPECT_EQ(spec.at("automountServiceAccountToken"), false);
+  EXPECT_EQ(spec.at("hostname"), "web-0");
+  EXPECT_EQ(spec.at("dnsPolicy"), "ClusterFirst");
+  const auto& app = spec.at("containers").at(0).as_object();
+  for (const char* kept : {"command", "args", "ports", "resources", "readinessProbe", "lifecycle",
+                           "securityContext", "image"}) {
+    EXPECT_TRUE(app.contains(kept)) << kept;
+  }
+  EXPECT_EQ(app.at("env").at(1).at("valueFrom").at("fieldRef").at("fieldPath"), "status.podIP");
+}
+
+TEST(TranslatePodTest, ServiceAccountTokenVolumeGoesWithItsMounts) {
+  const auto pod = translated();
+  const auto& spec = pod.at("spec");
+  for (const auto& v : spec.at("volumes").as_array()) {
+    EXPECT_NE(v.at("name"), "kube-api-access-abcde");
+  }
+  EXPECT_EQ(spec.at("volumes").as_array().size(), 5U);
+  // The init container mounted only the token: no volumeMounts left at all.
+  EXPECT_FALSE(spec.at("initContainers").at(0).as_object().contains("volumeMounts"));
+  const auto& mounts = spec.at("containers").at(0).at("volumeMounts").as_array();
+  ASSERT_EQ(mounts.size(), 2U);
+  EXPECT_EQ(mounts[0].at("name"), "conf");
+  EXPECT_EQ(mounts[1].at("name"), "data");
+}
+
+TEST(TranslatePodTest, EveryReferencePointsAtTheCopy) {
+  const auto pod = translated();
+  const auto& spec = pod.at("spec");
+  const auto& volumes = spec.at("volumes").as_array();
+  auto volume = [&](std::string_view name) -> const json::value& {
+    for (const auto& v : volumes) {
+      if (v.at("name").as_string() == name) {
+        return v;
+      }
+    }
+    ADD_FAILURE() << "no volume " << name;
+    static const json::value kNone;
+    return kNone;
+  };
+  EXPECT_EQ(volume("conf").at("configMap").at("name"), ref("app.conf"));
+  EXPECT_EQ(volume("certs").at("secret").at("secretName"), ref("tls-certs"));
+  EXPECT_EQ(volume("bundle").at("projected").at("sources").at(0).at("configMap").at("name"),
+            ref("bundle-cm"));
+  EXPECT_EQ(volume("bundle").at("projected").at("sources").at(1).at("secret").at("name"),
+            ref("bundle-secret"));
+  EXPECT_EQ(volume("data").at("persistentVolumeClaim").at("claimName"), ref("sfs-data"));
+  EXPECT_EQ(spec.at("imagePullSecrets").at(0).at("name"), ref("regcred"));
+  EXPECT_EQ(
+      spec.at("initContainers").at(0).at("env").at(0).at("valueFrom").at("secretKeyRef").at("name"),
+      ref("init-secret"));
+  const auto& app = spec.at("containers").at(0);
+  EXPECT_EQ(app.at("env").at(2).at("valueFrom").at("configMapKeyRef").at("name"), ref("left-cm"));
+  EXPECT_EQ(app.at("env").at(2).at("valueFrom").at("configMapKeyRef").at("key"), "c");
+  EXPECT_EQ(app.at("envFrom").at(0).at("configMapRef").at("name"), ref("from-cm"));
+  EXPECT_EQ(app.at("envFrom").at(1).at("secretRef").at("name"), ref("from-secret"));
+}
+
+TEST(TranslatePodTest, HostnameKeptWhenSetAndCutWhenLong) {
+  auto pod = json::parse(kPod);
+  pod.at("spec").as_object()["hostname"] = "custom";
+  EXPECT_EQ(toBackendPod(pod, kOptions)->at("spec").at("hostname"), "custom");
+  pod.at("spec").as_object().erase("hostname");
+  pod.at("metadata").as_object()["name"] = std::string(70, 'w') + ".v1";
+  const auto hostname =
+      std::string(toBackendPod(pod, kOptions)->at("spec").at("hostname").as_string());
+  EXPECT_EQ(hostname, std::string(63, 'w'));
+  pod.at("metadata").as_object()["name"] = "web.v1";
+  EXPECT_EQ(toBackendPod(pod, kOptions)->at("spec").at("hostname"), "web-v1");
+}
+
+TEST(TranslatePodTest, PodWithoutNameIsInvalid) {
+  auto r = toBackendPod(json::parse(R"({"metadata":{"namespace":"a"},"spec":{}})"), kOptions);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
+  EXPECT_FALSE(toBackendPod(json::value(nullptr), kOptions).ok());
+}
+
+TEST(TranslatePodTest, LongNodeNameGivesAValidLabel) {
+  TranslateOptions options = kOptions;
+  options.nodeName = std::string(80, 'n') + ".cluster.local";
+  const auto pod = toBackendPod(json::parse(kPod), options);
+  ASSERT_TRUE(pod.ok());
+  const std::string v(pod->at("metadata").at("labels").at(kNodeLabel).as_string());
+  EXPECT_TRUE(isLabelValue(v)) << v;
+  EXPECT_EQ(v, safeLabelValue(options.nodeName));
+}
+
+// --- dependencies -----------------------------------------------------------------------------
+
+TEST(TranslateDependenciesTest, EveryPlaceIsRead) {
+  const auto deps = dependenciesOf(json::parse(kPod));
+  EXPECT_EQ(deps.configMaps,
+            (std::set<std::string>{"app.conf", "bundle-cm", "left-cm", "from-cm"}));
+  EXPECT_EQ(deps.secrets, (std::set<std::string>{"tls-certs", "bundle-secret", "regcred",
+                                                 "init-secret", "from-secret", "debug-secret"}));
+  EXPECT_EQ(deps.claims, (std::set<std::string>{"sfs-data"}));
+}
+
+TEST(TranslateDependenciesTest, RootCaCountsOutsideTheTokenVolume) {
+  auto pod = json::parse(kPod);
+  pod.at("spec").at("volumes").as_array().push_back(
+      json::parse(R"({"name":"ca","configMap":{"name":"kube-root-ca.crt"}})"));
+  EXPECT_TRUE(dependenciesOf(pod).configMaps.contains("kube-root-ca.crt"));
+  EXPECT_FALSE(dependenciesOf(json::parse(kPod)).configMaps.contains("kube-root-ca.crt"));
+}
+
+TEST(TranslateDependenciesTest, BackendPodGivesBackendNames) {
+  const auto deps = dependenciesOf(translated());
+  EXPECT_TRUE(deps.configMaps.contains(backendName("shop", "app.conf")));
+  EXPECT_TRUE(deps.claims.contains(backendName("shop", "sfs-data")));
+  EXPECT_FALSE(
+      deps.secrets.contains(backendName("shop", "debug-secret")));  // ephemeral: not created
+  EXPECT_TRUE(dependenciesOf(json::value(nullptr)).configMaps.empty());
+}
+
+// --- ConfigMaps and Secrets -------------------------------------------------------------------
+
+TEST(TranslateCopyTest, ConfigMapCopy) {
+  const auto cm = json::parse(R"({"metadata":{"namespace":"shop","name":"app.conf","uid":"u-cm",
+      "labels":{"x":"y"},"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"},
+      "resourceVersion":"7"},
+      "data":{"a":"1"},"binaryData":{"b":"AAE="},"immutable":true})");
+  auto copy = toBackendConfigMap(cm, kOptions);
+  ASSERT_TRUE(copy.ok());
+  EXPECT_EQ(copy->at("kind"), "ConfigMap");
+  const auto& md = copy->at("metadata").as_object();
+  EXPECT_EQ(md.at("name"), json::value(backendName("shop", "app.conf")));
+  EXPECT_EQ(md.at("namespace"), "cce-burst-c1");
+  EXPECT_EQ(md.at("labels"), json::parse(R"({"burstlet.io/managed-by":"burstlet",
+      "burstlet.io/node":"burst-node","burstlet.io/source-uid":"u-cm"})"));
+  EXPECT_EQ(md.at("annotations"), json::parse(R"({"burstlet.io/source-kind":"ConfigMap",
+      "burstlet.io/source-namespace":"shop","burstlet.io/source-name":"app.conf",
+      "burstlet.io/source-uid":"u-cm"})"));
+  EXPECT_EQ(copy->at("data"), cm.at("data"));
+  EXPECT_EQ(copy->at("binaryData"), cm.at("binaryData"));
+  EXPECT_EQ(copy->at("immutable"), true);
+  EXPECT_TRUE(sameContent(*copy, cm));
+
+  auto changed = cm;
+  changed.at("data").as_object()["a"] = "2";
+  EXPECT_FALSE(sameContent(*copy, changed));
+  changed = cm;
+  changed.as_object().erase("binaryData");
+  EXPECT_FALSE(sameContent(*copy, changed));
+  changed = cm;
+  changed.as_object()["immutable"] = false;
+  EXPECT_FALSE(sameContent(*copy, changed));
+  changed = cm;
+  changed.at("metadata").as_object()["uid"] = "u-cm-2";  // deleted and created again
+  EXPECT_FALSE(sameContent(*copy, changed));
+  // Labels and annotations of the source are not copied, so they do not matter.
+  changed = cm;
+  changed.at("metadata").as_object()["labels"] = json::object{{"other", "z"}};
+  EXPECT_TRUE(sameContent(*copy, changed));
+}
+
+TEST(TranslateCopyTest, EmptyDataEqualsAbsentData) {
+  const auto cm = json::parse(R"({"metadata":{"namespace":"a","name":"b","uid":"u"}})");
+  auto copy = toBackendConfigMap(cm, kOptions);
+  ASSERT_TRUE(copy.ok());
+  copy->as_object()["data"] = json::object();
+  EXPECT_TRUE(sameContent(*copy, cm));
+}
+
+TEST(TranslateCopyTest, SecretCopyAndTypes) {
+  const auto secret = json::parse(R"({"metadata":{"namespace":"shop","name":"regcred",
+      "uid":"u-s"},"type":"kubernetes.io/dockerconfigjson",
+      "data":{".dockerconfigjson":"e30="}})");
+  auto copy = toBackendSecret(secret, kOptions);
+  ASSERT_TRUE(copy.ok());
+  EXPECT_EQ(copy->at("kind"), "Secret");
+  EXPECT_EQ(copy->at("type"), "kubernetes.io/dockerconfigjson");
+  EXPECT_EQ(copy->at("data"), secret.at("data"));
+  EXPECT_EQ(copy->at("metadata").at("name"), json::value(backendName("shop", "regcred")));
+  EXPECT_EQ(copy->at("metadata").at("annotations").at(kSourceKindAnnotation), "Secret");
+  EXPECT_TRUE(sameContent(*copy, secret));
+
+  auto token = json::parse(R"({"metadata":{"namespace":"shop","name":"sa-token","uid":"u-t",
+      "annotations":{"kubernetes.io/service-account.name":"default"}},
+      "type":"kubernetes.io/service-account-token","data":{"token":"dA=="}})");
+  auto tokenCopy = toBackendSecret(token, kOptions);
+  ASSERT_TRUE(tokenCopy.ok());
+  EXPECT_EQ(tokenCopy->at("type"), "Opaque");
+  EXPECT_FALSE(tokenCopy->at("metadata")
+                   .at("annotations")
+                   .as_object()
+                   .contains("kubernetes.io/service-account.name"));
+  EXPECT_TRUE(sameContent(*tokenCopy, token));
+
+  for (const char* kept : {"Opaque", "kubernetes.io/dockercfg", "kubernetes.io/tls",
+                           "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth"}) {
+    EXPECT_EQ(backendSecretType(kept), kept);
+  }
+  EXPECT_EQ(backendSecretType(""), "Opaque");
+  EXPECT_EQ(backendSecretType("bootstrap.kubernetes.io/token"), "Opaque");
+  EXPECT_EQ(backendSecretType("example.com/custom"), "Opaque");
+
+  // A type change of the source (Opaque -> tls) needs an update; a copy without type is Opaque.
+  auto tls = secret;
+  tls.as_object()["type"] = "kubernetes.io/tls";
+  EXPECT_FALSE(sameContent(*copy, tls));
+  auto untyped = *tokenCopy;
+  untyped.as_object().erase("type");
+  EXPECT_TRUE(sameContent(untyped, token));
+}
+
+TEST(TranslateCopyTest, CopyWithoutNameIsInvalid) {
+  EXPECT_FALSE(toBackendConfigMap(json::parse(R"({"metadata":{"name":"x"}})"), kOptions).ok());
+  auto r = toBackendSecret(json::parse(R"({"data":{}})"), kOptions);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
+}
+
+// --- back to the cluster's shape --------------------------------------------------------------
+
+TEST(TranslateSourceTest, SourceRefOfOurPodsOnly) {
+  const auto ref = sourceRefOf(translated());
+  ASSERT_TRUE(ref.has_value());
+  EXPECT_EQ(*ref, (PodRef{"shop", "web-0", "11111111-2222-3333-4444-555555555555"}));
+  EXPECT_FALSE(sourceRefOf(json::parse(R"({"metadata":{"name":"other","annotations":{
+      "burstlet.io/source-namespace":"a","burstlet.io/source-name":"b"}}})"))
+                   .has_value());
+  EXPECT_FALSE(sourceRefOf(json::parse(R"({"metadata":{"name":"x","labels":{
+      "burstlet.io/managed-by":"burstlet"}}})"))
+                   .has_value());
+  // A copy is ours but is no pod.
+  auto copy = toBackendConfigMap(
+      json::parse(R"({"metadata":{"namespace":"a","name":"b","uid":"u"}})"), kOptions);
+  ASSERT_TRUE(copy.ok());
+  EXPECT_FALSE(sourceRefOf(*copy).has_value());
+  EXPECT_FALSE(sourceRefOf(json::value(nullptr)).has_value());
+}
+
+// The backend pod as the backend shows it once running: defaults filled in, a networking sidecar
+// injected, its own node address, the normalization's annotations.
+json::value runningBackendPod() {
+  auto pod = translated();
+  auto& md = pod.at("metadata").as_object();
+  md["uid"] = "backend-uid";
+  md["resourceVersion"] = "99";
+  md["annotations"].as_object()["virtual-kubelet.cci.io/burst-pod-cpu"] = "1";
+  md["annotations"].as_object()["virtual-kubelet.cci.io/burst-pod-memory"] = "2Gi";
+  auto& spec = pod.at("spec").as_object();
+  spec["nodeName"] = "backend-node-7";
+  spec["containers"].as_array().push_back(
+      json::parse(R"({"name":"net-sidecar","image":"mesh:1"})"));
+  spec["initContainers"].as_array().push_back(
+      json::parse(R"({"name":"net-init","image":"mesh-init:1"})"));
+  pod.as_object()["status"] = json::parse(R"({
+    "phase": "Running", "qosClass": "Guaranteed", "observedGeneration": 3,
+    "hostIP": "192.168.0.9", "hostIPs": [{"ip": "192.168.0.9"}],
+    "podIP": "172.16.0.5", "podIPs": [{"ip": "172.16.0.5"}],
+    "startTime": "2026-01-01T00:00:05Z",
+    "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 3,
+                    "lastTransitionTime": "2026-01-01T00:00:09Z"}],
+    "initContainerStatuses": [
+      {"name": "init", "ready": true, "restartCount": 0, "image": "busybox:1",
+       "imageID": "sha256:1", "containerID": "containerd://i1",
+       "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+      {"name": "net-init", "ready": true, "restartCount": 0,
+       "state": {"terminated": {"exitCode": 0}}}],
+    "containerStatuses": [
+      {"name": "app", "ready": true, "started": true, "restartCount": 1, "image": "shop/web:2",
+       "imageID": "sha256:2", "containerID": "containerd://a1",
+       "state": {"running": {"startedAt": "2026-01-01T00:00:08Z"}},
+       "lastState": {"terminated": {"exitCode": 1}},
+       "resources": {"limits": {"cpu": "1"}}, "allocatedResources": {"cpu": "1"}},
+      {"name": "net-sidecar", "ready": true, "state": {"running": {}}}]
+  })");
+  return pod;
+}
+
+TEST(TranslateSourceTest, ToSourcePodShowsTheSource) {
+  const auto backend = runningBackendPod();
+  const auto pod = toSourcePod(backend, nullptr, kOptions);
+  const auto& md = pod.at("metadata").as_object();
+  EXPECT_EQ(md.at("namespace"), "shop");
+  EXPECT_EQ(md.at("name"), "web-0");
+  EXPECT_EQ(md.at("uid"), "11111111-2222-3333-4444-555555555555");
+  EXPECT_EQ(md.at("labels"), json::parse(R"({"app":"web"})"));
+  EXPECT_EQ(md.at("annotations"), json::parse(R"({"team":"a"})"));
+
+  const auto& spec = pod.at("spec").as_object();
+  EXPECT_EQ(spec.at("nodeName"), "burst-node");
+  EXPECT_EQ(spec.at("containers"), json::parse(R"([{"name":"app","image":"shop/web:2"}])"));
+  EXPECT_EQ(spec.at("initContainers"), json::parse(R"([{"name":"init","image":"busybox:1"}])"));
+
+  const auto& st = pod.at("status").as_object();
+  EXPECT_EQ(st.at("phase"), "Running");
+  EXPECT_EQ(st.at("hostIP"), "10.1.2.3");
+  EXPECT_EQ(st.at("hostIPs"), json::parse(R"([{"ip":"10.1.2.3"}])"));
+  EXPECT_EQ(st.at("podIP"), "172.16.0.5");
+  EXPECT_EQ(st.at("startTime"), "2026-01-01T00:00:05Z");
+  EXPECT_FALSE(st.contains("qosClass"));
+  EXPECT_FALSE(st.contains("observedGeneration"));
+  EXPECT_FALSE(st.at("conditions").at(0).as_object().contains("observedGeneration"));
+  EXPECT_EQ(st.at("conditions").at(0).at("status"), "True");
+  ASSERT_EQ(st.at("containerStatuses").as_array().size(), 1U);
+  const auto& app = st.at("containerStatuses").at(0).as_object();
+  EXPECT_EQ(app.at("name"), "app");
+  EXPECT_EQ(app.at("restartCount"), 1);
+  EXPECT_EQ(app.at("containerID"), "containerd://a1");
+  EXPECT_EQ(app.at("lastState").at("terminated").at("exitCode"), 1);
+  EXPECT_FALSE(app.contains("resources"));
+  ASSERT_EQ(st.at("initContainerStatuses").as_array().size(), 1U);
+  EXPECT_EQ(st.at("initContainerStatuses").at(0).at("name"), "init");
+}
+
+TEST(TranslateSourceTest, ComparesEqualToTheSource) {
+  const auto source = json::parse(kPod);
+  const auto pod = toSourcePod(runningBackendPod(), nullptr, kOptions);
+  EXPECT_FALSE(needsUpdate(source, pod));
+  // ... and the comparison still sees real changes.
+  auto relabelled = source;
+  relabelled.at("metadata").at("labels").as_object()["app"] = "web2";
+  EXPECT_TRUE(needsUpdate(relabelled, pod));
+  auto newImage = source;
+  newImage.at("spec").at("containers").at(0).as_object()["image"] = "shop/web:3";
+  EXPECT_TRUE(needsUpdate(newImage, pod));
+}
+
+TEST(TranslateSourceTest, ClusterSpecNamesContainersWhenNotRecorded) {
+  auto backend = runningBackendPod();
+  backend.at("metadata").at("annotations").as_object().erase(kContainersAnnotation);
+  // Without the record and without the cluster's spec, nothing tells the sidecar apart.
+  auto blind = toSourcePod(backend, nullptr, kOptions);
+  EXPECT_EQ(blind.at("status").at("containerStatuses").as_array().size(), 2U);
+  const auto source = json::parse(kPod);
+  for (const json::value* given : {&source, &source.at("spec")}) {
+    const auto pod = toSourcePod(backend, given, kOptions);
+    EXPECT_EQ(pod.at("spec").at("containers"),
+              json::parse(R"([{"name":"app","image":"shop/web:2"}])"));
+    EXPECT_EQ(pod.at("status").at("containerStatuses").as_array().size(), 1U);
+    EXPECT_EQ(pod.at("status").at("initContainerStatuses").as_array().size(), 1U);
+    EXPECT_FALSE(needsUpdate(source, pod));
+  }
+}
+
+TEST(TranslateSourceTest, EphemeralStatusesFollowTheClusterSpec) {
+  auto backend = runningBackendPod();
+  backend.at("status").as_object()["ephemeralContainerStatuses"] = json::parse(
+      R"([{"name":"debug","state":{"running":{}}},{"name":"backend-debug","state":{}}])");
+  const auto source = json::parse(kPod);
+  const auto pod = toSourcePod(backend, &source, kOptions);
+  const auto& eph = pod.at("status").at("ephemeralContainerStatuses").as_array();
+  ASSERT_EQ(eph.size(), 1U);
+  EXPECT_EQ(eph[0].at("name"), "debug");
+}
+
+TEST(TranslateSourceTest, PendingPodWithoutStatusAndWithoutInitContainers) {
+  auto source = json::parse(kPod);
+  source.at("spec").as_object().erase("initContainers");
+  auto backend = toBackendPod(source, kOptions);
+  ASSERT_TRUE(backend.ok());
+  const auto pod = toSourcePod(*backend, nullptr, kOptions);
+  EXPECT_FALSE(pod.at("spec").as_object().contains("initContainers"));
+  EXPECT_FALSE(pod.at("status").as_object().contains("phase"));
+  EXPECT_EQ(pod.at("status").at("hostIP"), "10.1.2.3");
+  EXPECT_FALSE(needsUpdate(source, pod));
+}
+
+// --- SFS volumes ------------------------------------------------------------------------------
+
+const char* kClaim = R"({"metadata":{"namespace":"shop","name":"sfs-data","uid":"u-pvc"},
+  "spec":{"accessModes":["ReadWriteMany"],"resources":{"requests":{"storage":"10Gi"}},
+          "storageClassName":"csi-nas","volumeName":"pvc-1234","volumeMode":"Filesystem"},
+  "status":{"phase":"Bound"}})";
+const char* kVolume = R"({"metadata":{"name":"pvc-1234","uid":"u-pv"},
+  "spec":{"capacity":{"storage":"10Gi"},"accessModes":["ReadWriteMany"],
+          "mountOptions":["vers=3"],"persistentVolumeReclaimPolicy":"Delete",
+          "storageClassName":"csi-nas","volumeMode":"Filesystem",
+          "nodeAffinity":{"required":{}},
+          "claimRef":{"namespace":"shop","name":"sfs-data","uid":"u-pvc"},
+          "csi":{"driver":"nas.csi.everest.io","volumeHandle":"fs-1",
+                 "volumeAttributes":{"everest.io/share-export-location":"sfs.example:/share"}}}})";
+
+TEST(TranslateVolumeTest, PersistentVolumePair) {
+  const auto pvc = json::parse(kClaim);
+  const auto pv = json::parse(kVolume);
+  auto backendPv = toBackendPersistentVolume(pvc, pv, kOptions);
+  auto backendPvc = toBackendPersistentVolumeClaim(pvc, pv, kOptions);
+  ASSERT_TRUE(backendPv.ok()) << backendPv.error().toString();
+  ASSERT_TRUE(backendPvc.ok()) << backendPvc.error().toString();
+
+  const std::string pvName = backendPersistentVolumeName("cce-burst-c1", "pvc-1234");
+  EXPECT_EQ(backendPv->at("kind"), "PersistentVolume");
+  EXPECT_EQ(backendPv->at("metadata").at("name"), json::value(pvName));
+  EXPECT_FALSE(backendPv->at("metadata").as_object().contains("namespace"));
+  EXPECT_EQ(backendPv->at("metadata").at("labels").at(kManagedByLabel), kManagedByValue);
+  EXPECT_EQ(backendPv->at("metadata").at("annotations").at(kSourceKindAnnotation),
+            "PersistentVolume");
+  const auto& pvSpec = backendPv->at("spec").as_object();
+  EXPECT_EQ(pvSpec.at("csi"), pv.at("spec").at("csi"));
+  EXPECT_EQ(pvSpec.at("capacity"), pv.at("spec").at("capacity"));
+  EXPECT_EQ(pvSpec.at("accessModes"), pv.at("spec").at("accessModes"));
+  EXPECT_EQ(pvSpec.at("mountOptions"), pv.at("spec").at("mountOptions"));
+  EXPECT_EQ(pvSpec.at("persistentVolumeReclaimPolicy"), "Retain");
+  EXPECT_FALSE(pvSpec.contains("nodeAffinity"));
+  EXPECT_EQ(pvSpec.at("claimRef"), json::parse(R"({"apiVersion":"v1",
+      "kind":"PersistentVolumeClaim","namespace":"cce-burst-c1","name":")" +
+                                               backendName("shop", "sfs-data") + "\"}"));
+
+  EXPECT_EQ(backendPvc->at("kind"), "PersistentVolumeClaim");
+  const auto& md = backendPvc->at("metadata").as_object();
+  EXPECT_EQ(md.at("name"), json::value(backendName("shop", "sfs-data")));
+  EXPECT_EQ(md.at("namespace"), "cce-burst-c1");
+  EXPECT_EQ(md.at("labels").at(kSourceUidLabel), "u-pvc");
+  EXPECT_EQ(md.at("annotations").at(kSourceNameAnnotation), "sfs-data");
+  const auto& spec = backendPvc->at("spec").as_object();
+  EXPECT_EQ(spec.at("volumeName"), json::value(pvName));
+  EXPECT_EQ(spec.at("storageClassName"), "csi-nas");
+  EXPECT_EQ(spec.at("resources").at("requests").at("storage"), "10Gi");
+  EXPECT_EQ(spec.at("accessModes"), pvc.at("spec").at("accessModes"));
+  // The pod's claim reference and the backend claim agree.
+  EXPECT_EQ(translated().at("spec").at("volumes").at(3).at("persistentVolumeClaim").at("claimName"),
+            md.at("name"));
+}
+
+TEST(TranslateVolumeTest, ClassIsExplicitEvenWhenEmpty) {
+  auto pvc = json::parse(kClaim);
+  auto pv = json::parse(kVolume);
+  pv.at("spec").as_object().erase("storageClassName");
+  pvc.at("spec").as_object().erase("storageClassName");
+  auto backendPvc = toBackendPersistentVolumeClaim(pvc, pv, kOptions);
+  ASSERT_TRUE(backendPvc.ok());
+  EXPECT_EQ(backendPvc->at("spec").at("storageClassName"), "");
+}
+
+TEST(TranslateVolumeTest, UnboundOrNonCsiIsRefused) {
+  auto pvc = json::parse(kClaim);
+  auto pv = json::parse(kVolume);
+  auto pending = pvc;
+  pending.at("spec").as_object().erase("volumeName");
+  auto r = toBackendPersistentVolumeClaim(pending, pv, kOptions);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().reason, "ClaimNotBound");
+  auto hostPath = pv;
+  hostPath.at("spec").as_object().erase("csi");
+  hostPath.at("spec").as_object()["hostPath"] = json::object{{"path", "/x"}};
+  auto r2 = toBackendPersistentVolume(pvc, hostPath, kOptions);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(r2.error().reason, "UnsupportedVolume");
+}
+
+}  // namespace
+}  // namespace burstlet::provider::cci
