@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -589,4 +590,78 @@ func readManifest(t *testing.T, path string, into interface{}) {
 	if err := yaml.UnmarshalStrict(data, into); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// burstlet killed with SIGKILL while 60 pods with a shared ConfigMap go to the backend, and
+// restarted: every pod ends Running with exactly one backend pod of its UID, and once the pods
+// are deleted nothing of them stays on the backend.
+func TestCciKillDuringCreationsLosesAndDuplicatesNothing(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}, Data: map[string]string{"k": "v"}}
+	if _, err := env.cluster.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const total = 60
+	for i := 0; i < total; i++ {
+		spec := cciPodSpec(d.daemon)
+		spec.NodeName = d.node // bound directly, as the scheduler would
+		spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "shared"}}}}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%02d", i)}, Spec: spec}
+		if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if i == total/3 {
+			if err := d.stop(syscall.SIGKILL); err == nil {
+				t.Fatal("SIGKILL should not exit cleanly")
+			}
+			t.Logf("killed with %d backend pods", len(backendPods(t, bns)))
+		}
+	}
+	d.start()
+	d.waitReady(60 * time.Second)
+	eventually(t, 120*time.Second, "all pods Running", func() error {
+		running := 0
+		for _, p := range podsOf(t, ns, "") {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		if running != total {
+			return fmt.Errorf("%d of %d Running", running, total)
+		}
+		return nil
+	})
+	byUID := map[string]int{}
+	for _, b := range backendPods(t, bns) {
+		byUID[b.Annotations["burstlet.io/source-uid"]]++
+	}
+	for _, p := range podsOf(t, ns, "") {
+		if n := byUID[string(p.UID)]; n != 1 {
+			t.Errorf("%s has %d backend pods", p.Name, n)
+		}
+		delete(byUID, string(p.UID))
+	}
+	if len(byUID) != 0 {
+		t.Errorf("backend pods without a cluster pod: %v", byUID)
+	}
+	if err := env.cluster.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 90*time.Second, "backend empty", func() error {
+		if n := len(backendPods(t, bns)); n > 0 {
+			return fmt.Errorf("%d backend pods", n)
+		}
+		l, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+		if err != nil {
+			return err
+		}
+		if len(l.Items) > 0 {
+			return fmt.Errorf("%d copies", len(l.Items))
+		}
+		return nil
+	})
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "mocks/temp_dir.h"
 
 namespace burstlet::daemon {
@@ -106,7 +108,7 @@ TEST(ConfigTest, Validation) {
   c.workers = 0;
   EXPECT_NE(validate(c).error().message.find("workers"), std::string::npos);
   c = Config{};
-  c.provider = "cci";
+  c.provider = "cloud";
   EXPECT_NE(validate(c).error().message.find("unknown provider"), std::string::npos);
   c = Config{};
   c.nodeName.clear();
@@ -114,6 +116,94 @@ TEST(ConfigTest, Validation) {
   c = Config{};
   c.kubeletPort = 70000;
   EXPECT_FALSE(validate(c).ok());
+}
+
+TEST(ConfigTest, CciProviderSection) {
+  TempDir dir;
+  const std::string path = dir.write("cci.yaml", R"(
+provider:
+  name: cci
+  cci:
+    endpoint: https://cci.cn-north-4.myhuaweicloud.com
+    projectID: p-123
+    akskSecret: kube-system/burstlet-aksk
+    clusterID: c1
+    namespacePrefix: burst-
+    storageDrivers: [nas.csi.everest.io]
+    storageClasses: csi-nas
+    sweepInterval: 10s
+    cpu: "500"
+    pods: "2000"
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->provider, "cci");
+  EXPECT_TRUE(c->backend.cci());
+  EXPECT_EQ(c->backend.projectID, "p-123");
+  EXPECT_EQ(c->backend.akskSecret, "kube-system/burstlet-aksk");
+  EXPECT_EQ(c->backend.namespacePrefix, "burst-");
+  EXPECT_EQ(c->backend.storageDrivers, std::vector<std::string>{"nas.csi.everest.io"});
+  EXPECT_EQ(c->backend.storageClasses, std::vector<std::string>{"csi-nas"});
+  EXPECT_EQ(c->backend.sweepInterval.count(), 10'000);
+  EXPECT_EQ(c->backendCapacity.cpu, "500");
+  EXPECT_EQ(c->backendCapacity.pods, "2000");
+  EXPECT_TRUE(validate(*c).ok()) << validate(*c).error().toString();
+
+  auto bad =
+      loadConfigFile(dir.write("typo.yaml", "provider:\n  cci:\n    clusterid: x\n"), Config{});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("provider.cci.clusterid: unknown key"), std::string::npos)
+      << bad.error().message;
+}
+
+TEST(ConfigTest, CciValidationNamesTheProblem) {
+  struct Case {
+    std::function<void(provider::cci::BackendConfig&)> edit;
+    std::string mentions;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& b) { b.clusterID.clear(); }, "clusterID is required"},
+      {[](auto& b) { b.clusterID = "Upper_Case"; }, "not a DNS label"},
+      {[](auto& b) { b.clusterID = std::string(60, 'a'); }, "at most 63"},
+      {[](auto& b) { b.kubeconfig.clear(); }, "exactly one of kubeconfig"},
+      {[](auto& b) { b.endpoint = "https://cci.example"; }, "exactly one of kubeconfig"},
+      {[](auto& b) {
+         b.kubeconfig.clear();
+         b.endpoint = "http://cci.example";
+         b.tokenFile = "/t";
+       },
+       "https://"},
+      {[](auto& b) {
+         b.kubeconfig.clear();
+         b.endpoint = "https://cci.example";
+       },
+       "exactly one of tokenFile"},
+      {[](auto& b) {
+         b.kubeconfig.clear();
+         b.endpoint = "https://cci.example";
+         b.tokenFile = "/t";
+         b.akskFile = "/k";
+       },
+       "exactly one of tokenFile"},
+      {[](auto& b) {
+         b.kubeconfig.clear();
+         b.endpoint = "https://cci.example";
+         b.akskSecret = "no-slash";
+       },
+       "namespace/name"},
+      {[](auto& b) { b.sweepInterval = std::chrono::milliseconds(0); }, "sweepInterval"},
+  };
+  for (const auto& c : cases) {
+    Config config;
+    config.provider = "cci";
+    config.backend.kubeconfig = "/backend.kubeconfig";
+    config.backend.clusterID = "c1";
+    c.edit(config.backend);
+    auto s = validate(config);
+    ASSERT_FALSE(s.ok()) << c.mentions;
+    EXPECT_NE(s.error().message.find("provider.cci"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find(c.mentions), std::string::npos) << s.error().message;
+  }
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <regex>
 #include <set>
 
+#include "pod/status.h"
+
 namespace burstlet::provider::cci {
 namespace {
 
@@ -23,54 +25,9 @@ bool isLabelValue(const std::string& s) {
   return s.size() <= 63 && std::regex_match(s, kValue);
 }
 
-// What the pod controller compares (pod::needsProviderUpdate; this test binary does not link
-// the controller): labels, annotations (absent equals empty), container and init container
-// images in order.
+// What the pod controller compares.
 bool needsUpdate(const json::value& cluster, const json::value& provider) {
-  auto field = [](const json::value& v, std::initializer_list<std::string_view> keys) {
-    const json::value* cur = &v;
-    for (auto k : keys) {
-      const auto* o = cur->if_object();
-      cur = o != nullptr ? o->if_contains(k) : nullptr;
-      if (cur == nullptr) {
-        static const json::value kNull;
-        return kNull;
-      }
-    }
-    return *cur;
-  };
-  for (const char* key : {"labels", "annotations"}) {
-    auto a = field(cluster, {"metadata", key});
-    auto b = field(provider, {"metadata", key});
-    if (a.is_null()) {
-      a = json::object();
-    }
-    if (b.is_null()) {
-      b = json::object();
-    }
-    if (a != b) {
-      return true;
-    }
-  }
-  for (const char* list : {"containers", "initContainers"}) {
-    const auto a = field(cluster, {"spec", list});
-    const auto b = field(provider, {"spec", list});
-    if (a.is_array() != b.is_array()) {
-      return true;
-    }
-    if (!a.is_array()) {
-      continue;
-    }
-    if (a.as_array().size() != b.as_array().size()) {
-      return true;
-    }
-    for (size_t i = 0; i < a.as_array().size(); ++i) {
-      if (field(a.as_array()[i], {"image"}) != field(b.as_array()[i], {"image"})) {
-        return true;
-      }
-    }
-  }
-  return false;
+  return pod::needsProviderUpdate(cluster, provider);
 }
 
 // --- naming -----------------------------------------------------------------------------------

@@ -1,0 +1,813 @@
+#include "provider/cci/cci_provider.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <exception>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mocks/fake_clock.h"
+#include "mocks/memory_api.h"
+
+namespace burstlet::provider::cci {
+namespace {
+
+namespace json = boost::json;
+namespace resources = kube::resources;
+using burstlet::testing::FakeClock;
+using burstlet::testing::MemoryApi;
+using kube::Verb;
+
+constexpr const char* kClusterId = "c1";
+constexpr const char* kNs = "cce-burst-c1";
+constexpr const char* kNode = "burst-node";
+const std::string kNamespaces = resources::kNamespaces.path("");
+const std::string kPods = resources::kPods.path(kNs);
+const std::string kConfigMaps = resources::kConfigMaps.path(kNs);
+const std::string kEvents = resources::kEvents.path(kNs);
+
+// The cluster side: objects by "ns/name" (or name), and how often they were read.
+class FakeCluster final : public ClusterObjects {
+ public:
+  asio::awaitable<Result<json::value>> configMap(const std::string& ns,
+                                                 const std::string& name) override {
+    co_return find(configMaps, ns + "/" + name, "configmaps", name);
+  }
+  asio::awaitable<Result<json::value>> secret(const std::string& ns,
+                                              const std::string& name) override {
+    co_return find(secrets, ns + "/" + name, "secrets", name);
+  }
+  asio::awaitable<Result<json::value>> persistentVolumeClaim(const std::string& ns,
+                                                             const std::string& name) override {
+    co_return find(claims, ns + "/" + name, "persistentvolumeclaims", name);
+  }
+  asio::awaitable<Result<json::value>> persistentVolume(const std::string& name) override {
+    co_return find(volumes, name, "persistentvolumes", name);
+  }
+  asio::awaitable<Result<json::value>> storageClass(const std::string& name) override {
+    co_return find(classes, name, "storageclasses", name);
+  }
+
+  std::map<std::string, json::value> configMaps, secrets, claims, volumes, classes;
+  int reads = 0;
+
+ private:
+  Result<json::value> find(const std::map<std::string, json::value>& m, const std::string& key,
+                           std::string_view what, const std::string& name) {
+    ++reads;
+    auto it = m.find(key);
+    if (it == m.end()) {
+      return Error::make(ErrorCode::kNotFound, "NotFound",
+                         fmt::format("{} \"{}\" not found", what, name));
+    }
+    return it->second;
+  }
+};
+
+json::value clusterPod(const std::string& name, const std::string& uid,
+                       const std::string& cpu = "500m") {
+  return json::value{
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata",
+       {{"namespace", "app"}, {"name", name}, {"uid", uid}, {"labels", {{"app", name}}}}},
+      {"spec",
+       {{"nodeName", kNode},
+        {"containers", json::array{json::object{
+                           {"name", "c"},
+                           {"image", "nginx:1"},
+                           {"resources", {{"requests", {{"cpu", cpu}, {"memory", "1Gi"}}}}}}}}}}};
+}
+
+void addConfigMapVolume(json::value& pod, const std::string& cm, bool optional = false) {
+  auto& spec = pod.as_object()["spec"].as_object();
+  if (!spec.contains("volumes")) {
+    spec["volumes"] = json::array();
+  }
+  json::object source{{"name", cm}};
+  if (optional) {
+    source["optional"] = true;
+  }
+  spec["volumes"].as_array().push_back(json::object{{"name", "v-" + cm}, {"configMap", source}});
+}
+
+json::value configMap(const std::string& name, const std::string& value) {
+  return json::value{
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata", {{"namespace", "app"}, {"name", name}, {"uid", "cm-uid-" + name}}},
+      {"data", {{"key", value}}}};
+}
+
+std::string stringAt(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const json::value* cur = &v;
+  for (auto k : keys) {
+    const auto* o = cur->if_object();
+    cur = o != nullptr ? o->if_contains(k) : nullptr;
+    if (cur == nullptr) {
+      return "";
+    }
+  }
+  return cur->is_string() ? std::string(cur->as_string()) : json::serialize(*cur);
+}
+
+// Index of the first request with `method` under `path`, or -1.
+int firstRequest(const MemoryApi& api, Verb method, const std::string& path) {
+  const auto rs = api.requests();
+  for (size_t i = 0; i < rs.size(); ++i) {
+    if (rs[i].method == method && MemoryApi::under(rs[i].path, path)) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+template <typename T>
+asio::awaitable<void> deliver(asio::awaitable<T> work, std::optional<T>* out) {
+  T value = co_await std::move(work);
+  out->emplace(std::move(value));
+}
+
+CciOptions defaultOptions() {
+  CciOptions o;
+  o.clusterID = kClusterId;
+  o.backendNamespace = kNs;
+  o.nodeName = kNode;
+  o.nodeIP = "10.1.2.3";
+  o.sweepInterval = std::chrono::seconds(30);
+  return o;
+}
+
+// A provider on an in-memory backend. Tests run it (start) and call its methods (call) on the
+// test thread, which drives the io_context.
+struct Harness {
+  MemoryApi api;      // the backend
+  MemoryApi cluster;  // the cluster API, where mirrored events land
+  FakeClock clock;
+  FakeCluster objects;
+  std::unique_ptr<kube::RestClient> backend;
+  std::unique_ptr<kube::RestClient> clusterClient;
+  std::unique_ptr<kube::EventRecorder> events;
+  std::unique_ptr<CciProvider> provider;
+  std::vector<PodRef> notified;
+  bool runDone = false;
+  bool eventsDone = false;
+  bool started = false;
+  std::optional<Status> runStatus;
+  // Last: destroyed first, so no coroutine frame outlives what it points to.
+  asio::io_context io;
+
+  explicit Harness(CciOptions options = defaultOptions()) {
+    kube::RestOptions ro;
+    ro.retry.baseDelay = std::chrono::milliseconds(1);
+    ro.retry.maxDelay = std::chrono::milliseconds(5);
+    backend = std::make_unique<kube::RestClient>(io.get_executor(), api.transport(),
+                                                 kube::ClientConfig{}, ro);
+    clusterClient = std::make_unique<kube::RestClient>(io.get_executor(), cluster.transport(),
+                                                       kube::ClientConfig{}, ro);
+    cluster.put(kNamespaces, json::value{{"metadata", {{"name", "app"}}}});
+    events = std::make_unique<kube::EventRecorder>(*clusterClient, clock,
+                                                   kube::EventRecorderOptions{});
+    provider =
+        std::make_unique<CciProvider>(io.get_executor(), *backend, objects, *events, options, clock);
+    provider->onPodStatusChange([this](const PodRef& ref) { notified.push_back(ref); });
+  }
+
+  ~Harness() {
+    if (started) {
+      provider->stop();
+      events->stop();
+      EXPECT_TRUE(runUntil([this] { return runDone && eventsDone; }, std::chrono::seconds(10)));
+    }
+    // Detached work (copy refreshes) finishes without waiting on anything.
+    io.restart();
+    io.poll();
+  }
+
+  bool runUntil(const std::function<bool()>& pred,
+                std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      if (io.stopped()) {
+        io.restart();
+      }
+      io.run_one_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+  // Runs the io_context for `d` (to show that something does not happen).
+  void runFor(std::chrono::milliseconds d) {
+    runUntil([] { return false; }, d);
+  }
+
+  void start() {
+    started = true;
+    asio::co_spawn(io, provider->run(), [this](const std::exception_ptr&, Status s) {
+      runStatus = std::move(s);
+      runDone = true;
+    });
+    asio::co_spawn(io, events->run(), [this](const std::exception_ptr&) { eventsDone = true; });
+  }
+  // Started, listed, and every informer caught up with the backend.
+  ::testing::AssertionResult startAndSettle() {
+    start();
+    if (!runUntil([this] { return provider->ready() || runDone; }) || !provider->ready()) {
+      return ::testing::AssertionFailure() << "provider not ready";
+    }
+    return settle();
+  }
+  // Every informer (pods, 3 kinds of copies, events) watches and has seen all changes.
+  ::testing::AssertionResult settle() {
+    if (!runUntil([this] { return api.openWatches() == 5 && api.watchesIdle(); })) {
+      return ::testing::AssertionFailure()
+             << "informers did not catch up: " << api.openWatches() << " watches";
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  template <typename T>
+  T call(asio::awaitable<T> work) {
+    std::optional<T> out;
+    std::exception_ptr error;
+    bool done = false;
+    asio::co_spawn(io, deliver(std::move(work), &out), [&](const std::exception_ptr& e) {
+      error = e;
+      done = true;
+    });
+    EXPECT_TRUE(runUntil([&] { return done; }));
+    if (error) {
+      std::rethrow_exception(error);
+    }
+    return std::move(*out);
+  }
+  Status createPod(const json::value& pod) { return call(provider->createPod(pod)); }
+  Status deletePod(const PodRef& ref, int64_t grace) {
+    return call(provider->deletePod(ref, grace));
+  }
+  Result<json::value> getPod(const PodRef& ref) { return call(provider->getPod(ref)); }
+
+  std::optional<json::value> backendPod(const std::string& ns, const std::string& name) const {
+    return api.get(kPods, backendName(ns, name));
+  }
+  std::optional<json::value> copy(const std::string& name) const {
+    return api.get(kConfigMaps, backendName("app", name));
+  }
+};
+
+std::string errorText(const Status& s) { return s.ok() ? "ok" : s.error().toString(); }
+
+// --- run(): the backend namespace ----------------------------------------------------------
+
+TEST(CciProviderTest, RunCreatesOwnedNamespace) {
+  CciOptions o = defaultOptions();
+  o.cci = true;
+  o.flavor = "general-computing";
+  Harness h(o);
+  ASSERT_TRUE(h.startAndSettle());
+  auto ns = h.api.get(kNamespaces, kNs);
+  ASSERT_TRUE(ns.has_value());
+  EXPECT_EQ(stringAt(*ns, {"metadata", "labels", kManagedByLabel}), kManagedByValue);
+  EXPECT_EQ(stringAt(*ns, {"metadata", "labels", kClusterIdLabel}), kClusterId);
+  EXPECT_EQ(stringAt(*ns, {"metadata", "annotations", kCciFlavorAnnotation}), "general-computing");
+  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 1);
+  EXPECT_FALSE(h.runDone);
+}
+
+TEST(CciProviderTest, RunWithoutCciModeWritesNoFlavor) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto ns = h.api.get(kNamespaces, kNs);
+  ASSERT_TRUE(ns.has_value());
+  EXPECT_EQ(stringAt(*ns, {"metadata", "annotations", kCciFlavorAnnotation}), "");
+  EXPECT_EQ(stringAt(*ns, {"metadata", "labels", kClusterIdLabel}), kClusterId);
+}
+
+TEST(CciProviderTest, RunRefusesNamespaceItDoesNotOwn) {
+  for (const auto& labels : {json::object{},
+                             json::object{{kManagedByLabel, kManagedByValue},
+                                          {kClusterIdLabel, "another-cluster"}}}) {
+    Harness h;
+    h.api.put(kNamespaces, json::value{{"metadata", {{"name", kNs}, {"labels", labels}}}});
+    h.start();
+    ASSERT_TRUE(h.runUntil([&] { return h.runDone; }));
+    ASSERT_TRUE(h.runStatus.has_value());
+    ASSERT_FALSE(h.runStatus->ok());
+    EXPECT_EQ(h.runStatus->error().code, ErrorCode::kForbidden);
+    EXPECT_EQ(h.runStatus->error().reason, "NamespaceNotOwned");
+    EXPECT_EQ(h.api.writes(), 0);
+    EXPECT_FALSE(h.provider->ready());
+    // The namespace is left as it was.
+    EXPECT_EQ(stringAt(*h.api.get(kNamespaces, kNs), {"metadata", "labels"}),
+              json::serialize(labels));
+  }
+}
+
+TEST(CciProviderTest, RunKeepsTryingWhileBackendUnavailable) {
+  Harness h;
+  // More failures than the client retries: run() itself must try again.
+  h.api.failNext(Verb::get, kNamespaces, 6, 503);
+  ASSERT_TRUE(h.startAndSettle());
+  EXPECT_GE(h.api.count(Verb::get, resources::kNamespaces.path("", kNs)), 7);
+  EXPECT_TRUE(h.api.get(kNamespaces, kNs).has_value());
+}
+
+// --- createPod -----------------------------------------------------------------------------
+
+TEST(CciProviderTest, CreateCopiesConfigMapThenCreatesPod) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v1");
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "cfg");
+  // The informers see nothing for now: getPod must answer from what create returned.
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(pod).ok());
+
+  const int copyPost = firstRequest(h.api, Verb::post, kConfigMaps);
+  const int podPost = firstRequest(h.api, Verb::post, kPods);
+  ASSERT_GE(copyPost, 0);
+  ASSERT_GE(podPost, 0);
+  EXPECT_LT(copyPost, podPost);
+  auto copy = h.copy("cfg");
+  ASSERT_TRUE(copy.has_value());
+  EXPECT_EQ(stringAt(*copy, {"data", "key"}), "v1");
+
+  auto backendPod = h.backendPod("app", "web");
+  ASSERT_TRUE(backendPod.has_value());
+  EXPECT_EQ(stringAt(*backendPod, {"metadata", "namespace"}), kNs);
+  EXPECT_EQ(stringAt(*backendPod, {"spec", "volumes"}).find(backendName("app", "cfg")) !=
+                std::string::npos,
+            true);
+
+  auto got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok()) << got.error().toString();
+  EXPECT_EQ(stringAt(*got, {"metadata", "namespace"}), "app");
+  EXPECT_EQ(stringAt(*got, {"metadata", "name"}), "web");
+  EXPECT_EQ(stringAt(*got, {"metadata", "uid"}), "u1");
+  auto listed = h.call(h.provider->listPods());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+  // Another uid under that name is not this pod.
+  EXPECT_EQ(h.getPod(PodRef{"app", "web", "u2"}).error().code, ErrorCode::kNotFound);
+
+  h.api.holdWatches(false);
+  ASSERT_TRUE(h.settle());
+  EXPECT_TRUE(h.getPod(PodRef{"app", "web", "u1"}).ok());
+  listed = h.call(h.provider->listPods());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);  // not twice (informer and recent creates)
+  EXPECT_EQ(h.provider->stats().podCreates.load(), 1u);
+  EXPECT_EQ(h.provider->stats().copyCreates.load(), 1u);
+}
+
+TEST(CciProviderTest, CreateIsIdempotentByUid) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  const auto pod = clusterPod("web", "u1");
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(pod).ok());
+  // Repeated before the informer saw the pod, then after.
+  EXPECT_TRUE(h.createPod(pod).ok());
+  h.api.holdWatches(false);
+  ASSERT_TRUE(h.settle());
+  EXPECT_TRUE(h.createPod(pod).ok());
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 1);
+  EXPECT_EQ(h.api.names(kPods).size(), 1u);
+}
+
+TEST(CciProviderTest, CreateRefusesNameHeldByAnotherPod) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto old = toBackendPod(clusterPod("web", "old-uid"), TranslateOptions{kNs, kNode, ""});
+  ASSERT_TRUE(old.ok());
+  h.api.put(kPods, *old);
+  ASSERT_TRUE(h.settle());
+  const int posts = h.api.count(Verb::post);
+  auto s = h.createPod(clusterPod("web", "new-uid"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(h.api.count(Verb::post), posts);
+  EXPECT_EQ(stringAt(*h.backendPod("app", "web"),
+                     {"metadata", "annotations", kSourceUidAnnotation}),
+            "old-uid");
+}
+
+TEST(CciProviderTest, CreateWithLostAnswerSucceedsOnRetry) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  const auto pod = clusterPod("web", "u1");
+  h.api.holdWatches(true);  // the informer must not reveal the pod: the 409 path is under test
+  h.api.loseAnswerNext(Verb::post, kPods);
+  auto first = h.createPod(pod);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().code, ErrorCode::kUnavailable);
+  ASSERT_TRUE(h.backendPod("app", "web").has_value());  // it happened all the same
+
+  auto second = h.createPod(pod);
+  ASSERT_TRUE(second.ok()) << second.error().toString();
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 2);  // the repeat met 409 AlreadyExists
+  EXPECT_EQ(h.api.count(Verb::get, resources::kPods.path(kNs, backendName("app", "web"))), 1);
+  EXPECT_EQ(h.api.names(kPods).size(), 1u);
+  EXPECT_TRUE(h.getPod(PodRef{"app", "web", "u1"}).ok());
+}
+
+TEST(CciProviderTest, CreateConflictWithAnotherUidBeforeInformerSawIt) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.api.holdWatches(true);
+  auto old = toBackendPod(clusterPod("web", "old-uid"), TranslateOptions{kNs, kNode, ""});
+  ASSERT_TRUE(old.ok());
+  h.api.put(kPods, *old);
+  auto s = h.createPod(clusterPod("web", "new-uid"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(h.getPod(PodRef{"app", "web", "new-uid"}).error().code, ErrorCode::kNotFound);
+}
+
+TEST(CciProviderTest, CreateRejectsPodsTheBackendCannotRun) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v1");
+  const int writes = h.api.writes();
+
+  auto hostNetwork = clusterPod("hn", "u1");
+  hostNetwork.as_object()["spec"].as_object()["hostNetwork"] = true;
+  addConfigMapVolume(hostNetwork, "cfg");
+  auto s = h.createPod(hostNetwork);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(s.error().reason, "HostNetwork");
+
+  auto huge = clusterPod("huge", "u2", "33");
+  addConfigMapVolume(huge, "cfg");
+  s = h.createPod(huge);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(s.error().reason, "PodTooLarge");
+
+  EXPECT_EQ(h.api.writes(), writes);
+  EXPECT_TRUE(h.api.names(kPods).empty());
+  EXPECT_TRUE(h.api.names(kConfigMaps).empty());
+}
+
+TEST(CciProviderTest, MissingConfigMapWaitsAndWakesThePod) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "x");
+  auto s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "CreateContainerConfigError");
+  EXPECT_EQ(s.error().message, "configmap \"x\" not found");
+  EXPECT_TRUE(s.error().code == ErrorCode::kNotFound || isRetryable(s.error().code));
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 0);
+  EXPECT_EQ(h.api.count(Verb::post, kConfigMaps), 0);
+
+  // Another object changing wakes nobody.
+  h.provider->clusterObjectChanged("ConfigMap",
+                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "y"}}}});
+  h.provider->clusterObjectChanged("Secret",
+                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
+  EXPECT_TRUE(h.notified.empty());
+
+  h.objects.configMaps["app/x"] = configMap("x", "v1");
+  h.provider->clusterObjectChanged("ConfigMap",
+                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
+  ASSERT_EQ(h.notified.size(), 1u);
+  EXPECT_EQ(h.notified[0].ns, "app");
+  EXPECT_EQ(h.notified[0].name, "web");
+  // Woken once: the pod is not waiting any more until it fails again.
+  h.provider->clusterObjectChanged("ConfigMap",
+                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
+  EXPECT_EQ(h.notified.size(), 1u);
+
+  ASSERT_TRUE(h.createPod(pod).ok());
+  EXPECT_TRUE(h.copy("x").has_value());
+  EXPECT_TRUE(h.backendPod("app", "web").has_value());
+}
+
+TEST(CciProviderTest, MissingSecretVolumeIsReportedAsSecret) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  pod.as_object()["spec"].as_object()["volumes"] =
+      json::array{json::object{{"name", "s"}, {"secret", {{"secretName", "token"}}}}};
+  auto s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "CreateContainerConfigError");
+  EXPECT_EQ(s.error().message, "secret \"token\" not found");
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 0);
+}
+
+TEST(CciProviderTest, MissingOptionalConfigMapDoesNotBlockCreate) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "maybe", true);
+  auto s = h.createPod(pod);
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  EXPECT_TRUE(h.backendPod("app", "web").has_value());
+  EXPECT_EQ(h.api.count(Verb::post, kConfigMaps), 0);
+}
+
+TEST(CciProviderTest, UnavailableBackendFailsRetryably) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  const auto pod = clusterPod("web", "u1");
+  h.api.failNext(Verb::post, kPods, 1, 503, "ServiceUnavailable");
+  auto s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+  EXPECT_TRUE(isRetryable(s.error().code));
+  EXPECT_FALSE(h.backendPod("app", "web").has_value());
+  EXPECT_EQ(h.getPod(PodRef{"app", "web", "u1"}).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 1);  // a POST is not repeated blindly
+
+  ASSERT_TRUE(h.createPod(pod).ok());
+  EXPECT_EQ(h.api.names(kPods).size(), 1u);
+  EXPECT_EQ(h.provider->stats().podCreates.load(), 1u);
+}
+
+TEST(CciProviderTest, FailedCopyStopsTheCreate) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v1");
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "cfg");
+  h.api.failNext(Verb::post, kConfigMaps, 1, 500);
+  auto s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInternal);
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 0);
+  ASSERT_TRUE(h.createPod(pod).ok());
+  EXPECT_TRUE(h.copy("cfg").has_value());
+}
+
+// --- updatePod -----------------------------------------------------------------------------
+
+TEST(CciProviderTest, UpdatePatchesLabelsAndImages) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_TRUE(h.settle());
+
+  auto& meta = pod.as_object()["metadata"].as_object();
+  meta["labels"] = json::object{{"tier", "front"}};  // "app" removed, "tier" added
+  pod.as_object()["spec"].as_object()["containers"].as_array()[0].as_object()["image"] = "nginx:2";
+  ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
+  EXPECT_EQ(h.api.count(Verb::patch, kPods), 1);
+  ASSERT_TRUE(h.settle());
+  auto got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(stringAt(*got, {"metadata", "labels"}), R"({"tier":"front"})");
+  EXPECT_EQ(stringAt(got->at("spec").at("containers").at(0), {"image"}), "nginx:2");
+  // Ours are kept on the backend.
+  EXPECT_EQ(stringAt(*h.backendPod("app", "web"), {"metadata", "labels", kManagedByLabel}),
+            kManagedByValue);
+
+  auto absent = h.call(h.provider->updatePod(clusterPod("nope", "u9")));
+  ASSERT_FALSE(absent.ok());
+  EXPECT_EQ(absent.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(h.api.count(Verb::patch, kPods), 1);
+}
+
+// --- deletePod -----------------------------------------------------------------------------
+
+TEST(CciProviderTest, DeleteOnlyTheSamePodWithPreconditionAndGrace) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string backendUid = stringAt(*h.backendPod("app", "web"), {"metadata", "uid"});
+
+  // The name now belongs to another pod as far as the caller knows: not ours to delete.
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u2"}, 30).ok());
+  EXPECT_EQ(h.api.count(Verb::delete_), 0);
+  EXPECT_TRUE(h.backendPod("app", "web").has_value());
+
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 30).ok());
+  ASSERT_EQ(h.api.count(Verb::delete_, kPods), 1);
+  const auto del = h.api.requests()[firstRequest(h.api, Verb::delete_, kPods)];
+  EXPECT_EQ(del.path, resources::kPods.path(kNs, backendName("app", "web")));
+  const auto body = json::parse(del.body);
+  EXPECT_EQ(stringAt(body, {"preconditions", "uid"}), backendUid);
+  EXPECT_EQ(stringAt(body, {"gracePeriodSeconds"}), "30");
+  EXPECT_FALSE(h.backendPod("app", "web").has_value());
+
+  // Gone: deleting again is success without a write.
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 30).ok());
+  EXPECT_EQ(h.api.count(Verb::delete_), 1);
+  EXPECT_EQ(h.getPod(PodRef{"app", "web", "u1"}).error().code, ErrorCode::kNotFound);
+}
+
+TEST(CciProviderTest, DeleteFindsPodTheInformerHasNotShown) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.api.holdWatches(true);
+  // Created by an earlier process a moment ago.
+  auto earlier = toBackendPod(clusterPod("web", "u1"), TranslateOptions{kNs, kNode, ""});
+  ASSERT_TRUE(earlier.ok());
+  const auto stored = h.api.put(kPods, *earlier);
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 0).ok());
+  ASSERT_EQ(h.api.count(Verb::delete_, kPods), 1);
+  const auto body = json::parse(h.api.requests().back().body);
+  EXPECT_EQ(stringAt(body, {"preconditions", "uid"}), stringAt(stored, {"metadata", "uid"}));
+  EXPECT_FALSE(h.backendPod("app", "web").has_value());
+}
+
+// --- copies: refresh and sweep -------------------------------------------------------------
+
+TEST(CciProviderTest, ChangedConfigMapRefreshesItsCopy) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v1");
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "cfg");
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_TRUE(h.settle());
+  ASSERT_EQ(h.api.count(Verb::put), 0);
+
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v2");
+  h.provider->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/cfg"]);
+  ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::put, kConfigMaps) == 1; }));
+  EXPECT_EQ(stringAt(*h.copy("cfg"), {"data", "key"}), "v2");
+  EXPECT_EQ(h.provider->stats().copyUpdates.load(), 1u);
+  ASSERT_TRUE(h.settle());
+
+  // Unchanged: read, compared, left alone.
+  const int reads = h.objects.reads;
+  h.provider->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/cfg"]);
+  ASSERT_TRUE(h.runUntil([&] { return h.objects.reads > reads; }));
+  h.runFor(std::chrono::milliseconds(100));
+  EXPECT_EQ(h.api.count(Verb::put), 1);
+
+  // A ConfigMap nobody copied is not even read.
+  h.objects.configMaps["app/other"] = configMap("other", "v1");
+  const int before = h.objects.reads;
+  h.provider->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/other"]);
+  h.runFor(std::chrono::milliseconds(100));
+  EXPECT_EQ(h.objects.reads, before);
+  EXPECT_EQ(h.api.count(Verb::put), 1);
+}
+
+TEST(CciProviderTest, SweepDeletesUnreferencedCopiesOnSecondPass) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/a"] = configMap("a", "1");
+  h.objects.configMaps["app/b"] = configMap("b", "2");
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "a");
+  auto podB = clusterPod("pb", "ub");
+  addConfigMapVolume(podB, "b");
+  ASSERT_TRUE(h.createPod(podA).ok());
+  ASSERT_TRUE(h.createPod(podB).ok());
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
+  ASSERT_TRUE(h.settle());
+
+  // Each sweep ends by listing backend volumes: that request counts the passes.
+  const std::string pvs = resources::kPersistentVolumes.path("");
+  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
+  ASSERT_EQ(sweeps(), 0);
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));
+  EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 0);  // first pass only marks
+  EXPECT_TRUE(h.copy("a").has_value());
+
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  EXPECT_FALSE(h.copy("a").has_value());
+  EXPECT_TRUE(h.copy("b").has_value());
+  EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 1);
+  EXPECT_EQ(h.provider->stats().copyDeletes.load(), 1u);
+  ASSERT_TRUE(h.settle());
+
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 3; }));
+  EXPECT_TRUE(h.copy("b").has_value());
+  EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 1);
+}
+
+TEST(CciProviderTest, SweepForgetsMarkWhenCopyIsUsedAgain) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/a"] = configMap("a", "1");
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "a");
+  ASSERT_TRUE(h.createPod(podA).ok());
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
+  ASSERT_TRUE(h.settle());
+
+  const std::string pvs = resources::kPersistentVolumes.path("");
+  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));  // marked
+
+  // A new pod uses the copy between the passes.
+  auto podC = clusterPod("pc", "uc");
+  addConfigMapVolume(podC, "a");
+  ASSERT_TRUE(h.createPod(podC).ok());
+  ASSERT_TRUE(h.settle());
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  EXPECT_TRUE(h.copy("a").has_value());
+  EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 0);
+}
+
+// --- events and status notifications -------------------------------------------------------
+
+TEST(CciProviderTest, MirrorsBackendPodEventsOntoTheClusterPod) {
+  Harness h;
+  // History from before this process is not mirrored again.
+  h.api.put(kNamespaces, json::value{{"metadata",
+                                      {{"name", kNs},
+                                       {"labels",
+                                        {{kManagedByLabel, kManagedByValue},
+                                         {kClusterIdLabel, kClusterId}}}}}});
+  auto event = [&](const std::string& name, const std::string& podName, int64_t count,
+                   const std::string& kind) {
+    return json::value{{"metadata", {{"namespace", kNs}, {"name", name}}},
+                       {"involvedObject", {{"kind", kind}, {"name", podName}}},
+                       {"type", "Warning"},
+                       {"reason", "FailedMount"},
+                       {"message", "mount failed"},
+                       {"count", count}};
+  };
+  const std::string podName = backendName("app", "web");
+  h.api.put(kEvents, event("old", podName, 1, "Pod"));
+  ASSERT_TRUE(h.startAndSettle());
+  ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.provider->stats().eventsMirrored.load(), 0u);
+
+  auto e1 = h.api.put(kEvents, event("e1", podName, 1, "Pod"));
+  h.api.put(kEvents, event("e2", "someone-else", 1, "Pod"));
+  h.api.put(kEvents, event("e3", podName, 1, "Node"));
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.provider->stats().eventsMirrored.load(), 1u);
+
+  // The same event again with a higher count is mirrored again; a change without one is not.
+  e1.as_object()["count"] = 2;
+  e1 = h.api.put(kEvents, e1);
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.provider->stats().eventsMirrored.load(), 2u);
+  e1.as_object()["message"] = "mount failed (edited)";
+  h.api.put(kEvents, e1);
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.provider->stats().eventsMirrored.load(), 2u);
+
+  // Written on the cluster pod.
+  const std::string clusterEvents = resources::kEvents.path("app");
+  ASSERT_TRUE(h.runUntil([&] { return !h.cluster.names(clusterEvents).empty(); }));
+  auto written = h.cluster.get(clusterEvents, h.cluster.names(clusterEvents)[0]);
+  ASSERT_TRUE(written.has_value());
+  EXPECT_EQ(stringAt(*written, {"involvedObject", "name"}), "web");
+  EXPECT_EQ(stringAt(*written, {"involvedObject", "uid"}), "u1");
+  EXPECT_EQ(stringAt(*written, {"reason"}), "FailedMount");
+}
+
+TEST(CciProviderTest, NotifiesStatusChangesOfBackendPods) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  h.notified.clear();
+
+  auto pod = *h.backendPod("app", "web");
+  pod.as_object()["status"] = json::object{{"phase", "Running"}, {"podIP", "192.168.0.7"}};
+  h.api.put(kPods, pod);
+  ASSERT_TRUE(h.settle());
+  ASSERT_EQ(h.notified.size(), 1u);
+  EXPECT_EQ(h.notified[0], (PodRef{"app", "web", "u1"}));
+  auto got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(stringAt(*got, {"status", "phase"}), "Running");
+  EXPECT_EQ(stringAt(*got, {"status", "hostIP"}), "10.1.2.3");
+
+  // A label change alone is no status change.
+  pod = *h.backendPod("app", "web");
+  pod.as_object()["metadata"].as_object()["labels"].as_object()["x"] = "y";
+  h.api.put(kPods, pod);
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.notified.size(), 1u);
+
+  h.api.remove(kPods, backendName("app", "web"));
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.notified.size(), 2u);
+}
+
+}  // namespace
+}  // namespace burstlet::provider::cci
