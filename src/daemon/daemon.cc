@@ -385,14 +385,15 @@ int run(const Config& config, const std::string& version) {
       parts.feeds.push_back(feeds.back().get());
       asio::co_spawn(asio::make_strand(io), feeds.back()->run(), asio::detached);
     }
-    asio::co_spawn(providerStrand, cci->run(), [&parts](const std::exception_ptr&, Status s) {
-      if (!s.ok()) {
-        spdlog::error("msg=\"backend provider stopped\" error=\"{}\"", s.error().toString());
-        parts.providerFailed = true;
-        std::raise(SIGTERM);
-      }
-      parts.providerDone = true;
-    });
+    asio::co_spawn(
+        providerStrand, cci->run(), [&parts](const std::exception_ptr&, const Status& s) {
+          if (!s.ok()) {
+            spdlog::error("msg=\"backend provider stopped\" error=\"{}\"", s.error().toString());
+            parts.providerFailed = true;
+            std::raise(SIGTERM);
+          }
+          parts.providerDone = true;
+        });
   }
   asio::co_spawn(asio::make_strand(io), events.run(),
                  [&parts](const std::exception_ptr&) { parts.eventsDone = true; });

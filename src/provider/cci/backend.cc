@@ -76,7 +76,7 @@ Status validateBackend(const BackendConfig& c) {
   return okStatus();
 }
 
-Result<std::unique_ptr<kube::RestClient>> connectBackend(asio::any_io_executor executor,
+Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_executor& executor,
                                                          const BackendConfig& config,
                                                          std::optional<AkSk> aksk,
                                                          const std::string& userAgent,

@@ -48,7 +48,7 @@ struct BackendConfig {
 Status validateBackend(const BackendConfig& config);
 
 // The API client for the backend. `aksk`: keys read from akskSecret by the caller.
-Result<std::unique_ptr<kube::RestClient>> connectBackend(asio::any_io_executor executor,
+Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_executor& executor,
                                                          const BackendConfig& config,
                                                          std::optional<AkSk> aksk,
                                                          const std::string& userAgent,

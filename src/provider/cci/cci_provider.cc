@@ -951,7 +951,9 @@ asio::awaitable<Status> CciProvider::sweep() {
   if (const auto* items = arrayAt(*pvs, {"items"})) {
     for (const auto& pv : *items) {
       const std::string claim = stringAt(pv, {"spec", "claimRef", "name"});
-      if (liveClaims.count(claim) != 0 || claims_->store().get(bns + "/" + claim)) {
+      std::string claimKey = bns;
+      claimKey.append("/").append(claim);
+      if (liveClaims.count(claim) != 0 || claims_->store().get(claimKey)) {
         continue;
       }
       {

@@ -314,7 +314,7 @@ TEST(AkSkSecretDataTest, DecodesBase64Values) {
 }
 
 TEST(AkSkSecretDataTest, ErrorsNameTheKeyButNeverTheValue) {
-  const auto fails = [](boost::json::object data, const std::string& says) {
+  const auto fails = [](const boost::json::object& data, const std::string& says) {
     auto keys = akskFromSecretData(data);
     ASSERT_FALSE(keys.ok()) << says;
     EXPECT_EQ(keys.error().code, ErrorCode::kInvalid);
