@@ -6,10 +6,11 @@
 // and list, with labelSelector equality/existence terms and fieldSelector equality terms), POST
 // (409 AlreadyExists for an existing name; assigns uid and resourceVersion; 404 when the
 // namespace of a namespaced collection does not exist), PUT (409 Conflict on a stale
-// resourceVersion), PATCH (JSON merge; strategic merge additionally merges lists of objects by
-// "name"), DELETE (honours preconditions.uid and .resourceVersion with 409 Conflict; the object
-// goes at once, whatever the grace period) and watches from a resourceVersion, as streams that
-// deliver every later change. Subresources, set-based selectors, paging and streaming lists
+// resourceVersion; 422 when changing an immutable ConfigMap or Secret), PATCH (JSON merge;
+// strategic merge also merges lists of objects by "name"; same 422), DELETE (honours
+// preconditions.uid and .resourceVersion with 409 Conflict; the object goes at once, whatever
+// the grace period) and watches from a resourceVersion, as streams that deliver every later
+// change. Subresources, set-based selectors, paging and streaming lists
 // (sendInitialEvents) are not supported.
 //
 // Faults: failNext() makes the next requests matching a method and path answer a status without
@@ -58,15 +59,14 @@ class MemoryApi {
   MemoryApi() : state_(std::make_shared<State>()) {}
 
   // A transport answering from this API. The API must outlive it.
-  std::unique_ptr<kube::Transport> transport() {
-    return std::make_unique<MemoryTransport>(state_);
-  }
+  std::unique_ptr<kube::Transport> transport() { return std::make_unique<MemoryTransport>(state_); }
 
   // The next `count` send() requests (not lists or watches) with `method` whose path is
   // `path` or below it answer `status` (with a Status body of `reason`) and change nothing.
   void failNext(kube::Verb method, std::string path, int count, unsigned status,
                 std::string reason = "") {
-    state_->faults.push_back(Fault{method, std::move(path), count, status, std::move(reason), false});
+    state_->faults.push_back(
+        Fault{method, std::move(path), count, status, std::move(reason), false});
   }
   // The next `count` matching requests are carried out, then answered with a transport error
   // (kUnavailable "ConnectionReset"): the caller cannot know they happened.
@@ -278,9 +278,9 @@ class MemoryApi {
           co_return Error::make(ErrorCode::kCancelled, "Cancelled", "stream cancelled");
         }
         if (!initial_.empty()) {
-          std::string line =
-              boost::json::serialize(boost::json::object{{"type", "ADDED"}, {"object", initial_.front()}}) +
-              "\n";
+          std::string line = boost::json::serialize(boost::json::object{
+                                 {"type", "ADDED"}, {"object", initial_.front()}}) +
+                             "\n";
           initial_.pop_front();
           co_return std::optional<std::string>(std::move(line));
         }
@@ -474,7 +474,10 @@ class MemoryApi {
       for (size_t i = 1; i < gv && i < parts.size(); ++i) {
         prefix += "/" + parts[i];
       }
-      std::vector<std::string> rest(parts.begin() + std::min(gv, parts.size()), parts.end());
+      std::vector<std::string> rest;
+      for (size_t i = gv; i < parts.size(); ++i) {
+        rest.push_back(parts[i]);
+      }
       Route r;
       size_t at = 0;
       if (rest.size() >= 3 && rest[0] == "namespaces") {
@@ -495,13 +498,13 @@ class MemoryApi {
     }
 
     static kube::HttpResponse status(unsigned code, std::string reason, std::string message) {
-      return jsonResponse(code, boost::json::serialize(boost::json::object{
-                                    {"kind", "Status"},
-                                    {"apiVersion", "v1"},
-                                    {"status", "Failure"},
-                                    {"reason", std::move(reason)},
-                                    {"message", std::move(message)},
-                                    {"code", code}}));
+      return jsonResponse(
+          code, boost::json::serialize(boost::json::object{{"kind", "Status"},
+                                                           {"apiVersion", "v1"},
+                                                           {"status", "Failure"},
+                                                           {"reason", std::move(reason)},
+                                                           {"message", std::move(message)},
+                                                           {"code", code}}));
     }
 
     static Result<std::unique_ptr<kube::ResponseStream>> streamOf(const kube::HttpResponse& r) {
@@ -516,12 +519,11 @@ class MemoryApi {
           items.push_back(o);
         }
       }
-      return jsonResponse(
-          200, boost::json::serialize(boost::json::object{
-                   {"kind", "List"},
-                   {"apiVersion", "v1"},
-                   {"metadata", {{"resourceVersion", std::to_string(state_->rv)}}},
-                   {"items", std::move(items)}}));
+      return jsonResponse(200, boost::json::serialize(boost::json::object{
+                                   {"kind", "List"},
+                                   {"apiVersion", "v1"},
+                                   {"metadata", {{"resourceVersion", std::to_string(state_->rv)}}},
+                                   {"items", std::move(items)}}));
     }
 
     // JSON merge patch (RFC 7386); with `byName`, lists of objects with a "name" are merged
@@ -559,6 +561,25 @@ class MemoryApi {
           merge(t[k], v, byName);
         }
       }
+    }
+
+    // A ConfigMap or Secret marked immutable keeps its data, binaryData and the mark (the API
+    // answers 422); it can only be deleted and created again.
+    static std::optional<kube::HttpResponse> immutableChange(const boost::json::value& have,
+                                                             const boost::json::value& want) {
+      const auto* mark = have.as_object().if_contains("immutable");
+      if (mark == nullptr || !mark->is_bool() || !mark->as_bool()) {
+        return std::nullopt;
+      }
+      for (const char* key : {"data", "binaryData", "immutable"}) {
+        const auto* a = have.as_object().if_contains(key);
+        const auto* b = want.as_object().if_contains(key);
+        if ((a == nullptr) != (b == nullptr) || (a != nullptr && *a != *b)) {
+          return status(422, "Invalid",
+                        fmt::format("{}: field is immutable when `immutable` is set", key));
+        }
+      }
+      return std::nullopt;
     }
 
     Result<kube::HttpResponse> handle(const kube::HttpRequest& request) {
@@ -644,10 +665,13 @@ class MemoryApi {
           return status(400, "BadRequest", "body is not a JSON object");
         }
         auto& md = State::metadata(body);
-        if (const auto* rv = md.if_contains("resourceVersion");
-            rv != nullptr && rv->is_string() && !rv->as_string().empty() &&
-            *rv != have.at("resourceVersion")) {
+        if (const auto* rv = md.if_contains("resourceVersion"); rv != nullptr && rv->is_string() &&
+                                                                !rv->as_string().empty() &&
+                                                                *rv != have.at("resourceVersion")) {
           return status(409, "Conflict", "the object has been modified");
+        }
+        if (auto bad = immutableChange(it->second, body)) {
+          return *bad;
         }
         md["uid"] = have.at("uid");
         if (const auto* ts = have.if_contains("creationTimestamp")) {
@@ -664,21 +688,24 @@ class MemoryApi {
         }
         boost::json::value patched = it->second;
         merge(patched, body, true);
+        if (auto bad = immutableChange(it->second, patched)) {
+          return *bad;
+        }
         State::metadata(patched)["uid"] = have.at("uid");
         return jsonResponse(200, boost::json::serialize(state_->put(route.collection, patched)));
       }
       if (r.method == kube::Verb::delete_) {
-        const auto* pre = !ec && body.is_object() ? body.as_object().if_contains("preconditions")
-                                                  : nullptr;
+        const auto* pre =
+            !ec && body.is_object() ? body.as_object().if_contains("preconditions") : nullptr;
         for (const char* key : {"uid", "resourceVersion"}) {
           const auto* want =
               pre != nullptr && pre->is_object() ? pre->as_object().if_contains(key) : nullptr;
           if (want != nullptr && *want != have.at(key)) {
-            return status(409, "Conflict",
-                          fmt::format("Precondition failed: {} in precondition: {}, {} in object "
-                                      "meta: {}",
-                                      key, Selectors::text(want), key,
-                                      Selectors::text(&have.at(key))));
+            return status(
+                409, "Conflict",
+                fmt::format("Precondition failed: {} in precondition: {}, {} in object "
+                            "meta: {}",
+                            key, Selectors::text(want), key, Selectors::text(&have.at(key))));
           }
         }
         boost::json::value last = it->second;

@@ -237,7 +237,7 @@ kube::ObjectPtr CciProvider::backendPod(const std::string& name) const {
   }
   std::lock_guard lock(mu_);
   auto it = recent_.find(name);
-  return it == recent_.end() ? nullptr : it->second;
+  return it == recent_.end() ? nullptr : it->second.pod;
 }
 
 kube::Informer& CciProvider::copiesOf(const std::string& kind) {
@@ -452,8 +452,26 @@ asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Js
   }
   Json body = copy;
   auto updated = co_await backend_.update(ref, ns, name, std::move(body));
-  if (!updated.ok()) {
+  if (updated.ok()) {
+    stats_.copyUpdates.fetch_add(1);
+    co_return okStatus();
+  }
+  // An immutable copy refuses updates (422): its source was deleted and created again, the only
+  // way to change an immutable object, so the copy is too. Pods running keep what they mounted.
+  auto current = copiesOf(kind).store().get(ns + "/" + name);
+  if (updated.error().code != ErrorCode::kInvalid || !current || !boolAt(*current, {"immutable"})) {
     co_return std::move(updated).error();
+  }
+  kube::DeleteOptions o;
+  o.preconditionUid = std::string(kube::objectUid(*current));
+  auto removed = co_await backend_.remove(ref, ns, name, o);
+  if (!removed.ok() && removed.error().code != ErrorCode::kNotFound) {
+    co_return std::move(removed).error();
+  }
+  Json replacement = copy;
+  auto created = co_await backend_.create(ref, ns, std::move(replacement));
+  if (!created.ok()) {
+    co_return std::move(created).error();
   }
   stats_.copyUpdates.fetch_add(1);
   co_return okStatus();
@@ -642,7 +660,8 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
     auto src = sourceRefOf(*got);
     if (src && src->uid == ref.uid) {
       std::lock_guard lock(mu_);
-      recent_[name] = std::make_shared<const json::value>(std::move(*got));
+      recent_[name] =
+          Recent{std::make_shared<const json::value>(std::move(*got)), clock_.steadyNow()};
       co_return okStatus();
     }
     co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
@@ -652,7 +671,8 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
   {
     std::lock_guard lock(mu_);
     if (!pods_->store().get(bns + "/" + name)) {
-      recent_[name] = std::make_shared<const json::value>(std::move(*created));
+      recent_[name] =
+          Recent{std::make_shared<const json::value>(std::move(*created)), clock_.steadyNow()};
     }
   }
   release();
@@ -716,8 +736,8 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
     co_return std::move(patched).error();
   }
   std::lock_guard lock(mu_);
-  if (recent_.count(name) != 0) {
-    recent_[name] = std::make_shared<const json::value>(std::move(*patched));
+  if (auto it = recent_.find(name); it != recent_.end()) {
+    it->second.pod = std::make_shared<const json::value>(std::move(*patched));
   }
   co_return okStatus();
 }
@@ -774,9 +794,9 @@ asio::awaitable<Result<std::vector<Json>>> CciProvider::listPods() {
     }
   }
   std::lock_guard lock(mu_);
-  for (const auto& [name, p] : recent_) {
-    if (seen.count(name) == 0 && sourceRefOf(*p)) {
-      out.push_back(toSourcePod(*p, nullptr, translate_));
+  for (const auto& [name, r] : recent_) {
+    if (seen.count(name) == 0 && sourceRefOf(*r.pod)) {
+      out.push_back(toSourcePod(*r.pod, nullptr, translate_));
     }
   }
   co_return out;
@@ -898,8 +918,14 @@ asio::awaitable<Status> CciProvider::sweep() {
   }
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, p] : recent_) {
-      referencesOf(*p, &referenced, nullptr);
+    const auto now = clock_.steadyNow();
+    for (auto it = recent_.begin(); it != recent_.end();) {
+      if (now - it->second.at > kRecentTtl) {
+        it = recent_.erase(it);
+        continue;
+      }
+      referencesOf(*it->second.pod, &referenced, nullptr);
+      ++it;
     }
   }
   std::string bns = options_.backendNamespace;

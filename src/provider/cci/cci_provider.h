@@ -138,8 +138,15 @@ class CciProvider final : public Provider {
   std::atomic<bool> ready_{false};
   std::atomic<int> running_{0};
   mutable std::mutex mu_;  // guards recent_, waiting_, marked_, inUse_, eventCounts_
-  // Pods created by this process that the pod informer has not shown yet: backend name -> pod.
-  std::unordered_map<std::string, kube::ObjectPtr> recent_;
+  // Pods created by this process that the pod informer has not shown yet: backend name -> pod
+  // and when it was created. The sweep forgets entries older than kRecentTtl: a pod created and
+  // deleted while the watch was down never shows up, and must not be answered forever.
+  struct Recent {
+    kube::ObjectPtr pod;
+    Clock::SteadyTime at;
+  };
+  static constexpr std::chrono::minutes kRecentTtl{2};
+  std::unordered_map<std::string, Recent> recent_;
   // Source objects ("ConfigMap/ns/name") a pod waits for -> pod keys.
   std::map<std::string, std::set<std::string>> waiting_;
   // Copies (kind/backend name) found unreferenced by the last sweep.

@@ -164,7 +164,7 @@ struct Harness {
   // Last: destroyed first, so no coroutine frame outlives what it points to.
   asio::io_context io;
 
-  explicit Harness(CciOptions options = defaultOptions()) {
+  explicit Harness(const CciOptions& options = defaultOptions()) {
     kube::RestOptions ro;
     ro.retry.baseDelay = std::chrono::milliseconds(1);
     ro.retry.maxDelay = std::chrono::milliseconds(5);
@@ -173,10 +173,10 @@ struct Harness {
     clusterClient = std::make_unique<kube::RestClient>(io.get_executor(), cluster.transport(),
                                                        kube::ClientConfig{}, ro);
     cluster.put(kNamespaces, json::value{{"metadata", {{"name", "app"}}}});
-    events = std::make_unique<kube::EventRecorder>(*clusterClient, clock,
-                                                   kube::EventRecorderOptions{});
-    provider =
-        std::make_unique<CciProvider>(io.get_executor(), *backend, objects, *events, options, clock);
+    events =
+        std::make_unique<kube::EventRecorder>(*clusterClient, clock, kube::EventRecorderOptions{});
+    provider = std::make_unique<CciProvider>(io.get_executor(), *backend, objects, *events, options,
+                                             clock);
     provider->onPodStatusChange([this](const PodRef& ref) { notified.push_back(ref); });
   }
 
@@ -293,9 +293,8 @@ TEST(CciProviderTest, RunWithoutCciModeWritesNoFlavor) {
 }
 
 TEST(CciProviderTest, RunRefusesNamespaceItDoesNotOwn) {
-  for (const auto& labels : {json::object{},
-                             json::object{{kManagedByLabel, kManagedByValue},
-                                          {kClusterIdLabel, "another-cluster"}}}) {
+  for (const auto& labels : {json::object{}, json::object{{kManagedByLabel, kManagedByValue},
+                                                          {kClusterIdLabel, "another-cluster"}}}) {
     Harness h;
     h.api.put(kNamespaces, json::value{{"metadata", {{"name", kNs}, {"labels", labels}}}});
     h.start();
@@ -397,9 +396,9 @@ TEST(CciProviderTest, CreateRefusesNameHeldByAnotherPod) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
   EXPECT_EQ(h.api.count(Verb::post), posts);
-  EXPECT_EQ(stringAt(*h.backendPod("app", "web"),
-                     {"metadata", "annotations", kSourceUidAnnotation}),
-            "old-uid");
+  EXPECT_EQ(
+      stringAt(*h.backendPod("app", "web"), {"metadata", "annotations", kSourceUidAnnotation}),
+      "old-uid");
 }
 
 TEST(CciProviderTest, CreateWithLostAnswerSucceedsOnRetry) {
@@ -474,21 +473,21 @@ TEST(CciProviderTest, MissingConfigMapWaitsAndWakesThePod) {
   EXPECT_EQ(h.api.count(Verb::post, kConfigMaps), 0);
 
   // Another object changing wakes nobody.
-  h.provider->clusterObjectChanged("ConfigMap",
-                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "y"}}}});
-  h.provider->clusterObjectChanged("Secret",
-                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
+  h.provider->clusterObjectChanged(
+      "ConfigMap", json::value{{"metadata", {{"namespace", "app"}, {"name", "y"}}}});
+  h.provider->clusterObjectChanged(
+      "Secret", json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
   EXPECT_TRUE(h.notified.empty());
 
   h.objects.configMaps["app/x"] = configMap("x", "v1");
-  h.provider->clusterObjectChanged("ConfigMap",
-                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
+  h.provider->clusterObjectChanged(
+      "ConfigMap", json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
   ASSERT_EQ(h.notified.size(), 1u);
   EXPECT_EQ(h.notified[0].ns, "app");
   EXPECT_EQ(h.notified[0].name, "web");
   // Woken once: the pod is not waiting any more until it fails again.
-  h.provider->clusterObjectChanged("ConfigMap",
-                                   json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
+  h.provider->clusterObjectChanged(
+      "ConfigMap", json::value{{"metadata", {{"namespace", "app"}, {"name", "x"}}}});
   EXPECT_EQ(h.notified.size(), 1u);
 
   ASSERT_TRUE(h.createPod(pod).ok());
@@ -627,6 +626,30 @@ TEST(CciProviderTest, DeleteFindsPodTheInformerHasNotShown) {
   EXPECT_FALSE(h.backendPod("app", "web").has_value());
 }
 
+// A pod created while the pod watch was down and deleted behind our back is never shown by the
+// informer: what create returned is forgotten after a while instead of being answered forever.
+TEST(CciProviderTest, CreatedPodTheInformerNeverShowsIsForgotten) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  ASSERT_TRUE(h.getPod(PodRef{"app", "web", "u1"}).ok());
+  ASSERT_TRUE(h.api.remove(kPods, backendName("app", "web")));
+
+  const std::string pvs = resources::kPersistentVolumes.path("");
+  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));
+  EXPECT_TRUE(h.getPod(PodRef{"app", "web", "u1"}).ok());  // still young
+  h.clock.advance(std::chrono::minutes(2));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  EXPECT_EQ(h.getPod(PodRef{"app", "web", "u1"}).error().code, ErrorCode::kNotFound);
+  // So the controller creates it again, and it is really there.
+  ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 2);
+  h.api.holdWatches(false);
+}
+
 // --- copies: refresh and sweep -------------------------------------------------------------
 
 TEST(CciProviderTest, ChangedConfigMapRefreshesItsCopy) {
@@ -660,6 +683,57 @@ TEST(CciProviderTest, ChangedConfigMapRefreshesItsCopy) {
   h.runFor(std::chrono::milliseconds(100));
   EXPECT_EQ(h.objects.reads, before);
   EXPECT_EQ(h.api.count(Verb::put), 1);
+}
+
+// An immutable ConfigMap changes only by being deleted and created again; its copy, immutable
+// too, must then be replaced, not updated (which the API refuses with 422).
+TEST(CciProviderTest, RecreatedImmutableConfigMapReplacesCopyOnCreate) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto cm = configMap("cfg", "v1");
+  cm.as_object()["immutable"] = true;
+  h.objects.configMaps["app/cfg"] = cm;
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "cfg");
+  ASSERT_TRUE(h.createPod(podA).ok());
+  ASSERT_TRUE(h.settle());
+  ASSERT_EQ(stringAt(*h.copy("cfg"), {"immutable"}), "true");
+
+  auto again = configMap("cfg", "v2");
+  again.as_object()["immutable"] = true;
+  again.as_object()["metadata"].as_object()["uid"] = "cm-uid-cfg-2";
+  h.objects.configMaps["app/cfg"] = again;
+  auto podB = clusterPod("pb", "ub");
+  addConfigMapVolume(podB, "cfg");
+  auto s = h.createPod(podB);
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  EXPECT_EQ(stringAt(*h.copy("cfg"), {"data", "key"}), "v2");
+  EXPECT_EQ(stringAt(*h.copy("cfg"), {"metadata", "annotations", kSourceUidAnnotation}),
+            "cm-uid-cfg-2");
+  EXPECT_TRUE(h.backendPod("app", "pb").has_value());
+}
+
+TEST(CciProviderTest, RecreatedImmutableConfigMapReplacesCopyOnChange) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto cm = configMap("cfg", "v1");
+  cm.as_object()["immutable"] = true;
+  h.objects.configMaps["app/cfg"] = cm;
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "cfg");
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_TRUE(h.settle());
+
+  auto again = configMap("cfg", "v2");
+  again.as_object()["immutable"] = true;
+  again.as_object()["metadata"].as_object()["uid"] = "cm-uid-cfg-2";
+  h.objects.configMaps["app/cfg"] = again;
+  h.provider->clusterObjectChanged("ConfigMap", again);
+  ASSERT_TRUE(h.runUntil([&] {
+    auto copy = h.copy("cfg");
+    return copy && stringAt(*copy, {"data", "key"}) == "v2";
+  }));
+  EXPECT_EQ(stringAt(*h.copy("cfg"), {"immutable"}), "true");
 }
 
 TEST(CciProviderTest, SweepDeletesUnreferencedCopiesOnSecondPass) {
@@ -732,11 +806,11 @@ TEST(CciProviderTest, SweepForgetsMarkWhenCopyIsUsedAgain) {
 TEST(CciProviderTest, MirrorsBackendPodEventsOntoTheClusterPod) {
   Harness h;
   // History from before this process is not mirrored again.
-  h.api.put(kNamespaces, json::value{{"metadata",
-                                      {{"name", kNs},
-                                       {"labels",
-                                        {{kManagedByLabel, kManagedByValue},
-                                         {kClusterIdLabel, kClusterId}}}}}});
+  h.api.put(kNamespaces,
+            json::value{{"metadata",
+                         {{"name", kNs},
+                          {"labels",
+                           {{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}}}}}});
   auto event = [&](const std::string& name, const std::string& podName, int64_t count,
                    const std::string& kind) {
     return json::value{{"metadata", {{"namespace", kNs}, {"name", name}}},
