@@ -259,6 +259,7 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
       uid = it->second;
     }
     written_.erase(key);
+    finalDeleted_.erase(key);
   }
   if (uid.empty()) {
     co_return okStatus();
@@ -280,6 +281,15 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
 
 asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
   PodRef ref = provider::podRefOf(pod);
+  {
+    // Done already; the informer has not shown the delete yet (a provider notification about
+    // the terminating pod brought it back here).
+    std::lock_guard lock(mu_);
+    if (auto it = finalDeleted_.find(ref.key());
+        it != finalDeleted_.end() && it->second == ref.uid) {
+      co_return okStatus();
+    }
+  }
   const int64_t grace = gracePeriodOf(pod);
   auto s = co_await provider_.deletePod(ref, grace);
   if (!s.ok()) {
@@ -301,6 +311,8 @@ asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
   if (!r.ok() && r.error().code != ErrorCode::kNotFound && r.error().code != ErrorCode::kConflict) {
     co_return std::move(r).error();
   }
+  std::lock_guard lock(mu_);
+  finalDeleted_[ref.key()] = ref.uid;
   co_return okStatus();
 }
 

@@ -114,7 +114,7 @@ class PodController {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
   std::atomic<int> running_{0};  // coroutines of run() still going (informer, workers, resync)
-  mutable std::mutex mu_;        // guards known_, rejected_ and written_
+  mutable std::mutex mu_;        // guards known_, rejected_, written_ and finalDeleted_
   // Pods this process created or adopted on the provider: key -> UID. A pod that vanished
   // from the API is deleted on the provider by the UID recorded here.
   std::unordered_map<std::string, std::string> known_;
@@ -127,6 +127,9 @@ class PodController {
     boost::json::value status;
   };
   std::unordered_map<std::string, Written> written_;
+  // Pods whose final API delete this process made (key -> uid), until the informer shows the
+  // delete: later syncs of the stale object write nothing.
+  std::unordered_map<std::string, std::string> finalDeleted_;
   mutable std::mutex phaseMu_;  // guards phaseByKey_ and phaseCounts_
   std::unordered_map<std::string, std::string> phaseByKey_;
   std::map<std::string, size_t> phaseCounts_;

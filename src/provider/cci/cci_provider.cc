@@ -86,6 +86,15 @@ void referencesOf(const json::value& pod, std::set<std::string>* all,
         add("PersistentVolumeClaim", stringAt(*c, {"claimName"}), false);
       }
       if (const auto* sources = arrayAt(v, {"projected", "sources"})) {
+        // The ServiceAccount token volume (kube-api-access-*) is dropped on the way to the
+        // backend, and with it the kube-root-ca.crt it projects.
+        bool tokenVolume = false;
+        for (const auto& src : *sources) {
+          tokenVolume = tokenVolume || at(src, {"serviceAccountToken"}) != nullptr;
+        }
+        if (tokenVolume) {
+          continue;
+        }
         for (const auto& src : *sources) {
           if (const auto* cm = at(src, {"configMap"})) {
             add("ConfigMap", stringAt(*cm, {"name"}), boolAt(*cm, {"optional"}));
@@ -141,6 +150,20 @@ int64_t countOf(const json::value& event) {
   // Events written through events.k8s.io (the scheduler's) carry no count in the core view.
   const auto* c = at(event, {"count"});
   return c != nullptr && c->is_int64() && c->as_int64() > 0 ? c->as_int64() : 1;
+}
+
+// Whether two backend copies hold the same content (what sameContent compares for a copy
+// and its source).
+bool sameCopy(const json::value& a, const json::value& b) {
+  for (const char* k : {"data", "binaryData", "type", "immutable"}) {
+    const auto* x = at(a, {k});
+    const auto* y = at(b, {k});
+    if ((x == nullptr) != (y == nullptr) || (x != nullptr && *x != *y)) {
+      return false;
+    }
+  }
+  return stringAt(a, {"metadata", "annotations", kSourceUidAnnotation}) ==
+         stringAt(b, {"metadata", "annotations", kSourceUidAnnotation});
 }
 
 }  // namespace
@@ -448,6 +471,12 @@ asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Js
     }
     if (created.error().code != ErrorCode::kAlreadyExists) {
       co_return std::move(created).error();
+    }
+    // Another create made it a moment ago (pods sharing a ConfigMap start together): a read
+    // is cheaper than a write when it already holds the same content.
+    auto current = co_await backend_.get(ref, ns, name);
+    if (current.ok() && sameCopy(*current, copy)) {
+      co_return okStatus();
     }
   }
   Json body = copy;
@@ -757,6 +786,13 @@ asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSe
   auto src = sourceRefOf(*existing);
   if (!src || (!pod.uid.empty() && src->uid != pod.uid)) {
     co_return okStatus();  // the name belongs to another pod now
+  }
+  if (at(*existing, {"metadata", "deletionTimestamp"}) != nullptr) {
+    // Already terminating: a second delete only costs a write, unless it shortens the grace.
+    const auto* g = at(*existing, {"metadata", "deletionGracePeriodSeconds"});
+    if (g == nullptr || !g->is_int64() || g->as_int64() <= gracePeriodSeconds) {
+      co_return okStatus();
+    }
   }
   kube::DeleteOptions o;
   o.gracePeriodSeconds = std::max<int64_t>(gracePeriodSeconds, 0);

@@ -650,6 +650,60 @@ TEST(CciProviderTest, CreatedPodTheInformerNeverShowsIsForgotten) {
   h.api.holdWatches(false);
 }
 
+// The cluster's ServiceAccount token volume does not go to the backend, nor the
+// kube-root-ca.crt it projects.
+TEST(CciProviderTest, CreateIgnoresTheServiceAccountTokenVolume) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  pod.as_object()["spec"].as_object()["volumes"] = json::array{json::object{
+      {"name", "kube-api-access-x"},
+      {"projected",
+       {{"sources", json::array{json::object{{"serviceAccountToken", {{"path", "token"}}}},
+                                json::object{{"configMap", {{"name", "kube-root-ca.crt"}}}}}}}}}};
+  ASSERT_TRUE(h.createPod(pod).ok());
+  EXPECT_EQ(h.api.count(Verb::post, kConfigMaps), 0);
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 1);
+}
+
+// Pods sharing a ConfigMap start together: a copy another create made a moment ago (not yet
+// in the informer) is read, not written again.
+TEST(CciProviderTest, CopyMadeByAnotherCreateIsReadNotRewritten) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/shared"] = configMap("shared", "1");
+  h.api.holdWatches(true);
+  auto copy =
+      toBackendConfigMap(h.objects.configMaps["app/shared"], TranslateOptions{kNs, kNode, ""});
+  ASSERT_TRUE(copy.ok());
+  h.api.put(kConfigMaps, *copy);
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "shared");
+  ASSERT_TRUE(h.createPod(pod).ok());
+  EXPECT_EQ(h.api.count(Verb::post, kConfigMaps), 1);  // answered 409 AlreadyExists
+  EXPECT_EQ(h.api.count(Verb::put, kConfigMaps), 0);
+  EXPECT_EQ(h.api.count(Verb::post, kPods), 1);
+  h.api.holdWatches(false);
+}
+
+// A pod already terminating on the backend is not deleted again, unless the new delete is
+// shorter.
+TEST(CciProviderTest, DeleteOfTerminatingPodWritesOnlyToShortenGrace) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto backend = toBackendPod(clusterPod("web", "u1"), TranslateOptions{kNs, kNode, ""});
+  ASSERT_TRUE(backend.ok());
+  auto& meta = backend->as_object()["metadata"].as_object();
+  meta["deletionTimestamp"] = "2026-01-01T00:00:00Z";
+  meta["deletionGracePeriodSeconds"] = 30;
+  h.api.put(kPods, *backend);
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 30).ok());
+  EXPECT_EQ(h.api.count(Verb::delete_, kPods), 0);
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 0).ok());
+  EXPECT_EQ(h.api.count(Verb::delete_, kPods), 1);
+}
+
 // --- copies: refresh and sweep -------------------------------------------------------------
 
 TEST(CciProviderTest, ChangedConfigMapRefreshesItsCopy) {
