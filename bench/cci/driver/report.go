@@ -135,20 +135,22 @@ func perfSection(rep *benchReport, o options) string {
 		rep.Machine)
 	fmt.Fprintf(&b, `How it is measured:
 
-- burstlet: %s, the config file being `+"`%s`"+` (backend namespace `+"`%s`"+`); burstlet's
-  ServiceAccount identities on both planes (deploy/rbac).
+- burstlet: %s,
+  the config file being `+"`%s`"+`
+  (backend namespace `+"`%s`"+`); burstlet's ServiceAccount identities on both planes (deploy/rbac).
 - Pods: %d bare pods created at once by %d goroutines sharing one client-go clientset (no client-side rate
   limit), each selecting the virtual node (`+"`nodeSelector kubernetes.io/hostname=%s`"+`, tolerating
   `+"`virtual-kubelet.io/provider`"+`) so the cluster's scheduler binds it, with one container requesting 250m CPU /
   512Mi and mounting one ConfigMap that all pods share (burstlet copies it to the backend once). Bare pods rather than
-  a Deployment: a ReplicaSet controller creates pods in slow-start batches, which would set the pace instead of
-  burstlet, and deleting them is one request per pod from the driver either way.
+  a Deployment: a ReplicaSet controller creates pods in slow-start batches (1, 2, 4, ..., at most 500 per sync),
+  which would set the pace instead of burstlet.
 - Time to Running: first Create sent → last pod seen Running by a client-go watch on the cluster namespace;
   p50/p99 per pod from its Create to Running. Deletion: every pod deleted as `+"`kubectl delete`"+` does (graceful);
   first Delete sent → no pod left in the cluster namespace nor in the backend namespace.
 - Backend floor: the same %d pods (no node selector) created the same way straight on the backend plane in
-  namespace `+"`%s`"+`, before burstlet starts: the backend's scheduler binds them and kwok marks them Running, seen by a
-  watch on the backend; then deleted the same way and waited for until gone. Each path has the backend to itself.
+  namespace `+"`%s`"+`, before burstlet starts: the backend's scheduler binds them and kwok marks them Running,
+  seen by a watch on the backend; then deleted the same way and waited for until gone. Each path has the backend to
+  itself.
 - Requests: the increase of burstlet's counters `+"`burstlet_api_requests_total{verb,code}`"+` (cluster) and
   `+"`burstlet_backend_requests_total{verb,code}`"+` (backend) on its /metrics. Writes are every verb but GET, LIST and
   WATCH (so POST, PUT, PATCH, DELETE), whatever the answer. "While creating": from just before the first Create
