@@ -133,11 +133,26 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 	if _, err := env.cluster.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The StatefulSet mounts a Secret and pulls with an image pull secret: both are copied.
+	for _, sec := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "db-password"}, StringData: map[string]string{"password": "s3cret"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "registry"}, Type: corev1.SecretTypeDockerConfigJson,
+			StringData: map[string]string{corev1.DockerConfigJsonKey: `{"auths":{"registry.example":{"auth":"dTpw"}}}`}},
+	} {
+		if _, err := env.cluster.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := cciPodSpec(d.daemon)
+	db.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "registry"}}
+	db.Volumes = []corev1.Volume{{Name: "pw", VolumeSource: corev1.VolumeSource{
+		Secret: &corev1.SecretVolumeSource{SecretName: "db-password"}}}}
+	db.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "pw", MountPath: "/etc/pw"}}
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"},
 		Spec: appsv1.StatefulSetSpec{Replicas: int32p(2), ServiceName: "db",
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
-				Spec: cciPodSpec(d.daemon)}}}
+				Spec: db}}}
 	if _, err := env.cluster.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +239,37 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 					t.Errorf("backend copy %s of web-config: %v", v.ConfigMap.Name, err)
 				}
 			}
+		}
+	}
+
+	// The StatefulSet's Secrets on the backend, referenced by their backend names.
+	for _, p := range podsOf(t, ns, "app=db") {
+		b := backendPodFor(t, bns, &p)
+		if b == nil {
+			t.Fatalf("no backend pod for %s", p.Name)
+		}
+		if len(b.Spec.ImagePullSecrets) != 1 {
+			t.Fatalf("backend pod %s image pull secrets %v", b.Name, b.Spec.ImagePullSecrets)
+		}
+		pull, err := env.backend.CoreV1().Secrets(bns).Get(ctx, b.Spec.ImagePullSecrets[0].Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("image pull secret copy: %v", err)
+		}
+		if pull.Type != corev1.SecretTypeDockerConfigJson || len(pull.Data[corev1.DockerConfigJsonKey]) == 0 {
+			t.Errorf("image pull secret copy: type %s keys %d", pull.Type, len(pull.Data))
+		}
+		var pwName string
+		for _, v := range b.Spec.Volumes {
+			if v.Secret != nil {
+				pwName = v.Secret.SecretName
+			}
+		}
+		pw, err := env.backend.CoreV1().Secrets(bns).Get(ctx, pwName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("secret volume copy %q: %v", pwName, err)
+		}
+		if string(pw.Data["password"]) != "s3cret" {
+			t.Errorf("secret copy %s has other data", pw.Name)
 		}
 	}
 
