@@ -64,23 +64,6 @@ class StaticSource final : public CredentialSource {
   const Credential credential_;  // immutable, so no lock
 };
 
-// What identifies one version of a file: a rewrite changes mtime or size, an atomic rename
-// (how the kubelet rotates projected tokens) changes the inode.
-struct FileStamp {
-  timespec mtime{};
-  off_t size = 0;
-  ino_t inode = 0;
-  dev_t device = 0;
-
-  static FileStamp of(const struct stat& st) {
-    return FileStamp{st.st_mtim, st.st_size, st.st_ino, st.st_dev};
-  }
-  bool operator==(const FileStamp& o) const {
-    return mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size &&
-           inode == o.inode && device == o.device;
-  }
-};
-
 class TokenFileSource final : public CredentialSource {
  public:
   TokenFileSource(std::string path, Credential base, const Clock& clock)

@@ -6,6 +6,8 @@
 // signature over its bytes (the CCI backend's AK/SK signing).
 #pragma once
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -58,6 +60,24 @@ struct Credential {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, signs every request last.
   std::shared_ptr<const RequestSigner> signer;
+};
+
+// What identifies one version of a credential file: a rewrite changes mtime or size, an atomic
+// rename (how the kubelet rotates projected tokens and updates mounted Secrets) changes the
+// inode. Sources re-read a file when its stamp changes.
+struct FileStamp {
+  timespec mtime{};
+  off_t size = 0;
+  ino_t inode = 0;
+  dev_t device = 0;
+
+  static FileStamp of(const struct stat& st) {
+    return FileStamp{st.st_mtim, st.st_size, st.st_ino, st.st_dev};
+  }
+  bool operator==(const FileStamp& o) const {
+    return mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size &&
+           inode == o.inode && device == o.device;
+  }
 };
 
 class CredentialSource {

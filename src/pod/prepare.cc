@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "kube/json_path.h"
 #include "pod/env.h"
 
 namespace burstlet::pod {
@@ -14,12 +15,6 @@ namespace resources = kube::resources;
 
 namespace {
 
-const json::array* arrayAt(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  const auto* f = o != nullptr ? o->if_contains(key) : nullptr;
-  return f != nullptr ? f->if_array() : nullptr;
-}
-
 std::string nameAt(const json::value* ref) {
   const auto* o = ref != nullptr ? ref->if_object() : nullptr;
   const auto* n = o != nullptr ? o->if_contains("name") : nullptr;
@@ -27,47 +22,35 @@ std::string nameAt(const json::value* ref) {
   return s != nullptr ? std::string(*s) : std::string();
 }
 
-const json::value* pathOf(const json::value& v, std::initializer_list<std::string_view> keys) {
-  const json::value* cur = &v;
-  for (auto k : keys) {
-    const auto* o = cur->if_object();
-    cur = o != nullptr ? o->if_contains(k) : nullptr;
-    if (cur == nullptr) {
-      return nullptr;
-    }
-  }
-  return cur;
-}
-
 // ConfigMaps and Secrets a pod's containers read their environment from.
 void collectRefs(const json::value& pod, std::set<std::string>* configMaps,
                  std::set<std::string>* secrets) {
-  const auto* spec = pathOf(pod, {"spec"});
+  const auto* spec = kube::at(pod, {"spec"});
   if (spec == nullptr) {
     return;
   }
   for (const char* list : {"initContainers", "containers"}) {
-    const auto* containers = arrayAt(*spec, list);
+    const auto* containers = kube::arrayAt(*spec, {list});
     if (containers == nullptr) {
       continue;
     }
     for (const auto& c : *containers) {
-      if (const auto* from = arrayAt(c, "envFrom")) {
+      if (const auto* from = kube::arrayAt(c, {"envFrom"})) {
         for (const auto& f : *from) {
-          if (auto n = nameAt(pathOf(f, {"configMapRef"})); !n.empty()) {
+          if (auto n = nameAt(kube::at(f, {"configMapRef"})); !n.empty()) {
             configMaps->insert(n);
           }
-          if (auto n = nameAt(pathOf(f, {"secretRef"})); !n.empty()) {
+          if (auto n = nameAt(kube::at(f, {"secretRef"})); !n.empty()) {
             secrets->insert(n);
           }
         }
       }
-      if (const auto* env = arrayAt(c, "env")) {
+      if (const auto* env = kube::arrayAt(c, {"env"})) {
         for (const auto& e : *env) {
-          if (auto n = nameAt(pathOf(e, {"valueFrom", "configMapKeyRef"})); !n.empty()) {
+          if (auto n = nameAt(kube::at(e, {"valueFrom", "configMapKeyRef"})); !n.empty()) {
             configMaps->insert(n);
           }
-          if (auto n = nameAt(pathOf(e, {"valueFrom", "secretKeyRef"})); !n.empty()) {
+          if (auto n = nameAt(kube::at(e, {"valueFrom", "secretKeyRef"})); !n.empty()) {
             secrets->insert(n);
           }
         }
@@ -104,7 +87,7 @@ class FetchedSources final : public EnvSources {
 };
 
 bool readsPodIP(const json::value& envEntry) {
-  const auto* path = pathOf(envEntry, {"valueFrom", "fieldRef", "fieldPath"});
+  const auto* path = kube::at(envEntry, {"valueFrom", "fieldRef", "fieldPath"});
   const auto* s = path != nullptr ? path->if_string() : nullptr;
   return s != nullptr && (*s == "status.podIP" || *s == "status.podIPs");
 }
@@ -178,7 +161,7 @@ asio::awaitable<Result<json::value>> PodPreparer::prepare(const json::value& pod
       }
       // Entries that read the pod IP stay references, resolved by the backend.
       std::map<std::string, json::value> podIPRefs;
-      if (const auto* env = arrayAt(c, "env")) {
+      if (const auto* env = kube::arrayAt(c, {"env"})) {
         for (const auto& e : *env) {
           if (readsPodIP(e)) {
             podIPRefs[nameAt(&e)] = e;

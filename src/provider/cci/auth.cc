@@ -47,23 +47,6 @@ bool fitsInHeader(std::string_view value) {
   });
 }
 
-// What identifies one version of a file: a rewrite changes mtime or size, an atomic rename
-// (how the kubelet updates a mounted Secret) changes the inode.
-struct FileStamp {
-  timespec mtime{};
-  off_t size = 0;
-  ino_t inode = 0;
-  dev_t device = 0;
-
-  static FileStamp of(const struct stat& st) {
-    return FileStamp{st.st_mtim, st.st_size, st.st_ino, st.st_dev};
-  }
-  bool operator==(const FileStamp& o) const {
-    return mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size &&
-           inode == o.inode && device == o.device;
-  }
-};
-
 // A credential file and the value parsed from it, re-read when the file changes. Thread-safe.
 template <typename T>
 class WatchedFile {
@@ -90,7 +73,7 @@ class WatchedFile {
     if (now - lastCheck_ >= kStatInterval) {
       lastCheck_ = now;
       struct stat st {};
-      if (::stat(path_.c_str(), &st) != 0 || !(FileStamp::of(st) == stamp_)) {
+      if (::stat(path_.c_str(), &st) != 0 || !(kube::FileStamp::of(st) == stamp_)) {
         return reload(now);
       }
     }
@@ -123,10 +106,10 @@ class WatchedFile {
     if (!parsed.ok()) {
       return parsed;
     }
-    if (everLoaded_ && !(FileStamp::of(st) == stamp_)) {
+    if (everLoaded_ && !(kube::FileStamp::of(st) == stamp_)) {
       spdlog::info("msg=\"credential file changed\" file=\"{}\" path={}", what_, path_);
     }
-    stamp_ = FileStamp::of(st);
+    stamp_ = kube::FileStamp::of(st);
     value_ = *parsed;
     everLoaded_ = true;
     return parsed;
@@ -139,7 +122,7 @@ class WatchedFile {
   const Clock& clock_;
   std::mutex mu_;  // guards value_, stamp_, lastCheck_ and everLoaded_
   std::optional<T> value_;
-  FileStamp stamp_;
+  kube::FileStamp stamp_;
   Clock::SteadyTime lastCheck_{};
   bool everLoaded_ = false;
 };

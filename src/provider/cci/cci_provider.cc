@@ -10,42 +10,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "kube/json_path.h"
 #include "provider/cci/normalize.h"
 
 namespace burstlet::provider::cci {
 
 namespace json = boost::json;
 namespace resources = kube::resources;
+using kube::arrayAt;
+using kube::at;
+using kube::boolAt;
+using kube::stringAt;
 
 namespace {
-
-const json::value* at(const json::value& v, std::initializer_list<std::string_view> keys) {
-  const json::value* cur = &v;
-  for (auto k : keys) {
-    const auto* o = cur->if_object();
-    cur = o != nullptr ? o->if_contains(k) : nullptr;
-    if (cur == nullptr) {
-      return nullptr;
-    }
-  }
-  return cur;
-}
-
-std::string stringAt(const json::value& v, std::initializer_list<std::string_view> keys) {
-  const auto* f = at(v, keys);
-  const auto* s = f != nullptr ? f->if_string() : nullptr;
-  return s != nullptr ? std::string(*s) : std::string();
-}
-
-bool boolAt(const json::value& v, std::initializer_list<std::string_view> keys) {
-  const auto* f = at(v, keys);
-  return f != nullptr && f->is_bool() && f->as_bool();
-}
-
-const json::array* arrayAt(const json::value& v, std::initializer_list<std::string_view> keys) {
-  const auto* f = at(v, keys);
-  return f != nullptr ? f->if_array() : nullptr;
-}
 
 asio::awaitable<void> sleepFor(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);

@@ -1,0 +1,47 @@
+// Reading nested fields of API objects without a schema: a path of object keys leads to a
+// value, or to nothing when any step is missing or not an object.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+namespace burstlet::kube {
+
+// The value at `keys` below `v`, or null.
+inline const boost::json::value* at(const boost::json::value& v,
+                                    std::initializer_list<std::string_view> keys) {
+  const boost::json::value* cur = &v;
+  for (auto k : keys) {
+    const auto* o = cur->if_object();
+    cur = o != nullptr ? o->if_contains(k) : nullptr;
+    if (cur == nullptr) {
+      return nullptr;
+    }
+  }
+  return cur;
+}
+
+// The string at `keys`, or "" when absent or not a string.
+inline std::string stringAt(const boost::json::value& v,
+                            std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  const auto* s = f != nullptr ? f->if_string() : nullptr;
+  return s != nullptr ? std::string(*s) : std::string();
+}
+
+// True only when the value at `keys` is the boolean true.
+inline bool boolAt(const boost::json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  return f != nullptr && f->is_bool() && f->as_bool();
+}
+
+// The array at `keys`, or null.
+inline const boost::json::array* arrayAt(const boost::json::value& v,
+                                         std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  return f != nullptr ? f->if_array() : nullptr;
+}
+
+}  // namespace burstlet::kube
