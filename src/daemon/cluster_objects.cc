@@ -38,7 +38,8 @@ namespace {
 // Identity only: the feed says "this object changed", the provider reads it when it matters.
 void keepIdentity(json::value& object) {
   json::object meta;
-  if (const auto* m = object.as_object().if_contains("metadata"); m && m->is_object()) {
+  const auto* o = object.if_object();  // a malformed event must not end the feed
+  if (const auto* m = o != nullptr ? o->if_contains("metadata") : nullptr; m && m->is_object()) {
     for (const char* k : {"name", "namespace", "uid", "resourceVersion"}) {
       if (const auto* v = m->as_object().if_contains(k)) {
         meta[k] = *v;

@@ -50,7 +50,7 @@ asio::awaitable<void> sleepMs(int ms) {
 struct Parts {
   std::atomic<bool> providerDone{false};
   std::atomic<bool> providerFailed{false};
-  std::atomic<bool> feedsDone{false};
+  std::atomic<int> feedsRunning{0};
   std::atomic<bool> podsDone{false};
   std::atomic<bool> nodeDone{false};
   std::atomic<bool> eventsDone{false};
@@ -97,11 +97,14 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
       feed->stop();
     }
     parts->cci->stop();
-    while (!parts->providerDone) {
+    while (!parts->providerDone || parts->feedsRunning > 0) {
       co_await sleepMs(20);
     }
   }
   parts->services->stop();
+  for (int i = 0; i < 250 && !parts->servicesDone; ++i) {
+    co_await sleepMs(20);
+  }
   parts->events->stop();
   for (int i = 0; i < 250 && !parts->eventsDone; ++i) {
     co_await sleepMs(20);
@@ -110,6 +113,20 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   spdlog::info("msg=\"stopped\"");
   // Provider timers (pods that start or exit later) would keep the loop alive.
   parts->io->stop();
+}
+
+asio::awaitable<void> startFeeds(Parts* parts, asio::io_context* io) {
+  while (!parts->cci->ready() && !parts->stopping) {
+    co_await sleepMs(20);
+  }
+  if (parts->stopping) {
+    co_return;
+  }
+  for (auto* feed : parts->feeds) {
+    ++parts->feedsRunning;
+    asio::co_spawn(asio::make_strand(*io), feed->run(),
+                   [parts](const std::exception_ptr&) { --parts->feedsRunning; });
+  }
 }
 
 asio::awaitable<void> fetchSecret(kube::RestClient* client, std::string ns, std::string name,
@@ -383,12 +400,17 @@ int run(const Config& config, const std::string& version) {
     for (const auto* resource : {&kube::resources::kConfigMaps, &kube::resources::kSecrets}) {
       feeds.push_back(makeChangeFeed(**client, *resource, *cci));
       parts.feeds.push_back(feeds.back().get());
-      asio::co_spawn(asio::make_strand(io), feeds.back()->run(), asio::detached);
     }
+    // The feeds start once the backend's copies are listed: their first list then refreshes
+    // every copy whose source changed while burstlet was not running.
+    ++parts.feedsRunning;
+    asio::co_spawn(asio::make_strand(io), startFeeds(&parts, &io),
+                   [&parts](const std::exception_ptr&) { --parts.feedsRunning; });
     asio::co_spawn(
-        providerStrand, cci->run(), [&parts](const std::exception_ptr&, const Status& s) {
-          if (!s.ok()) {
-            spdlog::error("msg=\"backend provider stopped\" error=\"{}\"", s.error().toString());
+        providerStrand, cci->run(), [&parts](const std::exception_ptr& e, const Status& s) {
+          if (e || !s.ok()) {
+            spdlog::error("msg=\"backend provider stopped\" error=\"{}\"",
+                          e ? std::string("unexpected exception") : s.error().toString());
             parts.providerFailed = true;
             std::raise(SIGTERM);
           }

@@ -219,6 +219,9 @@ asio::awaitable<Status> PodController::reconcile() {
   }
   std::map<std::string, std::string> providerUids;
   for (const auto& p : *listed) {
+    if (isBeingDeleted(p)) {
+      continue;  // shutting down within its grace period: deleting it again would cut that short
+    }
     const PodRef ref = provider::podRefOf(p);
     providerUids.emplace(ref.key(), ref.uid);
   }
@@ -233,8 +236,13 @@ asio::awaitable<Status> PodController::reconcile() {
     spdlog::info("msg=\"deleted orphan pod on the provider\" pod={} uid={}", key, uid);
   }
   {
+    // Only pods still there with that uid: a worker may have finished one meanwhile.
     std::lock_guard lock(mu_);
-    known_.insert(plan.adopt.begin(), plan.adopt.end());
+    for (const auto& [key, uid] : plan.adopt) {
+      if (informer_->store().uid(key) == uid) {
+        known_.emplace(key, uid);
+      }
+    }
   }
   stats_.adopted.fetch_add(plan.adopt.size());
   spdlog::info("msg=\"reconciled with the provider\" adopted={} orphans={}", plan.adopt.size(),
@@ -326,6 +334,13 @@ asio::awaitable<Status> PodController::syncExisting(const json::value& pod) {
     std::lock_guard lock(mu_);
     if (auto it = known_.find(ref.key()); it != known_.end() && it->second != ref.uid) {
       previousUid = it->second;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = finalDeleted_.find(ref.key());
+        it != finalDeleted_.end() && it->second != ref.uid) {
+      finalDeleted_.erase(it);  // the name has a new pod; the delete of the old was folded in
     }
   }
   if (!previousUid.empty()) {

@@ -113,7 +113,7 @@ void trimEvent(json::value& event) {
   }
   out["involvedObject"] = std::move(involved);
   for (const char* k : {"type", "reason", "message", "count"}) {
-    if (const auto* v = event.as_object().if_contains(k)) {
+    if (const auto* v = at(event, {k})) {
       out[k] = *v;
     }
   }
@@ -197,6 +197,17 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
         }
       },
       [this](const kube::ObjectPtr& last, bool) { notify(last); }});
+  // A copy the sweep deleted counts as absent until its informer shows the delete (see gone_).
+  for (const auto& [informer, kind] :
+       {std::pair{configMaps_.get(), "ConfigMap"}, std::pair{secrets_.get(), "Secret"},
+        std::pair{claims_.get(), "PersistentVolumeClaim"}}) {
+    const std::string k = kind;
+    informer->addHandlers(
+        kube::InformerHandlers{nullptr, nullptr, [this, k](const kube::ObjectPtr& last, bool) {
+                                 std::lock_guard lock(mu_);
+                                 gone_.erase(copyId(k, kube::objectName(*last)));
+                               }});
+  }
   eventsInformer_->addHandlers(kube::InformerHandlers{
       [this](const kube::ObjectPtr& e) { mirrorEvent(nullptr, e); },
       [this](const kube::ObjectPtr& old, const kube::ObjectPtr& e) { mirrorEvent(old, e); },
@@ -232,12 +243,15 @@ void CciProvider::notify(const kube::ObjectPtr& backendPod) {
 }
 
 kube::ObjectPtr CciProvider::backendPod(const std::string& name) const {
-  if (auto p = pods_->store().get(options_.backendNamespace + "/" + name)) {
-    return p;
+  // recent_ first: the informer stores a pod before its handler forgets the recent entry, so
+  // this order never misses both.
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = recent_.find(name); it != recent_.end()) {
+      return it->second.pod;
+    }
   }
-  std::lock_guard lock(mu_);
-  auto it = recent_.find(name);
-  return it == recent_.end() ? nullptr : it->second.pod;
+  return pods_->store().get(options_.backendNamespace + "/" + name);
 }
 
 kube::Informer& CciProvider::copiesOf(const std::string& kind) {
@@ -314,7 +328,14 @@ asio::awaitable<Status> CciProvider::run() {
     }
     spdlog::warn("msg=\"backend namespace not ready, retrying\" error=\"{}\"",
                  s.error().toString());
-    co_await sleepFor(std::chrono::milliseconds(std::min(200 << std::min(attempt, 6), 10'000)));
+    // Slept in short steps so that stop() is not held up by a long backoff.
+    const int steps = std::min(4 << std::min(attempt, 6), 200);  // 200 ms .. 10 s
+    for (int i = 0; i < steps && !stopped_; ++i) {
+      co_await sleepFor(std::chrono::milliseconds(50));
+    }
+  }
+  if (stopped_ && !ready_) {
+    co_return okStatus();  // stopped before the backend was reachable: not a failure
   }
   auto finished = [this](const std::exception_ptr& e) {
     if (e) {
@@ -397,23 +418,35 @@ asio::awaitable<Result<std::map<std::string, ClaimInfo>>> CciProvider::claimsOf(
     std::string volume = stringAt(*pvc, {"spec", "volumeName"});
     if (!volume.empty()) {
       auto pv = co_await cluster_.persistentVolume(volume);
-      if (!pv.ok() && pv.error().code != ErrorCode::kNotFound) {
+      if (!pv.ok()) {
+        if (pv.error().code == ErrorCode::kNotFound) {
+          // Pre-bound to a volume not created yet: may appear, so retried, not refused.
+          co_return Error::make(ErrorCode::kUnavailable, "ClaimNotBound",
+                                fmt::format("persistentvolumeclaim \"{}\" is bound to volume "
+                                            "\"{}\", which does not exist yet",
+                                            claim, volume));
+        }
         co_return std::move(pv).error();
       }
-      if (pv.ok()) {
-        info.driver = stringAt(*pv, {"spec", "csi", "driver"});
-        if (info.storageClass.empty()) {
-          info.storageClass = stringAt(*pv, {"spec", "storageClassName"});
-        }
+      info.driver = stringAt(*pv, {"spec", "csi", "driver"});
+      if (info.storageClass.empty()) {
+        info.storageClass = stringAt(*pv, {"spec", "storageClassName"});
       }
     } else if (!info.storageClass.empty()) {
       std::string cls = info.storageClass;
       auto sc = co_await cluster_.storageClass(cls);
-      if (sc.ok()) {
-        info.driver = stringAt(*sc, {"parameters", "csi.storage.k8s.io/csi-driver-name"});
-        if (info.driver.empty()) {
-          info.driver = stringAt(*sc, {"provisioner"});
+      if (!sc.ok()) {
+        if (sc.error().code == ErrorCode::kNotFound) {
+          co_return Error::make(ErrorCode::kUnavailable, "StorageClassNotFound",
+                                fmt::format("storageclass \"{}\" of persistentvolumeclaim \"{}\" "
+                                            "does not exist yet",
+                                            cls, claim));
         }
+        co_return std::move(sc).error();
+      }
+      info.driver = stringAt(*sc, {"parameters", "csi.storage.k8s.io/csi-driver-name"});
+      if (info.driver.empty()) {
+        info.driver = stringAt(*sc, {"provisioner"});
       }
     }
     out.emplace(claim, std::move(info));
@@ -433,6 +466,18 @@ asio::awaitable<Result<Json>> CciProvider::readSource(const std::string& kind,
 
 asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Json& copy,
                                                bool exists) {
+  auto s = co_await writeCopyOnce(kind, copy, exists);
+  if (!s.ok() && s.error().code == ErrorCode::kInvalid) {
+    // A backend refusing a copy is not the pod's fault: retried, never a permanent rejection.
+    co_return Error::make(ErrorCode::kUnavailable, "CopyFailed",
+                          fmt::format("the backend refused the copy {}: {}",
+                                      stringAt(copy, {"metadata", "name"}), s.error().message));
+  }
+  co_return s;
+}
+
+asio::awaitable<Status> CciProvider::writeCopyOnce(const std::string& kind, const Json& copy,
+                                                   bool exists) {
   const kube::ResourceRef& ref =
       kind == "ConfigMap"
           ? resources::kConfigMaps
@@ -444,6 +489,8 @@ asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Js
     auto created = co_await backend_.create(ref, ns, std::move(body));
     if (created.ok()) {
       stats_.copyCreates.fetch_add(1);
+      std::lock_guard lock(mu_);
+      gone_.erase(copyId(kind, name));
       co_return okStatus();
     }
     if (created.error().code != ErrorCode::kAlreadyExists) {
@@ -462,10 +509,14 @@ asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Js
     stats_.copyUpdates.fetch_add(1);
     co_return okStatus();
   }
+  if (updated.error().code != ErrorCode::kInvalid) {
+    co_return std::move(updated).error();
+  }
   // An immutable copy refuses updates (422): its source was deleted and created again, the only
   // way to change an immutable object, so the copy is too. Pods running keep what they mounted.
-  auto current = copiesOf(kind).store().get(ns + "/" + name);
-  if (updated.error().code != ErrorCode::kInvalid || !current || !boolAt(*current, {"immutable"})) {
+  // Read fresh: the informer may not show the copy yet.
+  auto current = co_await backend_.get(ref, ns, name);
+  if (!current.ok() || !boolAt(*current, {"immutable"})) {
     co_return std::move(updated).error();
   }
   kube::DeleteOptions o;
@@ -483,21 +534,36 @@ asio::awaitable<Status> CciProvider::writeCopy(const std::string& kind, const Js
   co_return okStatus();
 }
 
+void CciProvider::forgetWaiting(const std::string& source, const std::string& podKey) {
+  if (auto it = waiting_.find(source); it != waiting_.end()) {
+    it->second.erase(podKey);
+    if (it->second.empty()) {
+      waiting_.erase(it);
+    }
+  }
+}
+
 asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const std::string& ns,
                                                 const std::string& name, bool optional,
                                                 const std::string& podKey) {
   const std::string source = fmt::format("{}/{}/{}", kind, ns, name);
+  if (!optional) {
+    // Registered before the read: an object created between the read and a later
+    // registration would wake nobody.
+    std::lock_guard lock(mu_);
+    waiting_[source].insert(podKey);
+  }
   auto object = co_await readSource(kind, ns, name);
   if (!object.ok()) {
+    if (object.error().code != ErrorCode::kNotFound || optional) {
+      std::lock_guard lock(mu_);
+      forgetWaiting(source, podKey);
+    }
     if (object.error().code != ErrorCode::kNotFound) {
       co_return std::move(object).error();
     }
     if (optional) {
       co_return okStatus();
-    }
-    {
-      std::lock_guard lock(mu_);
-      waiting_[source].insert(podKey);
     }
     // The kubelet's words for a mount that cannot be set up yet; the pod is retried and woken
     // when the object appears (clusterObjectChanged).
@@ -507,12 +573,7 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
   }
   {
     std::lock_guard lock(mu_);
-    if (auto it = waiting_.find(source); it != waiting_.end()) {
-      it->second.erase(podKey);
-      if (it->second.empty()) {
-        waiting_.erase(it);
-      }
-    }
+    forgetWaiting(source, podKey);
   }
   auto copy = kind == "ConfigMap" ? toBackendConfigMap(*object, translate_)
                                   : toBackendSecret(*object, translate_);
@@ -521,6 +582,12 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
   }
   const std::string backendName = stringAt(*copy, {"metadata", "name"});
   auto existing = copiesOf(kind).store().get(options_.backendNamespace + "/" + backendName);
+  {
+    std::lock_guard lock(mu_);
+    if (gone_.count(copyId(kind, backendName)) != 0) {
+      existing = nullptr;  // deleted by the sweep; the informer has not shown it yet
+    }
+  }
   if (existing && sameContent(*existing, *object)) {
     co_return okStatus();
   }
@@ -530,12 +597,29 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
 
 asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim) {
   const std::string name = backendName(ns, claim);
-  if (claims_->store().get(options_.backendNamespace + "/" + name)) {
-    co_return okStatus();
-  }
   auto pvc = co_await cluster_.persistentVolumeClaim(ns, claim);
   if (!pvc.ok()) {
     co_return std::move(pvc).error();
+  }
+  auto existing = claims_->store().get(options_.backendNamespace + "/" + name);
+  {
+    std::lock_guard lock(mu_);
+    if (gone_.count(copyId("PersistentVolumeClaim", name)) != 0) {
+      existing = nullptr;  // deleted by the sweep; the informer has not shown it yet
+    }
+  }
+  if (existing) {
+    if (stringAt(*existing, {"metadata", "annotations", kSourceUidAnnotation}) ==
+        kube::objectUid(*pvc)) {
+      co_return okStatus();
+    }
+    // The claim was deleted and created again (another volume): the old copy must go first,
+    // which the sweep does once no pod uses it. Never mount the old file system.
+    co_return Error::make(
+        ErrorCode::kUnavailable, "ClaimReplaced",
+        fmt::format("persistentvolumeclaim \"{}\" was replaced; its old backend copy is still in "
+                    "use",
+                    claim));
   }
   std::string volume = stringAt(*pvc, {"spec", "volumeName"});
   if (volume.empty()) {
@@ -629,6 +713,20 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
       }
     }
   };
+  // A copy the sweep is deleting right now is made again once that delete is done.
+  while (!stopped_) {
+    bool busy = false;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& id : held) {
+        busy = busy || deleting_.count(id) != 0;
+      }
+    }
+    if (!busy) {
+      break;
+    }
+    co_await sleepFor(std::chrono::milliseconds(20));
+  }
   for (const auto& id : all) {
     const auto slash = id.find('/');
     const std::string kind = id.substr(0, slash);
@@ -666,8 +764,10 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
     auto src = sourceRefOf(*got);
     if (src && src->uid == ref.uid) {
       std::lock_guard lock(mu_);
-      recent_[name] =
-          Recent{std::make_shared<const json::value>(std::move(*got)), clock_.steadyNow()};
+      if (!pods_->store().get(bns + "/" + name)) {  // else the informer has it already
+        recent_[name] =
+            Recent{std::make_shared<const json::value>(std::move(*got)), clock_.steadyNow()};
+      }
       co_return okStatus();
     }
     co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
@@ -750,6 +850,14 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
 
 asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSeconds) {
   const std::string name = backendName(pod.ns, pod.name);
+  {
+    std::lock_guard lock(mu_);
+    const std::string key = pod.key();
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      it->second.erase(key);
+      it = it->second.empty() ? waiting_.erase(it) : std::next(it);
+    }
+  }
   std::string bns = options_.backendNamespace;
   kube::ObjectPtr existing = backendPod(name);
   if (!existing) {
@@ -775,6 +883,20 @@ asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSe
   o.gracePeriodSeconds = std::max<int64_t>(gracePeriodSeconds, 0);
   o.preconditionUid = std::string(kube::objectUid(*existing));
   auto r = co_await backend_.remove(resources::kPods, bns, name, o);
+  if (!r.ok() && r.error().code == ErrorCode::kConflict) {
+    // Our view was stale: the backend pod of that name was made again. Delete it if it is
+    // still this source pod's.
+    auto got = co_await backend_.get(resources::kPods, bns, name);
+    if (!got.ok()) {
+      co_return got.error().code == ErrorCode::kNotFound ? okStatus() : Status(got.error());
+    }
+    auto again = sourceRefOf(*got);
+    if (!again || (!pod.uid.empty() && again->uid != pod.uid)) {
+      co_return okStatus();
+    }
+    o.preconditionUid = std::string(kube::objectUid(*got));
+    r = co_await backend_.remove(resources::kPods, bns, name, o);
+  }
   if (!r.ok() && r.error().code != ErrorCode::kNotFound && r.error().code != ErrorCode::kConflict) {
     co_return std::move(r).error();
   }
@@ -841,13 +963,45 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object
   if (k != "ConfigMap" && k != "Secret") {
     return;
   }
-  if (!copiesOf(k).store().get(options_.backendNamespace + "/" + backendName(ns, name))) {
-    return;  // no copy: nothing on the backend to follow
+  const std::string id = copyId(k, backendName(ns, name));
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) {
+      return;
+    }
+    const bool copied =
+        copiesOf(k).store().get(options_.backendNamespace + "/" + backendName(ns, name)) != nullptr;
+    if (!copied && inUse_.count(id) == 0) {
+      return;  // no copy, none being made: nothing on the backend to follow
+    }
+    // One refresh per copy at a time, repeated while changes keep coming, so an older read
+    // never overwrites a newer one.
+    if (refreshing_.count(id) != 0) {
+      dirty_.insert(id);
+      return;
+    }
+    refreshing_.insert(id);
+    ++running_;
   }
-  asio::co_spawn(executor_, refreshCopy(k, ns, name), asio::detached);
+  asio::co_spawn(executor_, refreshCopy(k, ns, name),
+                 [this](const std::exception_ptr&) { --running_; });
 }
 
 asio::awaitable<void> CciProvider::refreshCopy(std::string kind, std::string ns, std::string name) {
+  const std::string id = copyId(kind, backendName(ns, name));
+  while (true) {
+    co_await refreshCopyOnce(kind, ns, name);
+    std::lock_guard lock(mu_);
+    if (dirty_.erase(id) == 0 || stopped_) {
+      refreshing_.erase(id);
+      dirty_.erase(id);
+      break;
+    }
+  }
+}
+
+asio::awaitable<void> CciProvider::refreshCopyOnce(const std::string& kind, const std::string& ns,
+                                                   const std::string& name) {
   auto object = co_await readSource(kind, ns, name);
   if (!object.ok()) {
     co_return;  // deleted: the copy stays while pods use it, as a kubelet keeps the files
@@ -950,15 +1104,21 @@ asio::awaitable<Status> CciProvider::sweep() {
             ? resources::kConfigMaps
             : (k == "Secret" ? resources::kSecrets : resources::kPersistentVolumeClaims);
     for (const auto& copy : copiesOf(k).store().list()) {
+      if (stopped_) {
+        co_return okStatus();
+      }
       const std::string name(kube::objectName(*copy));
       const std::string id = copyId(k, name);
       bool remove = false;
       {
+        // Decided and announced (deleting_) under one lock: a create that holds the copy from
+        // now on waits until the delete is done, then makes the copy again.
         std::lock_guard lock(mu_);
-        if (referenced.count(id) != 0 || inUse_.count(id) != 0) {
+        if (referenced.count(id) != 0 || inUse_.count(id) != 0 || gone_.count(id) != 0) {
           marked_.erase(id);
         } else if (marked_.count(id) != 0) {
           remove = true;
+          deleting_.insert(id);
         } else {
           marked_.insert(id);
         }
@@ -970,12 +1130,14 @@ asio::awaitable<Status> CciProvider::sweep() {
         continue;
       }
       auto r = co_await backend_.remove(ref, bns, name);
+      std::lock_guard lock(mu_);
+      deleting_.erase(id);
+      marked_.erase(id);
       if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
         co_return std::move(r).error();
       }
+      gone_.insert(id);  // until the informer shows the delete
       stats_.copyDeletes.fetch_add(1);
-      std::lock_guard lock(mu_);
-      marked_.erase(id);
     }
   }
   // Backend volumes whose claim is gone. Retain policy: the file system itself stays.
@@ -989,19 +1151,42 @@ asio::awaitable<Status> CciProvider::sweep() {
   }
   if (const auto* items = arrayAt(*pvs, {"items"})) {
     for (const auto& pv : *items) {
+      if (stopped_) {
+        co_return okStatus();
+      }
       const std::string claim = stringAt(pv, {"spec", "claimRef", "name"});
+      std::string pvName(kube::objectName(pv));
+      const std::string id = copyId("PersistentVolume", pvName);
       std::string claimKey = bns;
       claimKey.append("/").append(claim);
-      if (liveClaims.count(claim) != 0 || claims_->store().get(claimKey)) {
-        continue;
-      }
+      bool remove = false;
       {
+        // Two passes like copies: a volume is made before its claim, which the informer shows
+        // later still.
         std::lock_guard lock(mu_);
-        if (inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0) {
-          continue;  // created a moment ago, its claim follows
+        const bool used = liveClaims.count(claim) != 0 || claims_->store().get(claimKey) ||
+                          inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0;
+        if (used) {
+          marked_.erase(id);
+        } else if (marked_.count(id) != 0) {
+          remove = true;
+        } else {
+          marked_.insert(id);
         }
       }
-      std::string pvName(kube::objectName(pv));
+      if (!remove) {
+        continue;
+      }
+      // Last check against the backend itself, not a cache: the claim must really be gone.
+      std::string claimName = claim;
+      auto fresh = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claimName);
+      {
+        std::lock_guard lock(mu_);
+        marked_.erase(id);
+      }
+      if (fresh.ok() || fresh.error().code != ErrorCode::kNotFound) {
+        continue;
+      }
       auto r = co_await backend_.remove(resources::kPersistentVolumes, none, pvName);
       if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
         co_return std::move(r).error();

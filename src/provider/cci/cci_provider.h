@@ -112,8 +112,12 @@ class CciProvider final : public Provider {
   asio::awaitable<Result<Json>> readSource(const std::string& kind, const std::string& ns,
                                            const std::string& name);
   asio::awaitable<Status> writeCopy(const std::string& kind, const Json& copy, bool exists);
+  asio::awaitable<Status> writeCopyOnce(const std::string& kind, const Json& copy, bool exists);
+  void forgetWaiting(const std::string& source, const std::string& podKey);  // mu_ held
   asio::awaitable<Result<std::map<std::string, ClaimInfo>>> claimsOf(const Json& pod);
   asio::awaitable<void> refreshCopy(std::string kind, std::string ns, std::string name);
+  asio::awaitable<void> refreshCopyOnce(const std::string& kind, const std::string& ns,
+                                        const std::string& name);
   asio::awaitable<void> sweepLoop();
   asio::awaitable<Status> sweep();
   void mirrorEvent(const kube::ObjectPtr& old, const kube::ObjectPtr& current);
@@ -137,7 +141,8 @@ class CciProvider final : public Provider {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
   std::atomic<int> running_{0};
-  mutable std::mutex mu_;  // guards recent_, waiting_, marked_, inUse_, eventCounts_
+  mutable std::mutex mu_;  // guards recent_, waiting_, marked_, inUse_, deleting_, gone_,
+                           // refreshing_, dirty_, eventCounts_
   // Pods created by this process that the pod informer has not shown yet: backend name -> pod
   // and when it was created. The sweep forgets entries older than kRecentTtl: a pod created and
   // deleted while the watch was down never shows up, and must not be answered forever.
@@ -153,6 +158,13 @@ class CciProvider final : public Provider {
   std::set<std::string> marked_;
   // Copies an in-flight create depends on (kind/backend name -> count).
   std::map<std::string, int> inUse_;
+  // Copies (kind/backend name) the sweep is deleting now, and ones it deleted that the
+  // informer still shows: creates wait for the first and treat the second as absent.
+  std::set<std::string> deleting_;
+  std::set<std::string> gone_;
+  // Copies being refreshed, and those that changed again meanwhile.
+  std::set<std::string> refreshing_;
+  std::set<std::string> dirty_;
   // Backend events mirrored so far: event uid -> count.
   std::unordered_map<std::string, int64_t> eventCounts_;
   CciStats stats_;

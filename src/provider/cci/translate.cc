@@ -634,6 +634,12 @@ json::value toSourcePod(const json::value& backendPod, const json::value* cluste
       !annotations.empty()) {
     metadata["annotations"] = std::move(annotations);
   }
+  // A backend pod shutting down says so: the controller must not delete it again, harder.
+  for (const char* key : {"deletionTimestamp", "deletionGracePeriodSeconds"}) {
+    if (const json::value* v = child(meta, key)) {
+      metadata[key] = *v;
+    }
+  }
 
   SourceNames names = sourceNames(backendPod, clusterSpec);
   const json::value* backendSpec = child(&backendPod, "spec");
