@@ -704,6 +704,115 @@ TEST(CciProviderTest, DeleteOfTerminatingPodWritesOnlyToShortenGrace) {
   EXPECT_EQ(h.api.count(Verb::delete_, kPods), 1);
 }
 
+// The sweep deletes a copy; before its informer shows the delete, a new pod needs that copy:
+// it is made again, not trusted from the stale cache.
+TEST(CciProviderTest, CopyDeletedBySweepIsMadeAgainForANewPod) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/a"] = configMap("a", "1");
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "a");
+  ASSERT_TRUE(h.createPod(podA).ok());
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string pvs = resources::kPersistentVolumes.path("");
+  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));
+  h.api.holdWatches(true);  // the informer lags behind the sweep's delete
+  h.clock.advance(std::chrono::seconds(31));
+  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  ASSERT_FALSE(h.copy("a").has_value());
+  auto podB = clusterPod("pb", "ub");
+  addConfigMapVolume(podB, "a");
+  ASSERT_TRUE(h.createPod(podB).ok());
+  EXPECT_TRUE(h.copy("a").has_value());
+  h.api.holdWatches(false);
+  ASSERT_TRUE(h.settle());
+  EXPECT_TRUE(h.backendPod("app", "pb").has_value());
+  EXPECT_TRUE(h.copy("a").has_value());
+}
+
+// A claim whose storage class cannot be read yet is retried, never refused for good.
+TEST(CciProviderTest, UnknownStorageClassIsRetriedNotRefused) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.claims["app/data"] =
+      json::value{{"metadata", {{"namespace", "app"}, {"name", "data"}, {"uid", "pvc-1"}}},
+                  {"spec", {{"storageClassName", "csi-nas"}}}};
+  auto pod = clusterPod("web", "u1");
+  pod.as_object()["spec"].as_object()["volumes"] = json::array{
+      json::object{{"name", "d"}, {"persistentVolumeClaim", json::object{{"claimName", "data"}}}}};
+  const auto writesBefore = h.api.writes();
+  auto s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable) << s.error().toString();
+  EXPECT_EQ(s.error().reason, "StorageClassNotFound");
+  EXPECT_EQ(h.api.writes(), writesBefore);
+}
+
+// An immutable copy made a moment ago (not in the informer yet) whose source was re-created:
+// the copy is replaced, and the pod is not refused.
+TEST(CciProviderTest, ImmutableCopyNotYetListedIsReplaced) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto cm = configMap("cfg", "v1");
+  cm.as_object()["immutable"] = true;
+  h.objects.configMaps["app/cfg"] = cm;
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "cfg");
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(podA).ok());
+  auto again = configMap("cfg", "v2");
+  again.as_object()["immutable"] = true;
+  again.as_object()["metadata"].as_object()["uid"] = "cm-uid-cfg-2";
+  h.objects.configMaps["app/cfg"] = again;
+  auto podB = clusterPod("pb", "ub");
+  addConfigMapVolume(podB, "cfg");
+  auto s = h.createPod(podB);
+  h.api.holdWatches(false);
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ(stringAt(*h.copy("cfg"), {"data", "key"}), "v2");
+}
+
+// The backend volume of a claim made a moment ago survives a sweep that runs before the claim
+// shows in the informer.
+TEST(CciProviderTest, SweepKeepsTheVolumeOfAFreshClaim) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.claims["app/data"] =
+      json::value{{"metadata", {{"namespace", "app"}, {"name", "data"}, {"uid", "pvc-1"}}},
+                  {"spec",
+                   {{"storageClassName", "csi-nas"},
+                    {"volumeName", "pv1"},
+                    {"accessModes", json::array{"ReadWriteMany"}},
+                    {"resources", {{"requests", {{"storage", "10Gi"}}}}}}}};
+  h.objects.volumes["pv1"] =
+      json::value{{"metadata", {{"name", "pv1"}, {"uid", "pv-uid-1"}}},
+                  {"spec",
+                   {{"storageClassName", "csi-nas"},
+                    {"capacity", {{"storage", "10Gi"}}},
+                    {"accessModes", json::array{"ReadWriteMany"}},
+                    {"csi", {{"driver", "nas.csi.everest.io"}, {"volumeHandle", "h1"}}}}}};
+  auto pod = clusterPod("web", "u1");
+  pod.as_object()["spec"].as_object()["volumes"] = json::array{
+      json::object{{"name", "d"}, {"persistentVolumeClaim", json::object{{"claimName", "data"}}}}};
+  const std::string pvs = resources::kPersistentVolumes.path("");
+  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_EQ(h.api.names(pvs).size(), 1u);
+  for (int pass = 1; pass <= 2; ++pass) {
+    h.clock.advance(std::chrono::seconds(31));
+    ASSERT_TRUE(h.runUntil([&] { return sweeps() == pass; }));
+  }
+  h.api.holdWatches(false);
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.api.names(pvs).size(), 1u) << "volume deleted while its claim and pod exist";
+  EXPECT_EQ(h.api.names(resources::kPersistentVolumeClaims.path(kNs)).size(), 1u);
+}
+
 // --- copies: refresh and sweep -------------------------------------------------------------
 
 TEST(CciProviderTest, ChangedConfigMapRefreshesItsCopy) {
