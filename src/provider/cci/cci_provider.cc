@@ -1178,8 +1178,7 @@ asio::awaitable<Status> CciProvider::sweep() {
         continue;
       }
       // Last check against the backend itself, not a cache: the claim must really be gone.
-      std::string claimName = claim;
-      auto fresh = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claimName);
+      auto fresh = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claim);
       {
         std::lock_guard lock(mu_);
         marked_.erase(id);
