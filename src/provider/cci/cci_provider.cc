@@ -804,15 +804,23 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
   // Labels and annotations: set the new ones, remove (null) the ones that went away; images
   // by container name (strategic merge keys containers by name).
   json::object metadata;
+  const auto previous = sourceKeysOf(*existing);
   for (const char* key : {"labels", "annotations"}) {
     json::object patch;
     const auto* want = at(*translated, {"metadata", key});
     const auto* have = at(*existing, {"metadata", key});
+    const bool isLabels = std::string_view(key) == "labels";
     if (have != nullptr && have->is_object()) {
       for (const auto& [k, v] : have->as_object()) {
-        if (want == nullptr || !want->is_object() || !want->as_object().contains(k)) {
-          patch[k] = nullptr;
+        if (want != nullptr && want->is_object() && want->as_object().contains(k)) {
+          continue;
         }
+        // Only keys that came from the source go; the backend's own keys stay.
+        const std::string name(k);
+        if (previous && (isLabels ? previous->labels : previous->annotations).count(name) == 0) {
+          continue;
+        }
+        patch[k] = nullptr;
       }
     }
     if (want != nullptr && want->is_object()) {

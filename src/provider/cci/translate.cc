@@ -310,7 +310,8 @@ bool ownLabelKey(std::string_view key) {
 bool ownAnnotationKey(std::string_view key) {
   return key == kSourceNamespaceAnnotation || key == kSourceNameAnnotation ||
          key == kSourceUidAnnotation || key == kSourceKindAnnotation ||
-         key == kContainersAnnotation || key.starts_with(kBurstPodAnnotationPrefix);
+         key == kContainersAnnotation || key == kSourceKeysAnnotation ||
+         key.starts_with(kBurstPodAnnotationPrefix);
 }
 
 json::object withoutKeys(const json::value* map, bool (*drop)(std::string_view)) {
@@ -323,6 +324,12 @@ json::object withoutKeys(const json::value* map, bool (*drop)(std::string_view))
     }
   }
   return out;
+}
+
+void keepOnly(json::object& map, const std::set<std::string>& keys) {
+  for (auto it = map.begin(); it != map.end();) {
+    it = keys.count(std::string(it->key())) != 0 ? std::next(it) : map.erase(it);
+  }
 }
 
 // The source's container names per list, in the source's order; nullopt when unknown (then every
@@ -505,17 +512,29 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
   const json::value* source = child(&clusterPod, "spec");
 
   json::object labels;
+  json::array labelKeys;
   if (const auto* l = path(&clusterPod, {"metadata", "labels"}); l != nullptr && l->is_object()) {
     labels = l->as_object();
+    for (const auto& [k, v] : labels) {
+      labelKeys.emplace_back(k);
+    }
   }
   for (auto& [k, v] : ownLabels(options, uid)) {
     labels[k] = v;
   }
   json::object annotations;
+  json::array annotationKeys;
   if (const auto* a = path(&clusterPod, {"metadata", "annotations"});
       a != nullptr && a->is_object()) {
     annotations = a->as_object();
+    for (const auto& [k, v] : annotations) {
+      if (!ownAnnotationKey(k)) {
+        annotationKeys.emplace_back(k);
+      }
+    }
   }
+  annotations[kSourceKeysAnnotation] = json::serialize(
+      json::object{{"labels", std::move(labelKeys)}, {"annotations", std::move(annotationKeys)}});
   for (auto& [k, v] : sourceAnnotations("", ns, name, uid)) {
     annotations[k] = v;
   }
@@ -627,11 +646,17 @@ json::value toSourcePod(const json::value& backendPod, const json::value* cluste
   const json::value* meta = child(&backendPod, "metadata");
   PodRef ref = sourceRefOf(backendPod).value_or(podRefOf(backendPod));
   json::object metadata{{"namespace", ref.ns}, {"name", ref.name}, {"uid", ref.uid}};
-  if (auto labels = withoutKeys(child(meta, "labels"), ownLabelKey); !labels.empty()) {
+  auto labels = withoutKeys(child(meta, "labels"), ownLabelKey);
+  auto annotations = withoutKeys(child(meta, "annotations"), ownAnnotationKey);
+  // Only the source's keys: what the backend added is not the user's.
+  if (auto keys = sourceKeysOf(backendPod)) {
+    keepOnly(labels, keys->labels);
+    keepOnly(annotations, keys->annotations);
+  }
+  if (!labels.empty()) {
     metadata["labels"] = std::move(labels);
   }
-  if (auto annotations = withoutKeys(child(meta, "annotations"), ownAnnotationKey);
-      !annotations.empty()) {
+  if (!annotations.empty()) {
     metadata["annotations"] = std::move(annotations);
   }
   // A backend pod shutting down says so: the controller must not delete it again, harder.
@@ -885,6 +910,30 @@ Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc
                     {"annotations", sourceAnnotations("PersistentVolumeClaim", ns, claim, uid)}}},
       {"spec", std::move(spec)},
   });
+}
+
+std::optional<SourceKeys> sourceKeysOf(const json::value& backendPod) {
+  const std::string text = stringAt(backendPod, {"metadata", "annotations", kSourceKeysAnnotation});
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(text, ec);
+  if (ec || !parsed.is_object()) {
+    return std::nullopt;
+  }
+  SourceKeys out;
+  for (const auto& [field, into] :
+       {std::pair{"labels", &out.labels}, std::pair{"annotations", &out.annotations}}) {
+    if (const auto* list = child(&parsed, field); list != nullptr && list->is_array()) {
+      for (const auto& k : list->as_array()) {
+        if (k.is_string()) {
+          into->insert(std::string(k.as_string()));
+        }
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace burstlet::provider::cci

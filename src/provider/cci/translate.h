@@ -39,6 +39,10 @@ inline constexpr const char* kSourceKindAnnotation = "burstlet.io/source-kind";
 // On backend pods: the source's container names, {"initContainers":[..],"containers":[..]}, so
 // that containers the backend injects can be told apart without the cluster's spec.
 inline constexpr const char* kContainersAnnotation = "burstlet.io/containers";
+// The label and annotation keys the backend pod got from its source pod, as JSON
+// {"labels":[...],"annotations":[...]}: keys the backend adds itself (a webhook, CCI) are
+// neither shown as the pod's nor removed by an update.
+inline constexpr const char* kSourceKeysAnnotation = "burstlet.io/source-keys";
 // Annotations the resource normalization writes on the backend pod (normalize.h); not the
 // source's, so hidden from the controllers.
 inline constexpr std::string_view kBurstPodAnnotationPrefix = "virtual-kubelet.cci.io/burst-pod-";
@@ -104,6 +108,14 @@ std::string backendSecretType(std::string_view clusterType);
 // The source pod a backend pod stands for; nullopt when the pod is not ours (no managed-by
 // label or no source annotations).
 std::optional<PodRef> sourceRefOf(const boost::json::value& backendPod);
+
+// The source's label and annotation keys recorded on a backend pod (kSourceKeysAnnotation);
+// nullopt when absent or unreadable.
+struct SourceKeys {
+  std::set<std::string> labels;
+  std::set<std::string> annotations;
+};
+std::optional<SourceKeys> sourceKeysOf(const boost::json::value& backendPod);
 
 // The backend pod as the Provider seam returns it: the source's namespace, name and uid; labels
 // and annotations as the source has them (ours and the normalization's removed); spec containers

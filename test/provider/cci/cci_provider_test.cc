@@ -15,6 +15,7 @@
 
 #include "mocks/fake_clock.h"
 #include "mocks/memory_api.h"
+#include "pod/status.h"
 
 namespace burstlet::provider::cci {
 namespace {
@@ -579,6 +580,38 @@ TEST(CciProviderTest, UpdatePatchesLabelsAndImages) {
   ASSERT_FALSE(absent.ok());
   EXPECT_EQ(absent.error().code, ErrorCode::kNotFound);
   EXPECT_EQ(h.api.count(Verb::patch, kPods), 1);
+}
+
+// Labels and annotations the backend adds itself (a webhook, CCI) are not the user's: the
+// controller sees no change because of them, and an update leaves them alone.
+TEST(CciProviderTest, KeysTheBackendAddsAreNeitherShownNorRemoved) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_TRUE(h.settle());
+  auto backend = *h.backendPod("app", "web");
+  auto& meta = backend.as_object()["metadata"].as_object();
+  meta["labels"].as_object()["cci.example/zone"] = "az1";
+  if (!meta["annotations"].is_object()) {
+    meta["annotations"] = json::object{};
+  }
+  meta["annotations"].as_object()["cci.example/injected"] = "sidecar";
+  h.api.put(kPods, backend);
+  ASSERT_TRUE(h.settle());
+
+  auto shown = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(shown.ok());
+  EXPECT_FALSE(pod::needsProviderUpdate(pod, *shown)) << json::serialize(*shown);
+
+  pod.as_object()["metadata"].as_object()["labels"] = json::object{{"tier", "front"}};
+  ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
+  ASSERT_TRUE(h.settle());
+  const auto after = *h.backendPod("app", "web");
+  EXPECT_EQ(stringAt(after, {"metadata", "labels", "cci.example/zone"}), "az1");
+  EXPECT_EQ(stringAt(after, {"metadata", "annotations", "cci.example/injected"}), "sidecar");
+  EXPECT_EQ(stringAt(after, {"metadata", "labels", "tier"}), "front");
+  EXPECT_EQ(stringAt(after, {"metadata", "labels", "app"}), "");  // the source's, removed
 }
 
 // --- deletePod -----------------------------------------------------------------------------
