@@ -192,6 +192,14 @@ struct Harness {
     io.poll();
   }
 
+  // Sweeps so far: each pass ends by listing the backend's volumes.
+  int sweeps() const { return api.count(Verb::get, resources::kPersistentVolumes.path("")); }
+  // Lets a sweep interval pass and waits for pass number `n`.
+  bool sweepPass(int n) {
+    clock.advance(std::chrono::seconds(31));
+    return runUntil([this, n] { return sweeps() == n; });
+  }
+
   bool runUntil(const std::function<bool()>& pred,
                 std::chrono::milliseconds limit = std::chrono::seconds(5)) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -268,6 +276,15 @@ struct Harness {
 std::string errorText(const Status& s) { return s.ok() ? "ok" : s.error().toString(); }
 
 // --- run(): the backend namespace ----------------------------------------------------------
+
+// A copy of ConfigMap `name` that no pod uses any more: its pod was created and deleted.
+bool leaveUnreferencedCopy(Harness& h, const std::string& name) {
+  h.objects.configMaps["app/" + name] = configMap(name, "1");
+  auto pod = clusterPod("p-" + name, "u-" + name);
+  addConfigMapVolume(pod, name);
+  return h.createPod(pod).ok() && h.settle() &&
+         h.deletePod(PodRef{"app", "p-" + name, "u-" + name}, 0).ok() && h.settle();
+}
 
 TEST(CciProviderTest, RunCreatesOwnedNamespace) {
   CciOptions o = defaultOptions();
@@ -669,13 +686,10 @@ TEST(CciProviderTest, CreatedPodTheInformerNeverShowsIsForgotten) {
   ASSERT_TRUE(h.getPod(PodRef{"app", "web", "u1"}).ok());
   ASSERT_TRUE(h.api.remove(kPods, backendName("app", "web")));
 
-  const std::string pvs = resources::kPersistentVolumes.path("");
-  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));
+  ASSERT_TRUE(h.sweepPass(1));
   EXPECT_TRUE(h.getPod(PodRef{"app", "web", "u1"}).ok());  // still young
   h.clock.advance(std::chrono::minutes(2));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  ASSERT_TRUE(h.sweepPass(2));
   EXPECT_EQ(h.getPod(PodRef{"app", "web", "u1"}).error().code, ErrorCode::kNotFound);
   // So the controller creates it again, and it is really there.
   ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
@@ -742,20 +756,10 @@ TEST(CciProviderTest, DeleteOfTerminatingPodWritesOnlyToShortenGrace) {
 TEST(CciProviderTest, CopyDeletedBySweepIsMadeAgainForANewPod) {
   Harness h;
   ASSERT_TRUE(h.startAndSettle());
-  h.objects.configMaps["app/a"] = configMap("a", "1");
-  auto podA = clusterPod("pa", "ua");
-  addConfigMapVolume(podA, "a");
-  ASSERT_TRUE(h.createPod(podA).ok());
-  ASSERT_TRUE(h.settle());
-  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
-  ASSERT_TRUE(h.settle());
-  const std::string pvs = resources::kPersistentVolumes.path("");
-  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));
+  ASSERT_TRUE(leaveUnreferencedCopy(h, "a"));
+  ASSERT_TRUE(h.sweepPass(1));
   h.api.holdWatches(true);  // the informer lags behind the sweep's delete
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  ASSERT_TRUE(h.sweepPass(2));
   ASSERT_FALSE(h.copy("a").has_value());
   auto podB = clusterPod("pb", "ub");
   addConfigMapVolume(podB, "a");
@@ -832,13 +836,11 @@ TEST(CciProviderTest, SweepKeepsTheVolumeOfAFreshClaim) {
   pod.as_object()["spec"].as_object()["volumes"] = json::array{
       json::object{{"name", "d"}, {"persistentVolumeClaim", json::object{{"claimName", "data"}}}}};
   const std::string pvs = resources::kPersistentVolumes.path("");
-  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
   h.api.holdWatches(true);
   ASSERT_TRUE(h.createPod(pod).ok());
   ASSERT_EQ(h.api.names(pvs).size(), 1u);
   for (int pass = 1; pass <= 2; ++pass) {
-    h.clock.advance(std::chrono::seconds(31));
-    ASSERT_TRUE(h.runUntil([&] { return sweeps() == pass; }));
+    ASSERT_TRUE(h.sweepPass(pass));
   }
   h.api.holdWatches(false);
   ASSERT_TRUE(h.settle());
@@ -947,25 +949,19 @@ TEST(CciProviderTest, SweepDeletesUnreferencedCopiesOnSecondPass) {
   ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
   ASSERT_TRUE(h.settle());
 
-  // Each sweep ends by listing backend volumes: that request counts the passes.
-  const std::string pvs = resources::kPersistentVolumes.path("");
-  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
-  ASSERT_EQ(sweeps(), 0);
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));
+  ASSERT_EQ(h.sweeps(), 0);
+  ASSERT_TRUE(h.sweepPass(1));
   EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 0);  // first pass only marks
   EXPECT_TRUE(h.copy("a").has_value());
 
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  ASSERT_TRUE(h.sweepPass(2));
   EXPECT_FALSE(h.copy("a").has_value());
   EXPECT_TRUE(h.copy("b").has_value());
   EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 1);
   EXPECT_EQ(h.provider->stats().copyDeletes.load(), 1u);
   ASSERT_TRUE(h.settle());
 
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 3; }));
+  ASSERT_TRUE(h.sweepPass(3));
   EXPECT_TRUE(h.copy("b").has_value());
   EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 1);
 }
@@ -973,26 +969,16 @@ TEST(CciProviderTest, SweepDeletesUnreferencedCopiesOnSecondPass) {
 TEST(CciProviderTest, SweepForgetsMarkWhenCopyIsUsedAgain) {
   Harness h;
   ASSERT_TRUE(h.startAndSettle());
-  h.objects.configMaps["app/a"] = configMap("a", "1");
-  auto podA = clusterPod("pa", "ua");
-  addConfigMapVolume(podA, "a");
-  ASSERT_TRUE(h.createPod(podA).ok());
-  ASSERT_TRUE(h.settle());
-  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
-  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(leaveUnreferencedCopy(h, "a"));
 
-  const std::string pvs = resources::kPersistentVolumes.path("");
-  auto sweeps = [&] { return h.api.count(Verb::get, pvs); };
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 1; }));  // marked
+  ASSERT_TRUE(h.sweepPass(1));  // marked
 
   // A new pod uses the copy between the passes.
   auto podC = clusterPod("pc", "uc");
   addConfigMapVolume(podC, "a");
   ASSERT_TRUE(h.createPod(podC).ok());
   ASSERT_TRUE(h.settle());
-  h.clock.advance(std::chrono::seconds(31));
-  ASSERT_TRUE(h.runUntil([&] { return sweeps() == 2; }));
+  ASSERT_TRUE(h.sweepPass(2));
   EXPECT_TRUE(h.copy("a").has_value());
   EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 0);
 }
