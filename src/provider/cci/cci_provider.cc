@@ -373,7 +373,11 @@ asio::awaitable<Status> CciProvider::run() {
   co_return okStatus();
 }
 
-void CciProvider::stop() { stopped_ = true; }
+void CciProvider::stop() {
+  // Under mu_: clusterObjectChanged checks it there before it counts a refresh in running_.
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+}
 
 asio::awaitable<Status> CciProvider::ping() {
   // The node registers while the backend namespace is being set up: give that a moment, so a
@@ -592,7 +596,36 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
     co_return okStatus();
   }
   const bool exists = existing != nullptr;
-  co_return co_await writeCopy(kind, *copy, exists);
+  if (!exists) {
+    co_return co_await writeCopy(kind, *copy, exists);
+  }
+  // An update takes part in the per-copy order of refreshes (refreshing_/dirty_), so that an
+  // older read never lands after a newer one.
+  const std::string id = copyId(kind, backendName);
+  {
+    std::lock_guard lock(mu_);
+    if (refreshing_.count(id) != 0) {
+      dirty_.insert(id);  // the refresh in flight writes again, with what is current then
+      co_return okStatus();
+    }
+    refreshing_.insert(id);
+  }
+  auto s = co_await writeCopy(kind, *copy, exists);
+  bool again = false;
+  {
+    std::lock_guard lock(mu_);
+    again = dirty_.erase(id) != 0 && !stopped_;
+    if (again) {
+      ++running_;
+    } else {
+      refreshing_.erase(id);
+    }
+  }
+  if (again) {
+    asio::co_spawn(executor_, refreshCopy(kind, ns, name),
+                   [this](const std::exception_ptr&) { --running_; });
+  }
+  co_return s;
 }
 
 asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim) {
