@@ -72,32 +72,18 @@ func main() {
 
 // result is one system's run. Pointers are null in the JSON when not measured or not reached.
 type result struct {
-	System         string             `json:"system"`
-	Run            string             `json:"run"`
-	Pods           int                `json:"pods"`
-	CreateRate     float64            `json:"create_rate_per_s"` // 0: all at once
-	Running        int                `json:"running"`
-	Failed         int                `json:"failed,omitempty"`
-	CreateFailures int                `json:"create_failures,omitempty"`
-	TimedOut       bool               `json:"timed_out,omitempty"`
-	Exited         string             `json:"exited,omitempty"`
-	CreateS        float64            `json:"create_s"`           // first Create sent to last answered
-	CreateCallP99  float64            `json:"create_call_p99_ms"` // included in every latency
-	ElapsedS       float64            `json:"elapsed_s"`          // first Create sent to last pod Running
-	PodsPerS       float64            `json:"pods_per_s"`         // Running / elapsed_s
-	P50Ms          *float64           `json:"p50_ms"`
-	P90Ms          *float64           `json:"p90_ms"`
-	P99Ms          *float64           `json:"p99_ms"`
-	MaxMs          *float64           `json:"max_ms"`
-	CPUS           *float64           `json:"cpu_s"`
-	PeakRSSMB      *float64           `json:"peak_rss_mb"`
-	NotMeasured    string             `json:"not_measured,omitempty"`
-	LogWarnings    int                `json:"log_warnings,omitempty"`
-	LogErrors      int                `json:"log_errors,omitempty"`
-	LogSamples     []string           `json:"log_samples,omitempty"`
-	Metrics        map[string]float64 `json:"metrics,omitempty"`
-
-	latencies []float64
+	System     string  `json:"system"`
+	Run        string  `json:"run"`
+	Pods       int     `json:"pods"`
+	CreateRate float64 `json:"create_rate_per_s"` // 0: all at once
+	podload.Outcome
+	CPUS        *float64           `json:"cpu_s"`
+	PeakRSSMB   *float64           `json:"peak_rss_mb"`
+	NotMeasured string             `json:"not_measured,omitempty"`
+	LogWarnings int                `json:"log_warnings,omitempty"`
+	LogErrors   int                `json:"log_errors,omitempty"`
+	LogSamples  []string           `json:"log_samples,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
 }
 
 type report struct {
@@ -251,23 +237,9 @@ func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, 
 	}
 	defer obs.Close()
 
-	created := make(chan *podload.Creation, 1)
-	go func() {
-		created <- podload.Create(ctx, cs, namespace, p.pods, p.rate, creators,
-			func(i int) *corev1.Pod { return benchPod(run, sys.node, i) })
-	}()
-	var c *podload.Creation
-	want := func() int { // all pods, less those whose creation failed once that is known
-		if c == nil {
-			select {
-			case c = <-created:
-			default:
-				return p.pods
-			}
-		}
-		return p.pods - c.Failures
-	}
-	timedOut, exited := obs.WaitAll(ctx, want, time.Now().Add(wait), sp.Exited, sys.name, sample)
+	creating := podload.StartCreate(ctx, cs, namespace, p.pods, p.rate, creators,
+		func(i int) *corev1.Pod { return benchPod(run, sys.node, i) })
+	timedOut, exited := obs.WaitAll(ctx, creating.Want, time.Now().Add(wait), sp.Exited, sys.name, sample)
 	stopWait := time.Now()
 	res.TimedOut = timedOut
 	if exited {
@@ -276,35 +248,16 @@ func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, 
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if c == nil {
-		c = <-created
-	}
+	c := creating.Wait()
 	if !res.TimedOut && res.Exited == "" {
 		sp.Settle(20 * time.Second)
 	}
 	sample()
 
 	// Only what was seen while waiting counts, also when a capped run goes on meanwhile.
-	lat, last := obs.Latencies(func(i int) string { return podName(run, i) }, c, stopWait)
-	res.latencies = lat
-	res.Running, res.Failed = len(lat), obs.FailedCount()
-	res.CreateFailures = c.Failures
-	res.CreateS = round(c.Elapsed.Seconds(), 2)
-	res.CreateCallP99 = c.CallP99()
-	first := c.FirstSent()
-	end := last
-	if res.TimedOut || res.Exited != "" || res.Running < p.pods {
-		end = stopWait
-	}
-	res.ElapsedS = round(end.Sub(first).Seconds(), 2)
-	if res.ElapsedS > 0 {
-		res.PodsPerS = round(float64(res.Running)/end.Sub(first).Seconds(), 1)
-	}
-	res.P50Ms = podload.Percentile(lat, p.pods, 0.50)
-	res.P90Ms = podload.Percentile(lat, p.pods, 0.90)
-	res.P99Ms = podload.Percentile(lat, p.pods, 0.99)
-	res.MaxMs = podload.Percentile(lat, p.pods, 1)
-	res.CPUS, res.PeakRSSMB = ptr(round(cpu, 2)), ptr(round(rss, 1))
+	obs.Measure(func(i int) string { return podName(run, i) }, c, p.pods, stopWait,
+		res.TimedOut || res.Exited != "", &res.Outcome)
+	res.CPUS, res.PeakRSSMB = ptr(podload.Round(cpu, 2)), ptr(podload.Round(rss, 1))
 	if sys.metricsURL != "" && res.Exited == "" {
 		res.Metrics = benchreport.Scrape(sys.metricsURL)
 	}
@@ -320,11 +273,3 @@ func measure(ctx context.Context, cs kubernetes.Interface, sys *system, p plan, 
 }
 
 func ptr(v float64) *float64 { return &v }
-
-func round(v float64, digits int) float64 {
-	p := 1.0
-	for i := 0; i < digits; i++ {
-		p *= 10
-	}
-	return float64(int64(v*p+0.5)) / p
-}

@@ -92,11 +92,11 @@ func plotSeries(rep *report, o options) []series {
 	var out []series
 	for _, name := range order {
 		if r := rateRun(rep, name); r != nil {
-			out = append(out, series{label: legend(r), color: colorOf[name], sorted: r.latencies, n: r.Pods})
+			out = append(out, series{label: legend(r), color: colorOf[name], sorted: r.Latencies, n: r.Pods})
 		}
 		if r := rep.Systems[name]; r != nil {
 			out = append(out, series{label: legend(r), color: colorOf[name], dashed: true,
-				sorted: r.latencies, n: r.Pods})
+				sorted: r.Latencies, n: r.Pods})
 		}
 	}
 	return out

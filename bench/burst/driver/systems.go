@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"burstlet/bench/internal/podload"
 	"burstlet/bench/internal/proc"
 	"burstlet/bench/internal/testbed"
 
@@ -75,7 +76,7 @@ func burstletSystem(cs kubernetes.Interface, bin string, tb *testbed.State, logD
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("readyz: %s", resp.Status)
 			}
-			return nodeReady(ctx, cs, s.node)
+			return podload.NodeReady(ctx, cs, s.node)
 		})
 		return p, err
 	}
@@ -128,7 +129,7 @@ func upstreamSystem(cs kubernetes.Interface, bin, version string, tb *testbed.St
 			if !strings.Contains(string(data), "msg=Ready") {
 				return fmt.Errorf("not logged Ready yet")
 			}
-			return nodeReady(ctx, cs, s.node)
+			return podload.NodeReady(ctx, cs, s.node)
 		})
 		return p, err
 	}
@@ -166,22 +167,9 @@ func kwokSystem(cs kubernetes.Interface, tb *testbed.State) *system {
 		}
 		p := proc.Observe(pid)
 		return p, proc.WaitUntil(ctx, p, time.Minute, "kwok node Ready", func() error {
-			return nodeReady(ctx, cs, s.node)
+			return podload.NodeReady(ctx, cs, s.node)
 		})
 	}
 	s.cleanup = func(ctx context.Context) { deleteNode(ctx, cs, s.node) }
 	return s
-}
-
-func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) error {
-	n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-			return nil
-		}
-	}
-	return fmt.Errorf("node %s not Ready", name)
 }

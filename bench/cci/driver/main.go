@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"burstlet/bench/internal/podload"
 	"burstlet/bench/internal/report"
 	"burstlet/bench/internal/testbed"
 )
@@ -70,33 +71,19 @@ func main() {
 // result is one path's run: burstlet (cluster → cci provider → backend) or the peer (straight
 // to the backend). Pointers are null in the JSON when not measured or not reached.
 type result struct {
-	Path           string   `json:"path"`
-	Pods           int      `json:"pods"`
-	Running        int      `json:"running"`
-	Failed         int      `json:"failed,omitempty"`
-	CreateFailures int      `json:"create_failures,omitempty"`
-	TimedOut       bool     `json:"timed_out,omitempty"`
-	Exited         string   `json:"exited,omitempty"`
-	CreateS        float64  `json:"create_s"`           // first Create sent to last answered
-	CreateCallP99  float64  `json:"create_call_p99_ms"` // included in every latency
-	ElapsedS       float64  `json:"elapsed_s"`          // first Create sent to last pod Running
-	PodsPerS       float64  `json:"pods_per_s"`         // Running / elapsed_s
-	P50Ms          *float64 `json:"p50_ms"`
-	P90Ms          *float64 `json:"p90_ms"`
-	P99Ms          *float64 `json:"p99_ms"`
-	MaxMs          *float64 `json:"max_ms"`
+	Path string `json:"path"`
+	Pods int    `json:"pods"`
+	podload.Outcome
 	// Deletion: first Delete sent to no pod left (burstlet: neither in the cluster namespace nor
 	// in the backend namespace).
-	DeleteS         *float64 `json:"delete_s"`
-	DeleteTimedOut  bool     `json:"delete_timed_out,omitempty"`
-	BackendGoneS    *float64 `json:"backend_gone_s,omitempty"`     // burstlet: first Delete to backend namespace empty
-	BackendRunning  int      `json:"backend_running,omitempty"`    // burstlet: backend pods seen Running by the end of the wait
-	BackendLeft     int      `json:"backend_left,omitempty"`       // burstlet: backend pods left when the delete wait ended
-	ClusterLeft     int      `json:"cluster_left,omitempty"`       // pods left in the namespace when the delete wait ended
-	Stuck           []string `json:"stuck,omitempty"`              // samples of pods not Running when the wait ended
-	BackendCopies   []string `json:"backend_configmaps,omitempty"` // burstlet: ConfigMaps in the backend namespace at the end
-	latencies       []float64
-	firstCreateSent time.Time
+	DeleteS        *float64 `json:"delete_s"`
+	DeleteTimedOut bool     `json:"delete_timed_out,omitempty"`
+	BackendGoneS   *float64 `json:"backend_gone_s,omitempty"`     // burstlet: first Delete to backend namespace empty
+	BackendRunning int      `json:"backend_running,omitempty"`    // burstlet: backend pods seen Running by the end of the wait
+	BackendLeft    int      `json:"backend_left,omitempty"`       // burstlet: backend pods left when the delete wait ended
+	ClusterLeft    int      `json:"cluster_left,omitempty"`       // pods left in the namespace when the delete wait ended
+	Stuck          []string `json:"stuck,omitempty"`              // samples of pods not Running when the wait ended
+	BackendCopies  []string `json:"backend_configmaps,omitempty"` // burstlet: ConfigMaps in the backend namespace at the end
 }
 
 // requests are burstlet's requests over one interval, from its counters.
@@ -250,11 +237,3 @@ func configMap() *corev1.ConfigMap {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func round(v float64, digits int) float64 {
-	p := 1.0
-	for i := 0; i < digits; i++ {
-		p *= 10
-	}
-	return float64(int64(v*p+0.5)) / p
-}

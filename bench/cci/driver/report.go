@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"burstlet/bench/internal/podload"
 )
 
 // verdicts checks DESIGN.md section 8's backend-path target: <= 3 backend writes per pod on
@@ -13,7 +15,7 @@ func verdicts(rep *benchReport) {
 	b, p := rep.Burstlet, rep.Peer
 	complete := b.Running == b.Pods && b.Exited == ""
 	if p != nil && complete && p.Running == p.Pods && p.ElapsedS > 0 {
-		rep.TimeRatio = ptr(round(b.ElapsedS/p.ElapsedS, 2))
+		rep.TimeRatio = ptr(podload.Round(b.ElapsedS/p.ElapsedS, 2))
 	}
 	life := rep.Process.Life
 	rep.Targets["backend_writes_per_pod_le_3"] = life != nil && complete && b.DeleteS != nil &&

@@ -98,7 +98,7 @@ func runBurstlet(ctx context.Context, cs, bs kubernetes.Interface, tb *testbed.S
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("readyz: %s", resp.Status)
 		}
-		return nodeReady(ctx, cs, nodeName)
+		return podload.NodeReady(ctx, cs, nodeName)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -161,7 +161,7 @@ func runBurstlet(ctx context.Context, cs, bs kubernetes.Interface, tb *testbed.S
 			sp.Settle(20 * time.Second)
 		}
 		sample()
-		pr.CPUCreateS = ptr(round(cpu, 2))
+		pr.CPUCreateS = ptr(podload.Round(cpu, 2))
 		if m1 := report.Scrape(metricsURL); m1 != nil {
 			pr.Create = requestsBetween(m0, m1, o.pods)
 			last = m1
@@ -181,7 +181,7 @@ func runBurstlet(ctx context.Context, cs, bs kubernetes.Interface, tb *testbed.S
 				sp.Settle(20 * time.Second)
 			}
 			sample()
-			pr.CPUS = ptr(round(cpu, 2))
+			pr.CPUS = ptr(podload.Round(cpu, 2))
 			if m2 := report.Scrape(metricsURL); m2 != nil {
 				pr.Life = requestsBetween(m0, m2, o.pods)
 				last = m2
@@ -190,7 +190,7 @@ func runBurstlet(ctx context.Context, cs, bs kubernetes.Interface, tb *testbed.S
 	}
 	sample()
 	if rss > 0 {
-		pr.PeakRSSMB = ptr(round(rss, 1))
+		pr.PeakRSSMB = ptr(podload.Round(rss, 1))
 	}
 	if list, err := bs.CoreV1().ConfigMaps(backendNamespace).List(context.Background(), metav1.ListOptions{}); err == nil {
 		res.BackendCopies = []string{}
@@ -221,51 +221,18 @@ func runBurstlet(ctx context.Context, cs, bs kubernetes.Interface, tb *testbed.S
 // process serving them exits or the wait ends.
 func createAndWait(ctx context.Context, cs kubernetes.Interface, obs *podload.Observer, ns string, o options,
 	virtualNode bool, exited func() bool, label string, tick func()) (*result, *podload.Creation, error) {
-	created := make(chan *podload.Creation, 1)
-	go func() {
-		created <- podload.Create(ctx, cs, ns, o.pods, 0, o.creators,
-			func(i int) *corev1.Pod { return benchPod(i, virtualNode) })
-	}()
-	var c *podload.Creation
-	want := func() int { // all pods, less those whose creation failed once that is known
-		if c == nil {
-			select {
-			case c = <-created:
-			default:
-				return o.pods
-			}
-		}
-		return o.pods - c.Failures
-	}
-	timedOut, _ := obs.WaitAll(ctx, want, time.Now().Add(o.wait), exited, label, tick)
+	creating := podload.StartCreate(ctx, cs, ns, o.pods, 0, o.creators,
+		func(i int) *corev1.Pod { return benchPod(i, virtualNode) })
+	timedOut, _ := obs.WaitAll(ctx, creating.Want, time.Now().Add(o.wait), exited, label, tick)
 	stopWait := time.Now()
 	if ctx.Err() != nil {
 		return nil, nil, ctx.Err()
 	}
-	if c == nil {
-		c = <-created
-	}
-	res := &result{Pods: o.pods, TimedOut: timedOut}
+	c := creating.Wait()
+	res := &result{Pods: o.pods}
+	res.TimedOut = timedOut
 	// Only what was seen while waiting counts.
-	lat, last := obs.Latencies(podName, c, stopWait)
-	res.latencies = lat
-	res.Running, res.Failed = len(lat), obs.FailedCount()
-	res.CreateFailures = c.Failures
-	res.CreateS = round(c.Elapsed.Seconds(), 2)
-	res.CreateCallP99 = c.CallP99()
-	res.firstCreateSent = c.FirstSent()
-	end := last
-	if res.Running < o.pods {
-		end = stopWait
-	}
-	res.ElapsedS = round(end.Sub(res.firstCreateSent).Seconds(), 2)
-	if res.ElapsedS > 0 {
-		res.PodsPerS = round(float64(res.Running)/end.Sub(res.firstCreateSent).Seconds(), 1)
-	}
-	res.P50Ms = podload.Percentile(lat, o.pods, 0.50)
-	res.P90Ms = podload.Percentile(lat, o.pods, 0.90)
-	res.P99Ms = podload.Percentile(lat, o.pods, 0.99)
-	res.MaxMs = podload.Percentile(lat, o.pods, 1)
+	obs.Measure(podName, c, o.pods, stopWait, false, &res.Outcome)
 	return res, c, nil
 }
 
@@ -310,10 +277,10 @@ func deleteAndWait(ctx context.Context, cs kubernetes.Interface, ns string, c *p
 		select {
 		case <-sent:
 			if backendLeft == 0 && res.BackendGoneS == nil {
-				res.BackendGoneS = ptr(round(time.Since(first).Seconds(), 2))
+				res.BackendGoneS = ptr(podload.Round(time.Since(first).Seconds(), 2))
 			}
 			if clusterLeft == 0 && backendLeft == 0 {
-				res.DeleteS = ptr(round(time.Since(first).Seconds(), 2))
+				res.DeleteS = ptr(podload.Round(time.Since(first).Seconds(), 2))
 				return
 			}
 		default:
@@ -331,19 +298,6 @@ func deleteAndWait(ctx context.Context, cs kubernetes.Interface, ns string, c *p
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func nodeReady(ctx context.Context, cs kubernetes.Interface, name string) error {
-	n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-			return nil
-		}
-	}
-	return fmt.Errorf("node %s not Ready", name)
 }
 
 // stuck describes up to n pods that are not Running: phase, node, reason and the conditions
@@ -403,8 +357,8 @@ func requestsBetween(before, after map[string]float64, pods int) *requests {
 		}
 	}
 	if pods > 0 {
-		r.ClusterWritesPerPod = round(r.ClusterWrites/float64(pods), 2)
-		r.BackendWritesPerPod = round(r.BackendWrites/float64(pods), 2)
+		r.ClusterWritesPerPod = podload.Round(r.ClusterWrites/float64(pods), 2)
+		r.BackendWritesPerPod = podload.Round(r.BackendWrites/float64(pods), 2)
 	}
 	return r
 }

@@ -317,3 +317,109 @@ func EnsureNamespace(ctx context.Context, cs kubernetes.Interface, ns string) er
 		}
 	}
 }
+
+// Creating is a Create running in the background while the pods are watched.
+type Creating struct {
+	n    int
+	done chan *Creation
+	c    *Creation
+}
+
+// StartCreate runs Create in the background.
+func StartCreate(ctx context.Context, cs kubernetes.Interface, ns string, n int, rate float64, creators int,
+	build func(i int) *corev1.Pod) *Creating {
+	c := &Creating{n: n, done: make(chan *Creation, 1)}
+	go func() { c.done <- Create(ctx, cs, ns, n, rate, creators, build) }()
+	return c
+}
+
+// Want is the number of pods to wait for (Observer.WaitAll): all, less those whose creation
+// failed once that is known. Called from the waiting goroutine only.
+func (c *Creating) Want() int {
+	if c.c == nil {
+		select {
+		case c.c = <-c.done:
+		default:
+			return c.n
+		}
+	}
+	return c.n - c.c.Failures
+}
+
+// Wait returns the finished Creation.
+func (c *Creating) Wait() *Creation {
+	if c.c == nil {
+		c.c = <-c.done
+	}
+	return c.c
+}
+
+// Outcome is what a wave of n pods reached, in the JSON fields both benchmarks report.
+// Pointers are null when not reached.
+type Outcome struct {
+	Running        int      `json:"running"`
+	Failed         int      `json:"failed,omitempty"`
+	CreateFailures int      `json:"create_failures,omitempty"`
+	TimedOut       bool     `json:"timed_out,omitempty"`
+	Exited         string   `json:"exited,omitempty"`
+	CreateS        float64  `json:"create_s"`           // first Create sent to last answered
+	CreateCallP99  float64  `json:"create_call_p99_ms"` // included in every latency
+	ElapsedS       float64  `json:"elapsed_s"`          // first Create sent to last pod Running
+	PodsPerS       float64  `json:"pods_per_s"`         // Running / elapsed_s
+	P50Ms          *float64 `json:"p50_ms"`
+	P90Ms          *float64 `json:"p90_ms"`
+	P99Ms          *float64 `json:"p99_ms"`
+	MaxMs          *float64 `json:"max_ms"`
+
+	Latencies []float64 `json:"-"` // sorted, of the pods seen Running
+	FirstSent time.Time `json:"-"` // the first Create sent
+}
+
+// Measure fills the Outcome of n pods named name(i), created by c, from what obs saw Running
+// until stopWait. The elapsed time ends at the last pod seen Running, or at stopWait when not
+// all got there or cut (the wait ended early).
+func (o *Observer) Measure(name func(i int) string, c *Creation, n int, stopWait time.Time, cut bool,
+	into *Outcome) {
+	lat, last := o.Latencies(name, c, stopWait)
+	into.Latencies = lat
+	into.Running, into.Failed = len(lat), o.FailedCount()
+	into.CreateFailures = c.Failures
+	into.CreateS = Round(c.Elapsed.Seconds(), 2)
+	into.CreateCallP99 = c.CallP99()
+	into.FirstSent = c.FirstSent()
+	end := last
+	if cut || into.Running < n {
+		end = stopWait
+	}
+	into.ElapsedS = Round(end.Sub(into.FirstSent).Seconds(), 2)
+	if into.ElapsedS > 0 {
+		into.PodsPerS = Round(float64(into.Running)/end.Sub(into.FirstSent).Seconds(), 1)
+	}
+	into.P50Ms = Percentile(lat, n, 0.50)
+	into.P90Ms = Percentile(lat, n, 0.90)
+	into.P99Ms = Percentile(lat, n, 0.99)
+	into.MaxMs = Percentile(lat, n, 1)
+}
+
+// Round rounds half up to `digits` decimals, as the reports print numbers.
+func Round(v float64, digits int) float64 {
+	p := 1.0
+	for i := 0; i < digits; i++ {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// NodeReady is nil once node `name` reports Ready.
+func NodeReady(ctx context.Context, cs kubernetes.Interface, name string) error {
+	n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	return fmt.Errorf("node %s not Ready", name)
+}
