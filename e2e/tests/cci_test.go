@@ -573,18 +573,7 @@ func TestCciPodWaitsForItsConfigMap(t *testing.T) {
 	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "CreateContainerConfigError", func() error {
-		got, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "waiter", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cs := got.Status.ContainerStatuses
-		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
-			!strings.Contains(cs[0].State.Waiting.Message, `configmap "late" not found`) {
-			return fmt.Errorf("container statuses %+v", cs)
-		}
-		return nil
-	})
+	waitsForConfig(t, ns, "waiter", `configmap "late" not found`)
 	if pods := backendPods(t, d.backendNamespace()); len(pods) != 0 {
 		t.Fatalf("%d backend pods while the ConfigMap is missing", len(pods))
 	}

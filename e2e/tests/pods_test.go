@@ -309,18 +309,7 @@ func TestEnvironmentFromConfigMapsAndWaitingForThem(t *testing.T) {
 	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "CreateContainerConfigError while the ConfigMap is missing", func() error {
-		p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, "needs-config", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cs := p.Status.ContainerStatuses
-		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
-			!strings.Contains(cs[0].State.Waiting.Message, `configmap "late-config" not found`) {
-			return fmt.Errorf("container statuses %+v", cs)
-		}
-		return nil
-	})
+	waitsForConfig(t, ns, "needs-config", `configmap "late-config" not found`)
 	if n := len(journalPods(t, state)); n != 0 {
 		t.Fatalf("pod created on the provider without its ConfigMap (%d pods)", n)
 	}
@@ -429,4 +418,22 @@ func TestFinishedPodsAreNotRunAgain(t *testing.T) {
 	if n := metricValue(t, d, "burstlet_provider_creates_total"); n != 0 {
 		t.Errorf("restarted burstlet created %v pods on the provider, want 0", n)
 	}
+}
+
+// waitsForConfig waits until pod's only container waits with CreateContainerConfigError and a
+// message containing `says`, as a kubelet shows a missing ConfigMap or Secret.
+func waitsForConfig(t *testing.T, ns, pod, says string) {
+	t.Helper()
+	eventually(t, 30*time.Second, pod+" waiting with CreateContainerConfigError", func() error {
+		p, err := env.cluster.CoreV1().Pods(ns).Get(context.Background(), pod, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cs := p.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
+			!strings.Contains(cs[0].State.Waiting.Message, says) {
+			return fmt.Errorf("container statuses %+v", cs)
+		}
+		return nil
+	})
 }
