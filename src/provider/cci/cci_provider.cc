@@ -398,8 +398,9 @@ asio::awaitable<Status> CciProvider::ping() {
   co_return okStatus();
 }
 
-asio::awaitable<Result<std::map<std::string, ClaimInfo>>> CciProvider::claimsOf(const Json& pod) {
-  std::map<std::string, ClaimInfo> out;
+asio::awaitable<Result<std::map<std::string, CciProvider::Claim>>> CciProvider::claimsOf(
+    const Json& pod) {
+  std::map<std::string, Claim> out;
   const std::string ns = stringAt(pod, {"metadata", "namespace"});
   const auto* volumes = arrayAt(pod, {"spec", "volumes"});
   if (volumes == nullptr) {
@@ -417,7 +418,8 @@ asio::awaitable<Result<std::map<std::string, ClaimInfo>>> CciProvider::claimsOf(
       }
       co_return std::move(pvc).error();
     }
-    ClaimInfo info;
+    Claim read;
+    ClaimInfo& info = read.info;
     info.storageClass = stringAt(*pvc, {"spec", "storageClassName"});
     std::string volume = stringAt(*pvc, {"spec", "volumeName"});
     if (!volume.empty()) {
@@ -436,6 +438,7 @@ asio::awaitable<Result<std::map<std::string, ClaimInfo>>> CciProvider::claimsOf(
       if (info.storageClass.empty()) {
         info.storageClass = stringAt(*pv, {"spec", "storageClassName"});
       }
+      read.pv = std::move(*pv);
     } else if (!info.storageClass.empty()) {
       std::string cls = info.storageClass;
       auto sc = co_await cluster_.storageClass(cls);
@@ -453,7 +456,8 @@ asio::awaitable<Result<std::map<std::string, ClaimInfo>>> CciProvider::claimsOf(
         info.driver = stringAt(*sc, {"provisioner"});
       }
     }
-    out.emplace(claim, std::move(info));
+    read.pvc = std::move(*pvc);
+    out.emplace(claim, std::move(read));
   }
   co_return out;
 }
@@ -628,12 +632,10 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
   co_return s;
 }
 
-asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim) {
+asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim,
+                                                 const Claim& read) {
+  const Json& pvc = read.pvc;
   const std::string name = backendName(ns, claim);
-  auto pvc = co_await cluster_.persistentVolumeClaim(ns, claim);
-  if (!pvc.ok()) {
-    co_return std::move(pvc).error();
-  }
   auto existing = claims_->store().get(options_.backendNamespace + "/" + name);
   {
     std::lock_guard lock(mu_);
@@ -643,7 +645,7 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
   }
   if (existing) {
     if (stringAt(*existing, {"metadata", "annotations", kSourceUidAnnotation}) ==
-        kube::objectUid(*pvc)) {
+        kube::objectUid(pvc)) {
       co_return okStatus();
     }
     // The claim was deleted and created again (another volume): the old copy must go first,
@@ -654,17 +656,13 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
                     "use",
                     claim));
   }
-  std::string volume = stringAt(*pvc, {"spec", "volumeName"});
-  if (volume.empty()) {
+  if (!read.pv) {
     co_return Error::make(
         ErrorCode::kUnavailable, "ClaimNotBound",
         fmt::format("persistentvolumeclaim \"{}\" is not bound to a volume yet", claim));
   }
-  auto pv = co_await cluster_.persistentVolume(volume);
-  if (!pv.ok()) {
-    co_return std::move(pv).error();
-  }
-  auto backendPv = toBackendPersistentVolume(*pvc, *pv, translate_);
+  const Json& pv = *read.pv;
+  auto backendPv = toBackendPersistentVolume(pvc, pv, translate_);
   if (!backendPv.ok()) {
     co_return std::move(backendPv).error();
   }
@@ -682,7 +680,7 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
   if (!createdPv.ok() && createdPv.error().code != ErrorCode::kAlreadyExists) {
     co_return std::move(createdPv).error();
   }
-  auto backendPvc = toBackendPersistentVolumeClaim(*pvc, *pv, translate_);
+  auto backendPvc = toBackendPersistentVolumeClaim(pvc, pv, translate_);
   if (!backendPvc.ok()) {
     co_return std::move(backendPvc).error();
   }
@@ -716,7 +714,7 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
   const auto& claimMap = *claims;
   ClaimLookup lookup = [&claimMap](const std::string& claim) -> std::optional<ClaimInfo> {
     auto it = claimMap.find(claim);
-    return it == claimMap.end() ? std::nullopt : std::optional<ClaimInfo>(it->second);
+    return it == claimMap.end() ? std::nullopt : std::optional<ClaimInfo>(it->second.info);
   };
   if (auto s = admit(pod, options_.validate, lookup); !s.ok()) {
     co_return s;
@@ -766,7 +764,8 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
     const std::string source = id.substr(slash + 1);
     Status s = okStatus();
     if (kind == "PersistentVolumeClaim") {
-      s = co_await ensureClaim(ref.ns, source);
+      // Validation passed, so every claim the pod mounts was read.
+      s = co_await ensureClaim(ref.ns, source, claimMap.at(source));
     } else {
       const bool optional = required.count(id) == 0;
       s = co_await ensureCopy(kind, ref.ns, source, optional, podKey);

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -108,13 +109,21 @@ class CciProvider final : public Provider {
   asio::awaitable<Status> ensureCopy(const std::string& kind, const std::string& ns,
                                      const std::string& name, bool optional,
                                      const std::string& podKey);
-  asio::awaitable<Status> ensureClaim(const std::string& ns, const std::string& claim);
+  // A pod's claim as read for validation: what validation needs, and the objects themselves
+  // (the volume only when the claim is bound), reused to make the backend's pair.
+  struct Claim {
+    ClaimInfo info;
+    Json pvc;
+    std::optional<Json> pv;
+  };
+  asio::awaitable<Status> ensureClaim(const std::string& ns, const std::string& claim,
+                                      const Claim& read);
   asio::awaitable<Result<Json>> readSource(const std::string& kind, const std::string& ns,
                                            const std::string& name);
   asio::awaitable<Status> writeCopy(const std::string& kind, const Json& copy, bool exists);
   asio::awaitable<Status> writeCopyOnce(const std::string& kind, const Json& copy, bool exists);
   void forgetWaiting(const std::string& source, const std::string& podKey);  // mu_ held
-  asio::awaitable<Result<std::map<std::string, ClaimInfo>>> claimsOf(const Json& pod);
+  asio::awaitable<Result<std::map<std::string, Claim>>> claimsOf(const Json& pod);
   asio::awaitable<void> refreshCopy(std::string kind, std::string ns, std::string name);
   asio::awaitable<void> refreshCopyOnce(const std::string& kind, const std::string& ns,
                                         const std::string& name);
