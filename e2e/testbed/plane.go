@@ -311,7 +311,7 @@ leaderElection:
 
 	kwokStages := filepath.Join(p.Dir, "kwok.yaml")
 	stages := strings.Join([]string{nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady, podfast.DefaultPodComplete, podfast.DefaultPodDelete, podExitStage}, "\n---\n")
+		podfast.DefaultPodReady, podfast.DefaultPodComplete, podDeleteStage, podSlowDeleteStage, podExitStage}, "\n---\n")
 	if err := os.WriteFile(kwokStages, []byte(stages), 0o644); err != nil {
 		return err
 	}
@@ -463,6 +463,56 @@ func httpOK(ctx context.Context, c *http.Client, url string) error {
 // code (phase Succeeded for "0", Failed otherwise). kwok runs no containers, so run-to-completion
 // pods (Jobs) need it to finish; on the backend plane it stands for a container that exits.
 const ExitCodeAnnotation = "testbed.burstlet.io/exit-code"
+
+// DeleteDelayAnnotation makes kwok finish a terminating pod only after this long (a Go
+// duration, "20s"), standing for containers that take their grace period to stop; "never"
+// keeps the pod terminating until a delete with grace 0 removes it.
+const DeleteDelayAnnotation = "testbed.burstlet.io/delete-delay"
+
+// podDeleteStage is kwok's fast pod-delete stage, for pods without DeleteDelayAnnotation.
+const podDeleteStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-delete
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+      operator: 'DoesNotExist'
+  next:
+    delete: true
+`
+
+// podSlowDeleteStage deletes a terminating pod with DeleteDelayAnnotation after that delay.
+const podSlowDeleteStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-delete-slow
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+      operator: 'NotIn'
+      values:
+      - 'never'
+  delay:
+    durationFrom:
+      expressionFrom: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+  next:
+    delete: true
+`
 
 const podExitStage = `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
