@@ -11,6 +11,8 @@
 #include <boost/json.hpp>
 #include <charconv>
 
+#include "kube/json_path.h"
+#include "pod/lifecycle.h"
 #include "pod/status.h"
 
 namespace burstlet::pod {
@@ -33,14 +35,6 @@ std::string phaseOf(const json::value& pod) {
   const auto* ph = so != nullptr ? so->if_contains("phase") : nullptr;
   const auto* s = ph != nullptr ? ph->if_string() : nullptr;
   return s != nullptr && !s->empty() ? std::string(*s) : std::string("Pending");
-}
-
-int64_t gracePeriodOf(const json::value& pod) {
-  const auto* md = pod.as_object().if_contains("metadata");
-  const auto* g = md != nullptr && md->is_object()
-                      ? md->as_object().if_contains("deletionGracePeriodSeconds")
-                      : nullptr;
-  return g != nullptr && g->is_int64() ? g->as_int64() : 30;
 }
 
 std::optional<uint64_t> numericVersion(std::string_view rv) {
@@ -169,7 +163,16 @@ asio::awaitable<void> PodController::worker() {
       break;
     }
     const auto start = clock_.steadyNow();
-    auto s = co_await sync(*key);
+    Status s = okStatus();
+    try {
+      s = co_await sync(*key);
+    } catch (const std::exception& e) {
+      // A bug in one pod's sync must not end the worker or leave the key in flight forever.
+      s = Error::make(ErrorCode::kInternal, "SyncFailed",
+                      fmt::format("sync threw an exception: {}", e.what()));
+    } catch (...) {
+      s = Error::make(ErrorCode::kInternal, "SyncFailed", "sync threw an exception");
+    }
     stats_.syncs.fetch_add(1, std::memory_order_relaxed);
     if (observer_) {
       observer_(clock_.steadyNow() - start, s.ok());
@@ -192,6 +195,22 @@ asio::awaitable<void> PodController::resyncLoop() {
   auto next = clock_.steadyNow() + options_.resync;
   while (!stopped_) {
     co_await sleepFor(std::chrono::milliseconds(500));
+    bool early = false;
+    {
+      std::lock_guard lock(mu_);
+      if (reconcileAt_ && clock_.steadyNow() >= *reconcileAt_) {
+        reconcileAt_.reset();
+        early = true;
+      }
+    }
+    if (early && clock_.steadyNow() < next) {
+      // A terminating orphan's grace period is over: only the provider's pods need a look.
+      if (auto s = co_await reconcile(); !s.ok()) {
+        spdlog::warn("msg=\"reconcile with the provider failed\" error=\"{}\"",
+                     s.error().toString());
+      }
+      continue;
+    }
     if (clock_.steadyNow() < next) {
       continue;
     }
@@ -218,12 +237,45 @@ asio::awaitable<Status> PodController::reconcile() {
     clusterUids.emplace(key, informer_->store().uid(key));
   }
   std::map<std::string, std::string> providerUids;
+  std::optional<Clock::WallTime> earliest;
   for (const auto& p : *listed) {
-    if (isBeingDeleted(p)) {
-      continue;  // shutting down within its grace period: deleting it again would cut that short
-    }
     const PodRef ref = provider::podRefOf(p);
+    if (isBeingDeleted(p)) {
+      // Shutting down within its grace period: deleting it again would cut that short. Once
+      // the grace period is over and no cluster pod waits for it (that pod's own sync forces
+      // it), it is deleted forcibly: a backend pod stuck terminating keeps billing.
+      if (auto it = clusterUids.find(ref.key()); it != clusterUids.end() && it->second == ref.uid) {
+        continue;
+      }
+      const auto deadline = terminationDeadline(p, options_.terminationSlack, clock_.now());
+      if (clock_.now() < deadline) {
+        earliest = earliest ? std::min(*earliest, deadline) : deadline;
+        continue;
+      }
+      if (deletionGracePeriodOf(p) == 0) {
+        continue;  // forced already; the backend removes it
+      }
+      PodRef stuck = ref;  // named: see kube/rest.h on co_await temporaries
+      auto s = co_await provider_.deletePod(stuck, 0);
+      if (!s.ok()) {
+        co_return s;
+      }
+      stats_.forcedTerminations.fetch_add(1);
+      spdlog::warn(
+          "msg=\"forced the deletion of a provider pod still terminating after its grace "
+          "period\" pod={} uid={}",
+          ref.key(), ref.uid);
+      continue;
+    }
     providerUids.emplace(ref.key(), ref.uid);
+  }
+  if (earliest) {
+    std::lock_guard lock(mu_);
+    const auto at =
+        clock_.steadyNow() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(*earliest - clock_.now()) +
+        std::chrono::seconds(1);
+    reconcileAt_ = reconcileAt_ ? std::min(*reconcileAt_, at) : at;
   }
   const ReconcilePlan plan = planReconcile(clusterUids, providerUids);
   for (const auto& [key, uid] : plan.remove) {
@@ -268,6 +320,14 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
     }
     written_.erase(key);
     finalDeleted_.erase(key);
+    if (auto r = rejected_.find(key); r != rejected_.end()) {
+      ephemeralUnsupported_.erase(r->second);
+      rejected_.erase(r);
+    }
+    if (!uid.empty()) {
+      ephemeralUnsupported_.erase(uid);
+      forcedAt_.erase(uid);
+    }
   }
   if (uid.empty()) {
     co_return okStatus();
@@ -287,57 +347,22 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
   co_return okStatus();
 }
 
-asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
-  PodRef ref = provider::podRefOf(pod);
-  {
-    // Done already; the informer has not shown the delete yet (a provider notification about
-    // the terminating pod brought it back here).
-    std::lock_guard lock(mu_);
-    if (auto it = finalDeleted_.find(ref.key());
-        it != finalDeleted_.end() && it->second == ref.uid) {
-      co_return okStatus();
-    }
-  }
-  const int64_t grace = gracePeriodOf(pod);
-  auto s = co_await provider_.deletePod(ref, grace);
-  if (!s.ok()) {
-    co_return s;
-  }
-  stats_.providerDeletes.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = known_.find(ref.key()); it != known_.end() && it->second == ref.uid) {
-      known_.erase(it);
-    }
-    rejected_.erase(ref.uid);
-  }
-  // The kubelet's last step: remove the object, only if it is still this pod.
-  kube::DeleteOptions o;
-  o.gracePeriodSeconds = 0;
-  o.preconditionUid = ref.uid;
-  auto r = co_await client_.remove(resources::kPods, ref.ns, ref.name, o);
-  if (!r.ok() && r.error().code != ErrorCode::kNotFound && r.error().code != ErrorCode::kConflict) {
-    co_return std::move(r).error();
-  }
-  std::lock_guard lock(mu_);
-  finalDeleted_[ref.key()] = ref.uid;
-  co_return okStatus();
-}
-
 asio::awaitable<Status> PodController::syncExisting(const json::value& pod) {
   PodRef ref = provider::podRefOf(pod);
   if (isBeingDeleted(pod)) {
     co_return co_await finishDeletion(pod);
   }
   std::string previousUid;
+  bool wasKnown = false;
   {
     std::lock_guard lock(mu_);
-    if (auto it = known_.find(ref.key()); it != known_.end() && it->second != ref.uid) {
-      previousUid = it->second;
+    if (auto it = known_.find(ref.key()); it != known_.end()) {
+      if (it->second != ref.uid) {
+        previousUid = it->second;
+      } else {
+        wasKnown = true;
+      }
     }
-  }
-  {
-    std::lock_guard lock(mu_);
     if (auto it = finalDeleted_.find(ref.key());
         it != finalDeleted_.end() && it->second != ref.uid) {
       finalDeleted_.erase(it);  // the name has a new pod; the delete of the old was folded in
@@ -364,36 +389,111 @@ asio::awaitable<Status> PodController::syncExisting(const json::value& pod) {
     }
     {
       std::lock_guard lock(mu_);
-      if (rejected_.count(ref.uid) != 0) {
+      if (auto it = rejected_.find(ref.key()); it != rejected_.end() && it->second == ref.uid) {
         co_return okStatus();  // shown once; the pod must change or go
       }
     }
-    co_return co_await createOnProvider(pod);
+    if (const json::value view = latest(pod); wasKnown || ranOnProvider(view)) {
+      co_return co_await handleLostPod(view, wasKnown);
+    }
+    const std::map<std::string, int64_t> noBase;  // named: see kube/rest.h on co_await temporaries
+    co_return co_await createOnProvider(pod, noBase);
   }
   {
     std::lock_guard lock(mu_);
     known_[ref.key()] = ref.uid;
   }
-  if (!isTerminal(pod) && needsProviderUpdate(pod, *providerPod)) {
-    json::value prepared = pod;
-    if (prepare_) {
-      auto p = co_await prepare_(pod);
-      if (!p.ok()) {
-        co_return std::move(p).error();
+  const auto restartBase = restartBaseOf(*providerPod);
+  if (!isTerminal(pod)) {
+    auto updated = co_await updateOnProvider(pod, *providerPod, restartBase);
+    if (!updated.ok()) {
+      co_return std::move(updated).error();
+    }
+    if (*updated) {
+      // What the provider shows now: a status change notified while the update ran was folded
+      // into this sync and is not notified again.
+      auto again = co_await provider_.getPod(ref);
+      if (again.ok()) {
+        providerPod = std::move(again);
       }
-      prepared = std::move(*p);
     }
-    auto s = co_await provider_.updatePod(prepared);
-    if (!s.ok()) {
-      co_return s;
-    }
-    stats_.providerUpdates.fetch_add(1, std::memory_order_relaxed);
-    co_return okStatus();  // the provider notifies the new status
   }
   co_return co_await pushStatus(pod, *providerPod);
 }
 
-asio::awaitable<Status> PodController::createOnProvider(const json::value& pod) {
+asio::awaitable<Result<bool>> PodController::updateOnProvider(
+    const json::value& pod, const json::value& providerPod,
+    const std::map<std::string, int64_t>& restartBase) {
+  const PodRef ref = provider::podRefOf(pod);
+  // What the provider cannot add is not asked for again; the restart base is ours, not the
+  // pod's.
+  std::optional<json::value> wanted;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = ephemeralUnsupported_.find(ref.uid); it != ephemeralUnsupported_.end()) {
+      wanted = pod;
+      if (auto* list = wanted->as_object()["spec"].as_object().if_contains("ephemeralContainers");
+          list != nullptr && list->is_array()) {
+        auto& items = list->as_array();
+        for (auto c = items.begin(); c != items.end();) {
+          const auto* name = c->is_object() ? c->as_object().if_contains("name") : nullptr;
+          const bool skip = name != nullptr && name->is_string() &&
+                            it->second.names.count(std::string(name->as_string())) != 0;
+          c = skip ? items.erase(c) : std::next(c);
+        }
+      }
+    }
+  }
+  std::optional<json::value> seen;
+  if (!restartBase.empty()) {
+    seen = providerPod;
+    dropRestartBase(*seen);
+  }
+  if (!needsProviderUpdate(wanted ? *wanted : pod, seen ? *seen : providerPod)) {
+    co_return false;
+  }
+  json::value prepared = pod;
+  if (prepare_) {
+    auto p = co_await prepare_(pod);
+    if (!p.ok()) {
+      co_return std::move(p).error();
+    }
+    prepared = std::move(*p);
+  }
+  setRestartBase(prepared, restartBase);
+  auto s = co_await provider_.updatePod(prepared);
+  if (!s.ok() && s.error().reason == "EphemeralContainersNotSupported") {
+    // Shown once, as the kubelet shows a container it cannot start; the rest of the update
+    // was applied.
+    Unsupported u{{}, s.error().reason, s.error().message};
+    std::set<std::string> onProvider;
+    for (const auto& name : ephemeralContainerNames(providerPod)) {
+      onProvider.insert(name);
+    }
+    for (const auto& name : ephemeralContainerNames(pod)) {
+      if (onProvider.count(name) == 0) {
+        u.names.insert(name);
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      ephemeralUnsupported_[ref.uid] = u;
+    }
+    events_.record(kube::referenceTo(pod), kube::EventType::kWarning, u.reason,
+                   fmt::format("the {} provider cannot add ephemeral containers: {}",
+                               provider_.name(), u.message));
+    stats_.providerUpdates.fetch_add(1, std::memory_order_relaxed);
+    co_return true;
+  }
+  if (!s.ok()) {
+    co_return std::move(s).error();
+  }
+  stats_.providerUpdates.fetch_add(1, std::memory_order_relaxed);
+  co_return true;
+}
+
+asio::awaitable<Status> PodController::createOnProvider(
+    const json::value& pod, const std::map<std::string, int64_t>& restartBase) {
   PodRef ref = provider::podRefOf(pod);
   json::value prepared = pod;
   if (prepare_) {
@@ -406,6 +506,7 @@ asio::awaitable<Status> PodController::createOnProvider(const json::value& pod) 
     }
     prepared = std::move(*p);
   }
+  setRestartBase(prepared, restartBase);
   auto s = co_await provider_.createPod(prepared);
   if (!s.ok() && s.error().reason == "CreateContainerConfigError") {
     // The provider could not make a mounted ConfigMap or Secret available: the pod waits like
@@ -418,7 +519,7 @@ asio::awaitable<Status> PodController::createOnProvider(const json::value& pod) 
     if (permanent) {
       {
         std::lock_guard lock(mu_);
-        rejected_.insert(ref.uid);
+        rejected_[ref.key()] = ref.uid;
       }
       co_await reportFailure(pod, s.error(), true);
       co_return okStatus();
@@ -443,32 +544,60 @@ asio::awaitable<Status> PodController::createOnProvider(const json::value& pod) 
 
 asio::awaitable<Status> PodController::pushStatus(const json::value& pod,
                                                   const json::value& providerPod) {
-  const auto* status = providerPod.as_object().if_contains("status");
-  if (status == nullptr || !status->is_object()) {
+  const auto* provided = providerPod.as_object().if_contains("status");
+  if (provided == nullptr || !provided->is_object()) {
     co_return okStatus();
   }
-  const std::string key = kube::objectKey(pod);
-  // The informer may not have seen our last write yet: compare with what we wrote then, so a
-  // burst of notifications does not write the same status twice.
-  json::value view = pod;
+  const json::value view = latest(pod);
+  json::value status = kubeletStatus(view, providerPod, clock_.now());
   {
     std::lock_guard lock(mu_);
-    if (auto it = written_.find(key); it != written_.end()) {
-      const auto seen = numericVersion(kube::objectResourceVersion(pod));
-      const auto ours = numericVersion(it->second.resourceVersion);
-      if (seen && ours && *seen < *ours) {
-        view.as_object()["status"] = it->second.status;
-      } else {
-        written_.erase(it);
+    if (auto it = ephemeralUnsupported_.find(std::string(kube::objectUid(pod)));
+        it != ephemeralUnsupported_.end()) {
+      auto& list = status.as_object()["ephemeralContainerStatuses"];
+      if (!list.is_array()) {
+        list = json::array{};
+      }
+      if (const auto* specs = kube::arrayAt(pod, {"spec", "ephemeralContainers"})) {
+        for (const auto& c : *specs) {
+          if (it->second.names.count(kube::stringAt(c, {"name"})) != 0) {
+            list.as_array().push_back(
+                unsupportedEphemeralStatus(c, it->second.reason, it->second.message));
+          }
+        }
       }
     }
   }
-  auto patch = statusPatch(view, *status);
+  auto patch = statusPatch(view, status);
   if (!patch) {
     co_return okStatus();
   }
+  co_return co_await writeStatus(pod, std::move(*patch));
+}
+
+json::value PodController::latest(const json::value& pod) {
+  // The informer may not have seen our last write yet: compare with what we wrote then, so a
+  // burst of notifications does not write the same status twice.
+  json::value view = pod;
+  std::lock_guard lock(mu_);
+  if (auto it = written_.find(kube::objectKey(pod)); it != written_.end()) {
+    const auto seen = numericVersion(kube::objectResourceVersion(pod));
+    const auto ours = numericVersion(it->second.resourceVersion);
+    if (seen && ours && *seen < *ours) {
+      view.as_object()["status"] = it->second.status;
+    } else {
+      written_.erase(it);
+    }
+  }
+  return view;
+}
+
+asio::awaitable<Status> PodController::writeStatus(const json::value& pod, json::value patch) {
   PodRef ref = provider::podRefOf(pod);
-  std::string body = json::serialize(*patch);
+  // The kubelet's precondition: a status meant for this pod never lands on a new pod that took
+  // its name after a force delete.
+  patch.as_object()["metadata"] = json::object{{"uid", ref.uid}};
+  std::string body = json::serialize(patch);
   std::string subresource = "status";  // named: see kube/rest.h on co_await temporaries
   auto r = co_await client_.patch(resources::kPods, ref.ns, ref.name,
                                   kube::PatchType::kStrategicMerge, std::move(body), subresource);
@@ -476,12 +605,17 @@ asio::awaitable<Status> PodController::pushStatus(const json::value& pod,
     if (r.error().code == ErrorCode::kNotFound) {
       co_return okStatus();  // deleted meanwhile; its delete event follows
     }
+    if (isUidMismatch(r.error())) {
+      spdlog::info("msg=\"status not written: the pod was replaced\" pod={} uid={}", ref.key(),
+                   ref.uid);
+      co_return okStatus();  // a new pod of that name: its own sync follows
+    }
     co_return std::move(r).error();
   }
   stats_.statusPatches.fetch_add(1, std::memory_order_relaxed);
   if (const auto* st = r->as_object().if_contains("status")) {
     std::lock_guard lock(mu_);
-    written_[key] = Written{std::string(kube::objectResourceVersion(*r)), *st};
+    written_[kube::objectKey(pod)] = Written{std::string(kube::objectResourceVersion(*r)), *st};
   }
   co_return okStatus();
 }
@@ -498,14 +632,10 @@ asio::awaitable<void> PodController::reportFailure(const json::value& pod, const
   if (!patch) {
     co_return;
   }
-  PodRef ref = provider::podRefOf(pod);
-  std::string body = json::serialize(*patch);
-  std::string subresource = "status";  // named: see kube/rest.h on co_await temporaries
-  auto r = co_await client_.patch(resources::kPods, ref.ns, ref.name,
-                                  kube::PatchType::kStrategicMerge, std::move(body), subresource);
-  if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+  auto s = co_await writeStatus(pod, std::move(*patch));
+  if (!s.ok()) {
     spdlog::warn("msg=\"recording a provider failure on the pod failed\" pod={} error=\"{}\"",
-                 ref.key(), r.error().toString());
+                 kube::objectKey(pod), s.error().toString());
   }
 }
 
@@ -542,14 +672,11 @@ asio::awaitable<void> PodController::reportConfigError(const json::value& pod, c
       current->as_object().at("containerStatuses") == status.at("containerStatuses")) {
     co_return;
   }
-  PodRef ref = provider::podRefOf(pod);
-  std::string body = json::serialize(json::object{{"status", std::move(status)}});
-  std::string subresource = "status";  // named: see kube/rest.h on co_await temporaries
-  auto r = co_await client_.patch(resources::kPods, ref.ns, ref.name,
-                                  kube::PatchType::kStrategicMerge, std::move(body), subresource);
-  if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+  json::value patch = json::object{{"status", std::move(status)}};
+  auto s = co_await writeStatus(pod, std::move(patch));
+  if (!s.ok()) {
     spdlog::warn("msg=\"recording a config error on the pod failed\" pod={} error=\"{}\"",
-                 ref.key(), r.error().toString());
+                 kube::objectKey(pod), s.error().toString());
   }
 }
 

@@ -10,6 +10,13 @@
 //
 // Restart safety: before the workers start, the provider's pods are listed and reconciled with
 // the informer's: matching ones are adopted, orphans deleted; creates are idempotent by UID.
+//
+// As a kubelet: every status write carries the pod's UID as a precondition (a write meant for a
+// deleted pod never lands on a new pod of the same name); Ready follows the pod's readiness
+// gates; a provider pod that disappears is not run again unseen (restartPolicy Never: the pod
+// fails; otherwise it runs again with its restart count up), always with a Warning event; a
+// deleted pod stays Terminating until its provider pod is gone, which is forced once the grace
+// period (plus terminationSlack) is over.
 #pragma once
 
 #include <atomic>
@@ -20,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -41,6 +49,12 @@ struct PodControllerOptions {
   WorkQueueOptions backoff{std::chrono::milliseconds(200), std::chrono::seconds(60)};
   // Every pod's provider status is compared again this often, in case a notification was lost.
   std::chrono::seconds resync{300};
+  // A provider pod still terminating this long after the pod's grace period ended is deleted
+  // forcibly (with a Warning event) ...
+  std::chrono::seconds terminationSlack{30};
+  // ... and if even that does not remove it within this long, the cluster pod is removed anyway
+  // (with a Warning event); the periodic reconcile keeps deleting the provider pod.
+  std::chrono::seconds terminationGiveUp{120};
 };
 
 // Counters for metrics; read from any thread.
@@ -53,6 +67,17 @@ struct PodControllerStats {
   std::atomic<uint64_t> statusPatches{0};
   std::atomic<uint64_t> orphansDeleted{0};
   std::atomic<uint64_t> adopted{0};
+  std::atomic<uint64_t> lostPods{0};            // provider pods that disappeared
+  std::atomic<uint64_t> forcedTerminations{0};  // provider pods deleted forcibly
+};
+
+// Sizes of the controller's per-pod memory (for tests: nothing may grow without bound).
+struct PodControllerMemory {
+  size_t known = 0;
+  size_t rejected = 0;
+  size_t written = 0;
+  size_t finalDeleted = 0;
+  size_t ephemeralUnsupported = 0;
 };
 
 class PodController {
@@ -83,6 +108,7 @@ class PodController {
   // Pods by cluster phase, as the informer sees them.
   std::map<std::string, size_t> podsByPhase() const;
   const kube::Store& pods() const { return informer_->store(); }
+  PodControllerMemory memory() const;
 
  private:
   asio::awaitable<void> worker();
@@ -90,9 +116,21 @@ class PodController {
   asio::awaitable<Status> syncExisting(const boost::json::value& pod);
   asio::awaitable<Status> syncDeleted(const std::string& key);
   asio::awaitable<Status> finishDeletion(const boost::json::value& pod);
-  asio::awaitable<Status> createOnProvider(const boost::json::value& pod);
+  asio::awaitable<Status> removeFromCluster(const provider::PodRef& ref);
+  asio::awaitable<Status> handleLostPod(const boost::json::value& pod, bool wasKnown);
+  // Applies label, annotation, image and ephemeral container changes; true when it wrote.
+  asio::awaitable<Result<bool>> updateOnProvider(const boost::json::value& pod,
+                                                 const boost::json::value& providerPod,
+                                                 const std::map<std::string, int64_t>& restartBase);
+  asio::awaitable<Status> createOnProvider(const boost::json::value& pod,
+                                           const std::map<std::string, int64_t>& restartBase);
   asio::awaitable<Status> pushStatus(const boost::json::value& pod,
                                      const boost::json::value& providerPod);
+  // The pod with the status this process last wrote, while the informer has not shown it yet.
+  boost::json::value latest(const boost::json::value& pod);
+  // Patches pods/status ({"status":{...}}) with the pod's UID as precondition and remembers what
+  // was written; a pod gone or replaced meanwhile is success (its own sync follows).
+  asio::awaitable<Status> writeStatus(const boost::json::value& pod, boost::json::value patch);
   asio::awaitable<void> reportFailure(const boost::json::value& pod, const Error& error,
                                       bool permanent);
   asio::awaitable<void> reportConfigError(const boost::json::value& pod, const Error& error);
@@ -114,12 +152,24 @@ class PodController {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
   std::atomic<int> running_{0};  // coroutines of run() still going (informer, workers, resync)
-  mutable std::mutex mu_;        // guards known_, rejected_, written_ and finalDeleted_
+  mutable std::mutex mu_;        // guards known_, rejected_, ephemeralUnsupported_, forcedAt_,
+                                 // reconcileAt_, written_ and finalDeleted_
   // Pods this process created or adopted on the provider: key -> UID. A pod that vanished
   // from the API is deleted on the provider by the UID recorded here.
   std::unordered_map<std::string, std::string> known_;
-  // UIDs the provider rejected permanently: shown once, not retried.
-  std::unordered_set<std::string> rejected_;
+  // Pods the provider rejected permanently (key -> UID): shown once, not retried.
+  std::unordered_map<std::string, std::string> rejected_;
+  // Ephemeral containers the provider cannot add, per pod UID, with its answer.
+  struct Unsupported {
+    std::set<std::string> names;
+    std::string reason;
+    std::string message;
+  };
+  std::unordered_map<std::string, Unsupported> ephemeralUnsupported_;
+  // Pods whose provider pod this process deleted forcibly (UID -> when).
+  std::unordered_map<std::string, Clock::SteadyTime> forcedAt_;
+  // When the next reconcile is due early: a terminating orphan's grace period ends then.
+  std::optional<Clock::SteadyTime> reconcileAt_;
   // The status of our last write per pod and the resourceVersion it produced, until the
   // informer has caught up with it.
   struct Written {

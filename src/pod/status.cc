@@ -57,8 +57,9 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
     return std::nullopt;  // the kubelet never brings a finished pod back
   }
   json::object patch;
-  for (const char* key : {"phase", "podIP", "podIPs", "hostIP", "hostIPs", "startTime",
-                          "containerStatuses", "initContainerStatuses"}) {
+  for (const char* key :
+       {"phase", "podIP", "podIPs", "hostIP", "hostIPs", "startTime", "containerStatuses",
+        "initContainerStatuses", "ephemeralContainerStatuses"}) {
     const json::value* want = field(providerStatus, key);
     if (want == nullptr) {
       continue;
@@ -91,7 +92,22 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
         }
       }
       if (!same) {
-        changed.push_back(c);
+        json::value sent = c;
+        // Conditions merge by type: a reason or message the condition no longer has must be
+        // removed explicitly (null), or a True condition keeps the text of its False past.
+        if (have.is_array() && sent.is_object()) {
+          for (const auto& h : have.as_array()) {
+            if (stringAt(field(h, "type")) != type) {
+              continue;
+            }
+            for (const char* key : {"reason", "message"}) {
+              if (field(h, key) != nullptr && field(c, key) == nullptr) {
+                sent.as_object()[key] = nullptr;
+              }
+            }
+          }
+        }
+        changed.push_back(std::move(sent));
       }
     }
     if (!changed.empty()) {
@@ -151,6 +167,22 @@ bool needsProviderUpdate(const json::value& clusterPod, const json::value& provi
     }
     for (size_t i = 0; i < a.as_array().size(); ++i) {
       if (fieldOrNull(&a.as_array()[i], "image") != fieldOrNull(&b.as_array()[i], "image")) {
+        return true;
+      }
+    }
+  }
+  // Ephemeral containers can only be added: one the provider lacks needs an update.
+  const json::value& want = fieldOrNull(cs, "ephemeralContainers");
+  if (want.is_array() && !want.as_array().empty()) {
+    const json::value& have = fieldOrNull(ps, "ephemeralContainers");
+    for (const auto& c : want.as_array()) {
+      bool found = false;
+      if (have.is_array()) {
+        for (const auto& h : have.as_array()) {
+          found = found || fieldOrNull(&h, "name") == fieldOrNull(&c, "name");
+        }
+      }
+      if (!found) {
         return true;
       }
     }

@@ -13,7 +13,8 @@ namespace burstlet::pod {
 
 // The strategic-merge patch body for pods/status that makes the cluster pod show
 // `providerStatus`, or nullopt when it already does (no write). Conditions are merged by type
-// (others' conditions stay); container statuses are replaced; a terminal pod (Succeeded or
+// (others' conditions stay), a reason or message a written condition no longer has is removed;
+// container statuses are replaced; a terminal pod (Succeeded or
 // Failed) never goes back to a running phase; a "ProviderFailed" reason left by an earlier
 // failure is cleared.
 std::optional<boost::json::value> statusPatch(const boost::json::value& clusterPod,
@@ -25,7 +26,8 @@ std::optional<boost::json::value> failurePatch(const boost::json::value& cluster
                                                const std::string& reason,
                                                const std::string& message, bool permanent);
 
-// Whether the provider's copy needs an update: labels, annotations or container images differ.
+// Whether the provider's copy needs an update: labels, annotations or container images differ,
+// or the cluster pod has an ephemeral container the provider's lacks.
 bool needsProviderUpdate(const boost::json::value& clusterPod,
                          const boost::json::value& providerPod);
 

@@ -7,10 +7,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <stdexcept>
 
 #include "mocks/fake_clock.h"
 #include "mocks/fake_transport.h"
+#include "pod/lifecycle.h"
 
 namespace burstlet::pod {
 namespace {
@@ -18,7 +21,6 @@ namespace {
 namespace json = boost::json;
 using burstlet::testing::FakeTransport;
 using burstlet::testing::jsonResponse;
-using burstlet::testing::ScriptedStream;
 using provider::PodRef;
 
 // A provider whose pods' status the test sets, and whose notifications the test fires.
@@ -38,15 +40,36 @@ class ScriptedProvider final : public provider::Provider {
     pods[provider::podRefOf(pod).key()] = pod;
     co_return okStatus();
   }
-  asio::awaitable<Status> updatePod(json::value) override { co_return okStatus(); }
-  asio::awaitable<Status> deletePod(PodRef ref, int64_t) override {
+  asio::awaitable<Status> updatePod(json::value pod) override {
+    std::lock_guard lock(mu);
+    ++updates;
+    pods[provider::podRefOf(pod).key()] = pod;
+    if (statusAfterUpdate) {
+      status = *statusAfterUpdate;  // changed while the update ran; not notified again
+    }
+    co_return okStatus();
+  }
+  asio::awaitable<Status> deletePod(PodRef ref, int64_t grace) override {
     std::lock_guard lock(mu);
     ++deletes;
-    pods.erase(ref.key());
+    graces.push_back(grace);
+    auto it = pods.find(ref.key());
+    if (it != pods.end() && slowDeletes && grace > 0) {
+      // Terminating: the pod stays until the test removes it.
+      it->second.at("metadata").as_object()["deletionTimestamp"] = "2099-01-01T00:00:00Z";
+      it->second.at("metadata").as_object()["deletionGracePeriodSeconds"] = grace;
+      co_return okStatus();
+    }
+    if (it != pods.end()) {
+      pods.erase(it);
+    }
     co_return okStatus();
   }
   asio::awaitable<Result<json::value>> getPod(PodRef ref) override {
     std::lock_guard lock(mu);
+    if (throwOnGet.erase(ref.name) != 0) {
+      throw std::runtime_error("provider bug");
+    }
     auto it = pods.find(ref.key());
     if (it == pods.end()) {
       co_return Error::make(ErrorCode::kNotFound, "NotFound", "no pod");
@@ -89,8 +112,44 @@ class ScriptedProvider final : public provider::Provider {
   std::function<void(const PodRef&)> callback;
   int creates = 0;
   int deletes = 0;
+  int updates = 0;
   int failCreates = 0;
+  bool slowDeletes = false;
+  std::vector<int64_t> graces;
+  std::optional<json::value> statusAfterUpdate;
   std::set<std::string> rejectNames;
+  std::set<std::string> throwOnGet;
+};
+
+// A watch that stays quiet until the test releases its events.
+class GatedStream final : public kube::ResponseStream {
+ public:
+  GatedStream(std::shared_ptr<std::atomic<bool>> open, std::vector<std::string> events)
+      : open_(std::move(open)), events_(std::move(events)) {}
+  unsigned status() const override { return 200; }
+  asio::awaitable<Result<std::optional<std::string>>> read() override {
+    while (!cancelled_ && !open_->load()) {
+      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
+                                  std::chrono::milliseconds(5));
+      co_await t.async_wait(boost::asio::use_awaitable);
+    }
+    while (!cancelled_ && next_ >= events_.size()) {  // then quiet, like a watch
+      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
+                                  std::chrono::milliseconds(5));
+      co_await t.async_wait(boost::asio::use_awaitable);
+    }
+    if (cancelled_) {
+      co_return Error::make(ErrorCode::kCancelled, "Cancelled", "stream cancelled");
+    }
+    co_return std::optional<std::string>(events_[next_++] + "\n");
+  }
+  void cancel() override { cancelled_ = true; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> open_;
+  std::vector<std::string> events_;
+  size_t next_ = 0;
+  std::atomic<bool> cancelled_{false};
 };
 
 std::string pod(const std::string& name) {
@@ -119,6 +178,7 @@ struct Cluster {
   std::vector<std::string> pods;
   std::vector<std::string> statusPatches;
   std::vector<std::string> finalDeletes;
+  std::vector<std::string> events;
   int version = 100;
 
   Result<kube::HttpResponse> answer(const kube::HttpRequest& r) {
@@ -141,11 +201,32 @@ struct Cluster {
       finalDeletes.push_back(r.target + " " + r.body);
       return jsonResponse(200, "{}");
     }
-    return jsonResponse(201, "{}");  // events
+    if (r.target.find("/events") != std::string::npos) {
+      events.push_back(r.body);
+    }
+    return jsonResponse(201, "{}");
   }
   size_t patches() {
     std::lock_guard lock(mu);
     return statusPatches.size();
+  }
+  bool patched(std::string_view text) {
+    std::lock_guard lock(mu);
+    for (const auto& p : statusPatches) {
+      if (p.find(text) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
+  bool evented(std::string_view text) {
+    std::lock_guard lock(mu);
+    for (const auto& e : events) {
+      if (e.find(text) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
   }
 };
 
@@ -158,14 +239,18 @@ struct Harness {
   std::unique_ptr<kube::EventRecorder> events;
   std::unique_ptr<PodController> controller;
   std::atomic<bool> done{false};
+  std::atomic<bool> eventsDone{false};
+
+  std::shared_ptr<std::atomic<bool>> watchOpen = std::make_shared<std::atomic<bool>>(false);
+  std::vector<std::string> watchEvents;  // delivered once watchOpen is set
 
   explicit Harness(std::vector<std::string> pods) {
     cluster.pods = std::move(pods);
     auto t = std::make_unique<FakeTransport>(
         [this](const kube::HttpRequest& r) { return cluster.answer(r); },
-        [](const kube::HttpRequest&) {
+        [this](const kube::HttpRequest&) {
           return Result<std::unique_ptr<kube::ResponseStream>>(
-              std::make_unique<ScriptedStream>(200, std::vector<std::string>{}, false));
+              std::make_unique<GatedStream>(watchOpen, watchEvents));
         });
     client = std::make_unique<kube::RestClient>(io.get_executor(), std::move(t),
                                                 kube::ClientConfig{}, kube::RestOptions{});
@@ -181,10 +266,14 @@ struct Harness {
   void start() {
     boost::asio::co_spawn(io, controller->run(),
                           [this](const std::exception_ptr&) { done = true; });
+    boost::asio::co_spawn(io, events->run(),
+                          [this](const std::exception_ptr&) { eventsDone = true; });
   }
   void stop() {
     controller->stop();
     EXPECT_TRUE(runUntil(io, [this] { return done.load(); }));
+    events->stop();
+    EXPECT_TRUE(runUntil(io, [this] { return eventsDone.load(); }));
   }
   // Also after a failed assertion: no coroutine may outlive the controller.
   ~Harness() {
@@ -277,6 +366,169 @@ TEST(PodControllerTest, RestartAdoptsMatchesAndDeletesOrphans) {
   EXPECT_EQ(h.provider.creates, 1);  // only the replaced pod; "kept" was adopted
   EXPECT_EQ(h.controller->stats().orphansDeleted.load(), 2U);
   EXPECT_EQ(h.controller->stats().adopted.load(), 1U);
+}
+
+std::string podWithSpec(const std::string& name, const json::object& extraSpec,
+                        const json::object& extraMeta = {}) {
+  json::value p = json::parse(pod(name));
+  for (const auto& [k, v] : extraSpec) {
+    p.at("spec").as_object()[k] = v;
+  }
+  for (const auto& [k, v] : extraMeta) {
+    p.at("metadata").as_object()[k] = v;
+  }
+  return json::serialize(p);
+}
+
+TEST(PodControllerTest, StatusWritesCarryTheUidAsPrecondition) {
+  Harness h({pod("a")});
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patches() >= 1; }));
+  std::lock_guard lock(h.cluster.mu);
+  EXPECT_EQ(json::parse(h.cluster.statusPatches[0]).at("metadata").at("uid"), "u-a");
+}
+
+TEST(PodControllerTest, StatusChangedDuringAnUpdateIsWritten) {
+  Harness h({pod("a")});
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patches() >= 1; }));
+  {
+    // The provider's labels differ (an update is due), and its status changes while the update
+    // runs: no further notification comes.
+    std::lock_guard lock(h.provider.mu);
+    h.provider.pods["ns/a"].at("metadata").as_object()["labels"] = json::object{{"old", "x"}};
+    h.provider.statusAfterUpdate = json::parse(R"({"phase":"Running","podIP":"10.0.0.77"})");
+  }
+  h.provider.notify("a");
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched("10.0.0.77"); }));
+  EXPECT_EQ(h.provider.updates, 1);
+}
+
+TEST(PodControllerTest, LostPodWithRestartPolicyNeverFailsAndIsNotRunAgain) {
+  Harness h({podWithSpec("once", {{"restartPolicy", "Never"}})});
+  h.provider.setStatus(json::parse(
+      R"({"phase":"Running","containerStatuses":[{"name":"c","restartCount":0,"state":{"running":{}}}]})"));
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched(R"("phase":"Running")"); }));
+  {
+    std::lock_guard lock(h.provider.mu);
+    h.provider.pods.erase("ns/once");
+  }
+  h.provider.notify("once");
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched("BackendPodLost"); }));
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_TRUE(h.cluster.patched(R"("phase":"Failed")"));
+  EXPECT_TRUE(h.cluster.patched("ContainerStatusUnknown"));
+  EXPECT_TRUE(h.cluster.evented("BackendPodLost"));
+  EXPECT_EQ(h.provider.creates, 1);  // not run again
+  EXPECT_EQ(h.controller->stats().lostPods.load(), 1U);
+}
+
+TEST(PodControllerTest, LostPodThatRestartsIsCreatedAgainWithItsRestartCounted) {
+  Harness h({pod("server")});
+  h.provider.setStatus(json::parse(
+      R"({"phase":"Running","containerStatuses":[{"name":"c","restartCount":0,"state":{"running":{}}}]})"));
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched(R"("phase":"Running")"); }));
+  {
+    std::lock_guard lock(h.provider.mu);
+    h.provider.pods.erase("ns/server");
+  }
+  h.provider.notify("server");
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.creates == 2; }));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.evented("BackendPodLost"); }));
+  {
+    std::lock_guard lock(h.provider.mu);
+    EXPECT_EQ(restartBaseOf(h.provider.pods.at("ns/server")),
+              (std::map<std::string, int64_t>{{"c", 1}}));
+  }
+  // The new provider pod reports restartCount 0; the cluster shows 1.
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.cluster.mu);
+    const auto last = json::parse(h.cluster.statusPatches.back());
+    const auto* cs = last.at("status").as_object().if_contains("containerStatuses");
+    return cs != nullptr && cs->at(0).at("restartCount") == 1 &&
+           cs->at(0).at("state").as_object().contains("running");
+  }));
+  // No update loop over the restart base annotation.
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_EQ(h.provider.updates, 0);
+}
+
+TEST(PodControllerTest, RejectedPodsAreForgottenWhenDeleted) {
+  Harness h({pod("bad")});
+  h.provider.rejectNames = {"bad"};
+  h.watchEvents = {R"({"type":"DELETED","object":)" + pod("bad") + "}"};
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched("HostNetwork"); }));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.controller->memory().rejected == 1; }));
+  *h.watchOpen = true;
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.controller->memory().rejected == 0; }));
+  EXPECT_EQ(h.controller->memory().known, 0U);
+}
+
+TEST(PodControllerTest, AnExceptionInASyncEndsNeitherTheWorkerNorThePod) {
+  Harness h({pod("boom")});
+  h.provider.throwOnGet = {"boom"};
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patches() >= 1; }));
+  EXPECT_GE(h.controller->stats().syncErrors.load(), 1U);
+  EXPECT_EQ(h.provider.creates, 1);
+}
+
+TEST(PodControllerTest, DeletedPodWaitsForItsProviderPod) {
+  // Deleted in the cluster with 30 s of grace, far from over.
+  const auto deadline = formatRfc3339(std::chrono::system_clock::now() + std::chrono::hours(1));
+  Harness h({podWithSpec("web", {},
+                         {{"deletionTimestamp", deadline}, {"deletionGracePeriodSeconds", 30}})});
+  h.provider.slowDeletes = true;
+  h.provider.pods["ns/web"] = json::parse(pod("web"));
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.deletes >= 1; }));
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  {
+    std::lock_guard lock(h.cluster.mu);
+    EXPECT_TRUE(h.cluster.finalDeletes.empty());  // the provider pod is still stopping
+  }
+  EXPECT_EQ(h.provider.graces.at(0), 30);
+  {
+    std::lock_guard lock(h.provider.mu);
+    h.provider.pods.erase("ns/web");
+  }
+  h.provider.notify("web");
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.cluster.mu);
+    return h.cluster.finalDeletes.size() == 1;
+  }));
+}
+
+TEST(PodControllerTest, ProviderPodStuckAfterTheGracePeriodIsForced) {
+  // The grace period ended long ago; the provider pod is still terminating.
+  Harness h({podWithSpec(
+      "stuck", {},
+      {{"deletionTimestamp", "2020-01-01T00:00:00Z"}, {"deletionGracePeriodSeconds", 5}})});
+  json::value terminating = json::parse(pod("stuck"));
+  terminating.at("metadata").as_object()["deletionTimestamp"] = "2020-01-01T00:00:00Z";
+  terminating.at("metadata").as_object()["deletionGracePeriodSeconds"] = 5;
+  h.provider.pods["ns/stuck"] = terminating;
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.provider.mu);
+    return !h.provider.graces.empty() && h.provider.graces.back() == 0;
+  }));
+  h.provider.notify("stuck");  // the provider reports the pod gone
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.cluster.mu);
+    return h.cluster.finalDeletes.size() == 1;
+  }));
+  EXPECT_TRUE(h.cluster.evented("BackendTerminationTimeout"));
+  std::lock_guard lock(h.provider.mu);
+  ASSERT_FALSE(h.provider.graces.empty());
+  EXPECT_EQ(h.provider.graces.back(), 0);
+  EXPECT_EQ(h.controller->stats().forcedTerminations.load(), 1U);
 }
 
 }  // namespace

@@ -103,6 +103,29 @@ TEST(StatusTest, ProviderUpdateOnLabelsAnnotationsOrImages) {
   EXPECT_FALSE(needsProviderUpdate(pod, otherField));
 }
 
+TEST(StatusTest, ProviderUpdateForANewEphemeralContainer) {
+  auto pod = clusterPod(R"({})");
+  auto provider = pod;
+  pod.at("spec").as_object()["ephemeralContainers"] =
+      json::parse(R"([{"name":"debugger","image":"busybox"}])");
+  EXPECT_TRUE(needsProviderUpdate(pod, provider));
+  provider.at("spec").as_object()["ephemeralContainers"] =
+      json::parse(R"([{"name":"debugger","image":"busybox"}])");
+  EXPECT_FALSE(needsProviderUpdate(pod, provider));
+}
+
+TEST(StatusTest, AConditionThatTurnsTrueLosesItsOldReason) {
+  auto pod = clusterPod(R"({"phase":"Running","conditions":[{"type":"Ready","status":"False",
+      "reason":"ContainersNotReady","message":"containers with unready status: [c]",
+      "lastTransitionTime":"2026-01-01T00:00:00Z"}]})");
+  auto patch = statusPatch(pod, json::parse(kRunning));
+  ASSERT_TRUE(patch.has_value());
+  const auto& ready = patch->at("status").at("conditions").at(0);
+  EXPECT_EQ(ready.at("status"), "True");
+  EXPECT_TRUE(ready.at("reason").is_null());
+  EXPECT_TRUE(ready.at("message").is_null());
+}
+
 TEST(StatusTest, ReconcileAdoptsMatchesAndRemovesOrphans) {
   const std::map<std::string, std::string> cluster{{"a/1", "u1"}, {"a/2", "u2"}, {"a/4", "u4"}};
   const std::map<std::string, std::string> provider{{"a/1", "u1"}, {"a/2", "old"}, {"a/3", "u3"}};

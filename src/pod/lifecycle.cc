@@ -1,0 +1,432 @@
+#include "pod/lifecycle.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "kube/json_path.h"
+
+namespace burstlet::pod {
+
+namespace json = boost::json;
+using kube::arrayAt;
+using kube::at;
+using kube::stringAt;
+
+namespace {
+
+constexpr const char* kStatusLists[] = {"initContainerStatuses", "containerStatuses",
+                                        "ephemeralContainerStatuses"};
+
+const json::object* conditionOf(const json::value& status, std::string_view type) {
+  if (const auto* list = arrayAt(status, {"conditions"})) {
+    for (const auto& c : *list) {
+      if (stringAt(c, {"type"}) == type && c.is_object()) {
+        return &c.as_object();
+      }
+    }
+  }
+  return nullptr;
+}
+
+// Kubelet's message for readiness gates not (yet) True, or "" when all are.
+std::string unmetGates(const json::value& clusterPod) {
+  const auto* gates = arrayAt(clusterPod, {"spec", "readinessGates"});
+  if (gates == nullptr) {
+    return "";
+  }
+  const json::value* status = at(clusterPod, {"status"});
+  std::string out;
+  for (const auto& g : *gates) {
+    const std::string type = stringAt(g, {"conditionType"});
+    if (type.empty()) {
+      continue;
+    }
+    const json::object* c = status != nullptr ? conditionOf(*status, type) : nullptr;
+    std::string problem;
+    if (c == nullptr) {
+      problem =
+          fmt::format("corresponding condition of pod readiness gate \"{}\" does not exist.", type);
+    } else if (const auto* s = c->if_contains("status");
+               s == nullptr || !s->is_string() || s->as_string() != "True") {
+      problem = fmt::format(
+          "the status of pod readiness gate \"{}\" is not \"True\", but {}", type,
+          s != nullptr && s->is_string() ? std::string(s->as_string()) : std::string("Unknown"));
+    }
+    if (!problem.empty()) {
+      out += out.empty() ? problem : ", " + problem;
+    }
+  }
+  return out;
+}
+
+const json::object* containerStatusNamed(const json::value* status, std::string_view name) {
+  if (status == nullptr) {
+    return nullptr;
+  }
+  for (const char* list : kStatusLists) {
+    if (const auto* items = arrayAt(*status, {list})) {
+      for (const auto& s : *items) {
+        if (stringAt(s, {"name"}) == name && s.is_object()) {
+          return &s.as_object();
+        }
+      }
+    }
+  }
+  return nullptr;
+}
+
+json::object lostState(Clock::WallTime now, std::string_view message) {
+  return json::object{{"terminated", json::object{{"exitCode", kLostContainerExitCode},
+                                                  {"reason", kLostContainerReason},
+                                                  {"message", message},
+                                                  {"startedAt", nullptr},
+                                                  {"finishedAt", formatRfc3339(now)}}}};
+}
+
+// Conditions written with a lost pod: the pod is not ready.
+json::array notReadyConditions(const json::value& clusterPod, std::string_view reason,
+                               Clock::WallTime now) {
+  json::array out;
+  const json::value* status = at(clusterPod, {"status"});
+  for (const char* type : {"ContainersReady", "Ready"}) {
+    const json::object* have = status != nullptr ? conditionOf(*status, type) : nullptr;
+    std::string since = formatRfc3339(now);
+    if (have != nullptr && have->contains("lastTransitionTime") &&
+        have->at("lastTransitionTime").is_string() && have->contains("status") &&
+        have->at("status") == "False") {
+      since = std::string(have->at("lastTransitionTime").as_string());
+    }
+    out.push_back(json::object{{"type", type},
+                               {"status", "False"},
+                               {"reason", reason},
+                               {"message", nullptr},
+                               {"lastProbeTime", nullptr},
+                               {"lastTransitionTime", since}});
+  }
+  return out;
+}
+
+}  // namespace
+
+bool kubeletOwnedCondition(std::string_view type) {
+  return type == "PodReadyToStartContainers" || type == "Initialized" ||
+         type == "ContainersReady" || type == "Ready";
+}
+
+json::value kubeletStatus(const json::value& clusterPod, const json::value& providerPod,
+                          Clock::WallTime now) {
+  json::value out = json::object{};
+  const json::value* provided = at(providerPod, {"status"});
+  if (provided != nullptr && provided->is_object()) {
+    out = *provided;
+  }
+  json::object& status = out.as_object();
+  const json::value* current = at(clusterPod, {"status"});
+
+  // Conditions: the kubelet's own, Ready with the readiness gates.
+  json::array conditions;
+  if (const auto* list = arrayAt(out, {"conditions"})) {
+    for (const auto& c : *list) {
+      if (c.is_object() && kubeletOwnedCondition(stringAt(c, {"type"}))) {
+        conditions.push_back(c);
+      }
+    }
+  }
+  if (at(clusterPod, {"spec", "readinessGates"}) != nullptr) {
+    const std::string unmet = unmetGates(clusterPod);
+    json::object* containersReady = nullptr;
+    json::object* ready = nullptr;
+    for (auto& c : conditions) {
+      const auto type = stringAt(c, {"type"});
+      if (type == "ContainersReady") {
+        containersReady = &c.as_object();
+      } else if (type == "Ready") {
+        ready = &c.as_object();
+      }
+    }
+    const bool containersAreReady = containersReady != nullptr &&
+                                    containersReady->contains("status") &&
+                                    containersReady->at("status") == "True";
+    if (containersAreReady) {
+      json::object wanted{{"type", "Ready"}, {"lastProbeTime", nullptr}};
+      if (unmet.empty()) {
+        wanted["status"] = "True";
+      } else {
+        wanted["status"] = "False";
+        wanted["reason"] = "ReadinessGatesNotReady";
+        wanted["message"] = unmet;
+      }
+      if (ready != nullptr) {
+        if (ready->contains("lastTransitionTime") && ready->at("status") == wanted["status"]) {
+          wanted["lastTransitionTime"] = ready->at("lastTransitionTime");
+        }
+        *ready = std::move(wanted);
+      } else {
+        conditions.push_back(std::move(wanted));
+      }
+    }
+  }
+  for (auto& c : conditions) {
+    auto& o = c.as_object();
+    const json::object* have =
+        current != nullptr ? conditionOf(*current, stringAt(c, {"type"})) : nullptr;
+    if (have != nullptr && have->contains("status") && o.contains("status") &&
+        have->at("status") == o.at("status") && have->contains("lastTransitionTime")) {
+      o["lastTransitionTime"] = have->at("lastTransitionTime");  // no transition
+    } else if (have != nullptr || !o.contains("lastTransitionTime") ||
+               o.at("lastTransitionTime").is_null()) {
+      o["lastTransitionTime"] = formatRfc3339(now);  // it flips now, as far as the cluster saw
+    }
+  }
+  if (provided != nullptr && at(*provided, {"conditions"}) != nullptr) {
+    status["conditions"] = std::move(conditions);
+  } else if (!conditions.empty()) {
+    status["conditions"] = std::move(conditions);
+  }
+
+  // Restart counts across lost backend pods.
+  const auto base = restartBaseOf(providerPod);
+  if (!base.empty()) {
+    for (const char* list : kStatusLists) {
+      auto* items = status.if_contains(list);
+      if (items == nullptr || !items->is_array()) {
+        continue;
+      }
+      for (auto& s : items->as_array()) {
+        if (!s.is_object()) {
+          continue;
+        }
+        auto& o = s.as_object();
+        auto it = base.find(stringAt(s, {"name"}));
+        if (it == base.end()) {
+          continue;
+        }
+        const auto* rc = o.if_contains("restartCount");
+        const int64_t count = rc != nullptr && rc->is_int64() ? rc->as_int64() : 0;
+        o["restartCount"] = count + it->second;
+        const auto* last = o.if_contains("lastState");
+        const bool noLast = last == nullptr || !last->is_object() || last->as_object().empty();
+        if (noLast) {
+          if (const json::object* had = containerStatusNamed(current, stringAt(s, {"name"}));
+              had != nullptr && had->contains("lastState")) {
+            o["lastState"] = had->at("lastState");
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::map<std::string, int64_t> restartBaseOf(const json::value& providerPod) {
+  std::map<std::string, int64_t> out;
+  const std::string text =
+      stringAt(providerPod, {"metadata", "annotations", kRestartBaseAnnotation});
+  if (text.empty()) {
+    return out;
+  }
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(text, ec);
+  if (ec || !parsed.is_object()) {
+    return out;
+  }
+  for (const auto& [name, count] : parsed.as_object()) {
+    if (count.is_int64() && count.as_int64() > 0) {
+      out.emplace(std::string(name), count.as_int64());
+    }
+  }
+  return out;
+}
+
+void dropRestartBase(json::value& providerPod) {
+  auto* meta = providerPod.is_object() ? providerPod.as_object().if_contains("metadata") : nullptr;
+  auto* annotations =
+      meta != nullptr && meta->is_object() ? meta->as_object().if_contains("annotations") : nullptr;
+  if (annotations == nullptr || !annotations->is_object()) {
+    return;
+  }
+  annotations->as_object().erase(kRestartBaseAnnotation);
+  if (annotations->as_object().empty()) {
+    meta->as_object().erase("annotations");
+  }
+}
+
+void setRestartBase(json::value& pod, const std::map<std::string, int64_t>& base) {
+  if (base.empty() || !pod.is_object()) {
+    return;
+  }
+  json::object counts;
+  for (const auto& [name, count] : base) {
+    counts[name] = count;
+  }
+  auto& meta = pod.as_object()["metadata"];
+  if (!meta.is_object()) {
+    meta = json::object{};
+  }
+  auto& annotations = meta.as_object()["annotations"];
+  if (!annotations.is_object()) {
+    annotations = json::object{};
+  }
+  annotations.as_object()[kRestartBaseAnnotation] = json::serialize(counts);
+}
+
+bool ranOnProvider(const json::value& clusterPod) {
+  if (stringAt(clusterPod, {"status", "phase"}) == "Running") {
+    return true;
+  }
+  for (const char* list : kStatusLists) {
+    if (const auto* items = arrayAt(clusterPod, {"status", list})) {
+      for (const auto& s : *items) {
+        for (const char* state : {"running", "terminated"}) {
+          if (at(s, {"state", state}) != nullptr || at(s, {"lastState", state}) != nullptr) {
+            return true;
+          }
+        }
+      }
+    }
+  }
+  return false;
+}
+
+bool restartsLostContainers(const json::value& clusterPod) {
+  return stringAt(clusterPod, {"spec", "restartPolicy"}) != "Never";
+}
+
+json::value lostPodFailedPatch(const json::value& clusterPod, const std::string& message,
+                               Clock::WallTime now) {
+  json::object status{{"phase", "Failed"},
+                      {"reason", kBackendPodLostReason},
+                      {"message", message},
+                      {"conditions", notReadyConditions(clusterPod, "PodFailed", now)}};
+  const json::value* current = at(clusterPod, {"status"});
+  for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+    const auto* items = current != nullptr ? arrayAt(*current, {list}) : nullptr;
+    const char* specList =
+        std::string_view(list) == "containerStatuses" ? "containers" : "initContainers";
+    const auto* specs = arrayAt(clusterPod, {"spec", specList});
+    if (specs == nullptr) {
+      continue;
+    }
+    json::array out;
+    for (const auto& c : *specs) {
+      const std::string name = stringAt(c, {"name"});
+      json::object s;
+      if (items != nullptr) {
+        for (const auto& have : *items) {
+          if (stringAt(have, {"name"}) == name && have.is_object()) {
+            s = have.as_object();
+          }
+        }
+      }
+      if (s.empty()) {
+        s = json::object{{"name", name},
+                         {"image", stringAt(c, {"image"})},
+                         {"imageID", ""},
+                         {"restartCount", 0}};
+      }
+      const auto* state = s.if_contains("state");
+      if (state == nullptr || !state->is_object() || !state->as_object().contains("terminated")) {
+        s["state"] = lostState(
+            now, "The container could not be located when the pod was terminated: " + message);
+      }
+      s["ready"] = false;
+      s["started"] = false;
+      out.push_back(std::move(s));
+    }
+    status[list] = std::move(out);
+  }
+  return json::value(json::object{{"status", std::move(status)}});
+}
+
+std::map<std::string, int64_t> nextRestartBase(const json::value& clusterPod) {
+  std::map<std::string, int64_t> out;
+  for (const char* list : {"initContainers", "containers"}) {
+    if (const auto* specs = arrayAt(clusterPod, {"spec", list})) {
+      for (const auto& c : *specs) {
+        const std::string name = stringAt(c, {"name"});
+        const json::object* had = containerStatusNamed(at(clusterPod, {"status"}), name);
+        const auto* rc = had != nullptr ? had->if_contains("restartCount") : nullptr;
+        out[name] = (rc != nullptr && rc->is_int64() ? rc->as_int64() : 0) + 1;
+      }
+    }
+  }
+  return out;
+}
+
+json::value lostPodRestartPatch(const json::value& clusterPod,
+                                const std::map<std::string, int64_t>& base, Clock::WallTime now) {
+  json::object status{{"conditions", notReadyConditions(clusterPod, "ContainersNotReady", now)}};
+  for (const char* specList : {"initContainers", "containers"}) {
+    const auto* specs = arrayAt(clusterPod, {"spec", specList});
+    if (specs == nullptr) {
+      continue;
+    }
+    json::array out;
+    for (const auto& c : *specs) {
+      const std::string name = stringAt(c, {"name"});
+      auto it = base.find(name);
+      out.push_back(json::object{
+          {"name", name},
+          {"image", stringAt(c, {"image"})},
+          {"imageID", ""},
+          {"ready", false},
+          {"started", false},
+          {"restartCount", it != base.end() ? it->second : 0},
+          {"state", json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}}},
+          {"lastState",
+           lostState(now, "The container could not be located: its backend pod disappeared")}});
+    }
+    status[std::string_view(specList) == "containers" ? "containerStatuses"
+                                                      : "initContainerStatuses"] = std::move(out);
+  }
+  return json::value(json::object{{"status", std::move(status)}});
+}
+
+bool isUidMismatch(const Error& error) {
+  if (error.code != ErrorCode::kConflict && error.code != ErrorCode::kInvalid) {
+    return false;
+  }
+  // 409 "Precondition failed: UID in precondition: ..., UID in object meta: ..." or 422
+  // "metadata.uid: Invalid value: ...: field is immutable".
+  return error.message.find("UID in precondition") != std::string::npos ||
+         error.message.find("metadata.uid") != std::string::npos;
+}
+
+int64_t deletionGracePeriodOf(const json::value& pod) {
+  const auto* g = at(pod, {"metadata", "deletionGracePeriodSeconds"});
+  return g != nullptr && g->is_int64() ? g->as_int64() : -1;
+}
+
+Clock::WallTime terminationDeadline(const json::value& pod, std::chrono::seconds slack,
+                                    Clock::WallTime now) {
+  const auto when = parseRfc3339(stringAt(pod, {"metadata", "deletionTimestamp"}));
+  return (when ? *when : now) + slack;
+}
+
+std::vector<std::string> ephemeralContainerNames(const json::value& pod) {
+  std::vector<std::string> out;
+  if (const auto* list = arrayAt(pod, {"spec", "ephemeralContainers"})) {
+    for (const auto& c : *list) {
+      out.push_back(stringAt(c, {"name"}));
+    }
+  }
+  return out;
+}
+
+json::value unsupportedEphemeralStatus(const json::value& container, const std::string& reason,
+                                       const std::string& message) {
+  return json::object{
+      {"name", stringAt(container, {"name"})},
+      {"image", stringAt(container, {"image"})},
+      {"imageID", ""},
+      {"ready", false},
+      {"restartCount", 0},
+      {"state", json::object{{"terminated", json::object{{"exitCode", 128},
+                                                         {"reason", reason},
+                                                         {"message", message},
+                                                         {"startedAt", nullptr},
+                                                         {"finishedAt", nullptr}}}}}};
+}
+
+}  // namespace burstlet::pod

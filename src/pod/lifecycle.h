@@ -1,0 +1,98 @@
+// Pure decisions about a pod's life that a kubelet makes from its own knowledge, kept apart from
+// I/O so that unit tests cover them: which conditions are the kubelet's to write, Ready with the
+// pod's readiness gates, restart counts across backend pods that were lost and created again,
+// and the status of a pod whose backend pod disappeared.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace burstlet::pod {
+
+// On a provider pod: restarts counted before it existed, per container name, as JSON
+// {"<container>":<count>}. Written when a lost backend pod is created again, read back so that a
+// container's restartCount never goes back.
+inline constexpr const char* kRestartBaseAnnotation = "burstlet.io/restart-base";
+
+// The kubelet's own pod conditions; every other condition on the pod (PodScheduled,
+// DisruptionTarget, readiness gates, ...) belongs to someone else and is never written.
+bool kubeletOwnedCondition(std::string_view type);
+
+// The status to show for `clusterPod` given its provider pod (metadata and status), as a
+// kubelet would write it:
+// - conditions: the kubelet's own only; Ready is ContainersReady and every readiness gate of the
+//   pod True (reasons and messages as the kubelet words them); a condition whose status did not
+//   change keeps the cluster's lastTransitionTime;
+// - container statuses: restartCount plus the restart base recorded on the provider pod, and the
+//   cluster's lastState kept while the provider has none for a container restarted that way.
+boost::json::value kubeletStatus(const boost::json::value& clusterPod,
+                                 const boost::json::value& providerPod, Clock::WallTime now);
+
+// The restart base recorded on a provider pod (empty when none).
+std::map<std::string, int64_t> restartBaseOf(const boost::json::value& providerPod);
+// Removes the restart base annotation (and the annotations object when it is left empty), so
+// that comparing a provider pod with its cluster pod does not see it as a difference.
+void dropRestartBase(boost::json::value& providerPod);
+// Records `base` on a pod about to go to the provider; nothing when empty.
+void setRestartBase(boost::json::value& pod, const std::map<std::string, int64_t>& base);
+
+// Whether the cluster pod's status shows that it ran on the provider: a container (or init
+// container) running or terminated now or before, or phase Running.
+bool ranOnProvider(const boost::json::value& clusterPod);
+
+// What a kubelet does when a pod's containers vanished: restartPolicy Never means they are not
+// run again (the pod fails); Always and OnFailure run them again (a lost container counts as
+// failed).
+bool restartsLostContainers(const boost::json::value& clusterPod);
+
+// Kubelet's words for a container it can no longer find.
+inline constexpr const char* kLostContainerReason = "ContainerStatusUnknown";
+inline constexpr int64_t kLostContainerExitCode = 137;
+// The pod-level reason when its backend pod disappeared.
+inline constexpr const char* kBackendPodLostReason = "BackendPodLost";
+
+// The status patch for a pod whose backend pod disappeared and that is not run again: phase
+// Failed with reason BackendPodLost and `message`; every container not already terminated shows
+// terminated with ContainerStatusUnknown / 137; Ready and ContainersReady False.
+boost::json::value lostPodFailedPatch(const boost::json::value& clusterPod,
+                                      const std::string& message, Clock::WallTime now);
+
+// For a pod whose backend pod disappeared and that runs again: the restart base of the new
+// backend pod (each container's restartCount + 1) ...
+std::map<std::string, int64_t> nextRestartBase(const boost::json::value& clusterPod);
+// ... and the status patch shown until it reports: each container waiting to start again, with
+// restartCount from `base` and the lost run as lastState; Ready and ContainersReady False.
+boost::json::value lostPodRestartPatch(const boost::json::value& clusterPod,
+                                       const std::map<std::string, int64_t>& base,
+                                       Clock::WallTime now);
+
+// Whether an API error answers a write whose UID precondition failed: the object of that name
+// is another one now.
+bool isUidMismatch(const Error& error);
+
+// metadata.deletionGracePeriodSeconds, or -1 when absent.
+int64_t deletionGracePeriodOf(const boost::json::value& pod);
+// When a terminating pod's grace period is over, plus `slack`: its deletionTimestamp (which the
+// API server sets to the time of the delete plus the grace period) + slack; `now` + slack when
+// the pod carries none (or an unreadable one).
+Clock::WallTime terminationDeadline(const boost::json::value& pod, std::chrono::seconds slack,
+                                    Clock::WallTime now);
+
+// Names of the pod's ephemeral containers (spec.ephemeralContainers).
+std::vector<std::string> ephemeralContainerNames(const boost::json::value& pod);
+
+// The ephemeral container status shown for a container the provider cannot add: terminated, so
+// that nothing (kubectl debug) waits for it forever, with the reason and message.
+boost::json::value unsupportedEphemeralStatus(const boost::json::value& container,
+                                              const std::string& reason,
+                                              const std::string& message);
+
+}  // namespace burstlet::pod

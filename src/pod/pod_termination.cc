@@ -1,0 +1,195 @@
+// PodController: the end of a pod's life as a kubelet handles it. A deleted pod is removed from
+// the cluster only once its provider pod is gone (forced after the grace period); a provider pod
+// that disappeared on its own is shown, and run again only as the restart policy says.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <optional>
+
+#include "pod/lifecycle.h"
+#include "pod/pod_controller.h"
+#include "pod/status.h"
+
+namespace burstlet::pod {
+
+namespace json = boost::json;
+using provider::PodRef;
+namespace resources = kube::resources;
+
+namespace {
+
+int64_t gracePeriodOf(const json::value& pod) {
+  const int64_t g = deletionGracePeriodOf(pod);
+  return g >= 0 ? g : 30;
+}
+
+std::chrono::nanoseconds until(Clock::WallTime when, Clock::WallTime now) {
+  return when > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(when - now)
+                    : std::chrono::nanoseconds(0);
+}
+
+}  // namespace
+
+PodControllerMemory PodController::memory() const {
+  std::lock_guard lock(mu_);
+  return PodControllerMemory{known_.size(), rejected_.size(), written_.size(), finalDeleted_.size(),
+                             ephemeralUnsupported_.size()};
+}
+
+asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
+  PodRef ref = provider::podRefOf(pod);
+  const std::string key = ref.key();
+  {
+    // Done already; the informer has not shown the delete yet (a provider notification about
+    // the terminating pod brought it back here).
+    std::lock_guard lock(mu_);
+    if (auto it = finalDeleted_.find(key); it != finalDeleted_.end() && it->second == ref.uid) {
+      co_return okStatus();
+    }
+  }
+  auto providerPod = co_await provider_.getPod(ref);
+  if (!providerPod.ok() && providerPod.error().code != ErrorCode::kNotFound) {
+    co_return std::move(providerPod).error();
+  }
+  if (providerPod.ok()) {
+    const int64_t grace = gracePeriodOf(pod);
+    const auto now = clock_.now();
+    const auto deadline = terminationDeadline(pod, options_.terminationSlack, now);
+    const int64_t providerGrace = deletionGracePeriodOf(*providerPod);
+    const bool terminating = isBeingDeleted(*providerPod);
+    bool giveUp = false;
+    std::optional<Clock::SteadyTime> forcedAt;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = forcedAt_.find(ref.uid); it != forcedAt_.end()) {
+        forcedAt = it->second;
+      }
+    }
+    if (!terminating || providerGrace > grace) {
+      auto s = co_await provider_.deletePod(ref, grace);
+      if (!s.ok()) {
+        co_return s;
+      }
+      stats_.providerDeletes.fetch_add(1, std::memory_order_relaxed);
+    } else if (now >= deadline && !forcedAt) {
+      events_.record(
+          kube::referenceTo(pod), kube::EventType::kWarning, "BackendTerminationTimeout",
+          fmt::format("the pod did not stop on the {} provider within its grace period of {}s; "
+                      "deleting it forcibly",
+                      provider_.name(), grace));
+      auto s = co_await provider_.deletePod(ref, 0);
+      if (!s.ok()) {
+        co_return s;
+      }
+      stats_.forcedTerminations.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard lock(mu_);
+      forcedAt = clock_.steadyNow();
+      forcedAt_[ref.uid] = *forcedAt;
+    } else if (forcedAt && clock_.steadyNow() >= *forcedAt + options_.terminationGiveUp) {
+      giveUp = true;
+      events_.record(kube::referenceTo(pod), kube::EventType::kWarning, "BackendPodNotRemoved",
+                     fmt::format("the {} provider still has this pod {}s after it was deleted "
+                                 "forcibly; it is removed from the cluster, and burstlet keeps "
+                                 "deleting it on the provider",
+                                 provider_.name(), options_.terminationGiveUp.count()));
+      spdlog::warn("msg=\"provider pod not removed after forced deletion\" pod={} uid={}", key,
+                   ref.uid);
+    }
+    if (!giveUp) {
+      // Still there: show what it does while it stops, and look again when the grace period
+      // (or the time allowed after forcing) is over. The provider notifies when it is gone.
+      if (auto s = co_await pushStatus(pod, *providerPod); !s.ok()) {
+        spdlog::warn("msg=\"status of a terminating pod not written\" pod={} error=\"{}\"", key,
+                     s.error().toString());
+      }
+      std::chrono::nanoseconds wait = until(deadline, clock_.now());
+      if (forcedAt) {
+        wait = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            *forcedAt + options_.terminationGiveUp - clock_.steadyNow());
+      }
+      queue_.addAfter(key, std::max(wait, std::chrono::nanoseconds(std::chrono::seconds(1))));
+      co_return okStatus();
+    }
+  }
+  co_return co_await removeFromCluster(ref);
+}
+
+asio::awaitable<Status> PodController::removeFromCluster(const PodRef& ref) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = known_.find(ref.key()); it != known_.end() && it->second == ref.uid) {
+      known_.erase(it);
+    }
+    if (auto it = rejected_.find(ref.key()); it != rejected_.end() && it->second == ref.uid) {
+      rejected_.erase(it);
+    }
+    ephemeralUnsupported_.erase(ref.uid);
+    forcedAt_.erase(ref.uid);
+  }
+  // The kubelet's last step: remove the object, only if it is still this pod.
+  kube::DeleteOptions o;
+  o.gracePeriodSeconds = 0;
+  o.preconditionUid = ref.uid;
+  std::string ns = ref.ns;  // named: see kube/rest.h on co_await temporaries
+  std::string name = ref.name;
+  auto r = co_await client_.remove(resources::kPods, ns, name, o);
+  if (!r.ok() && r.error().code != ErrorCode::kNotFound && r.error().code != ErrorCode::kConflict) {
+    co_return std::move(r).error();
+  }
+  std::lock_guard lock(mu_);
+  finalDeleted_[ref.key()] = ref.uid;
+  co_return okStatus();
+}
+
+asio::awaitable<Status> PodController::handleLostPod(const json::value& pod, bool wasKnown) {
+  const PodRef ref = provider::podRefOf(pod);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = known_.find(ref.key()); it != known_.end() && it->second == ref.uid) {
+      known_.erase(it);
+    }
+  }
+  stats_.lostPods.fetch_add(1, std::memory_order_relaxed);
+  const std::string provider(provider_.name());
+  if (!ranOnProvider(pod)) {
+    // Nothing ran yet: creating it again runs nothing twice, but it is said.
+    if (wasKnown) {
+      events_.record(kube::referenceTo(pod), kube::EventType::kWarning, kBackendPodLostReason,
+                     fmt::format("the pod disappeared from the {} provider before its "
+                                 "containers started; creating it again",
+                                 provider));
+    }
+    const std::map<std::string, int64_t> noBase;  // named: see kube/rest.h on co_await temporaries
+    co_return co_await createOnProvider(pod, noBase);
+  }
+  if (!restartsLostContainers(pod)) {
+    const std::string message = fmt::format(
+        "the pod disappeared from the {} provider while its containers ran; with restartPolicy "
+        "Never they are not run again",
+        provider);
+    spdlog::warn("msg=\"provider pod lost\" pod={} uid={} action=failed", ref.key(), ref.uid);
+    events_.record(kube::referenceTo(pod), kube::EventType::kWarning, kBackendPodLostReason,
+                   message);
+    json::value patch = lostPodFailedPatch(pod, message, clock_.now());
+    co_return co_await writeStatus(pod, std::move(patch));
+  }
+  const auto base = nextRestartBase(pod);
+  int64_t restarts = 0;
+  for (const auto& [name, count] : base) {
+    restarts = std::max(restarts, count);
+  }
+  spdlog::warn("msg=\"provider pod lost\" pod={} uid={} action=restart restarts={}", ref.key(),
+               ref.uid, restarts);
+  events_.record(kube::referenceTo(pod), kube::EventType::kWarning, kBackendPodLostReason,
+                 fmt::format("the pod disappeared from the {} provider; its containers are "
+                             "started again (restart {})",
+                             provider, restarts));
+  json::value patch = lostPodRestartPatch(pod, base, clock_.now());
+  if (auto s = co_await writeStatus(pod, std::move(patch)); !s.ok()) {
+    co_return s;
+  }
+  co_return co_await createOnProvider(pod, base);
+}
+
+}  // namespace burstlet::pod
