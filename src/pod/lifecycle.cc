@@ -179,9 +179,7 @@ json::value kubeletStatus(const json::value& clusterPod, const json::value& prov
       o["lastTransitionTime"] = formatRfc3339(now);  // it flips now, as far as the cluster saw
     }
   }
-  if (provided != nullptr && at(*provided, {"conditions"}) != nullptr) {
-    status["conditions"] = std::move(conditions);
-  } else if (!conditions.empty()) {
+  if (!conditions.empty() || (provided != nullptr && at(*provided, {"conditions"}) != nullptr)) {
     status["conditions"] = std::move(conditions);
   }
 

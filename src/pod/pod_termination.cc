@@ -72,6 +72,11 @@ asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
         co_return s;
       }
       stats_.providerDeletes.fetch_add(1, std::memory_order_relaxed);
+      // A provider that deletes at once (no grace to run out) is done already.
+      auto after = co_await provider_.getPod(ref);
+      if (!after.ok() && after.error().code == ErrorCode::kNotFound) {
+        co_return co_await removeFromCluster(ref);
+      }
     } else if (now >= deadline && !forcedAt) {
       events_.record(
           kube::referenceTo(pod), kube::EventType::kWarning, "BackendTerminationTimeout",

@@ -64,9 +64,21 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
     if (want == nullptr) {
       continue;
     }
-    if (fieldOrNull(current, key) != *want) {
-      patch[key] = *want;
+    if (fieldOrNull(current, key) == *want) {
+      continue;
     }
+    const std::string_view k(key);
+    if ((k == "podIPs" || k == "hostIPs") && want->is_array()) {
+      // These lists merge by "ip": a changed address would be added beside the old one, which
+      // the API server refuses (one IP per family). Replaced whole instead.
+      json::array replaced{json::object{{"$patch", "replace"}}};
+      for (const auto& ip : want->as_array()) {
+        replaced.push_back(ip);
+      }
+      patch[key] = std::move(replaced);
+      continue;
+    }
+    patch[key] = *want;
   }
   // Our reason/message (a failure shown earlier) give way to the provider's.
   for (const char* key : {"reason", "message"}) {

@@ -126,6 +126,18 @@ TEST(StatusTest, AConditionThatTurnsTrueLosesItsOldReason) {
   EXPECT_TRUE(ready.at("message").is_null());
 }
 
+TEST(StatusTest, ChangedPodIPsReplaceTheListInsteadOfMergingIntoIt) {
+  auto pod = clusterPod(kRunning);
+  auto moved = json::parse(kRunning);
+  moved.as_object()["podIP"] = "10.0.0.2";
+  moved.as_object()["podIPs"] = json::parse(R"([{"ip":"10.0.0.2"}])");
+  auto patch = statusPatch(pod, moved);
+  ASSERT_TRUE(patch.has_value());
+  EXPECT_EQ(patch->at("status").at("podIPs"),
+            json::parse(R"([{"$patch":"replace"},{"ip":"10.0.0.2"}])"));
+  EXPECT_EQ(patch->at("status").at("podIP"), "10.0.0.2");
+}
+
 TEST(StatusTest, ReconcileAdoptsMatchesAndRemovesOrphans) {
   const std::map<std::string, std::string> cluster{{"a/1", "u1"}, {"a/2", "u2"}, {"a/4", "u4"}};
   const std::map<std::string, std::string> provider{{"a/1", "u1"}, {"a/2", "old"}, {"a/3", "u3"}};

@@ -19,6 +19,8 @@
 #include "kube/informer.h"
 #include "kube/rest.h"
 #include "mocks/run_sync.h"
+#include "pod/lifecycle.h"
+#include "pod/status.h"
 
 namespace burstlet::kube {
 namespace {
@@ -214,6 +216,55 @@ TEST_F(KubeClientTest, PodCrudStatusAndEveryPatchType) {
   DeleteOptions now;
   now.gracePeriodSeconds = 0;
   ASSERT_TRUE(run(client_->remove(resources::kPods, ns_, "p", now)).ok());
+}
+
+// What the pod controller relies on when it writes pods/status (src/pod): the pod's UID in the
+// patch is a precondition the real API server enforces, and a changed pod IP replaces the list
+// instead of merging into it.
+TEST_F(KubeClientTest, PodStatusPatchesWithUidPreconditionAndChangedIPs) {
+  json::value pod = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", json::object{{"name", "ip"}}},
+      {"spec", json::object{{"nodeName", "no-such-node"},
+                            {"containers",
+                             json::array{json::object{{"name", "c"}, {"image", "busybox"}}}}}}};
+  auto created = run(client_->create(resources::kPods, ns_, pod));
+  ASSERT_TRUE(created.ok()) << created.error().toString();
+  const std::string uid(created->at("metadata").at("uid").as_string());
+  json::value running = json::parse(R"({"status":{"phase":"Running","podIP":"10.9.0.1",
+      "podIPs":[{"ip":"10.9.0.1"}]}})");
+  auto first = pod::statusPatch(*created, running.at("status"));
+  ASSERT_TRUE(first.has_value());
+  first->as_object()["metadata"] = json::object{{"uid", uid}};
+  auto written = run(client_->patch(resources::kPods, ns_, "ip", PatchType::kStrategicMerge,
+                                    json::serialize(*first), "status"));
+  ASSERT_TRUE(written.ok()) << written.error().toString();
+
+  // The backend pod came back with another address.
+  json::value moved = json::parse(R"({"status":{"phase":"Running","podIP":"10.9.0.2",
+      "podIPs":[{"ip":"10.9.0.2"}]}})");
+  auto second = pod::statusPatch(*written, moved.at("status"));
+  ASSERT_TRUE(second.has_value());
+  second->as_object()["metadata"] = json::object{{"uid", uid}};
+  auto rewritten = run(client_->patch(resources::kPods, ns_, "ip", PatchType::kStrategicMerge,
+                                      json::serialize(*second), "status"));
+  ASSERT_TRUE(rewritten.ok()) << rewritten.error().toString();
+  EXPECT_EQ(rewritten->at("status").at("podIPs"), json::parse(R"([{"ip":"10.9.0.2"}])"));
+
+  // A write meant for an earlier pod of that name is refused, and recognized as such.
+  auto stale = run(client_->patch(resources::kPods, ns_, "ip", PatchType::kStrategicMerge,
+                                  R"({"metadata":{"uid":"00000000-0000-0000-0000-000000000000"},
+                                      "status":{"phase":"Failed"}})",
+                                  "status"));
+  ASSERT_FALSE(stale.ok());
+  EXPECT_TRUE(pod::isUidMismatch(stale.error())) << stale.error().toString();
+  auto got = run(client_->get(resources::kPods, ns_, "ip"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->at("status").at("phase").as_string(), "Running");
+  DeleteOptions now;
+  now.gracePeriodSeconds = 0;
+  ASSERT_TRUE(run(client_->remove(resources::kPods, ns_, "ip", now)).ok());
 }
 
 TEST_F(KubeClientTest, PagingOver2500Objects) {
