@@ -366,3 +366,35 @@ func TestCciReconcileFinishesTerminatingOrphans(t *testing.T) {
 		return nil
 	})
 }
+
+// Uninstalling is not held up by a backend pod that never finishes terminating: `burstlet
+// cleanup` forces it once its grace period is over, and the backend namespace goes.
+func TestCciCleanupForcesPodsStuckTerminating(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stuck",
+		Annotations: map[string]string{testbed.DeleteDelayAnnotation: "never"}}, Spec: cciPodSpec(d.daemon)}
+	grace := int64(2)
+	p.Spec.TerminationGracePeriodSeconds = &grace
+	createPod(t, ns, p)
+	eventually(t, 60*time.Second, "stuck Running", func() error {
+		got, err := getPod(ns, "stuck")
+		if err != nil {
+			return err
+		}
+		return runningOn(got, d.node)
+	})
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	start := time.Now()
+	if out, err := cleanup(d.config); err != nil {
+		t.Fatalf("burstlet cleanup with a pod stuck terminating: %v\n%s", err, out)
+	}
+	if _, err := env.backend.CoreV1().Namespaces().Get(ctx, bns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("backend namespace after cleanup: %v", err)
+	}
+	t.Logf("cleanup took %v", time.Since(start))
+}

@@ -122,6 +122,56 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_exec
   return std::make_unique<kube::RestClient>(executor, std::move(*transport), client, options);
 }
 
+namespace {
+
+// How long after its grace period a terminating pod is left before cleanup forces it.
+constexpr std::chrono::seconds kStuckPodSlack{10};
+
+asio::awaitable<Status> forceStuckPods(kube::RestClient& backend, const std::string& ns,
+                                       const Clock& clock) {
+  std::string namespaceName = ns;  // named: see kube/rest.h on co_await temporaries
+  const kube::ListOptions all;
+  auto pods = co_await backend.list(resources::kPods, namespaceName, all);
+  if (!pods.ok()) {
+    co_return pods.error().code == ErrorCode::kNotFound ? okStatus() : Status(pods.error());
+  }
+  const auto* items = pods->as_object().if_contains("items");
+  if (items == nullptr || !items->is_array()) {
+    co_return okStatus();
+  }
+  for (const auto& pod : items->as_array()) {
+    const auto* meta = pod.as_object().if_contains("metadata");
+    const auto* ts = meta != nullptr && meta->is_object()
+                         ? meta->as_object().if_contains("deletionTimestamp")
+                         : nullptr;
+    const auto* grace = meta != nullptr && meta->is_object()
+                            ? meta->as_object().if_contains("deletionGracePeriodSeconds")
+                            : nullptr;
+    if (ts == nullptr || !ts->is_string() ||
+        (grace != nullptr && grace->is_int64() && grace->as_int64() == 0)) {
+      continue;
+    }
+    const auto when = parseRfc3339(ts->as_string());
+    if (!when || clock.now() < *when + kStuckPodSlack) {
+      continue;
+    }
+    std::string name(kube::objectName(pod));
+    kube::DeleteOptions o;
+    o.gracePeriodSeconds = 0;
+    o.preconditionUid = std::string(kube::objectUid(pod));
+    auto r = co_await backend.remove(resources::kPods, namespaceName, name, o);
+    if (!r.ok() && r.error().code != ErrorCode::kNotFound &&
+        r.error().code != ErrorCode::kConflict) {
+      co_return std::move(r).error();
+    }
+    spdlog::warn("msg=\"forced the deletion of a backend pod stuck terminating\" pod={}/{}", ns,
+                 name);
+  }
+  co_return okStatus();
+}
+
+}  // namespace
+
 asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
                                        const std::string& clusterID,
                                        std::chrono::milliseconds timeout, const Clock& clock) {
@@ -175,6 +225,12 @@ asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::str
         co_return okStatus();
       }
       co_return std::move(still).error();
+    }
+    // Pods still terminating well after their grace period (a backend that never finishes
+    // them) would keep the namespace, and the bill, forever: they are deleted forcibly.
+    if (auto s = co_await forceStuckPods(backend, ns, clock); !s.ok()) {
+      spdlog::warn("msg=\"forcing stuck backend pods failed\" namespace={} error=\"{}\"", ns,
+                   s.error().toString());
     }
     if (clock.steadyNow() >= deadline) {
       co_return Error::make(
