@@ -43,6 +43,10 @@ class ScriptedProvider final : public provider::Provider {
   asio::awaitable<Status> updatePod(json::value pod) override {
     std::lock_guard lock(mu);
     ++updates;
+    if (noEphemeral && pod.at("spec").as_object().contains("ephemeralContainers")) {
+      co_return Error::make(ErrorCode::kInvalid, "EphemeralContainersNotSupported",
+                            "the backend has no ephemeralcontainers subresource");
+    }
     pods[provider::podRefOf(pod).key()] = pod;
     if (statusAfterUpdate) {
       status = *statusAfterUpdate;  // changed while the update ran; not notified again
@@ -115,6 +119,7 @@ class ScriptedProvider final : public provider::Provider {
   int updates = 0;
   int failCreates = 0;
   bool slowDeletes = false;
+  bool noEphemeral = false;
   std::vector<int64_t> graces;
   std::optional<json::value> statusAfterUpdate;
   std::set<std::string> rejectNames;
@@ -529,6 +534,25 @@ TEST(PodControllerTest, ProviderPodStuckAfterTheGracePeriodIsForced) {
   ASSERT_FALSE(h.provider.graces.empty());
   EXPECT_EQ(h.provider.graces.back(), 0);
   EXPECT_EQ(h.controller->stats().forcedTerminations.load(), 1U);
+}
+
+TEST(PodControllerTest, EphemeralContainerTheProviderCannotAddIsShownOnce) {
+  Harness h({podWithSpec(
+      "web", {{"ephemeralContainers", json::parse(R"([{"name":"dbg","image":"busybox"}])")}})});
+  h.provider.noEphemeral = true;
+  // Created before the debug container was added: the provider's pod lacks it.
+  h.provider.pods["ns/web"] = json::parse(pod("web"));
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched("EphemeralContainersNotSupported"); }));
+  EXPECT_TRUE(h.cluster.patched(R"("ephemeralContainerStatuses")"));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.evented("EphemeralContainersNotSupported"); }));
+  for (int i = 0; i < 3; ++i) {
+    h.provider.notify("web");
+  }
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_EQ(h.provider.updates, 1);  // not asked again
+  EXPECT_EQ(h.controller->memory().ephemeralUnsupported, 1U);
 }
 
 }  // namespace
