@@ -222,7 +222,8 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                     {{"name", stringInto(&c.nodeName)},
                      {"internalIP", stringInto(&c.nodeIP)},
                      {"instanceType", stringInto(&c.instanceType)},
-                     {"kubeletPort", intInto(&c.kubeletPort)}},
+                     {"kubeletPort", intInto(&c.kubeletPort)},
+                     {"notReadyAfterProviderOutage", durationInto(&c.notReadyAfterProviderOutage)}},
                     {});
   };
   Status s;
@@ -258,6 +259,11 @@ Status validate(const Config& c) {
   }
   if (c.kubeletPort < 1 || c.kubeletPort > 65535) {
     return invalid("node.kubeletPort", "must be a TCP port");
+  }
+  if (const auto d = c.notReadyAfterProviderOutage;
+      d.count() != 0 && d < std::chrono::seconds(10)) {
+    // An outage is only known after a ping timed out (10s): shorter would never be seen.
+    return invalid("node.notReadyAfterProviderOutage", "must be 0 (never) or at least 10s");
   }
   if (c.provider == "cci") {
     if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {

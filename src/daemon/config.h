@@ -23,6 +23,10 @@ struct Config {
   std::string nodeIP;  // empty: detected
   std::string instanceType = "burstlet-virtual";
   int kubeletPort = 10250;
+  // Once the provider has been unreachable this long, the node's Ready goes False so that the
+  // cluster evicts its pods by their tolerations; 0 = never (Ready and the lease are burstlet's
+  // own health, and an outage only taints the node NoSchedule).
+  std::chrono::milliseconds notReadyAfterProviderOutage{0};
   // Work.
   int workers = 16;
   int threads = 2;

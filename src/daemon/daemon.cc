@@ -262,6 +262,7 @@ int run(const Config& config, const std::string& version) {
   nodeOptions.instanceType = config.instanceType;
   nodeOptions.kubeletPort = config.kubeletPort;
   nodeOptions.kubeletVersion = "v" + version + "-burstlet";
+  nodeOptions.notReadyAfterProviderOutage = config.notReadyAfterProviderOutage;
 
   auto providerStrand = asio::make_strand(io);
   kube::EventRecorderOptions eventOptions;
@@ -344,7 +345,8 @@ int run(const Config& config, const std::string& version) {
       registry.gaugeFamily("burstlet_pods", "Pods bound to the node by phase.", {"phase"});
   registry.gaugeFunc("burstlet_node_ready", "1 when the node is registered and its lease fresh.",
                      [&node] { return node.ready() ? 1.0 : 0.0; });
-  registry.gaugeFunc("burstlet_provider_healthy", "1 when the provider answered its last ping.",
+  registry.gaugeFunc("burstlet_provider_healthy",
+                     "1 when the provider answered its last ping in time.",
                      [&node] { return node.providerHealthy() ? 1.0 : 0.0; });
   const auto& podStats = pods.stats();
   registry.gaugeFunc("burstlet_provider_creates_total", "Pods created on the provider.",

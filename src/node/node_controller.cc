@@ -10,11 +10,10 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <exception>
 
 namespace burstlet::node {
 
@@ -79,14 +78,22 @@ std::string detectInternalIP() {
 
 NodeController::NodeController(kube::RestClient& client, provider::Provider& provider,
                                NodeOptions options, const Clock& clock)
-    : client_(client), provider_(provider), options_(std::move(options)), clock_(clock) {
+    : client_(client),
+      provider_(provider),
+      options_(std::move(options)),
+      clock_(clock),
+      health_(provider, ProviderHealthOptions{options_.pingInterval, options_.pingTimeout}, clock) {
   if (options_.internalIP.empty()) {
     options_.internalIP = detectInternalIP();
   }
   if (options_.hostname.empty()) {
     options_.hostname = hostName();
   }
-  readyCondition_.since = clock_.now();
+  started_ = clock_.now();
+  readyCondition_ = {true, "KubeletReady", "burstlet is posting ready status", started_};
+  providerCondition_.since = started_;
+  health_.onChange([this] { wakeup_.notify(); });
+  refreshConditions();
 }
 
 json::value NodeController::nodeObject() const {
@@ -98,40 +105,118 @@ json::value NodeController::nodeObject() const {
                       {"kubernetes.io/hostname", options_.nodeName},
                       {"node.kubernetes.io/instance-type", options_.instanceType},
                       {"burstlet.io/provider", providerName}};
+  json::array taints;
+  applyOurTaints(taints);
   return json::object{
       {"apiVersion", "v1"},
       {"kind", "Node"},
       {"metadata", json::object{{"name", options_.nodeName}, {"labels", std::move(labels)}}},
-      {"spec", json::object{{"taints", json::array{json::object{{"key", kTaintKey},
-                                                                {"value", providerName},
-                                                                {"effect", "NoSchedule"}}}}}}};
+      {"spec", json::object{{"taints", std::move(taints)}}}};
 }
 
-json::value NodeController::statusObject() {
+bool NodeController::applyOurTaints(json::array& taints) const {
+  auto find = [&taints](std::string_view key) {
+    return std::find_if(taints.begin(), taints.end(), [key](const json::value& t) {
+      const auto* k = t.is_object() ? t.as_object().if_contains("key") : nullptr;
+      return k != nullptr && k->is_string() && k->as_string() == key;
+    });
+  };
+  bool changed = false;
+  if (find(kTaintKey) == taints.end()) {
+    taints.push_back(json::object{
+        {"key", kTaintKey}, {"value", std::string(provider_.name())}, {"effect", "NoSchedule"}});
+    changed = true;
+  }
+  const auto unavailable = find(kProviderUnavailableTaint);
+  if (taintWanted() && unavailable == taints.end()) {
+    taints.push_back(json::object{{"key", kProviderUnavailableTaint},
+                                  {"value", std::string(provider_.name())},
+                                  {"effect", "NoSchedule"}});
+    changed = true;
+  } else if (!taintWanted() && unavailable != taints.end()) {
+    taints.erase(unavailable);
+    changed = true;
+  }
+  return changed;
+}
+
+bool NodeController::setCondition(ConditionState& c, bool status, std::string reason,
+                                  std::string message, Clock::WallTime at) {
+  const bool flipped = status != c.status;
+  const bool changed = flipped || reason != c.reason;
+  if (flipped) {
+    c.since = at;
+  }
+  c.status = status;
+  c.reason = std::move(reason);
+  c.message = std::move(message);
+  return changed;
+}
+
+void NodeController::refreshConditions() {
+  const ProviderHealthState h = health_.state();
+  const std::string provider(provider_.name());
+  bool changed = false;
+  if (h.reachable) {
+    changed |= setCondition(providerCondition_, false, "ProviderReachable",
+                            "the " + provider + " provider answers", h.since);
+  } else {
+    changed |= setCondition(providerCondition_, true, "ProviderUnreachable",
+                            "the " + provider + " provider is unreachable: " + h.error, h.since);
+  }
+  notReadyAt_.reset();
+  bool ready = true;
+  const auto after = options_.notReadyAfterProviderOutage;
+  if (!h.reachable && after.count() > 0) {
+    notReadyAt_ = h.outageStart + after;
+    ready = clock_.steadyNow() < *notReadyAt_;
+  }
+  const bool wasReady = readyCondition_.status;
+  if (ready) {
+    changed |= setCondition(readyCondition_, true, "KubeletReady",
+                            "burstlet is posting ready status", clock_.now());
+  } else {
+    changed |= setCondition(readyCondition_, false, "ProviderUnreachable",
+                            "the " + provider + " provider has been unreachable for over " +
+                                durationText(after) + ": " + h.error,
+                            clock_.now());
+  }
+  if (wasReady != readyCondition_.status) {
+    spdlog::info("msg=\"node readiness changed\" node={} ready={} reason={}", options_.nodeName,
+                 readyCondition_.status, readyCondition_.reason);
+  }
+  if (changed) {
+    statusDirty_ = true;
+  }
+}
+
+json::value NodeController::statusObject() const {
   const auto cap = provider_.capacity();
   const json::object resources{{"cpu", cap.cpu},
                                {"memory", cap.memory},
                                {"pods", cap.pods},
                                {"ephemeral-storage", cap.ephemeralStorage}};
   const std::string now = formatRfc3339(clock_.now());
-  const std::string since = formatRfc3339(readyCondition_.since);
-  auto cond = [&](std::string_view type, bool status, std::string_view reason,
-                  std::string_view message) {
+  auto cond = [&](std::string_view type, const ConditionState& c) {
     return json::object{{"type", type},
-                        {"status", status ? "True" : "False"},
+                        {"status", c.status ? "True" : "False"},
                         {"lastHeartbeatTime", now},
-                        {"lastTransitionTime", since},
-                        {"reason", reason},
-                        {"message", message}};
+                        {"lastTransitionTime", formatRfc3339(c.since)},
+                        {"reason", c.reason},
+                        {"message", c.message}};
+  };
+  // The node's own resources are the provider's to manage: these never change.
+  auto fixed = [&](std::string_view type, std::string_view reason, std::string_view message) {
+    return cond(type, ConditionState{false, std::string(reason), std::string(message), started_});
   };
   json::array conditions{
-      cond("Ready", readyCondition_.ok, readyCondition_.reason, readyCondition_.message),
-      cond("MemoryPressure", false, "KubeletHasSufficientMemory",
-           "the provider has memory available"),
-      cond("DiskPressure", false, "KubeletHasNoDiskPressure", "the provider has no disk pressure"),
-      cond("PIDPressure", false, "KubeletHasSufficientPID", "the provider has PIDs available"),
-      cond("NetworkUnavailable", false, "ProviderNetworkReady",
-           "pods get their network from the provider")};
+      cond("Ready", readyCondition_),
+      cond("ProviderUnavailable", providerCondition_),
+      fixed("MemoryPressure", "KubeletHasSufficientMemory", "the provider has memory available"),
+      fixed("DiskPressure", "KubeletHasNoDiskPressure", "the provider has no disk pressure"),
+      fixed("PIDPressure", "KubeletHasSufficientPID", "the provider has PIDs available"),
+      fixed("NetworkUnavailable", "ProviderNetworkReady",
+            "pods get their network from the provider")};
   const std::string providerName(provider_.name());
   return json::object{
       {"capacity", resources},
@@ -170,6 +255,43 @@ json::value NodeController::leaseObject() const {
                             {"renewTime", formatRfc3339Micro(clock_.now())}}}};
 }
 
+asio::awaitable<Result<json::value>> NodeController::writeTaints(bool withLabels) {
+  const std::string cluster;  // named: see kube/rest.h on co_await temporaries
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string name = options_.nodeName;
+    auto current = co_await client_.get(resources::kNodes, cluster, name);
+    if (!current.ok()) {
+      co_return std::move(current).error();
+    }
+    json::array taints;
+    if (const auto* spec = current->as_object().if_contains("spec");
+        spec != nullptr && spec->is_object()) {
+      if (const auto* t = spec->as_object().if_contains("taints"); t != nullptr && t->is_array()) {
+        taints = t->as_array();
+      }
+    }
+    if (!applyOurTaints(taints) && !withLabels) {
+      co_return std::move(*current);
+    }
+    // The taint list has no merge key: a patch replaces it whole. The resourceVersion makes the
+    // write conditional on the list we edited, so a taint someone added meanwhile is not lost.
+    json::object metadata{{"resourceVersion", std::string(kube::objectResourceVersion(*current))}};
+    if (withLabels) {
+      metadata["labels"] = nodeObject().at("metadata").at("labels");
+    }
+    json::object patch{{"metadata", std::move(metadata)},
+                       {"spec", json::object{{"taints", std::move(taints)}}}};
+    std::string body = json::serialize(patch);
+    auto patched = co_await client_.patch(resources::kNodes, cluster, name,
+                                          PatchType::kStrategicMerge, std::move(body));
+    if (patched.ok() || patched.error().code != ErrorCode::kConflict) {
+      co_return patched;
+    }
+  }
+  co_return Error::make(ErrorCode::kConflict, "Conflict",
+                        "node " + options_.nodeName + " kept changing while writing its taints");
+}
+
 asio::awaitable<Status> NodeController::registerNode() {
   json::value node = nodeObject();
   node.as_object()["status"] = statusObject();
@@ -179,60 +301,41 @@ asio::awaitable<Status> NodeController::registerNode() {
     nodeUid_ = std::string(kube::objectUid(*created));
     spdlog::info("msg=\"node registered\" node={} uid={}", options_.nodeName, nodeUid_);
     statusDirty_ = false;
+    taintWritten_ = taintWanted();
     lease_.reset();
     co_return okStatus();
   }
   if (created.error().code != ErrorCode::kAlreadyExists) {
     co_return std::move(created).error();
   }
-  // Already there (a restart): add our labels and taint to what is there, conditionally on the
-  // version we read so that a concurrent writer is not overwritten.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    std::string name = options_.nodeName;
-    auto current = co_await client_.get(resources::kNodes, cluster, name);
-    if (!current.ok()) {
-      co_return std::move(current).error();
-    }
-    json::array taints;
-    bool haveTaint = false;
-    if (const auto* spec = current->as_object().if_contains("spec");
-        spec != nullptr && spec->is_object()) {
-      if (const auto* t = spec->as_object().if_contains("taints"); t != nullptr && t->is_array()) {
-        taints = t->as_array();
-      }
-    }
-    const json::value wanted = nodeObject();
-    const json::value& ours = wanted.at("spec").at("taints").at(0);
-    for (const auto& t : taints) {
-      if (t.is_object() && t.as_object().if_contains("key") != nullptr &&
-          t.at("key") == ours.at("key")) {
-        haveTaint = true;
-      }
-    }
-    if (!haveTaint) {
-      taints.push_back(ours);
-    }
-    json::object patch{
-        {"metadata",
-         json::object{{"labels", wanted.at("metadata").at("labels")},
-                      {"resourceVersion", std::string(kube::objectResourceVersion(*current))}}},
-        {"spec", json::object{{"taints", std::move(taints)}}}};
-    std::string body = json::serialize(patch);
-    auto patched = co_await client_.patch(resources::kNodes, cluster, name,
-                                          PatchType::kStrategicMerge, std::move(body));
-    if (patched.ok()) {
-      nodeUid_ = std::string(kube::objectUid(*patched));
-      spdlog::info("msg=\"node adopted\" node={} uid={}", options_.nodeName, nodeUid_);
-      statusDirty_ = true;
-      lease_.reset();
-      co_return okStatus();
-    }
-    if (patched.error().code != ErrorCode::kConflict) {
-      co_return std::move(patched).error();
-    }
+  // Already there (a restart): add our labels and taints to what is there.
+  auto adopted = co_await writeTaints(true);
+  if (!adopted.ok()) {
+    co_return std::move(adopted).error();
   }
-  co_return Error::make(ErrorCode::kConflict, "Conflict",
-                        "node " + options_.nodeName + " kept changing while adopting it");
+  nodeUid_ = std::string(kube::objectUid(*adopted));
+  spdlog::info("msg=\"node adopted\" node={} uid={}", options_.nodeName, nodeUid_);
+  statusDirty_ = true;
+  taintWritten_ = taintWanted();
+  lease_.reset();
+  co_return okStatus();
+}
+
+asio::awaitable<Status> NodeController::syncTaints() {
+  auto written = co_await writeTaints(false);
+  if (!written.ok()) {
+    co_return std::move(written).error();
+  }
+  if (std::string uid(kube::objectUid(*written)); uid != nodeUid_) {
+    nodeUid_ = uid;  // re-created by someone else: the lease must follow the new UID
+    lease_.reset();
+  }
+  if (taintWritten_ != taintWanted()) {
+    spdlog::info("msg=\"node taint {}\" node={} taint={}", taintWanted() ? "added" : "removed",
+                 options_.nodeName, kProviderUnavailableTaint);
+  }
+  taintWritten_ = taintWanted();
+  co_return okStatus();
 }
 
 asio::awaitable<Status> NodeController::patchStatus() {
@@ -320,68 +423,27 @@ asio::awaitable<void> NodeController::releaseLease() {
   }
 }
 
-asio::awaitable<void> NodeController::checkHealth() {
-  auto s = co_await provider_.ping();
-  const bool ok = s.ok();
-  const std::string reason = ok ? "KubeletReady" : "ProviderUnreachable";
-  const std::string message = ok ? "burstlet is posting ready status"
-                                 : "the " + std::string(provider_.name()) +
-                                       " provider is unreachable: " + s.error().message;
-  if (ok != readyCondition_.ok || reason != readyCondition_.reason) {
-    if (ok != readyCondition_.ok) {
-      readyCondition_.since = clock_.now();
-      spdlog::info("msg=\"node readiness changed\" node={} ready={} reason={}", options_.nodeName,
-                   ok, reason);
-    }
-    statusDirty_ = true;
-  }
-  readyCondition_.ok = ok;
-  readyCondition_.reason = reason;
-  readyCondition_.message = message;
-  healthy_ = ok;
-}
-
-asio::awaitable<void> NodeController::sleepFor(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  {
-    std::lock_guard lock(mu_);
-    timer_ = &timer;
-  }
-  if (!stopped_) {
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  std::lock_guard lock(mu_);
-  timer_ = nullptr;
-}
-
 void NodeController::stop() {
   stopped_ = true;
-  std::lock_guard lock(mu_);
-  if (executor_) {
-    asio::post(*executor_, [this] {
-      std::lock_guard inner(mu_);
-      if (timer_ != nullptr) {
-        timer_->cancel();
-      }
-    });
-  }
+  health_.stop();
+  wakeup_.notify();
 }
 
 asio::awaitable<void> NodeController::run() {
-  {
-    std::lock_guard lock(mu_);
-    executor_ = co_await asio::this_coro::executor;
-  }
-  readyCondition_.reason = "KubeletReady";
-  readyCondition_.message = "burstlet is posting ready status";
-  co_await checkHealth();
+  // Health checks run beside the loop: a ping that hangs must not hold up the lease.
+  healthDone_ = false;
+  const auto executor = co_await asio::this_coro::executor;
+  asio::co_spawn(executor, health_.run(), [this](const std::exception_ptr&) {
+    wakeup_.notify();
+    healthDone_ = true;  // last: run() may return as soon as it sees this
+  });
   bool registered = false;
   int failures = 0;
   auto nextLease = clock_.steadyNow();
   auto nextStatus = clock_.steadyNow() + options_.statusInterval;
-  auto nextPing = clock_.steadyNow() + options_.pingInterval;
+  auto nextTaints = clock_.steadyNow();
   while (!stopped_) {
+    refreshConditions();
     if (!registered) {
       auto s = co_await registerNode();
       if (!s.ok()) {
@@ -389,7 +451,7 @@ asio::awaitable<void> NodeController::run() {
         spdlog::warn("msg=\"node registration failed\" node={} error=\"{}\"", options_.nodeName,
                      s.error().toString());
         const std::chrono::seconds delay(int64_t{1} << std::min(failures++, 5));
-        co_await sleepFor(std::min(delay, std::chrono::seconds(30)));
+        co_await wakeup_.sleep(std::min(delay, std::chrono::seconds(30)));
         continue;
       }
       registered = true;
@@ -397,22 +459,6 @@ asio::awaitable<void> NodeController::run() {
       nextLease = clock_.steadyNow();
     }
     const auto now = clock_.steadyNow();
-    if (now >= nextPing) {
-      co_await checkHealth();
-      nextPing = now + options_.pingInterval;
-    }
-    if (statusDirty_ || now >= nextStatus) {
-      auto s = co_await patchStatus();
-      if (!s.ok()) {
-        spdlog::warn("msg=\"node status update failed\" node={} error=\"{}\"", options_.nodeName,
-                     s.error().toString());
-        if (s.error().code == ErrorCode::kNotFound) {
-          registered = false;
-          continue;
-        }
-      }
-      nextStatus = now + options_.statusInterval;
-    }
     if (now >= nextLease) {
       // The lease outlives a deleted Node until the garbage collector gets to it: look at the
       // Node itself, so that one deleted by hand is back within a renewal interval.
@@ -444,14 +490,49 @@ asio::awaitable<void> NodeController::run() {
         nextLease = now + std::chrono::seconds(1);
       }
     }
-    const auto wake = std::min({nextLease, nextStatus, nextPing});
+    if (statusDirty_ || now >= nextStatus) {
+      auto s = co_await patchStatus();
+      if (!s.ok()) {
+        spdlog::warn("msg=\"node status update failed\" node={} error=\"{}\"", options_.nodeName,
+                     s.error().toString());
+        if (s.error().code == ErrorCode::kNotFound) {
+          registered = false;
+          continue;
+        }
+      }
+      nextStatus = now + options_.statusInterval;
+    }
+    const bool taintsDue = taintWritten_ != taintWanted();
+    if (taintsDue && now >= nextTaints) {
+      auto s = co_await syncTaints();
+      if (!s.ok()) {
+        spdlog::warn("msg=\"node taint update failed\" node={} error=\"{}\"", options_.nodeName,
+                     s.error().toString());
+        if (s.error().code == ErrorCode::kNotFound) {
+          registered = false;
+          continue;
+        }
+        nextTaints = now + std::chrono::seconds(1);
+      }
+    }
+    auto wake = std::min(nextLease, nextStatus);
+    if (taintWritten_ != taintWanted()) {
+      wake = std::min(wake, nextTaints);
+    }
+    if (notReadyAt_ && readyCondition_.status) {
+      wake = std::min(wake, *notReadyAt_);
+    }
     const auto left = wake - clock_.steadyNow();
     if (left > std::chrono::steady_clock::duration::zero()) {
-      co_await sleepFor(left);
+      co_await wakeup_.sleep(left);
     }
   }
   co_await releaseLease();
   ready_ = false;
+  // The health coroutine ends once its ping in flight, if any, has answered.
+  while (!healthDone_) {
+    co_await wakeup_.sleep(std::chrono::seconds(1));
+  }
 }
 
 }  // namespace burstlet::node

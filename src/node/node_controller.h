@@ -1,24 +1,31 @@
 // NodeController: the virtual node. Registers the Node (labels, taint, capacity from the
 // provider, conditions, addresses, kubelet endpoint, nodeInfo), keeps a Lease in
 // kube-node-lease renewed, and writes node status on change and at least every statusInterval.
-// Ready follows the provider's health. A Node deleted by someone is registered again.
+// A Node deleted by someone is registered again.
 //
-// All writes are patches that keep what others wrote: labels are merged, our taint is added to
-// the existing ones, and conditions are merged by type.
+// The lease and Ready say whether burstlet itself is alive, so no provider call ever stands in
+// their way: the provider's health is checked by ProviderHealth in a coroutine of its own and
+// shows as the ProviderUnavailable condition and the provider-unavailable NoSchedule taint
+// (no new pods while the backend is away, and none evicted because of it). Ready goes False
+// over it only after notReadyAfterProviderOutage, when set.
+//
+// All writes keep what others wrote: labels are merged, conditions are merged by type, and the
+// taint list (atomic in the API) is read, edited and written back on the version read.
 #pragma once
 
 #include <atomic>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
-#include "kube/informer.h"
+#include "kube/informer.h"  // objectUid, objectResourceVersion
 #include "kube/rest.h"
+#include "node/provider_health.h"
+#include "node/wakeup.h"
 #include "provider/provider.h"
 
 namespace burstlet::node {
@@ -36,8 +43,17 @@ struct NodeOptions {
   std::chrono::seconds leaseDuration{40};
   std::chrono::seconds renewInterval{10};
   std::chrono::seconds statusInterval{60};
-  std::chrono::seconds pingInterval{10};
+  std::chrono::milliseconds pingInterval{10'000};
+  // A ping unanswered this long counts as the provider being unreachable (not waited for).
+  std::chrono::milliseconds pingTimeout{10'000};
+  // Once the provider has been unreachable this long, Ready goes False (reason
+  // ProviderUnreachable) and the cluster evicts the pods by their tolerations; 0 = never.
+  std::chrono::milliseconds notReadyAfterProviderOutage{0};
 };
+
+// The taint on the node while the provider cannot be reached (effect NoSchedule).
+inline constexpr std::string_view kProviderUnavailableTaint =
+    "virtual-kubelet.io/provider-unavailable";
 
 // The first non-loopback IPv4 address of this host, or 127.0.0.1.
 std::string detectInternalIP();
@@ -53,28 +69,39 @@ class NodeController {
   void stop();
   // Registered, and the lease renewed at least once since.
   bool ready() const { return ready_.load(); }
-  // Whether the provider answered its last ping.
-  bool providerHealthy() const { return healthy_.load(); }
+  // Whether the provider answered its last ping in time.
+  bool providerHealthy() const { return health_.state().reachable; }
   const NodeOptions& options() const { return options_; }
 
   // The Node as registered (for tests and the create call).
   boost::json::value nodeObject() const;
-  // The status part, with conditions as of now.
-  boost::json::value statusObject();
+  // The status part, with the conditions as last refreshed by run().
+  boost::json::value statusObject() const;
 
  private:
   struct ConditionState {
-    bool ok = true;
+    bool status = false;  // "True"
     std::string reason;
     std::string message;
-    Clock::WallTime since;
+    Clock::WallTime since;  // lastTransitionTime
   };
+  // Brings the conditions and the wanted taints up to date with the provider's health; marks
+  // the status dirty when a condition flipped or changed its reason.
+  void refreshConditions();
+  bool setCondition(ConditionState& c, bool status, std::string reason, std::string message,
+                    Clock::WallTime at);
+  bool taintWanted() const { return providerCondition_.status; }
+  // Our taints in `taints`, everyone else's kept in place. True when it changed the list.
+  bool applyOurTaints(boost::json::array& taints) const;
+  // Reads the Node, applies our taints (and our labels when `withLabels`) and writes it back
+  // on the version read, reading again on a conflict. Without labels nothing is written when
+  // the taints are right already. The Node as written (or read).
+  asio::awaitable<Result<boost::json::value>> writeTaints(bool withLabels);
   asio::awaitable<Status> registerNode();
   asio::awaitable<Status> patchStatus();
+  asio::awaitable<Status> syncTaints();
   asio::awaitable<Status> renewLease();
   asio::awaitable<void> releaseLease();
-  asio::awaitable<void> checkHealth();
-  asio::awaitable<void> sleepFor(std::chrono::steady_clock::duration d);
   boost::json::value leaseObject() const;
 
   kube::RestClient& client_;
@@ -83,15 +110,20 @@ class NodeController {
   const Clock& clock_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<bool> healthy_{true};
-  // Touched only by run(): no lock.
+  std::atomic<bool> healthDone_{true};
+  ProviderHealth health_;
+  Wakeup wakeup_;  // run()'s sleeps, cut short by stop() and by health changes
+  // Touched only by run() (statusObject() and nodeObject() read them from there): no lock.
   std::string nodeUid_;
   std::optional<boost::json::value> lease_;  // last lease written (holds resourceVersion)
   bool statusDirty_ = true;
+  Clock::WallTime started_;
   ConditionState readyCondition_;
-  std::optional<asio::any_io_executor> executor_;
-  mutable std::mutex mu_;  // guards timer_ and executor_ for stop()
-  asio::steady_timer* timer_ = nullptr;
+  ConditionState providerCondition_;  // ProviderUnavailable
+  // When Ready is due to go False over an ongoing outage (notReadyAfterProviderOutage).
+  std::optional<Clock::SteadyTime> notReadyAt_;
+  // Whether the node carries the provider-unavailable taint, as last written; unknown before.
+  std::optional<bool> taintWritten_;
 };
 
 }  // namespace burstlet::node

@@ -137,7 +137,9 @@ class Provider {
 
   // What the node advertises.
   virtual NodeCapacity capacity() const = 0;
-  // Whether the backend can be reached and accepts work; the node's Ready condition follows.
+  // Whether the backend can be reached and accepts work; the node's ProviderUnavailable
+  // condition and taint follow. May take long when the backend hangs: the node stops waiting
+  // after its ping timeout, but the call runs to its end.
   virtual asio::awaitable<Status> ping() = 0;
 
   // Kubelet API hooks. Not every provider has them: the default answers kNotFound with

@@ -36,6 +36,7 @@ node:
   name: vk-1
   internalIP: 10.0.0.5
   kubeletPort: 10251
+  notReadyAfterProviderOutage: 30m
 provider:
   name: fake
   fake:
@@ -54,6 +55,7 @@ provider:
   EXPECT_EQ(c->nodeName, "vk-1");
   EXPECT_EQ(c->nodeIP, "10.0.0.5");
   EXPECT_EQ(c->kubeletPort, 10251);
+  EXPECT_EQ(c->notReadyAfterProviderOutage, std::chrono::minutes(30));
   EXPECT_EQ(c->fake.startDelay.count(), 500);
   EXPECT_EQ(c->fake.capacity.pods, "500");
   EXPECT_DOUBLE_EQ(c->fake.transientFailureRate, 0.1);
@@ -82,6 +84,8 @@ TEST(ConfigTest, BadFilesNameTheKey) {
       {"wrokers: 3\n", ".wrokers: unknown key"},
       {"node:\n  nmae: x\n", ".node.nmae: unknown key"},
       {"node: vk\n", ".node: want a mapping"},
+      {"node:\n  notReadyAfterProviderOutage: soon\n",
+       ".node.notReadyAfterProviderOutage: invalid duration"},
       {"provider:\n  fake:\n    startDelay: soon\n", ".provider.fake.startDelay: invalid duration"},
       {"provider:\n  fake:\n    transientFailureRate: 2\n", "between 0 and 1"},
       {"inCluster: yes please\n", ".inCluster: want true or false"},
@@ -116,6 +120,13 @@ TEST(ConfigTest, Validation) {
   c = Config{};
   c.kubeletPort = 70000;
   EXPECT_FALSE(validate(c).ok());
+  c = Config{};
+  EXPECT_EQ(c.notReadyAfterProviderOutage.count(), 0);  // never, by default
+  c.notReadyAfterProviderOutage = std::chrono::seconds(5);
+  EXPECT_NE(validate(c).error().message.find("node.notReadyAfterProviderOutage"),
+            std::string::npos);
+  c.notReadyAfterProviderOutage = std::chrono::minutes(10);
+  EXPECT_TRUE(validate(c).ok());
 }
 
 TEST(ConfigTest, CciProviderSection) {

@@ -6,17 +6,24 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
+#include <functional>
 #include <mutex>
+#include <set>
 
+#include "mocks/fake_clock.h"
 #include "mocks/fake_transport.h"
-#include "provider/fake/fake_provider.h"
+#include "mocks/ping_provider.h"
 
 namespace burstlet::node {
 namespace {
 
 namespace json = boost::json;
+using burstlet::testing::FakeClock;
 using burstlet::testing::FakeTransport;
 using burstlet::testing::jsonResponse;
+using burstlet::testing::PingProvider;
+using Mode = PingProvider::Mode;
+using std::chrono::seconds;
 
 std::string status(int code, const std::string& reason) {
   return json::serialize(json::object{{"kind", "Status"},
@@ -26,17 +33,61 @@ std::string status(int code, const std::string& reason) {
                                       {"message", reason}});
 }
 
-// The API server's side of one Node and its Lease, recorded.
+// The API server's side of one Node and its Lease, recorded. Node patches are applied (labels
+// merged, the taint list replaced, as a strategic merge does with it) and honour a
+// resourceVersion precondition.
 struct Api {
   std::mutex mu;
   bool nodeExists = false;
   json::value existingNode;  // what a GET of the node returns when it exists already
   int nodeCreates = 0;
+  int nodeConflicts = 0;
   std::vector<json::value> nodePatches;
   std::vector<json::value> statusPatches;
   std::vector<json::value> leaseWrites;
   bool leaseExists = false;
   int uid = 0;
+  // Runs once, before the next node patch is looked at: another writer getting in between.
+  std::function<void(json::value& node)> beforeNodePatch;
+
+  static void bumpVersion(json::value& node) {
+    auto& md = node.at("metadata").as_object();
+    md["resourceVersion"] =
+        std::to_string(std::stoi(std::string(md["resourceVersion"].as_string())) + 1);
+  }
+
+  Result<kube::HttpResponse> patchNode(const json::value& patch) {
+    nodePatches.push_back(patch);
+    if (beforeNodePatch) {
+      auto hook = std::move(beforeNodePatch);
+      beforeNodePatch = nullptr;
+      hook(existingNode);
+    }
+    const auto& md = patch.at("metadata").as_object();
+    if (const auto* rv = md.if_contains("resourceVersion");
+        rv != nullptr && *rv != existingNode.at("metadata").at("resourceVersion")) {
+      ++nodeConflicts;
+      return jsonResponse(409, status(409, "Conflict"));
+    }
+    auto& node = existingNode.as_object();
+    if (const auto* labels = md.if_contains("labels")) {
+      auto& into = node["metadata"].as_object()["labels"];
+      if (!into.is_object()) {
+        into = json::object{};
+      }
+      for (const auto& kv : labels->as_object()) {
+        into.as_object()[kv.key()] = kv.value();
+      }
+    }
+    if (const auto* spec = patch.as_object().if_contains("spec")) {
+      if (!node["spec"].is_object()) {
+        node["spec"] = json::object{};
+      }
+      node["spec"].as_object()["taints"] = spec->at("taints");
+    }
+    bumpVersion(existingNode);
+    return jsonResponse(200, json::serialize(existingNode));
+  }
 
   Result<kube::HttpResponse> answer(const kube::HttpRequest& r) {
     std::lock_guard lock(mu);
@@ -72,7 +123,10 @@ struct Api {
       return jsonResponse(200, json::serialize(existingNode));
     }
     if (r.method == kube::Verb::patch) {
-      (statusSub ? statusPatches : nodePatches).push_back(json::parse(r.body));
+      if (!statusSub) {
+        return patchNode(json::parse(r.body));
+      }
+      statusPatches.push_back(json::parse(r.body));
       return jsonResponse(200, json::serialize(existingNode));
     }
     return jsonResponse(400, status(400, "BadRequest"));
@@ -80,7 +134,7 @@ struct Api {
 };
 
 bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
-              std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+              std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!pred() && std::chrono::steady_clock::now() < deadline) {
     io.run_one_for(std::chrono::milliseconds(10));
@@ -88,34 +142,41 @@ bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
   return pred();
 }
 
+// Runs the node against the recorded API and a provider whose ping the test controls. With
+// `fakeTime`, deadlines (pings, lease, status, outage length) follow a FakeClock the test
+// advances; the loops still sleep for real, at most a renewal or ping interval (1 s here).
 struct Harness {
   boost::asio::io_context io;
   Api api;
-  std::unique_ptr<provider::FakeProvider> provider;
+  FakeClock fakeClock;
+  PingProvider provider;
   std::unique_ptr<kube::RestClient> client;
   std::unique_ptr<NodeController> node;
   std::atomic<bool> done{false};
 
-  Harness() {
+  explicit Harness(bool fakeTime = false, const std::function<void(NodeOptions&)>& tune = {}) {
     auto t = std::make_unique<FakeTransport>(
         [this](const kube::HttpRequest& r) { return api.answer(r); });
     client = std::make_unique<kube::RestClient>(io.get_executor(), std::move(t),
                                                 kube::ClientConfig{}, kube::RestOptions{});
-    auto fake = provider::FakeProvider::create(io.get_executor(), {}, realClock());
-    provider = std::move(*fake);
     NodeOptions o;
     o.nodeName = "vk";
     o.internalIP = "10.1.2.3";
     o.hostname = "host-1";
     o.kubeletVersion = "v0.1.0-burstlet";
-    o.renewInterval = std::chrono::seconds(1);
-    o.pingInterval = std::chrono::seconds(1);
-    node = std::make_unique<NodeController>(*client, *provider, o, realClock());
+    o.renewInterval = seconds(1);
+    o.pingInterval = seconds(1);
+    if (tune) {
+      tune(o);
+    }
+    const Clock& clock = fakeTime ? static_cast<const Clock&>(fakeClock) : realClock();
+    node = std::make_unique<NodeController>(*client, provider, o, clock);
   }
   void start() {
     boost::asio::co_spawn(io, node->run(), [this](const std::exception_ptr&) { done = true; });
   }
   ~Harness() {
+    provider.setMode(Mode::kAnswer);  // a hanging ping holds up run()'s end
     node->stop();
     runUntil(io, [this] { return done.load(); });
   }
@@ -123,16 +184,63 @@ struct Harness {
     std::lock_guard lock(api.mu);
     return api.statusPatches.size();
   }
+  size_t leaseWrites() {
+    std::lock_guard lock(api.mu);
+    return api.leaseWrites.size();
+  }
+  json::value lastStatus() {
+    std::lock_guard lock(api.mu);
+    return api.statusPatches.empty() ? json::value() : api.statusPatches.back();
+  }
+  // Waits for a status write after the `after`th that satisfies `pred`.
+  bool statusWhere(const std::function<bool(const json::value&)>& pred, size_t after = 0) {
+    return runUntil(io, [&] {
+      std::lock_guard lock(api.mu);
+      for (size_t i = after; i < api.statusPatches.size(); ++i) {
+        if (pred(api.statusPatches[i])) {
+          return true;
+        }
+      }
+      return false;
+    });
+  }
+  std::set<std::string> taintKeys() {
+    std::lock_guard lock(api.mu);
+    std::set<std::string> keys;
+    const auto* spec = api.existingNode.as_object().if_contains("spec");
+    if (spec != nullptr && spec->as_object().if_contains("taints") != nullptr) {
+      for (const auto& t : spec->at("taints").as_array()) {
+        keys.insert(std::string(t.at("key").as_string()));
+      }
+    }
+    return keys;
+  }
 };
 
-std::string readyOf(const json::value& statusPatch) {
+const json::value* conditionIn(const json::value& statusPatch, std::string_view type) {
+  if (!statusPatch.is_object()) {
+    return nullptr;
+  }
   for (const auto& c : statusPatch.at("status").at("conditions").as_array()) {
-    if (c.at("type") == "Ready") {
-      return std::string(c.at("status").as_string()) + "/" +
-             std::string(c.at("reason").as_string());
+    if (c.at("type").as_string() == type) {
+      return &c;
     }
   }
-  return "none";
+  return nullptr;
+}
+
+// "True/KubeletReady": a condition's status and reason in a status write.
+std::string conditionOf(const json::value& statusPatch, std::string_view type) {
+  const auto* c = conditionIn(statusPatch, type);
+  if (c == nullptr) {
+    return "none";
+  }
+  return std::string(c->at("status").as_string()) + "/" + std::string(c->at("reason").as_string());
+}
+
+std::string fieldOf(const json::value& statusPatch, std::string_view type, std::string_view field) {
+  const auto* c = conditionIn(statusPatch, type);
+  return c == nullptr ? std::string() : std::string(c->at(field).as_string());
 }
 
 TEST(NodeControllerTest, RegistersWithLeaseOwnedByTheNode) {
@@ -143,11 +251,14 @@ TEST(NodeControllerTest, RegistersWithLeaseOwnedByTheNode) {
   ASSERT_EQ(h.api.nodeCreates, 1);
   const auto& n = h.api.existingNode;
   EXPECT_EQ(n.at("metadata").at("labels").at("type"), "virtual-kubelet");
+  ASSERT_EQ(n.at("spec").at("taints").as_array().size(), 1U);
   EXPECT_EQ(n.at("spec").at("taints").at(0).at("key"), "virtual-kubelet.io/provider");
-  EXPECT_EQ(n.at("spec").at("taints").at(0).at("value"), "fake");
+  EXPECT_EQ(n.at("spec").at("taints").at(0).at("value"), "stub");
   EXPECT_EQ(n.at("status").at("capacity").at("pods"), "10000");
   EXPECT_EQ(n.at("status").at("addresses").at(0).at("address"), "10.1.2.3");
   EXPECT_EQ(n.at("status").at("nodeInfo").at("kubeletVersion"), "v0.1.0-burstlet");
+  EXPECT_EQ(conditionOf(n, "Ready"), "True/KubeletReady");
+  EXPECT_EQ(conditionOf(n, "ProviderUnavailable"), "False/ProviderReachable");
   ASSERT_FALSE(h.api.leaseWrites.empty());
   const auto& l = h.api.leaseWrites.back();
   EXPECT_EQ(l.at("metadata").at("ownerReferences").at(0).at("uid"), "uid-1");
@@ -155,23 +266,187 @@ TEST(NodeControllerTest, RegistersWithLeaseOwnedByTheNode) {
   EXPECT_EQ(l.at("spec").at("leaseDurationSeconds"), 40);
 }
 
-TEST(NodeControllerTest, ReadyFollowsTheProvider) {
-  Harness h;
+// A backend that stops answering makes a ping hang for minutes: the lease goes on being renewed
+// meanwhile, and the silence counts as unreachable after pingTimeout.
+TEST(NodeControllerTest, LeaseIsRenewedWhilePingHangs) {
+  Harness h(false, [](NodeOptions& o) { o.pingTimeout = std::chrono::milliseconds(200); });
   h.start();
   ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.provider.setMode(Mode::kHang);
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.pingsInFlight() == 1; }));
+  const int pings = h.provider.pingsStarted();
+  const size_t leases = h.leaseWrites();
+  ASSERT_TRUE(runUntil(
+      h.io, [&] { return h.leaseWrites() >= leases + 3; }, seconds(30)));
+  EXPECT_EQ(h.provider.pingsInFlight(), 1);     // still hanging: nothing waited for it
+  EXPECT_EQ(h.provider.pingsStarted(), pings);  // and no second ping piled up behind it
+  EXPECT_FALSE(h.node->providerHealthy());
+  ASSERT_TRUE(h.statusWhere([](const json::value& s) {
+    return conditionOf(s, "ProviderUnavailable") != "False/ProviderReachable";
+  }));
+  const json::value down = h.lastStatus();
+  EXPECT_EQ(conditionOf(down, "ProviderUnavailable"), "True/ProviderUnreachable");
+  EXPECT_NE(
+      fieldOf(down, "ProviderUnavailable", "message").find("no answer to a ping within 200ms"),
+      std::string::npos)
+      << fieldOf(down, "ProviderUnavailable", "message");
+  EXPECT_EQ(conditionOf(down, "Ready"), "True/KubeletReady");
+
+  // The late answer ends the outage without waiting for the next ping.
   const size_t before = h.statusPatches();
-  h.provider->setUnreachable(true);
-  ASSERT_TRUE(runUntil(h.io, [&] { return !h.node->providerHealthy(); }));
-  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > before; }));
+  h.provider.setMode(Mode::kAnswer);
+  ASSERT_TRUE(h.statusWhere(
+      [](const json::value& s) {
+        return conditionOf(s, "ProviderUnavailable") == "False/ProviderReachable";
+      },
+      before));
+  EXPECT_TRUE(h.node->providerHealthy());
+}
+
+// While the provider is unreachable the node carries the provider-unavailable NoSchedule taint;
+// it goes when the provider is back. Taints others add, even between our read and our write,
+// stay.
+TEST(NodeControllerTest, ProviderOutageTaintsTheNodeAndKeepsOthersTaints) {
+  Harness h(true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
   {
     std::lock_guard lock(h.api.mu);
-    EXPECT_EQ(readyOf(h.api.statusPatches.back()), "False/ProviderUnreachable");
+    h.api.existingNode.at("spec").at("taints").as_array().push_back(
+        json::object{{"key", "dedicated"}, {"value", "x"}, {"effect", "NoSchedule"}});
+    Api::bumpVersion(h.api.existingNode);
+    // Someone else adds a taint between our read and our first write: that write conflicts.
+    h.api.beforeNodePatch = [](json::value& node) {
+      node.at("spec").at("taints").as_array().push_back(
+          json::object{{"key", "other-team"}, {"effect", "NoExecute"}});
+      Api::bumpVersion(node);
+    };
   }
-  const size_t down = h.statusPatches();
-  h.provider->setUnreachable(false);
-  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > down; }));
+  h.provider.setMode(Mode::kFail);
+  h.fakeClock.advance(seconds(1));  // the next ping is due
+  ASSERT_TRUE(runUntil(
+      h.io, [&] { return h.taintKeys().count("virtual-kubelet.io/provider-unavailable") == 1; }));
+  EXPECT_EQ(h.taintKeys(),
+            (std::set<std::string>{"dedicated", "other-team", "virtual-kubelet.io/provider",
+                                   "virtual-kubelet.io/provider-unavailable"}));
+  {
+    std::lock_guard lock(h.api.mu);
+    EXPECT_EQ(h.api.nodeConflicts, 1);
+    const auto& written = h.api.nodePatches.back();
+    EXPECT_TRUE(written.at("metadata").as_object().contains("resourceVersion"));
+    for (const auto& t : written.at("spec").at("taints").as_array()) {
+      if (t.at("key") == "virtual-kubelet.io/provider-unavailable") {
+        EXPECT_EQ(t.at("effect"), "NoSchedule");
+      }
+    }
+  }
+  ASSERT_TRUE(h.statusWhere([](const json::value& s) {
+    return conditionOf(s, "ProviderUnavailable") == "True/ProviderUnreachable";
+  }));
+  const json::value down = h.lastStatus();
+  EXPECT_EQ(fieldOf(down, "ProviderUnavailable", "message"),
+            "the stub provider is unreachable: stub backend refuses connections");
+  EXPECT_EQ(conditionOf(down, "Ready"), "True/KubeletReady");
+  const std::string downSince = fieldOf(down, "ProviderUnavailable", "lastTransitionTime");
+
+  // More failed pings and a periodic status write: lastTransitionTime stays.
+  const size_t writes = h.statusPatches();
+  h.fakeClock.advance(seconds(61));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > writes; }));
+  EXPECT_EQ(fieldOf(h.lastStatus(), "ProviderUnavailable", "lastTransitionTime"), downSince);
+  EXPECT_EQ(conditionOf(h.lastStatus(), "ProviderUnavailable"), "True/ProviderUnreachable");
+
+  h.provider.setMode(Mode::kAnswer);
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(runUntil(
+      h.io, [&] { return h.taintKeys().count("virtual-kubelet.io/provider-unavailable") == 0; }));
+  EXPECT_EQ(h.taintKeys(),
+            (std::set<std::string>{"dedicated", "other-team", "virtual-kubelet.io/provider"}));
+  ASSERT_TRUE(h.statusWhere(
+      [](const json::value& s) {
+        return conditionOf(s, "ProviderUnavailable") == "False/ProviderReachable";
+      },
+      writes));
+  const json::value up = h.lastStatus();
+  EXPECT_NE(fieldOf(up, "ProviderUnavailable", "lastTransitionTime"), downSince);
+  EXPECT_EQ(fieldOf(up, "ProviderUnavailable", "message"), "the stub provider answers");
+}
+
+// By default an outage, however long, leaves Ready alone: the cluster must not evict the pods.
+TEST(NodeControllerTest, ReadyStaysTrueDuringAnOutageByDefault) {
+  Harness h(true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.provider.setMode(Mode::kFail);
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(h.statusWhere([](const json::value& s) {
+    return conditionOf(s, "ProviderUnavailable") == "True/ProviderUnreachable";
+  }));
+  const size_t writes = h.statusPatches();
+  h.fakeClock.advance(std::chrono::hours(24));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > writes; }));
   std::lock_guard lock(h.api.mu);
-  EXPECT_EQ(readyOf(h.api.statusPatches.back()), "True/KubeletReady");
+  for (const auto& s : h.api.statusPatches) {
+    EXPECT_EQ(conditionOf(s, "Ready"), "True/KubeletReady") << json::serialize(s);
+  }
+  EXPECT_TRUE(h.node->ready());
+}
+
+// With notReadyAfterProviderOutage set, Ready goes False once the outage has lasted that long,
+// and True again when the provider is back.
+TEST(NodeControllerTest, ReadyGoesFalseAfterNotReadyAfterProviderOutage) {
+  Harness h(true, [](NodeOptions& o) { o.notReadyAfterProviderOutage = std::chrono::minutes(5); });
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.provider.setMode(Mode::kFail);
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(h.statusWhere([](const json::value& s) {
+    return conditionOf(s, "ProviderUnavailable") == "True/ProviderUnreachable";
+  }));
+  EXPECT_EQ(conditionOf(h.lastStatus(), "Ready"), "True/KubeletReady");
+
+  size_t writes = h.statusPatches();
+  h.fakeClock.advance(std::chrono::minutes(4));  // not yet
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > writes; }));
+  EXPECT_EQ(conditionOf(h.lastStatus(), "Ready"), "True/KubeletReady");
+
+  writes = h.statusPatches();
+  h.fakeClock.advance(std::chrono::minutes(1));
+  ASSERT_TRUE(h.statusWhere(
+      [](const json::value& s) { return conditionOf(s, "Ready") == "False/ProviderUnreachable"; },
+      writes));
+  const json::value notReady = h.lastStatus();
+  EXPECT_EQ(fieldOf(notReady, "Ready", "message"),
+            "the stub provider has been unreachable for over 5m: stub backend refuses connections");
+  EXPECT_EQ(conditionOf(notReady, "ProviderUnavailable"), "True/ProviderUnreachable");
+  EXPECT_TRUE(h.node->ready());  // the lease is burstlet's own: still renewed
+
+  writes = h.statusPatches();
+  h.provider.setMode(Mode::kAnswer);
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(h.statusWhere(
+      [](const json::value& s) { return conditionOf(s, "Ready") == "True/KubeletReady"; }, writes));
+  EXPECT_EQ(conditionOf(h.lastStatus(), "ProviderUnavailable"), "False/ProviderReachable");
+}
+
+// stop() releases the lease at once; run() itself ends only when the ping in flight has
+// answered, so nothing refers to the provider afterwards.
+TEST(NodeControllerTest, StopReleasesTheLeaseThenWaitsForThePingInFlight) {
+  Harness h(false, [](NodeOptions& o) { o.pingTimeout = std::chrono::milliseconds(100); });
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.provider.setMode(Mode::kHang);
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.pingsInFlight() == 1; }));
+  h.node->stop();
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.api.mu);
+    return !h.api.leaseWrites.back().at("spec").as_object().contains("holderIdentity");
+  }));
+  EXPECT_FALSE(runUntil(
+      h.io, [&] { return h.done.load(); }, std::chrono::milliseconds(300)));
+  h.provider.setMode(Mode::kAnswer);
+  EXPECT_TRUE(runUntil(h.io, [&] { return h.done.load(); }));
+  EXPECT_EQ(h.provider.pingsInFlight(), 0);
 }
 
 TEST(NodeControllerTest, AdoptsAnExistingNodeKeepingOthersTaints) {
@@ -192,6 +467,21 @@ TEST(NodeControllerTest, AdoptsAnExistingNodeKeepingOthersTaints) {
   ASSERT_EQ(taints.size(), 2U);
   EXPECT_EQ(taints[0].at("key"), "dedicated");
   EXPECT_EQ(taints[1].at("key"), "virtual-kubelet.io/provider");
+  EXPECT_EQ(h.api.existingNode.at("metadata").at("labels").at("team"), "a");
+}
+
+// A provider-unavailable taint left by an earlier run is removed when the provider answers.
+TEST(NodeControllerTest, AdoptionDropsAStaleProviderUnavailableTaint) {
+  Harness h;
+  h.api.nodeExists = true;
+  h.api.existingNode = json::parse(R"({"metadata":{"name":"vk","uid":"uid-old",
+      "resourceVersion":"5"},
+      "spec":{"taints":[{"key":"virtual-kubelet.io/provider","value":"stub","effect":"NoSchedule"},
+                        {"key":"virtual-kubelet.io/provider-unavailable","value":"stub",
+                         "effect":"NoSchedule"}]}})");
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  EXPECT_EQ(h.taintKeys(), (std::set<std::string>{"virtual-kubelet.io/provider"}));
 }
 
 TEST(NodeControllerTest, ANodeDeletedByHandIsRegisteredAgain) {

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   burstlet::daemon::Config runFlags;
   std::string configFile;
   std::string startDelay;
+  std::string notReadyAfter;
   run->add_option("--config", configFile,
                   "YAML config file; flags given on the command line override it");
   auto* kubeconfigOpt = run->add_option(
@@ -43,6 +44,10 @@ int main(int argc, char** argv) {
                                     "InternalIP the node reports (default: detected)");
   auto* kubeletPortOpt = run->add_option("--kubelet-port", runFlags.kubeletPort,
                                          "port of the kubelet API the node advertises (10250)");
+  auto* notReadyOpt = run->add_option(
+      "--not-ready-after-provider-outage", notReadyAfter,
+      "once the provider has been unreachable this long (e.g. 30m), the node turns NotReady and "
+      "the cluster evicts its pods by their tolerations; 0 (default) = never");
   auto* workersOpt =
       run->add_option("--workers", runFlags.workers, "pods synced in parallel (default 16)");
   auto* threadsOpt =
@@ -97,6 +102,15 @@ int main(int argc, char** argv) {
           return 1;
         }
         config.fake.startDelay = *d;
+      }
+      if (notReadyOpt->count() > 0) {
+        auto d = burstlet::daemon::parseDuration(notReadyAfter);
+        if (!d.ok()) {
+          std::fprintf(stderr, "burstlet run: --not-ready-after-provider-outage: %s\n",
+                       d.error().message.c_str());
+          return 1;
+        }
+        config.notReadyAfterProviderOutage = *d;
       }
       if (!logLevelGiven && !config.logLevel.empty()) {
         if (auto s = burstlet::log::init({config.logLevel, nullptr}); !s.ok()) {

@@ -1,0 +1,68 @@
+// PingProvider: a Provider without pods whose ping() answers, fails or hangs as the test says,
+// for the node's health checks (a backend that stops answering makes a ping hang for minutes).
+#pragma once
+
+#include <atomic>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <vector>
+
+#include "provider/provider.h"
+
+namespace burstlet::testing {
+
+namespace asio = boost::asio;
+
+class PingProvider final : public provider::Provider {
+ public:
+  enum class Mode { kAnswer, kFail, kHang };
+
+  // Takes effect for pings that start or are hanging: a hanging ping answers (or fails) as
+  // soon as the mode leaves kHang.
+  void setMode(Mode mode) { mode_ = mode; }
+  int pingsStarted() const { return started_.load(); }
+  int pingsInFlight() const { return inFlight_.load(); }
+
+  std::string_view name() const override { return "stub"; }
+  asio::awaitable<Status> createPod(provider::Json /*pod*/) override { co_return okStatus(); }
+  asio::awaitable<Status> updatePod(provider::Json /*pod*/) override { co_return okStatus(); }
+  asio::awaitable<Status> deletePod(provider::PodRef /*pod*/, int64_t /*grace*/) override {
+    co_return okStatus();
+  }
+  asio::awaitable<Result<provider::Json>> getPod(provider::PodRef /*pod*/) override {
+    co_return Error::make(ErrorCode::kNotFound, "NotFound", "no pods here");
+  }
+  asio::awaitable<Result<std::vector<provider::Json>>> listPods() override {
+    co_return std::vector<provider::Json>{};
+  }
+  void onPodStatusChange(std::function<void(const provider::PodRef&)> /*callback*/) override {}
+  provider::NodeCapacity capacity() const override { return {}; }
+
+  asio::awaitable<Status> ping() override {
+    ++started_;
+    ++inFlight_;
+    // Polls: a test double need not be woken precisely, only eventually.
+    while (mode_ == Mode::kHang) {
+      boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor,
+                                      std::chrono::milliseconds(5));
+      boost::system::error_code ec;
+      co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    }
+    --inFlight_;
+    if (mode_ == Mode::kFail) {
+      co_return Error::make(ErrorCode::kUnavailable, "BackendUnreachable",
+                            "stub backend refuses connections");
+    }
+    co_return okStatus();
+  }
+
+ private:
+  std::atomic<Mode> mode_{Mode::kAnswer};
+  std::atomic<int> started_{0};
+  std::atomic<int> inFlight_{0};
+};
+
+}  // namespace burstlet::testing
