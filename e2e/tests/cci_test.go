@@ -34,20 +34,39 @@ type cciDaemon struct {
 
 func (c *cciDaemon) backendNamespace() string { return "cce-burst-" + c.clusterID }
 
+// cciOptions change what startCciDaemon configures.
+type cciOptions struct {
+	clusterID     string
+	sweepInterval string
+}
+
+type cciOption func(*cciOptions)
+
+// withClusterID shares the backend namespace of another daemon (a second virtual node of the
+// same cluster).
+func withClusterID(id string) cciOption { return func(o *cciOptions) { o.clusterID = id } }
+
+// withSweepInterval sets provider.cci.sweepInterval ("1s" by default).
+func withSweepInterval(d string) cciOption { return func(o *cciOptions) { o.sweepInterval = d } }
+
 // startCciDaemon writes a config for the cci provider (a fresh cluster ID, so each test has its
-// backend namespace) and starts burstlet with it. When the test ends, `burstlet cleanup`
-// removes the backend namespace.
-func startCciDaemon(t *testing.T) *cciDaemon {
+// backend namespace, unless withClusterID) and starts burstlet with it, for a node of its own.
+// When the test ends, `burstlet cleanup` removes the backend namespace.
+func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	t.Helper()
-	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000)
+	o := cciOptions{clusterID: fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000), sweepInterval: "1s"}
+	for _, opt := range options {
+		opt(&o)
+	}
+	id := o.clusterID
 	config := filepath.Join(t.TempDir(), "burstlet.yaml")
 	body := fmt.Sprintf(`provider:
   name: cci
   cci:
     kubeconfig: %s
     clusterID: %s
-    sweepInterval: 1s
-`, env.tb.Backend.BurstletKubeconfig, id)
+    sweepInterval: %s
+`, env.tb.Backend.BurstletKubeconfig, id, o.sweepInterval)
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -635,7 +635,7 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
 asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim,
                                                  const Claim& read) {
   const Json& pvc = read.pvc;
-  const std::string name = backendName(ns, claim);
+  const std::string name = copyName(options_.nodeName, ns, claim);
   auto existing = claims_->store().get(options_.backendNamespace + "/" + name);
   {
     std::lock_guard lock(mu_);
@@ -727,7 +727,8 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
   std::vector<std::string> held;
   for (const auto& id : all) {
     const auto slash = id.find('/');
-    held.push_back(copyId(id.substr(0, slash), backendName(ref.ns, id.substr(slash + 1))));
+    held.push_back(
+        copyId(id.substr(0, slash), copyName(options_.nodeName, ref.ns, id.substr(slash + 1))));
   }
   {
     std::lock_guard lock(mu_);
@@ -1003,14 +1004,14 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object
   if (k != "ConfigMap" && k != "Secret") {
     return;
   }
-  const std::string id = copyId(k, backendName(ns, name));
+  const std::string copy = copyName(options_.nodeName, ns, name);
+  const std::string id = copyId(k, copy);
   {
     std::lock_guard lock(mu_);
     if (stopped_) {
       return;
     }
-    const bool copied =
-        copiesOf(k).store().get(options_.backendNamespace + "/" + backendName(ns, name)) != nullptr;
+    const bool copied = copiesOf(k).store().get(options_.backendNamespace + "/" + copy) != nullptr;
     if (!copied && inUse_.count(id) == 0) {
       return;  // no copy, none being made: nothing on the backend to follow
     }
@@ -1028,7 +1029,7 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object
 }
 
 asio::awaitable<void> CciProvider::refreshCopy(std::string kind, std::string ns, std::string name) {
-  const std::string id = copyId(kind, backendName(ns, name));
+  const std::string id = copyId(kind, copyName(options_.nodeName, ns, name));
   while (true) {
     co_await refreshCopyOnce(kind, ns, name);
     std::lock_guard lock(mu_);
@@ -1046,8 +1047,8 @@ asio::awaitable<void> CciProvider::refreshCopyOnce(const std::string& kind, cons
   if (!object.ok()) {
     co_return;  // deleted: the copy stays while pods use it, as a kubelet keeps the files
   }
-  auto existing =
-      copiesOf(kind).store().get(options_.backendNamespace + "/" + backendName(ns, name));
+  auto existing = copiesOf(kind).store().get(options_.backendNamespace + "/" +
+                                             copyName(options_.nodeName, ns, name));
   if (!existing || sameContent(*existing, *object)) {
     co_return;
   }

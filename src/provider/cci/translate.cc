@@ -240,7 +240,7 @@ Result<json::object> copyMetadata(std::string_view kind, const json::value& sour
   }
   const std::string uid = stringAt(source, {"metadata", "uid"});
   json::object meta;
-  meta["name"] = backendName(ns, name);
+  meta["name"] = copyName(options.nodeName, ns, name);
   meta["namespace"] = options.backendNamespace;
   meta["labels"] = ownLabels(options, uid);
   meta["annotations"] = sourceAnnotations(kind, ns, name, uid);
@@ -467,7 +467,11 @@ json::array containerStatuses(const json::value* statuses,
 
 // --- names ------------------------------------------------------------------------------------
 
-std::string backendName(std::string_view ns, std::string_view name) {
+namespace {
+
+// "<ns>-<name>" as DNS-1123 label material of at most kReadableMax characters, "-" and the
+// hash of `key`.
+std::string hashedName(std::string_view ns, std::string_view name, std::string_view key) {
   std::string nsPart = sanitize(ns, kReadableMax);
   const std::string namePart = sanitize(name, kReadableMax);
   if (!nsPart.empty() && nsPart.size() + 1 + namePart.size() > kReadableMax) {
@@ -478,17 +482,33 @@ std::string backendName(std::string_view ns, std::string_view name) {
     readable += (readable.empty() ? "" : "-") + namePart;
   }
   readable = sanitize(readable, kReadableMax);
-  // '/' can appear in neither a namespace nor a name, so "ns/name" identifies the pair.
-  std::string key(ns);
-  key += '/';
-  key += name;
   const std::string hash = hashPrefix(key);
   return readable.empty() ? hash : readable + "-" + hash;
 }
 
-std::string backendPersistentVolumeName(std::string_view backendNamespace,
+}  // namespace
+
+std::string backendName(std::string_view ns, std::string_view name) {
+  // '/' can appear in neither a namespace nor a name, so "ns/name" identifies the pair.
+  std::string key(ns);
+  key += '/';
+  key += name;
+  return hashedName(ns, name, key);
+}
+
+std::string copyName(std::string_view node, std::string_view ns, std::string_view name) {
+  // Node names are DNS subdomains: no '/' either, so "node/ns/name" identifies the triple.
+  std::string key(node);
+  key += '/';
+  key += ns;
+  key += '/';
+  key += name;
+  return hashedName(ns, name, key);
+}
+
+std::string backendPersistentVolumeName(std::string_view backendNamespace, std::string_view node,
                                         std::string_view clusterPvName) {
-  return std::string(backendNamespace) + "-" + backendName("", clusterPvName);
+  return std::string(backendNamespace) + "-" + copyName(node, "", clusterPvName);
 }
 
 std::string safeLabelValue(std::string_view value) {
@@ -579,8 +599,8 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
     }
   }
   // Every reference now points at the copy in the backend namespace.
-  visitRefs(&spec, {}, [&ns](RefKind /*kind*/, json::value& ref) {
-    ref = json::string(backendName(ns, ref.as_string()));
+  visitRefs(&spec, {}, [&ns, &options](RefKind /*kind*/, json::value& ref) {
+    ref = json::string(copyName(options.nodeName, ns, ref.as_string()));
   });
   if (stringOf(out.if_contains("hostname")).empty()) {
     out["hostname"] = defaultHostname(name);
@@ -854,14 +874,15 @@ Result<json::value> toBackendPersistentVolume(const json::value& clusterPvc,
       {"apiVersion", "v1"},
       {"kind", "PersistentVolumeClaim"},
       {"namespace", options.backendNamespace},
-      {"name", backendName(stringAt(clusterPvc, {"metadata", "namespace"}),
-                           stringAt(clusterPvc, {"metadata", "name"}))},
+      {"name", copyName(options.nodeName, stringAt(clusterPvc, {"metadata", "namespace"}),
+                        stringAt(clusterPvc, {"metadata", "name"}))},
   };
   return json::value(json::object{
       {"apiVersion", "v1"},
       {"kind", "PersistentVolume"},
       {"metadata",
-       json::object{{"name", backendPersistentVolumeName(options.backendNamespace, pvName)},
+       json::object{{"name", backendPersistentVolumeName(options.backendNamespace, options.nodeName,
+                                                         pvName)},
                     {"labels", ownLabels(options, uid)},
                     {"annotations", sourceAnnotations("PersistentVolume", "", pvName, uid)}}},
       {"spec", std::move(spec)},
@@ -895,7 +916,7 @@ Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc
   // Explicit even when empty: an absent class would get the backend's default one and no
   // longer match the volume.
   spec["storageClassName"] = json::string(stringOf(child(pvSpec, "storageClassName")));
-  spec["volumeName"] = backendPersistentVolumeName(options.backendNamespace,
+  spec["volumeName"] = backendPersistentVolumeName(options.backendNamespace, options.nodeName,
                                                    stringAt(clusterPv, {"metadata", "name"}));
   if (const auto* mode = child(pvcSpec, "volumeMode"); mode != nullptr) {
     spec["volumeMode"] = *mode;
@@ -904,7 +925,7 @@ Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc
       {"apiVersion", "v1"},
       {"kind", "PersistentVolumeClaim"},
       {"metadata",
-       json::object{{"name", backendName(ns, claim)},
+       json::object{{"name", copyName(options.nodeName, ns, claim)},
                     {"namespace", options.backendNamespace},
                     {"labels", ownLabels(options, uid)},
                     {"annotations", sourceAnnotations("PersistentVolumeClaim", ns, claim, uid)}}},

@@ -1,7 +1,7 @@
 // Pure translation between the cluster's objects and their backend copies. Every object burstlet
-// writes lives in one backend namespace, so names are rewritten (backendName) and the source's
-// identity travels in our labels and annotations; toSourcePod reverses the pod translation so the
-// controllers see the pod in the cluster's shape (provider.h).
+// writes lives in one backend namespace, so names are rewritten (backendName, copyName) and the
+// source's identity travels in our labels and annotations; toSourcePod reverses the pod
+// translation so the controllers see the pod in the cluster's shape (provider.h).
 //
 // What stays cluster-side: scheduling (nodeName, affinity, tolerations, priority, ...), the
 // service account (its token is signed by the cluster and means nothing to the backend), readiness
@@ -47,18 +47,28 @@ inline constexpr const char* kSourceKeysAnnotation = "burstlet.io/source-keys";
 // source's, so hidden from the controllers.
 inline constexpr std::string_view kBurstPodAnnotationPrefix = "virtual-kubelet.cci.io/burst-pod-";
 
-// The backend name of the source object `ns`/`name` (pods, and the copies of ConfigMaps,
-// Secrets and PVCs): a DNS-1123 label of at most 63 characters, the same on every run, and
-// distinct for distinct (ns, name) pairs: "<ns>-<name>" sanitized and cut to 52 characters, then
-// "-" and the first 10 hex digits of sha256("<ns>/<name>"). Names with dots or capitals are
-// sanitized for the readable part only; the hash keeps them apart. `ns` may be empty
-// (cluster-scoped sources).
+// The backend name of the source pod `ns`/`name`: a DNS-1123 label of at most 63 characters,
+// the same on every run, and distinct for distinct (ns, name) pairs: "<ns>-<name>" sanitized and
+// cut to 52 characters, then "-" and the first 10 hex digits of sha256("<ns>/<name>"). Names with
+// dots or capitals are sanitized for the readable part only; the hash keeps them apart. `ns` may
+// be empty (cluster-scoped sources). A pod runs on one virtual node, so its name needs no node.
 std::string backendName(std::string_view ns, std::string_view name);
 
-// The backend PersistentVolume for the cluster PV `clusterPvName`: PVs are cluster-scoped in the
-// backend too, so the name carries the backend namespace: "<backendNamespace>-<backendName("",
-// pv)>" (a DNS subdomain).
-std::string backendPersistentVolumeName(std::string_view backendNamespace,
+// The backend name of the copy of ConfigMap, Secret or PersistentVolumeClaim `ns`/`name` made by
+// virtual node `node`: the same readable part as backendName, then "-" and the first 10 hex
+// digits of sha256("<node>/<ns>/<name>"); a DNS-1123 label of at most 63 characters, the same on
+// every run. Each node has copies of its own: several virtual nodes (burstlet processes with the
+// same cluster id) share one backend namespace, and each refreshes and sweeps only the copies
+// labelled with its node (kNodeLabel), so a copy shared by two nodes would be deleted by one while
+// the other's pods still mount it, and never refreshed by the other. Every place that names a
+// copy (the copy itself, the pod's references to it, the sweep, the refresh) uses this function.
+std::string copyName(std::string_view node, std::string_view ns, std::string_view name);
+
+// The backend PersistentVolume that node `node` makes for the cluster PV `clusterPvName`: PVs are
+// cluster-scoped in the backend too, so the name carries the backend namespace:
+// "<backendNamespace>-<copyName(node, "", pv)>" (a DNS subdomain of at most 127 characters). Per
+// node like the claim copies it is bound to.
+std::string backendPersistentVolumeName(std::string_view backendNamespace, std::string_view node,
                                         std::string_view clusterPvName);
 
 // `value` itself when it is a valid label value, else a valid one derived from it the same way

@@ -157,8 +157,12 @@ struct Harness {
   std::unique_ptr<kube::RestClient> clusterClient;
   std::unique_ptr<kube::EventRecorder> events;
   std::unique_ptr<CciProvider> provider;
+  // A second virtual node on the same backend namespace (another burstlet process with the same
+  // cluster id), driven by the same io_context; see addNode.
+  std::unique_ptr<CciProvider> other;
   std::vector<PodRef> notified;
   bool runDone = false;
+  bool otherDone = false;
   bool eventsDone = false;
   bool started = false;
   std::optional<Status> runStatus;
@@ -184,20 +188,29 @@ struct Harness {
   ~Harness() {
     if (started) {
       provider->stop();
+      if (other) {
+        other->stop();
+      }
       events->stop();
-      EXPECT_TRUE(runUntil([this] { return runDone && eventsDone; }, std::chrono::seconds(10)));
+      EXPECT_TRUE(runUntil([this] { return runDone && eventsDone && (!other || otherDone); },
+                           std::chrono::seconds(10)));
     }
     // Detached work (copy refreshes) finishes without waiting on anything.
     io.restart();
     io.poll();
   }
 
-  // Sweeps so far: each pass ends by listing the backend's volumes.
-  int sweeps() const { return api.count(Verb::get, resources::kPersistentVolumes.path("")); }
-  // Lets a sweep interval pass and waits for pass number `n`.
+  int nodes() const { return other ? 2 : 1; }
+  // Sweeps so far (of every node): each pass ends by listing the backend's volumes.
+  int sweeps() const {
+    return api.count(Verb::get, resources::kPersistentVolumes.path("")) / nodes();
+  }
+  // Lets a sweep interval pass and waits for pass number `n` (of every node).
   bool sweepPass(int n) {
     clock.advance(std::chrono::seconds(31));
-    return runUntil([this, n] { return sweeps() == n; });
+    return runUntil([this, n] {
+      return api.count(Verb::get, resources::kPersistentVolumes.path("")) == n * nodes();
+    });
   }
 
   bool runUntil(const std::function<bool()>& pred,
@@ -235,9 +248,22 @@ struct Harness {
     }
     return settle();
   }
-  // Every informer (pods, 3 kinds of copies, events) watches and has seen all changes.
+  // Starts virtual node `node` as `other`, on the same backend namespace, once this one runs.
+  ::testing::AssertionResult addNode(const std::string& node) {
+    CciOptions o = defaultOptions();
+    o.nodeName = node;
+    other = std::make_unique<CciProvider>(io.get_executor(), *backend, objects, *events, o, clock);
+    asio::co_spawn(io, other->run(),
+                   [this](const std::exception_ptr&, const Status&) { otherDone = true; });
+    if (!runUntil([this] { return other->ready() || otherDone; }) || !other->ready()) {
+      return ::testing::AssertionFailure() << "second node not ready";
+    }
+    return settle();
+  }
+  // Every informer (pods, 3 kinds of copies, events; of every node) watches and has seen all
+  // changes.
   ::testing::AssertionResult settle() {
-    if (!runUntil([this] { return api.openWatches() == 5 && api.watchesIdle(); })) {
+    if (!runUntil([this] { return api.openWatches() == 5 * nodes() && api.watchesIdle(); })) {
       return ::testing::AssertionFailure()
              << "informers did not catch up: " << api.openWatches() << " watches";
     }
@@ -269,7 +295,7 @@ struct Harness {
     return api.get(kPods, backendName(ns, name));
   }
   std::optional<json::value> copy(const std::string& name) const {
-    return api.get(kConfigMaps, backendName("app", name));
+    return api.get(kConfigMaps, copyName(kNode, "app", name));
   }
 };
 
@@ -362,7 +388,7 @@ TEST(CciProviderTest, CreateCopiesConfigMapThenCreatesPod) {
   auto backendPod = h.backendPod("app", "web");
   ASSERT_TRUE(backendPod.has_value());
   EXPECT_EQ(stringAt(*backendPod, {"metadata", "namespace"}), kNs);
-  EXPECT_EQ(stringAt(*backendPod, {"spec", "volumes"}).find(backendName("app", "cfg")) !=
+  EXPECT_EQ(stringAt(*backendPod, {"spec", "volumes"}).find(copyName(kNode, "app", "cfg")) !=
                 std::string::npos,
             true);
 
@@ -981,6 +1007,48 @@ TEST(CciProviderTest, SweepForgetsMarkWhenCopyIsUsedAgain) {
   ASSERT_TRUE(h.sweepPass(2));
   EXPECT_TRUE(h.copy("a").has_value());
   EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 0);
+}
+
+// Two virtual nodes (two burstlet processes with the same cluster id, so one backend namespace)
+// whose pods mount the same ConfigMap: each node has a copy of its own, so one node's sweep never
+// deletes what the other's pods mount, and an edit reaches the other node's copy too.
+TEST(CciProviderTest, NodesSharingANamespaceKeepAndRefreshTheirOwnCopies) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  ASSERT_TRUE(h.addNode("other-node"));
+  h.objects.configMaps["app/shared"] = configMap("shared", "v1");
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "shared");
+  auto podB = clusterPod("pb", "ub");
+  addConfigMapVolume(podB, "shared");
+  ASSERT_TRUE(h.createPod(podA).ok());
+  const auto createdB = h.call(h.other->createPod(podB));
+  ASSERT_TRUE(createdB.ok()) << errorText(createdB);
+  ASSERT_TRUE(h.settle());
+  auto backendB = h.backendPod("app", "pb");
+  ASSERT_TRUE(backendB.has_value());
+  // The copy node B's pod mounts.
+  const std::string copyB =
+      stringAt(backendB->at("spec").at("volumes").at(0), {"configMap", "name"});
+  ASSERT_TRUE(h.api.get(kConfigMaps, copyB).has_value()) << copyB;
+
+  // Node A's pod goes: A's sweeps find its own copy unused, never B's.
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
+  ASSERT_TRUE(h.settle());
+  for (int pass = 1; pass <= 3; ++pass) {
+    ASSERT_TRUE(h.sweepPass(pass));
+    ASSERT_TRUE(h.settle());
+  }
+  EXPECT_TRUE(h.api.get(kConfigMaps, copyB).has_value()) << "a sweep deleted node B's copy";
+  EXPECT_FALSE(h.copy("shared").has_value()) << "node A's unused copy stayed";
+
+  h.objects.configMaps["app/shared"] = configMap("shared", "v2");
+  h.provider->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/shared"]);
+  h.other->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/shared"]);
+  EXPECT_TRUE(h.runUntil([&] {
+    auto copy = h.api.get(kConfigMaps, copyB);
+    return copy && stringAt(*copy, {"data", "key"}) == "v2";
+  })) << "node B's copy was not refreshed";
 }
 
 // --- events and status notifications -------------------------------------------------------
