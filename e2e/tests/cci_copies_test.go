@@ -119,3 +119,85 @@ func TestCciNodesSharingABackendNamespaceKeepTheirCopies(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// An SFS claim's backend copy deleted (as the sweep does once no pod uses it) while its Retain
+// volume stays, Released and still naming the old claim copy: a new pod for the same claim makes
+// the claim copy again, the volume is handed to it, and the pod runs with the claim Bound.
+func TestCciClaimCopyMadeAgainBindsItsReleasedVolume(t *testing.T) {
+	d := startCciDaemon(t, withSweepInterval("1h")) // the test plays the sweep's part
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+	staticClaim(t, ns, "sfs", "nas.csi.everest.io", "csi-nas")
+	podWithClaim := func(name string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cciPodSpec(d.daemon)}
+		p.Spec.Volumes = []corev1.Volume{claimVolume("sfs")}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		return p
+	}
+	// runsWithBoundClaim waits until pod `name` runs and its backend claim is Bound; it returns
+	// the backend claim and volume names.
+	runsWithBoundClaim := func(name string) (string, string) {
+		var claim, volume string
+		eventually(t, 90*time.Second, name+" Running with its claim Bound on the backend", func() error {
+			p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			b := backendPodFor(t, bns, p)
+			if b == nil || len(b.Spec.Volumes) == 0 || b.Spec.Volumes[0].PersistentVolumeClaim == nil {
+				return fmt.Errorf("backend pod %+v", b)
+			}
+			claim = b.Spec.Volumes[0].PersistentVolumeClaim.ClaimName
+			pvc, err := env.backend.CoreV1().PersistentVolumeClaims(bns).Get(ctx, claim, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			volume = pvc.Spec.VolumeName
+			if pvc.Status.Phase != corev1.ClaimBound {
+				if pv, err := env.backend.CoreV1().PersistentVolumes().Get(ctx, volume, metav1.GetOptions{}); err == nil {
+					return fmt.Errorf("backend claim %s is %s; volume %s is %s, bound to %+v", claim,
+						pvc.Status.Phase, volume, pv.Status.Phase, pv.Spec.ClaimRef)
+				}
+				return fmt.Errorf("backend claim %s is %s", claim, pvc.Status.Phase)
+			}
+			return runningOn(p, d.node)
+		})
+		return claim, volume
+	}
+
+	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, podWithClaim("first"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claim, volume := runsWithBoundClaim("first")
+	if err := env.cluster.CoreV1().Pods(ns).Delete(ctx, "first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "first pod gone from the backend", func() error {
+		if n := len(backendPods(t, bns)); n > 0 {
+			return fmt.Errorf("%d backend pods", n)
+		}
+		return nil
+	})
+	if err := env.backend.CoreV1().PersistentVolumeClaims(bns).Delete(ctx, claim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "backend volume Released", func() error {
+		pv, err := env.backend.CoreV1().PersistentVolumes().Get(ctx, volume, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pv.Status.Phase != corev1.VolumeReleased {
+			return fmt.Errorf("volume %s is %s", volume, pv.Status.Phase)
+		}
+		return nil
+	})
+
+	if _, err := env.cluster.CoreV1().Pods(ns).Create(ctx, podWithClaim("second"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	again, sameVolume := runsWithBoundClaim("second")
+	if again != claim || sameVolume != volume {
+		t.Errorf("second pod's claim %s on %s, want %s on %s", again, sameVolume, claim, volume)
+	}
+}

@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/claims.h"
 #include "provider/cci/normalize.h"
 
 namespace burstlet::provider::cci {
@@ -675,10 +676,17 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
     labels.as_object()[kClusterIdLabel] = options_.clusterID;
   }
   std::string none;
+  Json wantedPv = *backendPv;
   auto createdPv =
       co_await backend_.create(resources::kPersistentVolumes, none, std::move(*backendPv));
   if (!createdPv.ok() && createdPv.error().code != ErrorCode::kAlreadyExists) {
     co_return std::move(createdPv).error();
+  }
+  if (!createdPv.ok()) {
+    // Left by an earlier copy of this claim (the sweep deletes it later), or not ours at all.
+    if (auto s = co_await reuseVolume(wantedPv); !s.ok()) {
+      co_return s;
+    }
   }
   auto backendPvc = toBackendPersistentVolumeClaim(pvc, pv, translate_);
   if (!backendPvc.ok()) {
@@ -691,6 +699,47 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
     co_return std::move(createdPvc).error();
   }
   stats_.copyCreates.fetch_add(1);
+  co_return okStatus();
+}
+
+asio::awaitable<Status> CciProvider::reuseVolume(const Json& wanted) {
+  std::string none;
+  std::string pvName = stringAt(wanted, {"metadata", "name"});
+  auto found = co_await backend_.get(resources::kPersistentVolumes, none, pvName);
+  if (!found.ok()) {
+    co_return std::move(found).error();  // deleted meanwhile: the retry makes it again
+  }
+  // A binding to the claim copy as it exists now (another create made the pair a moment ago)
+  // is not stale: read that claim only when the volume is bound at all.
+  std::string liveClaimUid;
+  if (!stringAt(*found, {"spec", "claimRef", "uid"}).empty()) {
+    std::string bns = options_.backendNamespace;
+    std::string claim = stringAt(wanted, {"spec", "claimRef", "name"});
+    auto live = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claim);
+    if (!live.ok() && live.error().code != ErrorCode::kNotFound) {
+      co_return std::move(live).error();
+    }
+    liveClaimUid = live.ok() ? std::string(kube::objectUid(*live)) : "";
+  }
+  const auto check = checkExistingVolume(*found, wanted, options_.clusterID, liveClaimUid);
+  switch (check.verdict) {
+    case ExistingVolume::Verdict::kUse:
+      co_return okStatus();
+    case ExistingVolume::Verdict::kNotOurs:
+      co_return Error::make(ErrorCode::kConflict, check.reason, check.message);
+    case ExistingVolume::Verdict::kReplaced:
+      co_return Error::make(ErrorCode::kUnavailable, check.reason, check.message);
+    case ExistingVolume::Verdict::kRebind:
+      break;
+  }
+  std::string body = rebindPatch(*found, wanted);
+  auto patched = co_await backend_.patch(resources::kPersistentVolumes, none, pvName,
+                                         kube::PatchType::kJsonMerge, std::move(body));
+  if (!patched.ok()) {
+    co_return std::move(patched).error();  // 409: the PV controller moved first; retried
+  }
+  spdlog::info("msg=\"backend volume handed to a new claim copy\" volume={} claim={}", pvName,
+               stringAt(wanted, {"spec", "claimRef", "name"}));
   co_return okStatus();
 }
 
@@ -729,6 +778,15 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
     const auto slash = id.find('/');
     held.push_back(
         copyId(id.substr(0, slash), copyName(options_.nodeName, ref.ns, id.substr(slash + 1))));
+  }
+  // And the volumes of its claims: the sweep must not delete one between ensureClaim's look at
+  // it and the claim copy that binds it.
+  for (const auto& [claim, read] : claimMap) {
+    if (read.pv) {
+      held.push_back(copyId("PersistentVolume", backendPersistentVolumeName(
+                                                    options_.backendNamespace, options_.nodeName,
+                                                    kube::objectName(*read.pv))));
+    }
   }
   {
     std::lock_guard lock(mu_);
@@ -1203,14 +1261,17 @@ asio::awaitable<Status> CciProvider::sweep() {
       bool remove = false;
       {
         // Two passes like copies: a volume is made before its claim, which the informer shows
-        // later still.
+        // later still. Decided and announced (deleting_) under one lock, as for copies: a create
+        // holding the volume from now on waits for the delete, then makes the volume again.
         std::lock_guard lock(mu_);
         const bool used = liveClaims.count(claim) != 0 || claims_->store().get(claimKey) ||
-                          inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0;
+                          inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0 ||
+                          inUse_.count(id) != 0;
         if (used) {
           marked_.erase(id);
         } else if (marked_.count(id) != 0) {
           remove = true;
+          deleting_.insert(id);
         } else {
           marked_.insert(id);
         }
@@ -1220,16 +1281,24 @@ asio::awaitable<Status> CciProvider::sweep() {
       }
       // Last check against the backend itself, not a cache: the claim must really be gone.
       auto fresh = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claim);
+      const bool claimGone = !fresh.ok() && fresh.error().code == ErrorCode::kNotFound;
+      Status removed = okStatus();
+      if (claimGone) {
+        auto r = co_await backend_.remove(resources::kPersistentVolumes, none, pvName);
+        if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+          removed = std::move(r).error();
+        }
+      }
       {
         std::lock_guard lock(mu_);
         marked_.erase(id);
+        deleting_.erase(id);
       }
-      if (fresh.ok() || fresh.error().code != ErrorCode::kNotFound) {
+      if (!claimGone) {
         continue;
       }
-      auto r = co_await backend_.remove(resources::kPersistentVolumes, none, pvName);
-      if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
-        co_return std::move(r).error();
+      if (!removed.ok()) {
+        co_return removed;
       }
       stats_.copyDeletes.fetch_add(1);
     }

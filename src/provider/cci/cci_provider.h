@@ -118,6 +118,9 @@ class CciProvider final : public Provider {
   };
   asio::awaitable<Status> ensureClaim(const std::string& ns, const std::string& claim,
                                       const Claim& read);
+  // The backend volume `wanted` names exists already: fine when it is ours and free for wanted's
+  // claim, handed over when an earlier claim copy's binding holds it (claims.h), else an error.
+  asio::awaitable<Status> reuseVolume(const Json& wanted);
   asio::awaitable<Result<Json>> readSource(const std::string& kind, const std::string& ns,
                                            const std::string& name);
   asio::awaitable<Status> writeCopy(const std::string& kind, const Json& copy, bool exists);
@@ -165,10 +168,11 @@ class CciProvider final : public Provider {
   std::map<std::string, std::set<std::string>> waiting_;
   // Copies (kind/backend name) found unreferenced by the last sweep.
   std::set<std::string> marked_;
-  // Copies an in-flight create depends on (kind/backend name -> count).
+  // Copies an in-flight create depends on (kind/backend name -> count; "PersistentVolume/<name>"
+  // for the volumes of its claims).
   std::map<std::string, int> inUse_;
-  // Copies (kind/backend name) the sweep is deleting now, and ones it deleted that the
-  // informer still shows: creates wait for the first and treat the second as absent.
+  // Copies (kind/backend name, volumes too) the sweep is deleting now, and ones it deleted that
+  // the informer still shows: creates wait for the first and treat the second as absent.
   std::set<std::string> deleting_;
   std::set<std::string> gone_;
   // Copies being refreshed, and those that changed again meanwhile.

@@ -169,10 +169,11 @@ struct Harness {
   // Last: destroyed first, so no coroutine frame outlives what it points to.
   asio::io_context io;
 
-  explicit Harness(const CciOptions& options = defaultOptions()) {
+  explicit Harness(const CciOptions& options = defaultOptions(),
+                   std::chrono::milliseconds retryDelay = std::chrono::milliseconds(1)) {
     kube::RestOptions ro;
-    ro.retry.baseDelay = std::chrono::milliseconds(1);
-    ro.retry.maxDelay = std::chrono::milliseconds(5);
+    ro.retry.baseDelay = retryDelay;
+    ro.retry.maxDelay = std::max(retryDelay, std::chrono::milliseconds(5));
     backend = std::make_unique<kube::RestClient>(io.get_executor(), api.transport(),
                                                  kube::ClientConfig{}, ro);
     clusterClient = std::make_unique<kube::RestClient>(io.get_executor(), cluster.transport(),
@@ -872,6 +873,147 @@ TEST(CciProviderTest, SweepKeepsTheVolumeOfAFreshClaim) {
   ASSERT_TRUE(h.settle());
   EXPECT_EQ(h.api.names(pvs).size(), 1u) << "volume deleted while its claim and pod exist";
   EXPECT_EQ(h.api.names(resources::kPersistentVolumeClaims.path(kNs)).size(), 1u);
+}
+
+// An SFS claim "data" in namespace app, bound to cluster volume "pv1".
+void addSfsClaim(FakeCluster& objects) {
+  objects.claims["app/data"] =
+      json::value{{"metadata", {{"namespace", "app"}, {"name", "data"}, {"uid", "pvc-1"}}},
+                  {"spec",
+                   {{"storageClassName", "csi-nas"},
+                    {"volumeName", "pv1"},
+                    {"accessModes", json::array{"ReadWriteMany"}},
+                    {"resources", {{"requests", {{"storage", "10Gi"}}}}}}}};
+  objects.volumes["pv1"] =
+      json::value{{"metadata", {{"name", "pv1"}, {"uid", "pv-uid-1"}}},
+                  {"spec",
+                   {{"storageClassName", "csi-nas"},
+                    {"capacity", {{"storage", "10Gi"}}},
+                    {"accessModes", json::array{"ReadWriteMany"}},
+                    {"csi", {{"driver", "nas.csi.everest.io"}, {"volumeHandle", "h1"}}}}}};
+}
+
+json::value claimPod(const std::string& name, const std::string& uid) {
+  auto pod = clusterPod(name, uid);
+  pod.as_object()["spec"].as_object()["volumes"] = json::array{
+      json::object{{"name", "d"}, {"persistentVolumeClaim", json::object{{"claimName", "data"}}}}};
+  return pod;
+}
+
+// Functions, not constants: the resource constants of the kube library may not be initialized
+// yet when this file's constants are.
+std::string volumes() { return resources::kPersistentVolumes.path(""); }
+std::string claims() { return resources::kPersistentVolumeClaims.path(kNs); }
+
+// The backend volume node kNode makes for claim app/data.
+std::string backendVolumeName(FakeCluster& objects) {
+  auto pv = toBackendPersistentVolume(objects.claims["app/data"], objects.volumes["pv1"],
+                                      TranslateOptions{kNs, kNode, ""});
+  return pv.ok() ? stringAt(*pv, {"metadata", "name"}) : "";
+}
+
+// What the PV controller does to a Retain volume whose claim is deleted: Released, and claimRef
+// keeps the old claim's uid.
+void releaseVolume(Harness& h, const std::string& pvName, const std::string& claimUid) {
+  auto pv = *h.api.get(volumes(), pvName);
+  pv.as_object()["spec"].as_object()["claimRef"].as_object()["uid"] = claimUid;
+  pv.as_object()["spec"].as_object()["claimRef"].as_object()["resourceVersion"] = "12345";
+  pv.as_object()["status"] = json::object{{"phase", "Released"}};
+  h.api.put(volumes(), pv);
+}
+
+// A claim copy deleted (by the sweep) while its Retain volume stays Released: a new pod for the
+// same claim makes the claim copy again and hands it the volume (the old binding cleared), so
+// the PV controller binds them instead of leaving the new claim Pending for ever.
+TEST(CciProviderTest, ReleasedVolumeIsHandedToTheNewClaimCopy) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  ASSERT_TRUE(h.createPod(claimPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string pvName = backendVolumeName(h.objects);
+  ASSERT_TRUE(h.api.get(volumes(), pvName).has_value()) << pvName;
+  ASSERT_EQ(h.api.names(claims()).size(), 1u);
+  const std::string claimCopy = h.api.names(claims())[0];
+  const std::string oldClaimUid = stringAt(*h.api.get(claims(), claimCopy), {"metadata", "uid"});
+
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 0).ok());
+  ASSERT_TRUE(h.api.remove(claims(), claimCopy));
+  releaseVolume(h, pvName, oldClaimUid);
+  ASSERT_TRUE(h.settle());
+
+  const auto s = h.createPod(claimPod("web2", "u2"));
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  const auto pv = *h.api.get(volumes(), pvName);
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "uid"}), "") << json::serialize(pv);
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "resourceVersion"}), "");
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "name"}), claimCopy);
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "namespace"}), kNs);
+  EXPECT_EQ(stringAt(pv, {"spec", "csi", "volumeHandle"}), "h1");
+  ASSERT_TRUE(h.api.get(claims(), claimCopy).has_value());
+  EXPECT_NE(stringAt(*h.api.get(claims(), claimCopy), {"metadata", "uid"}), oldClaimUid);
+  EXPECT_TRUE(h.backendPod("app", "web2").has_value());
+}
+
+// A volume bound to the claim copy that exists now (made by another create a moment ago, not yet
+// in the informer) is not touched.
+TEST(CciProviderTest, VolumeBoundToTheLiveClaimCopyIsLeftAlone) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(claimPod("web", "u1")).ok());
+  const std::string pvName = backendVolumeName(h.objects);
+  const std::string claimCopy = h.api.names(claims())[0];
+  releaseVolume(h, pvName, stringAt(*h.api.get(claims(), claimCopy), {"metadata", "uid"}));
+  const int patches = h.api.count(Verb::patch, volumes());
+  ASSERT_TRUE(h.createPod(claimPod("web2", "u2")).ok());
+  EXPECT_EQ(h.api.count(Verb::patch, volumes()), patches);
+  h.api.holdWatches(false);
+}
+
+// A volume of that name that this node did not make is never taken over.
+TEST(CciProviderTest, VolumeOfThatNameNotOursIsRefused) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  const std::string pvName = backendVolumeName(h.objects);
+  h.api.put(volumes(), json::value{{"metadata", {{"name", pvName}}},
+                                   {"spec", {{"claimRef", {{"name", "someone"}, {"uid", "x"}}}}}});
+  const auto before = *h.api.get(volumes(), pvName);
+  const auto s = h.createPod(claimPod("web", "u1"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "VolumeNotOwned") << errorText(s);
+  EXPECT_NE(s.error().code, ErrorCode::kInvalid);  // the operator may remove it: retried
+  EXPECT_NE(s.error().message.find(pvName), std::string::npos) << s.error().message;
+  EXPECT_EQ(*h.api.get(volumes(), pvName), before);
+  EXPECT_TRUE(h.api.names(claims()).empty());
+  EXPECT_FALSE(h.backendPod("app", "web").has_value());
+}
+
+// The sweep decided to delete an unused volume and is on its way (its delete is retried); a
+// create that needs the volume meanwhile waits for that delete and makes the volume again,
+// instead of binding a claim copy to a volume about to vanish.
+TEST(CciProviderTest, SweepNeverDeletesAVolumeACreateHolds) {
+  Harness h(defaultOptions(), std::chrono::milliseconds(200));
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  ASSERT_TRUE(h.createPod(claimPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string pvName = backendVolumeName(h.objects);
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 0).ok());
+  ASSERT_TRUE(h.api.remove(claims(), h.api.names(claims())[0]));
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.sweepPass(1));  // marks the volume
+  // The second pass deletes it; its first DELETE answers 503, so it waits before trying again.
+  h.api.failNext(Verb::delete_, resources::kPersistentVolumes.path("", pvName), 1, 503);
+  ASSERT_TRUE(h.sweepPass(2));
+  ASSERT_TRUE(h.api.get(volumes(), pvName).has_value());
+  const auto s = h.createPod(claimPod("web2", "u2"));
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  h.runFor(std::chrono::milliseconds(800));  // the sweep's retry, if it is still to come
+  EXPECT_TRUE(h.api.get(volumes(), pvName).has_value()) << "the claim copy's volume was deleted";
+  EXPECT_EQ(h.api.names(claims()).size(), 1u);
 }
 
 // --- copies: refresh and sweep -------------------------------------------------------------
