@@ -13,6 +13,7 @@
 #include "kube/json_path.h"
 #include "provider/cci/claims.h"
 #include "provider/cci/normalize.h"
+#include "provider/cci/pod_update.h"
 
 namespace burstlet::provider::cci {
 
@@ -932,19 +933,64 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
       spec[list] = std::move(images);
     }
   }
-  std::string body =
-      json::serialize(json::object{{"metadata", std::move(metadata)}, {"spec", std::move(spec)}});
+  const json::value patch{{"metadata", std::move(metadata)}, {"spec", std::move(spec)}};
   std::string bns = options_.backendNamespace;
-  auto patched = co_await backend_.patch(resources::kPods, bns, name,
-                                         kube::PatchType::kStrategicMerge, std::move(body));
+  // A call that only adds ephemeral containers changes nothing here: no write.
+  if (patchChanges(*existing, patch)) {
+    std::string body = json::serialize(patch);
+    auto patched = co_await backend_.patch(resources::kPods, bns, name,
+                                           kube::PatchType::kStrategicMerge, std::move(body));
+    if (!patched.ok()) {
+      co_return std::move(patched).error();
+    }
+    existing = rememberUpdate(name, std::move(*patched));
+  }
+  const json::array added =
+      missingEphemeralContainers(*existing, toBackendEphemeralContainers(pod, translate_));
+  if (added.empty()) {
+    co_return okStatus();
+  }
+  // The subresource kubectl debug uses; strategic merge keys ephemeral containers by name, so
+  // the ones there stay as they are.
+  std::string body =
+      json::serialize(json::object{{"spec", json::object{{"ephemeralContainers", added}}}});
+  std::string subresource = "ephemeralcontainers";
+  auto patched =
+      co_await backend_.patch(resources::kPods, bns, name, kube::PatchType::kStrategicMerge,
+                              std::move(body), std::move(subresource));
+  const std::string backend = fmt::format("{} (namespace {})", backend_.config().server, bns);
   if (!patched.ok()) {
+    const Error& e = patched.error();
+    if (e.code == ErrorCode::kNotFound) {
+      // No such route, or no such pod any more: only the second is worth a retry.
+      auto again = co_await backend_.get(resources::kPods, bns, name);
+      if (!again.ok()) {
+        co_return std::move(again).error();
+      }
+      co_return ephemeralContainersNotSupported(backend, ref.key(), added,
+                                                "HTTP 404 on pods/ephemeralcontainers");
+    }
+    if (e.reason == "MethodNotAllowed") {
+      co_return ephemeralContainersNotSupported(backend, ref.key(), added,
+                                                "HTTP 405 on pods/ephemeralcontainers");
+    }
     co_return std::move(patched).error();
   }
+  if (!hasEphemeralContainers(*patched, added)) {
+    co_return ephemeralContainersNotSupported(backend, ref.key(), added,
+                                              "the request was accepted but added nothing");
+  }
+  rememberUpdate(name, std::move(*patched));
+  co_return okStatus();
+}
+
+kube::ObjectPtr CciProvider::rememberUpdate(const std::string& name, Json pod) {
+  auto updated = std::make_shared<const json::value>(std::move(pod));
   std::lock_guard lock(mu_);
   if (auto it = recent_.find(name); it != recent_.end()) {
-    it->second.pod = std::make_shared<const json::value>(std::move(*patched));
+    it->second.pod = updated;
   }
-  co_return okStatus();
+  return updated;
 }
 
 asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSeconds) {

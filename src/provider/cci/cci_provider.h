@@ -136,6 +136,9 @@ class CciProvider final : public Provider {
   void notify(const kube::ObjectPtr& backendPod);
   kube::Informer& copiesOf(const std::string& kind);
   kube::ObjectPtr backendPod(const std::string& name) const;
+  // `pod`, the backend's answer to an update of pod `name`, replaces what recent_ holds for it
+  // (the informer may not show the pod yet). Returns it.
+  kube::ObjectPtr rememberUpdate(const std::string& name, Json pod);
 
   asio::any_io_executor executor_;
   kube::RestClient& backend_;

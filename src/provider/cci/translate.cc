@@ -522,6 +522,60 @@ std::string safeLabelValue(std::string_view value) {
 
 // --- pods -------------------------------------------------------------------------------------
 
+namespace {
+
+// The container lists of a backend `spec` (a whole pod spec, or only some lists): mounts of the
+// `dropped` volumes removed, and every reference to a ConfigMap, Secret or claim (in volumes,
+// image pull secrets, env) named as this node's copy in the backend namespace.
+void translateContainers(json::value& spec, const std::set<std::string>& dropped,
+                         std::string_view ns, const TranslateOptions& options) {
+  for (const char* listName : kContainerLists) {
+    auto* containers = child(&spec, listName);
+    if (containers == nullptr || !containers->is_array()) {
+      continue;
+    }
+    for (auto& c : containers->as_array()) {
+      auto* mounts = child(&c, "volumeMounts");
+      if (mounts == nullptr || !mounts->is_array()) {
+        continue;
+      }
+      auto& list = mounts->as_array();
+      for (auto it = list.begin(); it != list.end();) {
+        it = dropped.contains(stringAt(*it, {"name"})) ? list.erase(it) : it + 1;
+      }
+      if (list.empty()) {
+        c.as_object().erase("volumeMounts");
+      }
+    }
+  }
+  visitRefs(&spec, {}, [&ns, &options](RefKind /*kind*/, json::value& ref) {
+    ref = json::string(copyName(options.nodeName, ns, ref.as_string()));
+  });
+}
+
+}  // namespace
+
+json::array toBackendEphemeralContainers(const json::value& clusterPod,
+                                         const TranslateOptions& options) {
+  const json::value* source = child(&clusterPod, "spec");
+  const json::value* list = child(source, "ephemeralContainers");
+  if (list == nullptr || !list->is_array()) {
+    return {};
+  }
+  json::value spec = json::object{{"ephemeralContainers", *list}};
+  translateContainers(spec, tokenVolumes(source), stringAt(clusterPod, {"metadata", "namespace"}),
+                      options);
+  json::array out = std::move(spec.as_object()["ephemeralContainers"].as_array());
+  for (auto& c : out) {
+    if (auto* o = c.if_object()) {
+      // The API refuses resources on ephemeral containers: they share the pod's.
+      o->erase("resources");
+      o->erase("resizePolicy");
+    }
+  }
+  return out;
+}
+
 Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateOptions& options) {
   const std::string ns = stringAt(clusterPod, {"metadata", "namespace"});
   const std::string name = stringAt(clusterPod, {"metadata", "name"});
@@ -579,29 +633,7 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
       out.erase("volumes");
     }
   }
-  for (const char* listName : kContainerLists) {
-    auto* containers = out.if_contains(listName);
-    if (containers == nullptr || !containers->is_array()) {
-      continue;
-    }
-    for (auto& c : containers->as_array()) {
-      auto* mounts = child(&c, "volumeMounts");
-      if (mounts == nullptr || !mounts->is_array()) {
-        continue;
-      }
-      auto& list = mounts->as_array();
-      for (auto it = list.begin(); it != list.end();) {
-        it = dropped.contains(stringAt(*it, {"name"})) ? list.erase(it) : it + 1;
-      }
-      if (list.empty()) {
-        c.as_object().erase("volumeMounts");
-      }
-    }
-  }
-  // Every reference now points at the copy in the backend namespace.
-  visitRefs(&spec, {}, [&ns, &options](RefKind /*kind*/, json::value& ref) {
-    ref = json::string(copyName(options.nodeName, ns, ref.as_string()));
-  });
+  translateContainers(spec, dropped, ns, options);
   if (stringOf(out.if_contains("hostname")).empty()) {
     out["hostname"] = defaultHostname(name);
   }
@@ -702,6 +734,19 @@ json::value toSourcePod(const json::value& backendPod, const json::value* cluste
   }
   if (auto app = sourceContainers(child(backendSpec, "containers"), names.app); !app.empty()) {
     spec["containers"] = std::move(app);
+  }
+  // Only those the backend runs: one the source has and the backend lacks is still to be added.
+  if (const auto* eph = child(backendSpec, "ephemeralContainers");
+      eph != nullptr && eph->is_array()) {
+    json::array list;
+    for (const auto& c : eph->as_array()) {
+      if (listed(names.ephemeral, stringOf(child(&c, "name")))) {
+        list.push_back(containerView(c));
+      }
+    }
+    if (!list.empty()) {
+      spec["ephemeralContainers"] = std::move(list);
+    }
   }
 
   const json::value* backendStatus = child(&backendPod, "status");

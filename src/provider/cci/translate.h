@@ -5,9 +5,11 @@
 //
 // What stays cluster-side: scheduling (nodeName, affinity, tolerations, priority, ...), the
 // service account (its token is signed by the cluster and means nothing to the backend), readiness
-// gates (the cluster's controllers set them on the cluster's pod), ephemeral containers (the API
-// refuses them on create). dnsPolicy is kept as written: ClusterFirst resolves through the
-// backend's DNS, which is what a pod running there can reach.
+// gates (the cluster's controllers set them on the cluster's pod). Ephemeral containers are not
+// in the created pod (the API refuses them on create): updatePod adds them later through the
+// pod's ephemeralcontainers subresource (toBackendEphemeralContainers). dnsPolicy is kept as
+// written: ClusterFirst resolves through the backend's DNS, which is what a pod running there can
+// reach.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -87,6 +89,13 @@ struct TranslateOptions {
 Result<boost::json::value> toBackendPod(const boost::json::value& clusterPod,
                                         const TranslateOptions& options);
 
+// The pod's ephemeral containers (kubectl debug) as the backend gets them: translated like its
+// containers in toBackendPod (mounts of the volumes toBackendPod drops removed, ConfigMap and
+// Secret references named as this node's copies), without resources, which the API refuses on
+// ephemeral containers (they share the pod's). Empty when the pod has none.
+boost::json::array toBackendEphemeralContainers(const boost::json::value& clusterPod,
+                                                const TranslateOptions& options);
+
 // Source names (in the pod's namespace) of the objects a pod needs copied to the backend.
 struct Dependencies {
   std::set<std::string> configMaps;
@@ -129,7 +138,8 @@ std::optional<SourceKeys> sourceKeysOf(const boost::json::value& backendPod);
 
 // The backend pod as the Provider seam returns it: the source's namespace, name and uid; labels
 // and annotations as the source has them (ours and the normalization's removed); spec containers
-// and initContainers (name, image) of the source's containers only; the backend's status, with
+// and initContainers (name, image) of the source's containers only, and ephemeralContainers
+// (name, image) the backend runs, with ephemeralContainerStatuses; the backend's status, with
 // containers the backend injected left out and hostIP/hostIPs the virtual node's. qosClass and
 // observedGeneration are left out: the cluster computed its own, the backend's describe another
 // object. `clusterSpec` (the source pod's spec, or the whole source pod; may be null) names the

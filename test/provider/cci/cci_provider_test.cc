@@ -658,6 +658,141 @@ TEST(CciProviderTest, KeysTheBackendAddsAreNeitherShownNorRemoved) {
   EXPECT_EQ(stringAt(after, {"metadata", "labels", "app"}), "");  // the source's, removed
 }
 
+// A cluster pod with the ephemeral container kubectl debug adds: the service account token
+// mounted, and an env reference the environment resolution left.
+json::value withDebugContainer(json::value pod, const std::string& name = "debugger") {
+  auto& spec = pod.as_object()["spec"].as_object();
+  if (!spec.contains("ephemeralContainers")) {
+    spec["ephemeralContainers"] = json::array();
+  }
+  spec["ephemeralContainers"].as_array().push_back(json::object{
+      {"name", name},
+      {"image", "busybox:1.36"},
+      {"targetContainerName", "c"},
+      {"stdin", true},
+      {"tty", true},
+      {"env", json::array{json::object{
+                  {"name", "C"},
+                  {"valueFrom", {{"configMapKeyRef", {{"name", "cfg"}, {"key", "key"}}}}}}}},
+      {"volumeMounts",
+       json::array{json::object{{"name", "kube-api-access-x"}, {"mountPath", "/var/run/sa"}},
+                   json::object{{"name", "v-cfg"}, {"mountPath", "/cfg"}}}}});
+  return pod;
+}
+
+json::value podWithConfigAndToken() {
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "cfg");
+  pod.as_object()["spec"].as_object()["volumes"].as_array().push_back(json::object{
+      {"name", "kube-api-access-x"},
+      {"projected",
+       {{"sources", json::array{json::object{{"serviceAccountToken", {{"path", "token"}}}}}}}}});
+  return pod;
+}
+
+// kubectl debug: updatePod adds the ephemeral containers the backend pod lacks, translated like
+// its containers, through the ephemeralcontainers subresource, and getPod shows them.
+TEST(CciProviderTest, UpdateAddsEphemeralContainers) {
+  Harness h;
+  h.api.serveEphemeralContainers();
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v1");
+  auto pod = podWithConfigAndToken();
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string subresource =
+      resources::kPods.path(kNs, backendName("app", "web")) + "/ephemeralcontainers";
+
+  pod = withDebugContainer(pod);
+  const auto s = h.call(h.provider->updatePod(pod));
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  EXPECT_EQ(h.api.count(Verb::patch, subresource), 1);
+  // Nothing else changed: the pod itself is not written.
+  EXPECT_EQ(h.api.count(Verb::patch, kPods), 1);
+  const auto backend = *h.backendPod("app", "web");
+  const auto& added = backend.at("spec").at("ephemeralContainers").as_array();
+  ASSERT_EQ(added.size(), 1U);
+  EXPECT_EQ(stringAt(added[0], {"name"}), "debugger");
+  EXPECT_EQ(stringAt(added[0], {"targetContainerName"}), "c");
+  // The token volume is not on the backend, so neither is its mount; the ConfigMap is the copy.
+  EXPECT_EQ(stringAt(added[0], {"volumeMounts"}), R"([{"name":"v-cfg","mountPath":"/cfg"}])");
+  EXPECT_EQ(stringAt(added[0].at("env").at(0), {"valueFrom", "configMapKeyRef", "name"}),
+            copyName(kNode, "app", "cfg"));
+  EXPECT_FALSE(added[0].as_object().contains("resources"));
+
+  // Shown at once (before the informer catches up, too), with the backend's status.
+  auto got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(stringAt(*got, {"spec", "ephemeralContainers"}),
+            R"([{"name":"debugger","image":"busybox:1.36"}])");
+  ASSERT_TRUE(h.settle());
+  auto running = *h.backendPod("app", "web");
+  running.as_object()["status"] =
+      json::object{{"phase", "Running"},
+                   {"ephemeralContainerStatuses",
+                    json::array{json::object{
+                        {"name", "debugger"},
+                        {"image", "busybox:1.36"},
+                        {"ready", false},
+                        {"restartCount", 0},
+                        {"state", {{"running", {{"startedAt", "2026-01-01T00:00:00Z"}}}}}}}}};
+  h.api.put(kPods, running);
+  ASSERT_TRUE(h.settle());
+  got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(stringAt(got->at("status").at("ephemeralContainerStatuses").at(0),
+                     {"state", "running", "startedAt"}),
+            "2026-01-01T00:00:00Z");
+  auto listed = h.call(h.provider->listPods());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(stringAt(listed->at(0), {"spec", "ephemeralContainers"}),
+            R"([{"name":"debugger","image":"busybox:1.36"}])");
+
+  // Repeated: nothing to add. A second one: only it is sent.
+  ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
+  EXPECT_EQ(h.api.count(Verb::patch, subresource), 1);
+  pod = withDebugContainer(pod, "second");
+  ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
+  ASSERT_EQ(h.api.count(Verb::patch, subresource), 2);
+  const auto body = json::parse(h.api.requests().back().body);
+  EXPECT_EQ(body.at("spec").at("ephemeralContainers").as_array().size(), 1U);
+  EXPECT_EQ(stringAt(body.at("spec").at("ephemeralContainers").at(0), {"name"}), "second");
+  EXPECT_EQ(h.backendPod("app", "web")->at("spec").at("ephemeralContainers").as_array().size(), 2U);
+}
+
+// A backend without the ephemeralcontainers subresource (CCI's Kubernetes 1.19 API answers 404,
+// others 405): labels and images are applied, and the answer says clearly what was not done.
+TEST(CciProviderTest, EphemeralContainersNotSupportedByTheBackend) {
+  for (const unsigned code : {404U, 405U}) {
+    Harness h;
+    ASSERT_TRUE(h.startAndSettle());
+    auto pod = clusterPod("web", "u1");
+    ASSERT_TRUE(h.createPod(pod).ok());
+    ASSERT_TRUE(h.settle());
+    const std::string subresource =
+        resources::kPods.path(kNs, backendName("app", "web")) + "/ephemeralcontainers";
+    if (code == 405) {
+      h.api.serveEphemeralContainers();
+      h.api.failNext(Verb::patch, subresource, 1, 405, "MethodNotAllowed");
+    }
+    pod.as_object()["metadata"].as_object()["labels"] = json::object{{"tier", "front"}};
+    pod = withDebugContainer(pod);
+    const auto s = h.call(h.provider->updatePod(pod));
+    ASSERT_FALSE(s.ok()) << code;
+    EXPECT_EQ(s.error().code, ErrorCode::kInvalid) << errorText(s);
+    EXPECT_EQ(s.error().reason, "EphemeralContainersNotSupported");
+    EXPECT_NE(s.error().message.find("debugger"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find(kNs), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find(std::to_string(code)), std::string::npos) << s.error().message;
+    EXPECT_EQ(h.api.count(Verb::patch, subresource), 1);
+    ASSERT_TRUE(h.settle());
+    EXPECT_EQ(stringAt(*h.backendPod("app", "web"), {"metadata", "labels", "tier"}), "front");
+    auto got = h.getPod(PodRef{"app", "web", "u1"});
+    ASSERT_TRUE(got.ok());
+    EXPECT_FALSE(got->at("spec").as_object().contains("ephemeralContainers"));
+  }
+}
+
 // --- deletePod -----------------------------------------------------------------------------
 
 TEST(CciProviderTest, DeleteOnlyTheSamePodWithPreconditionAndGrace) {

@@ -584,6 +584,50 @@ TEST(TranslateSourceTest, EphemeralStatusesFollowTheClusterSpec) {
   EXPECT_EQ(eph[0].at("name"), "debug");
 }
 
+// kubectl debug's containers go to the backend translated like the pod's containers.
+TEST(TranslatePodTest, EphemeralContainersAreTranslatedLikeContainers) {
+  auto pod = json::parse(kPod);
+  auto& debug = pod.at("spec").at("ephemeralContainers").at(0).as_object();
+  debug["volumeMounts"] = json::parse(R"([{"name":"kube-api-access-abcde","mountPath":"/sa"},
+      {"name":"conf","mountPath":"/etc/conf"}])");
+  debug["env"] = json::parse(
+      R"([{"name":"K","valueFrom":{"secretKeyRef":{"name":"debug-secret","key":"k"}}}])");
+  debug["resources"] = json::object{};
+  const auto out = toBackendEphemeralContainers(pod, kOptions);
+  ASSERT_EQ(out.size(), 1U);
+  const auto& c = out[0].as_object();
+  EXPECT_EQ(c.at("name"), "debug");
+  EXPECT_EQ(c.at("image"), "busybox");
+  EXPECT_EQ(c.at("volumeMounts"), json::parse(R"([{"name":"conf","mountPath":"/etc/conf"}])"));
+  EXPECT_EQ(c.at("envFrom").at(0).at("secretRef").at("name"), ref("debug-secret"));
+  EXPECT_EQ(c.at("env").at(0).at("valueFrom").at("secretKeyRef").at("name"), ref("debug-secret"));
+  EXPECT_FALSE(c.contains("resources"));
+  // Not in the created pod: the API refuses them on create.
+  EXPECT_FALSE(translated().at("spec").as_object().contains("ephemeralContainers"));
+  EXPECT_TRUE(toBackendEphemeralContainers(json::parse(R"({"spec":{}})"), kOptions).empty());
+}
+
+// The ephemeral containers the backend runs are shown (name, image), those it lacks are not.
+TEST(TranslateSourceTest, EphemeralContainersTheBackendRuns) {
+  auto backend = runningBackendPod();
+  backend.at("spec").as_object()["ephemeralContainers"] =
+      json::parse(R"([{"name":"debug","image":"busybox","stdin":true}])");
+  const auto shown = toSourcePod(backend, nullptr, kOptions);
+  EXPECT_EQ(shown.at("spec").at("ephemeralContainers"),
+            json::parse(R"([{"name":"debug","image":"busybox"}])"));
+  auto source = json::parse(kPod);
+  source.at("spec")
+      .at("ephemeralContainers")
+      .as_array()
+      .push_back(json::parse(R"({"name":"later","image":"alpine"})"));
+  const auto known = toSourcePod(backend, &source, kOptions);
+  EXPECT_EQ(known.at("spec").at("ephemeralContainers").as_array().size(), 1U);
+  EXPECT_FALSE(toSourcePod(runningBackendPod(), nullptr, kOptions)
+                   .at("spec")
+                   .as_object()
+                   .contains("ephemeralContainers"));
+}
+
 TEST(TranslateSourceTest, PendingPodWithoutStatusAndWithoutInitContainers) {
   auto source = json::parse(kPod);
   source.at("spec").as_object().erase("initContainers");
