@@ -311,7 +311,8 @@ leaderElection:
 
 	kwokStages := filepath.Join(p.Dir, "kwok.yaml")
 	stages := strings.Join([]string{nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady, podfast.DefaultPodComplete, podDeleteStage, podSlowDeleteStage, podExitStage}, "\n---\n")
+		podfast.DefaultPodReady, podfast.DefaultPodComplete, podDeleteStage, podSlowDeleteStage, podExitStage,
+		podEphemeralStage}, "\n---\n")
 	if err := os.WriteFile(kwokStages, []byte(stages), 0o644); err != nil {
 		return err
 	}
@@ -553,4 +554,50 @@ spec:
             startedAt: {{ $now | Quote }}
       {{ end }}
       phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`
+
+// podEphemeralStage runs the ephemeral containers (kubectl debug) of a Running pod: kwok's own
+// stages set no status for them. It matches while a container of spec.ephemeralContainers has no
+// status yet. kwok applies a statusTemplate as a strategic merge patch of the status subresource,
+// which replaces only the lists it names (container status lists have no merge key): the
+// containerStatuses and conditions the other stages wrote stay as they are. Containers that had
+// a status keep their startedAt.
+const podEphemeralStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-ephemeral-containers
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '([.spec.ephemeralContainers[]?.name] - [.status.ephemeralContainerStatuses[]?.name]) | length > 0'
+      operator: 'In'
+      values:
+      - 'true'
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $status := .status }}
+      ephemeralContainerStatuses:
+      {{ range $c := .spec.ephemeralContainers }}
+      {{ $started := $now }}
+      {{ range $status.ephemeralContainerStatuses }}
+      {{ if eq .name $c.name }}{{ with .state }}{{ with .running }}{{ $started = .startedAt }}{{ end }}{{ end }}{{ end }}
+      {{ end }}
+      - image: {{ $c.image | Quote }}
+        name: {{ $c.name | Quote }}
+        ready: false
+        restartCount: 0
+        state:
+          running:
+            startedAt: {{ $started | Quote }}
+      {{ end }}
 `

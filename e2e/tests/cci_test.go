@@ -34,20 +34,39 @@ type cciDaemon struct {
 
 func (c *cciDaemon) backendNamespace() string { return "cce-burst-" + c.clusterID }
 
+// cciOptions change what startCciDaemon configures.
+type cciOptions struct {
+	clusterID     string
+	sweepInterval string
+}
+
+type cciOption func(*cciOptions)
+
+// withClusterID shares the backend namespace of another daemon (a second virtual node of the
+// same cluster).
+func withClusterID(id string) cciOption { return func(o *cciOptions) { o.clusterID = id } }
+
+// withSweepInterval sets provider.cci.sweepInterval ("1s" by default).
+func withSweepInterval(d string) cciOption { return func(o *cciOptions) { o.sweepInterval = d } }
+
 // startCciDaemon writes a config for the cci provider (a fresh cluster ID, so each test has its
-// backend namespace) and starts burstlet with it. When the test ends, `burstlet cleanup`
-// removes the backend namespace.
-func startCciDaemon(t *testing.T) *cciDaemon {
+// backend namespace, unless withClusterID) and starts burstlet with it, for a node of its own.
+// When the test ends, `burstlet cleanup` removes the backend namespace.
+func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	t.Helper()
-	id := fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000)
+	o := cciOptions{clusterID: fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000), sweepInterval: "1s"}
+	for _, opt := range options {
+		opt(&o)
+	}
+	id := o.clusterID
 	config := filepath.Join(t.TempDir(), "burstlet.yaml")
 	body := fmt.Sprintf(`provider:
   name: cci
   cci:
     kubeconfig: %s
     clusterID: %s
-    sweepInterval: 1s
-`, env.tb.Backend.BurstletKubeconfig, id)
+    sweepInterval: %s
+`, env.tb.Backend.BurstletKubeconfig, id, o.sweepInterval)
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -382,38 +401,10 @@ func TestCciRejectsUnsupportedPods(t *testing.T) {
 	ctx := context.Background()
 
 	// Two statically provisioned volumes: one SFS (nas.csi.everest.io), one EVS disk.
-	for _, v := range []struct{ name, driver, class string }{
-		{"sfs", "nas.csi.everest.io", "csi-nas"}, {"evs", "disk.csi.everest.io", "csi-disk"}} {
-		pvName := ns + "-" + v.name
-		pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName},
-			Spec: corev1.PersistentVolumeSpec{
-				Capacity:         corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
-				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
-				StorageClassName: v.class,
-				PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-					Driver: v.driver, VolumeHandle: "handle-" + v.name}},
-				ClaimRef: &corev1.ObjectReference{Namespace: ns, Name: v.name}}}
-		if _, err := env.cluster.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = env.cluster.CoreV1().PersistentVolumes().Delete(context.Background(), pvName, metav1.DeleteOptions{})
-		})
-		class := v.class
-		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: v.name},
-			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
-				StorageClassName: &class, VolumeName: pvName,
-				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
-					corev1.ResourceStorage: resource.MustParse("10Gi")}}}}
-		if _, err := env.cluster.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	claim := func(name string) corev1.Volume {
-		return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name}}}
-	}
+	staticClaim(t, ns, "sfs", "nas.csi.everest.io", "csi-nas")
+	staticClaim(t, ns, "evs", "disk.csi.everest.io", "csi-disk")
 
+	claim := claimVolume
 	cases := []struct {
 		name   string
 		mutate func(*corev1.PodSpec)
@@ -557,6 +548,43 @@ func TestCciRejectsUnsupportedPods(t *testing.T) {
 	if pods := backendPods(t, bns); len(pods) != 0 {
 		t.Errorf("%d pods on the backend, want none", len(pods))
 	}
+}
+
+// staticClaim makes claim `name` in cluster namespace ns, bound to a statically provisioned CSI
+// volume of `driver` (handle "handle-<name>") and storage class `class`, as an operator imports
+// an existing SFS file system. The volume is deleted when the test ends.
+func staticClaim(t *testing.T, ns, name, driver, class string) {
+	t.Helper()
+	ctx := context.Background()
+	pvName := ns + "-" + name
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:         corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
+			StorageClassName: class,
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+				Driver: driver, VolumeHandle: "handle-" + name}},
+			ClaimRef: &corev1.ObjectReference{Namespace: ns, Name: name}}}
+	if _, err := env.cluster.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.cluster.CoreV1().PersistentVolumes().Delete(context.Background(), pvName, metav1.DeleteOptions{})
+	})
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
+			StorageClassName: &class, VolumeName: pvName,
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: resource.MustParse("10Gi")}}}}
+	if _, err := env.cluster.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// claimVolume is a pod volume "data" mounting claim `name`.
+func claimVolume(name string) corev1.Volume {
+	return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name}}}
 }
 
 // A pod mounting a ConfigMap that does not exist waits with the kubelet's reason and starts

@@ -9,6 +9,7 @@ namespace burstlet::kube {
 ErrorCode classifyStatus(unsigned httpStatus, std::string_view reason) {
   switch (httpStatus) {
     case 400:
+    case 405:  // the server has no such method for the route: asking again will not help
       return ErrorCode::kBadRequest;
     case 401:
       return ErrorCode::kUnauthorized;

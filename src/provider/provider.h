@@ -122,7 +122,14 @@ class Provider {
   // is kAlreadyExists (the old one must be deleted first). A pod the backend can never run is
   // kInvalid with a reason naming the rule: the controller reports it and does not retry.
   virtual asio::awaitable<Status> createPod(Json pod) = 0;
-  // Applies changed labels, annotations and container images. kNotFound when absent.
+  // Applies changed labels, annotations and container images, then adds the ephemeral containers
+  // (spec.ephemeralContainers, `kubectl debug`) of `pod` that the provider's pod lacks, by name:
+  // they can only be added, never changed or removed, so one the provider has already is left as
+  // it is. kNotFound when absent. A backend that cannot add ephemeral containers (CCI's API has no
+  // ephemeralcontainers subresource) answers kInvalid "EphemeralContainersNotSupported" with a
+  // message naming the backend and the containers, after the labels, annotations and images were
+  // applied. getPod/listPods show the ephemeral containers added (spec.ephemeralContainers: name,
+  // image) and their status (status.ephemeralContainerStatuses).
   virtual asio::awaitable<Status> updatePod(Json pod) = 0;
   // Deletes, giving containers gracePeriodSeconds to stop. An absent pod is success.
   virtual asio::awaitable<Status> deletePod(PodRef pod, int64_t gracePeriodSeconds) = 0;

@@ -57,6 +57,7 @@ TEST(ErrorsTest, ClassifiesApiStatuses) {
       {410, "Expired", ErrorCode::kGone},
       {422, "Invalid", ErrorCode::kInvalid},
       {400, "BadRequest", ErrorCode::kBadRequest},
+      {405, "MethodNotAllowed", ErrorCode::kBadRequest},
       {401, "Unauthorized", ErrorCode::kUnauthorized},
       {403, "Forbidden", ErrorCode::kForbidden},
       {429, "TooManyRequests", ErrorCode::kTooManyRequests},
@@ -163,8 +164,9 @@ TEST(RestClientTest, LostConnectionRetriesGetButNotCreate) {
 }
 
 TEST(RestClientTest, ConflictAndInvalidAreNotRetried) {
-  for (auto [code, reason] : {std::pair{409, "Conflict"}, std::pair{422, "Invalid"},
-                              std::pair{404, "NotFound"}, std::pair{403, "Forbidden"}}) {
+  for (auto [code, reason] :
+       {std::pair{409, "Conflict"}, std::pair{422, "Invalid"}, std::pair{404, "NotFound"},
+        std::pair{403, "Forbidden"}, std::pair{405, "MethodNotAllowed"}}) {
     std::atomic<int> calls{0};
     Fixture f([&, code = code, reason = reason](const HttpRequest&) {
       ++calls;

@@ -10,8 +10,10 @@
 // strategic merge also merges lists of objects by "name"; same 422), DELETE (honours
 // preconditions.uid and .resourceVersion with 409 Conflict; the object goes at once, whatever
 // the grace period) and watches from a resourceVersion, as streams that deliver every later
-// change. Subresources, set-based selectors, paging and streaming lists
-// (sendInitialEvents) are not supported.
+// change. Subresources (404, as an API server without them answers), set-based selectors, paging
+// and streaming lists (sendInitialEvents) are not supported, except a PATCH of
+// pods/<name>/ephemeralcontainers once serveEphemeralContainers() is called: it adds ephemeral
+// containers by name and refuses (422) to change one that is there or anything else.
 //
 // Faults: failNext() makes the next requests matching a method and path answer a status without
 // acting; loseAnswerNext() acts and then reports a broken connection, as when the answer is lost
@@ -73,6 +75,9 @@ class MemoryApi {
   void loseAnswerNext(kube::Verb method, std::string path, int count = 1) {
     state_->faults.push_back(Fault{method, std::move(path), count, 0, "", true});
   }
+  // Answers PATCH pods/<name>/ephemeralcontainers (as a Kubernetes API server from 1.23 does)
+  // instead of 404.
+  void serveEphemeralContainers() { state_->ephemeralContainers = true; }
   // While held, watches deliver nothing; released, they catch up in order.
   void holdWatches(bool hold) {
     state_->held = hold;
@@ -212,6 +217,7 @@ class MemoryApi {
     int64_t rv = 100;
     int64_t uids = 0;
     bool held = false;
+    bool ephemeralContainers = false;
 
     void wakeAll() {
       for (auto* w : watches) {
@@ -582,6 +588,51 @@ class MemoryApi {
       return std::nullopt;
     }
 
+    // A strategic merge patch of pods/<name>/ephemeralcontainers: only spec.ephemeralContainers,
+    // and only new names (the API's rule: they are added, never changed or removed).
+    kube::HttpResponse addEphemeralContainers(const Route& route, const std::string& body) {
+      auto& items = state_->objects[route.collection];
+      auto it = items.find(route.name);
+      if (it == items.end()) {
+        return status(404, "NotFound", fmt::format("pods \"{}\" not found", route.name));
+      }
+      boost::system::error_code ec;
+      const boost::json::value patch = boost::json::parse(body, ec);
+      const auto* spec = !ec && patch.is_object() ? patch.as_object().if_contains("spec") : nullptr;
+      const auto* added = spec != nullptr && spec->is_object()
+                              ? spec->as_object().if_contains("ephemeralContainers")
+                              : nullptr;
+      if (added == nullptr || !added->is_array() || patch.as_object().size() != 1 ||
+          spec->as_object().size() != 1) {
+        return status(422, "Invalid", "only spec.ephemeralContainers may be patched here");
+      }
+      boost::json::value pod = it->second;
+      auto& podSpec = pod.as_object()["spec"];
+      if (!podSpec.is_object()) {
+        podSpec = boost::json::object();
+      }
+      auto& list = podSpec.as_object()["ephemeralContainers"];
+      if (!list.is_array()) {
+        list = boost::json::array();
+      }
+      for (const auto& c : added->as_array()) {
+        const auto* name = c.is_object() ? c.as_object().if_contains("name") : nullptr;
+        bool found = false;
+        for (const auto& have : list.as_array()) {
+          if (name != nullptr && have.as_object().at("name") == *name) {
+            if (have != c) {
+              return status(422, "Invalid", "existing ephemeral containers may not be changed");
+            }
+            found = true;
+          }
+        }
+        if (!found) {
+          list.as_array().push_back(c);
+        }
+      }
+      return jsonResponse(200, boost::json::serialize(state_->put(route.collection, pod)));
+    }
+
     Result<kube::HttpResponse> handle(const kube::HttpRequest& request) {
       const Request r = parse(request);
       state_->requests.push_back(r);
@@ -610,6 +661,10 @@ class MemoryApi {
 
     kube::HttpResponse act(const Request& r) {
       const Route route = routeOf(r.path);
+      if (route.subresource == "ephemeralcontainers" && state_->ephemeralContainers &&
+          r.method == kube::Verb::patch) {
+        return addEphemeralContainers(route, r.body);
+      }
       if (!route.subresource.empty()) {
         return status(404, "NotFound", "subresources are not supported");
       }

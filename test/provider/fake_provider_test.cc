@@ -184,6 +184,73 @@ TEST(FakeProviderTest, JournalKeepsPodsAcrossRestarts) {
             "10.246.1.3");
 }
 
+// kubectl debug: updatePod adds the ephemeral containers the pod lacks and reports them running
+// from then on; one already there is never changed or removed; they survive a restart.
+TEST(FakeProviderTest, UpdateAddsEphemeralContainers) {
+  burstlet::testing::TempDir dir;
+  FakeClock clock;
+  FakeProviderOptions o;
+  o.stateFile = dir.path() + "/fake.jsonl";
+  auto debug = [](std::string_view name, std::string_view image) {
+    return json::object{{"name", name}, {"image", image}, {"targetContainerName", "app"}};
+  };
+  const auto createdAt = formatRfc3339(clock.now());
+  std::string addedAt;
+  {
+    boost::asio::io_context io;
+    auto p = make(io, clock, o);
+    int notified = 0;
+    p->onPodStatusChange([&](const PodRef&) { ++notified; });
+    auto a = pod("a", "u1");
+    ASSERT_TRUE(runSync(io, p->createPod(a)).ok());
+    clock.advance(std::chrono::seconds(5));
+    addedAt = formatRfc3339(clock.now());
+    a.at("spec").as_object()["ephemeralContainers"] = json::array{debug("debugger", "busybox:1")};
+    ASSERT_TRUE(runSync(io, p->updatePod(a)).ok());
+    EXPECT_EQ(notified, 2);
+    auto got = runSync(io, p->getPod(PodRef{"ns", "a", "u1"}));
+    ASSERT_TRUE(got.ok());
+    ASSERT_EQ(got->at("spec").at("ephemeralContainers").as_array().size(), 1U);
+    EXPECT_EQ(got->at("spec").at("ephemeralContainers").at(0).at("image"), "busybox:1");
+    const auto& statuses = got->at("status").at("ephemeralContainerStatuses").as_array();
+    ASSERT_EQ(statuses.size(), 1U);
+    EXPECT_EQ(statuses.at(0).at("name"), "debugger");
+    EXPECT_EQ(statuses.at(0).at("image"), "busybox:1");
+    EXPECT_EQ(statuses.at(0).at("ready"), false);
+    EXPECT_EQ(statuses.at(0).at("state").at("running").at("startedAt"), json::value(addedAt));
+    // The app container's status is untouched by it.
+    EXPECT_EQ(
+        got->at("status").at("containerStatuses").at(0).at("state").at("running").at("startedAt"),
+        json::value(createdAt));
+
+    // Another one is added; the first, changed or left out in the update, stays as it was.
+    clock.advance(std::chrono::seconds(5));
+    a.at("spec").as_object()["ephemeralContainers"] =
+        json::array{debug("debugger", "busybox:2"), debug("second", "alpine:3")};
+    ASSERT_TRUE(runSync(io, p->updatePod(a)).ok());
+    a.at("spec").as_object().erase("ephemeralContainers");
+    ASSERT_TRUE(runSync(io, p->updatePod(a)).ok());
+  }
+  boost::asio::io_context io;
+  auto p = make(io, clock, o);  // replays the journal
+  auto got = runSync(io, p->getPod(PodRef{"ns", "a", "u1"}));
+  ASSERT_TRUE(got.ok());
+  const auto& spec = got->at("spec").at("ephemeralContainers").as_array();
+  ASSERT_EQ(spec.size(), 2U) << json::serialize(spec);
+  EXPECT_EQ(spec.at(0).at("image"), "busybox:1");
+  EXPECT_EQ(spec.at(1).at("name"), "second");
+  const auto& statuses = got->at("status").at("ephemeralContainerStatuses").as_array();
+  ASSERT_EQ(statuses.size(), 2U);
+  EXPECT_EQ(statuses.at(0).at("state").at("running").at("startedAt"), json::value(addedAt));
+  EXPECT_TRUE(statuses.at(1).at("state").as_object().contains("running"));
+  // A pod without ephemeral containers reports none.
+  ASSERT_TRUE(runSync(io, p->createPod(pod("b", "u2"))).ok());
+  EXPECT_FALSE(runSync(io, p->getPod(PodRef{"ns", "b", "u2"}))
+                   ->at("status")
+                   .as_object()
+                   .contains("ephemeralContainerStatuses"));
+}
+
 TEST(FakeProviderTest, CorruptJournalIsAClearError) {
   burstlet::testing::TempDir dir;
   const std::string file = dir.path() + "/fake.jsonl";

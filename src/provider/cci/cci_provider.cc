@@ -11,7 +11,9 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/claims.h"
 #include "provider/cci/normalize.h"
+#include "provider/cci/pod_update.h"
 
 namespace burstlet::provider::cci {
 
@@ -635,7 +637,7 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
 asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const std::string& claim,
                                                  const Claim& read) {
   const Json& pvc = read.pvc;
-  const std::string name = backendName(ns, claim);
+  const std::string name = copyName(options_.nodeName, ns, claim);
   auto existing = claims_->store().get(options_.backendNamespace + "/" + name);
   {
     std::lock_guard lock(mu_);
@@ -675,10 +677,17 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
     labels.as_object()[kClusterIdLabel] = options_.clusterID;
   }
   std::string none;
+  Json wantedPv = *backendPv;
   auto createdPv =
       co_await backend_.create(resources::kPersistentVolumes, none, std::move(*backendPv));
   if (!createdPv.ok() && createdPv.error().code != ErrorCode::kAlreadyExists) {
     co_return std::move(createdPv).error();
+  }
+  if (!createdPv.ok()) {
+    // Left by an earlier copy of this claim (the sweep deletes it later), or not ours at all.
+    if (auto s = co_await reuseVolume(wantedPv); !s.ok()) {
+      co_return s;
+    }
   }
   auto backendPvc = toBackendPersistentVolumeClaim(pvc, pv, translate_);
   if (!backendPvc.ok()) {
@@ -691,6 +700,47 @@ asio::awaitable<Status> CciProvider::ensureClaim(const std::string& ns, const st
     co_return std::move(createdPvc).error();
   }
   stats_.copyCreates.fetch_add(1);
+  co_return okStatus();
+}
+
+asio::awaitable<Status> CciProvider::reuseVolume(const Json& wanted) {
+  std::string none;
+  std::string pvName = stringAt(wanted, {"metadata", "name"});
+  auto found = co_await backend_.get(resources::kPersistentVolumes, none, pvName);
+  if (!found.ok()) {
+    co_return std::move(found).error();  // deleted meanwhile: the retry makes it again
+  }
+  // A binding to the claim copy as it exists now (another create made the pair a moment ago)
+  // is not stale: read that claim only when the volume is bound at all.
+  std::string liveClaimUid;
+  if (!stringAt(*found, {"spec", "claimRef", "uid"}).empty()) {
+    std::string bns = options_.backendNamespace;
+    std::string claim = stringAt(wanted, {"spec", "claimRef", "name"});
+    auto live = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claim);
+    if (!live.ok() && live.error().code != ErrorCode::kNotFound) {
+      co_return std::move(live).error();
+    }
+    liveClaimUid = live.ok() ? std::string(kube::objectUid(*live)) : "";
+  }
+  const auto check = checkExistingVolume(*found, wanted, options_.clusterID, liveClaimUid);
+  switch (check.verdict) {
+    case ExistingVolume::Verdict::kUse:
+      co_return okStatus();
+    case ExistingVolume::Verdict::kNotOurs:
+      co_return Error::make(ErrorCode::kConflict, check.reason, check.message);
+    case ExistingVolume::Verdict::kReplaced:
+      co_return Error::make(ErrorCode::kUnavailable, check.reason, check.message);
+    case ExistingVolume::Verdict::kRebind:
+      break;
+  }
+  std::string body = rebindPatch(*found, wanted);
+  auto patched = co_await backend_.patch(resources::kPersistentVolumes, none, pvName,
+                                         kube::PatchType::kJsonMerge, std::move(body));
+  if (!patched.ok()) {
+    co_return std::move(patched).error();  // 409: the PV controller moved first; retried
+  }
+  spdlog::info("msg=\"backend volume handed to a new claim copy\" volume={} claim={}", pvName,
+               stringAt(wanted, {"spec", "claimRef", "name"}));
   co_return okStatus();
 }
 
@@ -727,7 +777,17 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
   std::vector<std::string> held;
   for (const auto& id : all) {
     const auto slash = id.find('/');
-    held.push_back(copyId(id.substr(0, slash), backendName(ref.ns, id.substr(slash + 1))));
+    held.push_back(
+        copyId(id.substr(0, slash), copyName(options_.nodeName, ref.ns, id.substr(slash + 1))));
+  }
+  // And the volumes of its claims: the sweep must not delete one between ensureClaim's look at
+  // it and the claim copy that binds it.
+  for (const auto& [claim, read] : claimMap) {
+    if (read.pv) {
+      held.push_back(copyId("PersistentVolume", backendPersistentVolumeName(
+                                                    options_.backendNamespace, options_.nodeName,
+                                                    kube::objectName(*read.pv))));
+    }
   }
   {
     std::lock_guard lock(mu_);
@@ -873,19 +933,64 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
       spec[list] = std::move(images);
     }
   }
-  std::string body =
-      json::serialize(json::object{{"metadata", std::move(metadata)}, {"spec", std::move(spec)}});
+  const json::value patch{{"metadata", std::move(metadata)}, {"spec", std::move(spec)}};
   std::string bns = options_.backendNamespace;
-  auto patched = co_await backend_.patch(resources::kPods, bns, name,
-                                         kube::PatchType::kStrategicMerge, std::move(body));
+  // A call that only adds ephemeral containers changes nothing here: no write.
+  if (patchChanges(*existing, patch)) {
+    std::string body = json::serialize(patch);
+    auto patched = co_await backend_.patch(resources::kPods, bns, name,
+                                           kube::PatchType::kStrategicMerge, std::move(body));
+    if (!patched.ok()) {
+      co_return std::move(patched).error();
+    }
+    existing = rememberUpdate(name, std::move(*patched));
+  }
+  const json::array added =
+      missingEphemeralContainers(*existing, toBackendEphemeralContainers(pod, translate_));
+  if (added.empty()) {
+    co_return okStatus();
+  }
+  // The subresource kubectl debug uses; strategic merge keys ephemeral containers by name, so
+  // the ones there stay as they are.
+  std::string body =
+      json::serialize(json::object{{"spec", json::object{{"ephemeralContainers", added}}}});
+  std::string subresource = "ephemeralcontainers";
+  auto patched =
+      co_await backend_.patch(resources::kPods, bns, name, kube::PatchType::kStrategicMerge,
+                              std::move(body), std::move(subresource));
+  const std::string backend = fmt::format("{} (namespace {})", backend_.config().server, bns);
   if (!patched.ok()) {
+    const Error& e = patched.error();
+    if (e.code == ErrorCode::kNotFound) {
+      // No such route, or no such pod any more: only the second is worth a retry.
+      auto again = co_await backend_.get(resources::kPods, bns, name);
+      if (!again.ok()) {
+        co_return std::move(again).error();
+      }
+      co_return ephemeralContainersNotSupported(backend, ref.key(), added,
+                                                "HTTP 404 on pods/ephemeralcontainers");
+    }
+    if (e.reason == "MethodNotAllowed") {
+      co_return ephemeralContainersNotSupported(backend, ref.key(), added,
+                                                "HTTP 405 on pods/ephemeralcontainers");
+    }
     co_return std::move(patched).error();
   }
+  if (!hasEphemeralContainers(*patched, added)) {
+    co_return ephemeralContainersNotSupported(backend, ref.key(), added,
+                                              "the request was accepted but added nothing");
+  }
+  rememberUpdate(name, std::move(*patched));
+  co_return okStatus();
+}
+
+kube::ObjectPtr CciProvider::rememberUpdate(const std::string& name, Json pod) {
+  auto updated = std::make_shared<const json::value>(std::move(pod));
   std::lock_guard lock(mu_);
   if (auto it = recent_.find(name); it != recent_.end()) {
-    it->second.pod = std::make_shared<const json::value>(std::move(*patched));
+    it->second.pod = updated;
   }
-  co_return okStatus();
+  return updated;
 }
 
 asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSeconds) {
@@ -1003,14 +1108,14 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object
   if (k != "ConfigMap" && k != "Secret") {
     return;
   }
-  const std::string id = copyId(k, backendName(ns, name));
+  const std::string copy = copyName(options_.nodeName, ns, name);
+  const std::string id = copyId(k, copy);
   {
     std::lock_guard lock(mu_);
     if (stopped_) {
       return;
     }
-    const bool copied =
-        copiesOf(k).store().get(options_.backendNamespace + "/" + backendName(ns, name)) != nullptr;
+    const bool copied = copiesOf(k).store().get(options_.backendNamespace + "/" + copy) != nullptr;
     if (!copied && inUse_.count(id) == 0) {
       return;  // no copy, none being made: nothing on the backend to follow
     }
@@ -1028,7 +1133,7 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object
 }
 
 asio::awaitable<void> CciProvider::refreshCopy(std::string kind, std::string ns, std::string name) {
-  const std::string id = copyId(kind, backendName(ns, name));
+  const std::string id = copyId(kind, copyName(options_.nodeName, ns, name));
   while (true) {
     co_await refreshCopyOnce(kind, ns, name);
     std::lock_guard lock(mu_);
@@ -1046,8 +1151,8 @@ asio::awaitable<void> CciProvider::refreshCopyOnce(const std::string& kind, cons
   if (!object.ok()) {
     co_return;  // deleted: the copy stays while pods use it, as a kubelet keeps the files
   }
-  auto existing =
-      copiesOf(kind).store().get(options_.backendNamespace + "/" + backendName(ns, name));
+  auto existing = copiesOf(kind).store().get(options_.backendNamespace + "/" +
+                                             copyName(options_.nodeName, ns, name));
   if (!existing || sameContent(*existing, *object)) {
     co_return;
   }
@@ -1202,14 +1307,17 @@ asio::awaitable<Status> CciProvider::sweep() {
       bool remove = false;
       {
         // Two passes like copies: a volume is made before its claim, which the informer shows
-        // later still.
+        // later still. Decided and announced (deleting_) under one lock, as for copies: a create
+        // holding the volume from now on waits for the delete, then makes the volume again.
         std::lock_guard lock(mu_);
         const bool used = liveClaims.count(claim) != 0 || claims_->store().get(claimKey) ||
-                          inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0;
+                          inUse_.count(copyId("PersistentVolumeClaim", claim)) != 0 ||
+                          inUse_.count(id) != 0;
         if (used) {
           marked_.erase(id);
         } else if (marked_.count(id) != 0) {
           remove = true;
+          deleting_.insert(id);
         } else {
           marked_.insert(id);
         }
@@ -1219,16 +1327,24 @@ asio::awaitable<Status> CciProvider::sweep() {
       }
       // Last check against the backend itself, not a cache: the claim must really be gone.
       auto fresh = co_await backend_.get(resources::kPersistentVolumeClaims, bns, claim);
+      const bool claimGone = !fresh.ok() && fresh.error().code == ErrorCode::kNotFound;
+      Status removed = okStatus();
+      if (claimGone) {
+        auto r = co_await backend_.remove(resources::kPersistentVolumes, none, pvName);
+        if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+          removed = std::move(r).error();
+        }
+      }
       {
         std::lock_guard lock(mu_);
         marked_.erase(id);
+        deleting_.erase(id);
       }
-      if (fresh.ok() || fresh.error().code != ErrorCode::kNotFound) {
+      if (!claimGone) {
         continue;
       }
-      auto r = co_await backend_.remove(resources::kPersistentVolumes, none, pvName);
-      if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
-        co_return std::move(r).error();
+      if (!removed.ok()) {
+        co_return removed;
       }
       stats_.copyDeletes.fetch_add(1);
     }

@@ -118,6 +118,9 @@ class CciProvider final : public Provider {
   };
   asio::awaitable<Status> ensureClaim(const std::string& ns, const std::string& claim,
                                       const Claim& read);
+  // The backend volume `wanted` names exists already: fine when it is ours and free for wanted's
+  // claim, handed over when an earlier claim copy's binding holds it (claims.h), else an error.
+  asio::awaitable<Status> reuseVolume(const Json& wanted);
   asio::awaitable<Result<Json>> readSource(const std::string& kind, const std::string& ns,
                                            const std::string& name);
   asio::awaitable<Status> writeCopy(const std::string& kind, const Json& copy, bool exists);
@@ -133,6 +136,9 @@ class CciProvider final : public Provider {
   void notify(const kube::ObjectPtr& backendPod);
   kube::Informer& copiesOf(const std::string& kind);
   kube::ObjectPtr backendPod(const std::string& name) const;
+  // `pod`, the backend's answer to an update of pod `name`, replaces what recent_ holds for it
+  // (the informer may not show the pod yet). Returns it.
+  kube::ObjectPtr rememberUpdate(const std::string& name, Json pod);
 
   asio::any_io_executor executor_;
   kube::RestClient& backend_;
@@ -165,10 +171,11 @@ class CciProvider final : public Provider {
   std::map<std::string, std::set<std::string>> waiting_;
   // Copies (kind/backend name) found unreferenced by the last sweep.
   std::set<std::string> marked_;
-  // Copies an in-flight create depends on (kind/backend name -> count).
+  // Copies an in-flight create depends on (kind/backend name -> count; "PersistentVolume/<name>"
+  // for the volumes of its claims).
   std::map<std::string, int> inUse_;
-  // Copies (kind/backend name) the sweep is deleting now, and ones it deleted that the
-  // informer still shows: creates wait for the first and treat the second as absent.
+  // Copies (kind/backend name, volumes too) the sweep is deleting now, and ones it deleted that
+  // the informer still shows: creates wait for the first and treat the second as absent.
   std::set<std::string> deleting_;
   std::set<std::string> gone_;
   // Copies being refreshed, and those that changed again meanwhile.

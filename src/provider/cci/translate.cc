@@ -240,7 +240,7 @@ Result<json::object> copyMetadata(std::string_view kind, const json::value& sour
   }
   const std::string uid = stringAt(source, {"metadata", "uid"});
   json::object meta;
-  meta["name"] = backendName(ns, name);
+  meta["name"] = copyName(options.nodeName, ns, name);
   meta["namespace"] = options.backendNamespace;
   meta["labels"] = ownLabels(options, uid);
   meta["annotations"] = sourceAnnotations(kind, ns, name, uid);
@@ -467,7 +467,11 @@ json::array containerStatuses(const json::value* statuses,
 
 // --- names ------------------------------------------------------------------------------------
 
-std::string backendName(std::string_view ns, std::string_view name) {
+namespace {
+
+// "<ns>-<name>" as DNS-1123 label material of at most kReadableMax characters, "-" and the
+// hash of `key`.
+std::string hashedName(std::string_view ns, std::string_view name, std::string_view key) {
   std::string nsPart = sanitize(ns, kReadableMax);
   const std::string namePart = sanitize(name, kReadableMax);
   if (!nsPart.empty() && nsPart.size() + 1 + namePart.size() > kReadableMax) {
@@ -478,17 +482,33 @@ std::string backendName(std::string_view ns, std::string_view name) {
     readable += (readable.empty() ? "" : "-") + namePart;
   }
   readable = sanitize(readable, kReadableMax);
-  // '/' can appear in neither a namespace nor a name, so "ns/name" identifies the pair.
-  std::string key(ns);
-  key += '/';
-  key += name;
   const std::string hash = hashPrefix(key);
   return readable.empty() ? hash : readable + "-" + hash;
 }
 
-std::string backendPersistentVolumeName(std::string_view backendNamespace,
+}  // namespace
+
+std::string backendName(std::string_view ns, std::string_view name) {
+  // '/' can appear in neither a namespace nor a name, so "ns/name" identifies the pair.
+  std::string key(ns);
+  key += '/';
+  key += name;
+  return hashedName(ns, name, key);
+}
+
+std::string copyName(std::string_view node, std::string_view ns, std::string_view name) {
+  // Node names are DNS subdomains: no '/' either, so "node/ns/name" identifies the triple.
+  std::string key(node);
+  key += '/';
+  key += ns;
+  key += '/';
+  key += name;
+  return hashedName(ns, name, key);
+}
+
+std::string backendPersistentVolumeName(std::string_view backendNamespace, std::string_view node,
                                         std::string_view clusterPvName) {
-  return std::string(backendNamespace) + "-" + backendName("", clusterPvName);
+  return std::string(backendNamespace) + "-" + copyName(node, "", clusterPvName);
 }
 
 std::string safeLabelValue(std::string_view value) {
@@ -501,6 +521,60 @@ std::string safeLabelValue(std::string_view value) {
 }
 
 // --- pods -------------------------------------------------------------------------------------
+
+namespace {
+
+// The container lists of a backend `spec` (a whole pod spec, or only some lists): mounts of the
+// `dropped` volumes removed, and every reference to a ConfigMap, Secret or claim (in volumes,
+// image pull secrets, env) named as this node's copy in the backend namespace.
+void translateContainers(json::value& spec, const std::set<std::string>& dropped,
+                         std::string_view ns, const TranslateOptions& options) {
+  for (const char* listName : kContainerLists) {
+    auto* containers = child(&spec, listName);
+    if (containers == nullptr || !containers->is_array()) {
+      continue;
+    }
+    for (auto& c : containers->as_array()) {
+      auto* mounts = child(&c, "volumeMounts");
+      if (mounts == nullptr || !mounts->is_array()) {
+        continue;
+      }
+      auto& list = mounts->as_array();
+      for (auto it = list.begin(); it != list.end();) {
+        it = dropped.contains(stringAt(*it, {"name"})) ? list.erase(it) : it + 1;
+      }
+      if (list.empty()) {
+        c.as_object().erase("volumeMounts");
+      }
+    }
+  }
+  visitRefs(&spec, {}, [&ns, &options](RefKind /*kind*/, json::value& ref) {
+    ref = json::string(copyName(options.nodeName, ns, ref.as_string()));
+  });
+}
+
+}  // namespace
+
+json::array toBackendEphemeralContainers(const json::value& clusterPod,
+                                         const TranslateOptions& options) {
+  const json::value* source = child(&clusterPod, "spec");
+  const json::value* list = child(source, "ephemeralContainers");
+  if (list == nullptr || !list->is_array()) {
+    return {};
+  }
+  json::value spec = json::object{{"ephemeralContainers", *list}};
+  translateContainers(spec, tokenVolumes(source), stringAt(clusterPod, {"metadata", "namespace"}),
+                      options);
+  json::array out = std::move(spec.as_object()["ephemeralContainers"].as_array());
+  for (auto& c : out) {
+    if (auto* o = c.if_object()) {
+      // The API refuses resources on ephemeral containers: they share the pod's.
+      o->erase("resources");
+      o->erase("resizePolicy");
+    }
+  }
+  return out;
+}
 
 Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateOptions& options) {
   const std::string ns = stringAt(clusterPod, {"metadata", "namespace"});
@@ -559,29 +633,7 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
       out.erase("volumes");
     }
   }
-  for (const char* listName : kContainerLists) {
-    auto* containers = out.if_contains(listName);
-    if (containers == nullptr || !containers->is_array()) {
-      continue;
-    }
-    for (auto& c : containers->as_array()) {
-      auto* mounts = child(&c, "volumeMounts");
-      if (mounts == nullptr || !mounts->is_array()) {
-        continue;
-      }
-      auto& list = mounts->as_array();
-      for (auto it = list.begin(); it != list.end();) {
-        it = dropped.contains(stringAt(*it, {"name"})) ? list.erase(it) : it + 1;
-      }
-      if (list.empty()) {
-        c.as_object().erase("volumeMounts");
-      }
-    }
-  }
-  // Every reference now points at the copy in the backend namespace.
-  visitRefs(&spec, {}, [&ns](RefKind /*kind*/, json::value& ref) {
-    ref = json::string(backendName(ns, ref.as_string()));
-  });
+  translateContainers(spec, dropped, ns, options);
   if (stringOf(out.if_contains("hostname")).empty()) {
     out["hostname"] = defaultHostname(name);
   }
@@ -682,6 +734,19 @@ json::value toSourcePod(const json::value& backendPod, const json::value* cluste
   }
   if (auto app = sourceContainers(child(backendSpec, "containers"), names.app); !app.empty()) {
     spec["containers"] = std::move(app);
+  }
+  // Only those the backend runs: one the source has and the backend lacks is still to be added.
+  if (const auto* eph = child(backendSpec, "ephemeralContainers");
+      eph != nullptr && eph->is_array()) {
+    json::array list;
+    for (const auto& c : eph->as_array()) {
+      if (listed(names.ephemeral, stringOf(child(&c, "name")))) {
+        list.push_back(containerView(c));
+      }
+    }
+    if (!list.empty()) {
+      spec["ephemeralContainers"] = std::move(list);
+    }
   }
 
   const json::value* backendStatus = child(&backendPod, "status");
@@ -854,14 +919,15 @@ Result<json::value> toBackendPersistentVolume(const json::value& clusterPvc,
       {"apiVersion", "v1"},
       {"kind", "PersistentVolumeClaim"},
       {"namespace", options.backendNamespace},
-      {"name", backendName(stringAt(clusterPvc, {"metadata", "namespace"}),
-                           stringAt(clusterPvc, {"metadata", "name"}))},
+      {"name", copyName(options.nodeName, stringAt(clusterPvc, {"metadata", "namespace"}),
+                        stringAt(clusterPvc, {"metadata", "name"}))},
   };
   return json::value(json::object{
       {"apiVersion", "v1"},
       {"kind", "PersistentVolume"},
       {"metadata",
-       json::object{{"name", backendPersistentVolumeName(options.backendNamespace, pvName)},
+       json::object{{"name", backendPersistentVolumeName(options.backendNamespace, options.nodeName,
+                                                         pvName)},
                     {"labels", ownLabels(options, uid)},
                     {"annotations", sourceAnnotations("PersistentVolume", "", pvName, uid)}}},
       {"spec", std::move(spec)},
@@ -895,7 +961,7 @@ Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc
   // Explicit even when empty: an absent class would get the backend's default one and no
   // longer match the volume.
   spec["storageClassName"] = json::string(stringOf(child(pvSpec, "storageClassName")));
-  spec["volumeName"] = backendPersistentVolumeName(options.backendNamespace,
+  spec["volumeName"] = backendPersistentVolumeName(options.backendNamespace, options.nodeName,
                                                    stringAt(clusterPv, {"metadata", "name"}));
   if (const auto* mode = child(pvcSpec, "volumeMode"); mode != nullptr) {
     spec["volumeMode"] = *mode;
@@ -904,7 +970,7 @@ Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc
       {"apiVersion", "v1"},
       {"kind", "PersistentVolumeClaim"},
       {"metadata",
-       json::object{{"name", backendName(ns, claim)},
+       json::object{{"name", copyName(options.nodeName, ns, claim)},
                     {"namespace", options.backendNamespace},
                     {"labels", ownLabels(options, uid)},
                     {"annotations", sourceAnnotations("PersistentVolumeClaim", ns, claim, uid)}}},

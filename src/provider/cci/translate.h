@@ -1,13 +1,15 @@
 // Pure translation between the cluster's objects and their backend copies. Every object burstlet
-// writes lives in one backend namespace, so names are rewritten (backendName) and the source's
-// identity travels in our labels and annotations; toSourcePod reverses the pod translation so the
-// controllers see the pod in the cluster's shape (provider.h).
+// writes lives in one backend namespace, so names are rewritten (backendName, copyName) and the
+// source's identity travels in our labels and annotations; toSourcePod reverses the pod
+// translation so the controllers see the pod in the cluster's shape (provider.h).
 //
 // What stays cluster-side: scheduling (nodeName, affinity, tolerations, priority, ...), the
 // service account (its token is signed by the cluster and means nothing to the backend), readiness
-// gates (the cluster's controllers set them on the cluster's pod), ephemeral containers (the API
-// refuses them on create). dnsPolicy is kept as written: ClusterFirst resolves through the
-// backend's DNS, which is what a pod running there can reach.
+// gates (the cluster's controllers set them on the cluster's pod). Ephemeral containers are not
+// in the created pod (the API refuses them on create): updatePod adds them later through the
+// pod's ephemeralcontainers subresource (toBackendEphemeralContainers). dnsPolicy is kept as
+// written: ClusterFirst resolves through the backend's DNS, which is what a pod running there can
+// reach.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -47,18 +49,28 @@ inline constexpr const char* kSourceKeysAnnotation = "burstlet.io/source-keys";
 // source's, so hidden from the controllers.
 inline constexpr std::string_view kBurstPodAnnotationPrefix = "virtual-kubelet.cci.io/burst-pod-";
 
-// The backend name of the source object `ns`/`name` (pods, and the copies of ConfigMaps,
-// Secrets and PVCs): a DNS-1123 label of at most 63 characters, the same on every run, and
-// distinct for distinct (ns, name) pairs: "<ns>-<name>" sanitized and cut to 52 characters, then
-// "-" and the first 10 hex digits of sha256("<ns>/<name>"). Names with dots or capitals are
-// sanitized for the readable part only; the hash keeps them apart. `ns` may be empty
-// (cluster-scoped sources).
+// The backend name of the source pod `ns`/`name`: a DNS-1123 label of at most 63 characters,
+// the same on every run, and distinct for distinct (ns, name) pairs: "<ns>-<name>" sanitized and
+// cut to 52 characters, then "-" and the first 10 hex digits of sha256("<ns>/<name>"). Names with
+// dots or capitals are sanitized for the readable part only; the hash keeps them apart. `ns` may
+// be empty (cluster-scoped sources). A pod runs on one virtual node, so its name needs no node.
 std::string backendName(std::string_view ns, std::string_view name);
 
-// The backend PersistentVolume for the cluster PV `clusterPvName`: PVs are cluster-scoped in the
-// backend too, so the name carries the backend namespace: "<backendNamespace>-<backendName("",
-// pv)>" (a DNS subdomain).
-std::string backendPersistentVolumeName(std::string_view backendNamespace,
+// The backend name of the copy of ConfigMap, Secret or PersistentVolumeClaim `ns`/`name` made by
+// virtual node `node`: the same readable part as backendName, then "-" and the first 10 hex
+// digits of sha256("<node>/<ns>/<name>"); a DNS-1123 label of at most 63 characters, the same on
+// every run. Each node has copies of its own: several virtual nodes (burstlet processes with the
+// same cluster id) share one backend namespace, and each refreshes and sweeps only the copies
+// labelled with its node (kNodeLabel), so a copy shared by two nodes would be deleted by one while
+// the other's pods still mount it, and never refreshed by the other. Every place that names a
+// copy (the copy itself, the pod's references to it, the sweep, the refresh) uses this function.
+std::string copyName(std::string_view node, std::string_view ns, std::string_view name);
+
+// The backend PersistentVolume that node `node` makes for the cluster PV `clusterPvName`: PVs are
+// cluster-scoped in the backend too, so the name carries the backend namespace:
+// "<backendNamespace>-<copyName(node, "", pv)>" (a DNS subdomain of at most 127 characters). Per
+// node like the claim copies it is bound to.
+std::string backendPersistentVolumeName(std::string_view backendNamespace, std::string_view node,
                                         std::string_view clusterPvName);
 
 // `value` itself when it is a valid label value, else a valid one derived from it the same way
@@ -76,6 +88,13 @@ struct TranslateOptions {
 // the pod has no namespace or name.
 Result<boost::json::value> toBackendPod(const boost::json::value& clusterPod,
                                         const TranslateOptions& options);
+
+// The pod's ephemeral containers (kubectl debug) as the backend gets them: translated like its
+// containers in toBackendPod (mounts of the volumes toBackendPod drops removed, ConfigMap and
+// Secret references named as this node's copies), without resources, which the API refuses on
+// ephemeral containers (they share the pod's). Empty when the pod has none.
+boost::json::array toBackendEphemeralContainers(const boost::json::value& clusterPod,
+                                                const TranslateOptions& options);
 
 // Source names (in the pod's namespace) of the objects a pod needs copied to the backend.
 struct Dependencies {
@@ -119,7 +138,8 @@ std::optional<SourceKeys> sourceKeysOf(const boost::json::value& backendPod);
 
 // The backend pod as the Provider seam returns it: the source's namespace, name and uid; labels
 // and annotations as the source has them (ours and the normalization's removed); spec containers
-// and initContainers (name, image) of the source's containers only; the backend's status, with
+// and initContainers (name, image) of the source's containers only, and ephemeralContainers
+// (name, image) the backend runs, with ephemeralContainerStatuses; the backend's status, with
 // containers the backend injected left out and hostIP/hostIPs the virtual node's. qosClass and
 // observedGeneration are left out: the cluster computed its own, the backend's describe another
 // object. `clusterSpec` (the source pod's spec, or the whole source pod; may be null) names the

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace burstlet::provider {
 
@@ -79,6 +80,27 @@ json::value keptPart(const json::value& pod) {
   return out;
 }
 
+// The ephemeral containers of `pod` after `update` adds its new ones: they can only be added,
+// so those already there stay as they were, whatever `update` says of them.
+json::array withAddedEphemeral(const json::value& pod, const json::value& update) {
+  json::array out;
+  std::set<std::string> have;
+  if (const auto* list = containersOf(pod, "ephemeralContainers")) {
+    out = *list;
+    for (const auto& c : *list) {
+      have.insert(stringField(c, "name"));
+    }
+  }
+  if (const auto* list = containersOf(update, "ephemeralContainers")) {
+    for (const auto& c : *list) {
+      if (have.insert(stringField(c, "name")).second) {
+        out.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct FakeProvider::State {
@@ -86,6 +108,8 @@ struct FakeProvider::State {
     json::value object;  // keptPart of the pod
     std::string ip;
     Clock::WallTime created;
+    // When each ephemeral container was added (kubectl debug): its status starts then.
+    std::map<std::string, Clock::WallTime> ephemeralAdded;
   };
   std::mutex mu;                             // guards everything below
   std::map<std::string, Pod> pods;           // by namespace/name
@@ -106,6 +130,22 @@ struct FakeProvider::State {
   std::string allocateIpLocked(const std::string& network) {
     const uint32_t n = nextIp++;
     return fmt::format("{}.{}.{}", network, (n / 254) % 254 + 1, n % 254 + 1);
+  }
+
+  // The journal's entry for a pod as it is now (created or updated).
+  static json::object createEntry(const Pod& pod) {
+    json::object added;
+    for (const auto& [name, at] : pod.ephemeralAdded) {
+      added[name] = formatRfc3339Micro(at);
+    }
+    json::object entry{{"op", "create"},
+                       {"pod", pod.object},
+                       {"ip", pod.ip},
+                       {"created", formatRfc3339Micro(pod.created)}};
+    if (!added.empty()) {
+      entry["ephemeralAdded"] = std::move(added);
+    }
+    return entry;
   }
 
   // One JSON line per change; flushed so that a killed process leaves a complete journal up
@@ -136,8 +176,11 @@ json::object condition(std::string_view type, bool status, const std::string& at
 
 // The status a node would report for `pod` at `now`: derived from the creation time, so that
 // it is the same after a restart that replays the journal.
-json::object statusAt(const json::value& pod, const std::string& ip, Clock::WallTime created,
-                      Clock::WallTime now, const FakeProviderOptions& options) {
+json::object statusAt(const FakeProvider::State::Pod& stored, Clock::WallTime now,
+                      const FakeProviderOptions& options) {
+  const json::value& pod = stored.object;
+  const std::string& ip = stored.ip;
+  const Clock::WallTime created = stored.created;
   const std::string uid = stringField(*objectAt(pod, "metadata"), "uid");
   const auto startAt = created + options.startDelay;
   const int64_t exitAfterMs = annotationInt(pod, kExitAfter, -1);
@@ -221,6 +264,26 @@ json::object statusAt(const json::value& pod, const std::string& ip, Clock::Wall
     }
   }
   status["containerStatuses"] = std::move(list);
+  if (const auto* ephemeral = containersOf(pod, "ephemeralContainers");
+      ephemeral != nullptr && !ephemeral->empty()) {
+    // As a kubelet reports them: never ready, running from when they were added (or the pod
+    // started), ended with the pod.
+    json::array statuses;
+    for (const auto& c : *ephemeral) {
+      const std::string name = stringField(c, "name");
+      json::object s = containerStatus(c, false);
+      s.erase("started");
+      s["ready"] = false;
+      const auto added = stored.ephemeralAdded.find(name);
+      const auto since =
+          std::max(startAt, added != stored.ephemeralAdded.end() ? added->second : created);
+      if (s["state"].as_object().contains("running")) {
+        s["state"] = json::object{{"running", json::object{{"startedAt", formatRfc3339(since)}}}};
+      }
+      statuses.push_back(std::move(s));
+    }
+    status["ephemeralContainerStatuses"] = std::move(statuses);
+  }
   status["phase"] =
       !started ? "Pending" : (!exited ? "Running" : (exitCode == 0 ? "Succeeded" : "Failed"));
   status["qosClass"] = "Burstable";
@@ -283,7 +346,16 @@ Result<std::unique_ptr<FakeProvider>> FakeProvider::create(asio::any_io_executor
                                          options.stateFile, lineNo));
         }
         const PodRef ref = podRefOf(*pod);
-        state->pods[ref.key()] = State::Pod{*pod, stringField(entry, "ip"), *created};
+        State::Pod replayed{*pod, stringField(entry, "ip"), *created, {}};
+        if (const auto* added = objectAt(entry, "ephemeralAdded")) {
+          for (const auto& [name, at] : *added) {
+            const auto* text = at.if_string();
+            if (auto t = text != nullptr ? parseRfc3339(*text) : std::nullopt) {
+              replayed.ephemeralAdded[name] = *t;
+            }
+          }
+        }
+        state->pods[ref.key()] = std::move(replayed);
         state->nextIp = std::max<uint32_t>(
             state->nextIp, static_cast<uint32_t>(entry.as_object().contains("seq")
                                                      ? entry.at("seq").to_number<int64_t>() + 1
@@ -300,11 +372,7 @@ Result<std::unique_ptr<FakeProvider>> FakeProvider::create(asio::any_io_executor
     {
       std::ofstream out(temp, std::ios::trunc);
       for (const auto& [key, pod] : state->pods) {
-        out << json::serialize(json::object{{"op", "create"},
-                                            {"pod", pod.object},
-                                            {"ip", pod.ip},
-                                            {"created", formatRfc3339Micro(pod.created)}})
-            << "\n";
+        out << json::serialize(State::createEntry(pod)) << "\n";
       }
       if (!out) {
         return Error::make(ErrorCode::kInvalid, "InvalidStateFile",
@@ -390,12 +458,11 @@ asio::awaitable<Status> FakeProvider::createPod(Json pod) {
       co_return Error::make(ErrorCode::kUnavailable, "InjectedFailure",
                             "injected transient create failure");
     }
-    State::Pod stored{keptPart(pod), state_->allocateIpLocked(options_.podNetwork), clock_.now()};
-    state_->appendLocked(json::object{{"op", "create"},
-                                      {"pod", stored.object},
-                                      {"ip", stored.ip},
-                                      {"seq", state_->nextIp - 1},
-                                      {"created", formatRfc3339Micro(stored.created)}});
+    State::Pod stored{
+        keptPart(pod), state_->allocateIpLocked(options_.podNetwork), clock_.now(), {}};
+    auto entry = State::createEntry(stored);
+    entry["seq"] = state_->nextIp - 1;
+    state_->appendLocked(entry);
     state_->pods.emplace(ref.key(), std::move(stored));
     ++state_->creates[ref.uid];
     callback = state_->callback;
@@ -426,16 +493,27 @@ asio::awaitable<Status> FakeProvider::updatePod(Json pod) {
       co_return Error::make(ErrorCode::kNotFound, "NotFound",
                             fmt::format("pod {} not found", ref.key()));
     }
-    State::Pod updated{keptPart(pod), it->second.ip, it->second.created};
-    state_->appendLocked(json::object{{"op", "create"},
-                                      {"pod", updated.object},
-                                      {"ip", updated.ip},
-                                      {"created", formatRfc3339Micro(updated.created)}});
+    State::Pod updated{keptPart(pod), it->second.ip, it->second.created, it->second.ephemeralAdded};
+    auto ephemeral = withAddedEphemeral(it->second.object, pod);
+    const auto now = clock_.now();
+    for (const auto& c : ephemeral) {
+      updated.ephemeralAdded.emplace(stringField(c, "name"), now);  // new ones only
+    }
+    auto& spec = updated.object.as_object()["spec"];
+    if (!spec.is_object()) {
+      spec = json::object{};
+    }
+    if (ephemeral.empty()) {
+      spec.as_object().erase("ephemeralContainers");
+    } else {
+      spec.as_object()["ephemeralContainers"] = std::move(ephemeral);
+    }
+    state_->appendLocked(State::createEntry(updated));
     it->second = std::move(updated);
     callback = state_->callback;
   }
   if (callback) {
-    callback(ref);  // images may have changed: the status shows them
+    callback(ref);  // images and ephemeral containers may have changed: the status shows them
   }
   co_return okStatus();
 }
@@ -470,8 +548,7 @@ asio::awaitable<Result<Json>> FakeProvider::getPod(PodRef pod) {
                           fmt::format("pod {} not found", pod.key()));
   }
   json::value out = it->second.object;
-  out.as_object()["status"] =
-      statusAt(it->second.object, it->second.ip, it->second.created, clock_.now(), options_);
+  out.as_object()["status"] = statusAt(it->second, clock_.now(), options_);
   co_return out;
 }
 
@@ -486,7 +563,7 @@ asio::awaitable<Result<std::vector<Json>>> FakeProvider::listPods() {
   const auto now = clock_.now();
   for (const auto& [key, pod] : state_->pods) {
     json::value v = pod.object;
-    v.as_object()["status"] = statusAt(pod.object, pod.ip, pod.created, now, options_);
+    v.as_object()["status"] = statusAt(pod, now, options_);
     out.push_back(std::move(v));
   }
   co_return out;

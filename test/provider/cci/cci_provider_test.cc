@@ -157,18 +157,23 @@ struct Harness {
   std::unique_ptr<kube::RestClient> clusterClient;
   std::unique_ptr<kube::EventRecorder> events;
   std::unique_ptr<CciProvider> provider;
+  // A second virtual node on the same backend namespace (another burstlet process with the same
+  // cluster id), driven by the same io_context; see addNode.
+  std::unique_ptr<CciProvider> other;
   std::vector<PodRef> notified;
   bool runDone = false;
+  bool otherDone = false;
   bool eventsDone = false;
   bool started = false;
   std::optional<Status> runStatus;
   // Last: destroyed first, so no coroutine frame outlives what it points to.
   asio::io_context io;
 
-  explicit Harness(const CciOptions& options = defaultOptions()) {
+  explicit Harness(const CciOptions& options = defaultOptions(),
+                   std::chrono::milliseconds retryDelay = std::chrono::milliseconds(1)) {
     kube::RestOptions ro;
-    ro.retry.baseDelay = std::chrono::milliseconds(1);
-    ro.retry.maxDelay = std::chrono::milliseconds(5);
+    ro.retry.baseDelay = retryDelay;
+    ro.retry.maxDelay = std::max(retryDelay, std::chrono::milliseconds(5));
     backend = std::make_unique<kube::RestClient>(io.get_executor(), api.transport(),
                                                  kube::ClientConfig{}, ro);
     clusterClient = std::make_unique<kube::RestClient>(io.get_executor(), cluster.transport(),
@@ -184,20 +189,29 @@ struct Harness {
   ~Harness() {
     if (started) {
       provider->stop();
+      if (other) {
+        other->stop();
+      }
       events->stop();
-      EXPECT_TRUE(runUntil([this] { return runDone && eventsDone; }, std::chrono::seconds(10)));
+      EXPECT_TRUE(runUntil([this] { return runDone && eventsDone && (!other || otherDone); },
+                           std::chrono::seconds(10)));
     }
     // Detached work (copy refreshes) finishes without waiting on anything.
     io.restart();
     io.poll();
   }
 
-  // Sweeps so far: each pass ends by listing the backend's volumes.
-  int sweeps() const { return api.count(Verb::get, resources::kPersistentVolumes.path("")); }
-  // Lets a sweep interval pass and waits for pass number `n`.
+  int nodes() const { return other ? 2 : 1; }
+  // Sweeps so far (of every node): each pass ends by listing the backend's volumes.
+  int sweeps() const {
+    return api.count(Verb::get, resources::kPersistentVolumes.path("")) / nodes();
+  }
+  // Lets a sweep interval pass and waits for pass number `n` (of every node).
   bool sweepPass(int n) {
     clock.advance(std::chrono::seconds(31));
-    return runUntil([this, n] { return sweeps() == n; });
+    return runUntil([this, n] {
+      return api.count(Verb::get, resources::kPersistentVolumes.path("")) == n * nodes();
+    });
   }
 
   bool runUntil(const std::function<bool()>& pred,
@@ -235,9 +249,22 @@ struct Harness {
     }
     return settle();
   }
-  // Every informer (pods, 3 kinds of copies, events) watches and has seen all changes.
+  // Starts virtual node `node` as `other`, on the same backend namespace, once this one runs.
+  ::testing::AssertionResult addNode(const std::string& node) {
+    CciOptions o = defaultOptions();
+    o.nodeName = node;
+    other = std::make_unique<CciProvider>(io.get_executor(), *backend, objects, *events, o, clock);
+    asio::co_spawn(io, other->run(),
+                   [this](const std::exception_ptr&, const Status&) { otherDone = true; });
+    if (!runUntil([this] { return other->ready() || otherDone; }) || !other->ready()) {
+      return ::testing::AssertionFailure() << "second node not ready";
+    }
+    return settle();
+  }
+  // Every informer (pods, 3 kinds of copies, events; of every node) watches and has seen all
+  // changes.
   ::testing::AssertionResult settle() {
-    if (!runUntil([this] { return api.openWatches() == 5 && api.watchesIdle(); })) {
+    if (!runUntil([this] { return api.openWatches() == 5 * nodes() && api.watchesIdle(); })) {
       return ::testing::AssertionFailure()
              << "informers did not catch up: " << api.openWatches() << " watches";
     }
@@ -269,7 +296,7 @@ struct Harness {
     return api.get(kPods, backendName(ns, name));
   }
   std::optional<json::value> copy(const std::string& name) const {
-    return api.get(kConfigMaps, backendName("app", name));
+    return api.get(kConfigMaps, copyName(kNode, "app", name));
   }
 };
 
@@ -362,7 +389,7 @@ TEST(CciProviderTest, CreateCopiesConfigMapThenCreatesPod) {
   auto backendPod = h.backendPod("app", "web");
   ASSERT_TRUE(backendPod.has_value());
   EXPECT_EQ(stringAt(*backendPod, {"metadata", "namespace"}), kNs);
-  EXPECT_EQ(stringAt(*backendPod, {"spec", "volumes"}).find(backendName("app", "cfg")) !=
+  EXPECT_EQ(stringAt(*backendPod, {"spec", "volumes"}).find(copyName(kNode, "app", "cfg")) !=
                 std::string::npos,
             true);
 
@@ -631,6 +658,141 @@ TEST(CciProviderTest, KeysTheBackendAddsAreNeitherShownNorRemoved) {
   EXPECT_EQ(stringAt(after, {"metadata", "labels", "app"}), "");  // the source's, removed
 }
 
+// A cluster pod with the ephemeral container kubectl debug adds: the service account token
+// mounted, and an env reference the environment resolution left.
+json::value withDebugContainer(json::value pod, const std::string& name = "debugger") {
+  auto& spec = pod.as_object()["spec"].as_object();
+  if (!spec.contains("ephemeralContainers")) {
+    spec["ephemeralContainers"] = json::array();
+  }
+  spec["ephemeralContainers"].as_array().push_back(json::object{
+      {"name", name},
+      {"image", "busybox:1.36"},
+      {"targetContainerName", "c"},
+      {"stdin", true},
+      {"tty", true},
+      {"env", json::array{json::object{
+                  {"name", "C"},
+                  {"valueFrom", {{"configMapKeyRef", {{"name", "cfg"}, {"key", "key"}}}}}}}},
+      {"volumeMounts",
+       json::array{json::object{{"name", "kube-api-access-x"}, {"mountPath", "/var/run/sa"}},
+                   json::object{{"name", "v-cfg"}, {"mountPath", "/cfg"}}}}});
+  return pod;
+}
+
+json::value podWithConfigAndToken() {
+  auto pod = clusterPod("web", "u1");
+  addConfigMapVolume(pod, "cfg");
+  pod.as_object()["spec"].as_object()["volumes"].as_array().push_back(json::object{
+      {"name", "kube-api-access-x"},
+      {"projected",
+       {{"sources", json::array{json::object{{"serviceAccountToken", {{"path", "token"}}}}}}}}});
+  return pod;
+}
+
+// kubectl debug: updatePod adds the ephemeral containers the backend pod lacks, translated like
+// its containers, through the ephemeralcontainers subresource, and getPod shows them.
+TEST(CciProviderTest, UpdateAddsEphemeralContainers) {
+  Harness h;
+  h.api.serveEphemeralContainers();
+  ASSERT_TRUE(h.startAndSettle());
+  h.objects.configMaps["app/cfg"] = configMap("cfg", "v1");
+  auto pod = podWithConfigAndToken();
+  ASSERT_TRUE(h.createPod(pod).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string subresource =
+      resources::kPods.path(kNs, backendName("app", "web")) + "/ephemeralcontainers";
+
+  pod = withDebugContainer(pod);
+  const auto s = h.call(h.provider->updatePod(pod));
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  EXPECT_EQ(h.api.count(Verb::patch, subresource), 1);
+  // Nothing else changed: the pod itself is not written.
+  EXPECT_EQ(h.api.count(Verb::patch, kPods), 1);
+  const auto backend = *h.backendPod("app", "web");
+  const auto& added = backend.at("spec").at("ephemeralContainers").as_array();
+  ASSERT_EQ(added.size(), 1U);
+  EXPECT_EQ(stringAt(added[0], {"name"}), "debugger");
+  EXPECT_EQ(stringAt(added[0], {"targetContainerName"}), "c");
+  // The token volume is not on the backend, so neither is its mount; the ConfigMap is the copy.
+  EXPECT_EQ(stringAt(added[0], {"volumeMounts"}), R"([{"name":"v-cfg","mountPath":"/cfg"}])");
+  EXPECT_EQ(stringAt(added[0].at("env").at(0), {"valueFrom", "configMapKeyRef", "name"}),
+            copyName(kNode, "app", "cfg"));
+  EXPECT_FALSE(added[0].as_object().contains("resources"));
+
+  // Shown at once (before the informer catches up, too), with the backend's status.
+  auto got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(stringAt(*got, {"spec", "ephemeralContainers"}),
+            R"([{"name":"debugger","image":"busybox:1.36"}])");
+  ASSERT_TRUE(h.settle());
+  auto running = *h.backendPod("app", "web");
+  running.as_object()["status"] =
+      json::object{{"phase", "Running"},
+                   {"ephemeralContainerStatuses",
+                    json::array{json::object{
+                        {"name", "debugger"},
+                        {"image", "busybox:1.36"},
+                        {"ready", false},
+                        {"restartCount", 0},
+                        {"state", {{"running", {{"startedAt", "2026-01-01T00:00:00Z"}}}}}}}}};
+  h.api.put(kPods, running);
+  ASSERT_TRUE(h.settle());
+  got = h.getPod(PodRef{"app", "web", "u1"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(stringAt(got->at("status").at("ephemeralContainerStatuses").at(0),
+                     {"state", "running", "startedAt"}),
+            "2026-01-01T00:00:00Z");
+  auto listed = h.call(h.provider->listPods());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(stringAt(listed->at(0), {"spec", "ephemeralContainers"}),
+            R"([{"name":"debugger","image":"busybox:1.36"}])");
+
+  // Repeated: nothing to add. A second one: only it is sent.
+  ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
+  EXPECT_EQ(h.api.count(Verb::patch, subresource), 1);
+  pod = withDebugContainer(pod, "second");
+  ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
+  ASSERT_EQ(h.api.count(Verb::patch, subresource), 2);
+  const auto body = json::parse(h.api.requests().back().body);
+  EXPECT_EQ(body.at("spec").at("ephemeralContainers").as_array().size(), 1U);
+  EXPECT_EQ(stringAt(body.at("spec").at("ephemeralContainers").at(0), {"name"}), "second");
+  EXPECT_EQ(h.backendPod("app", "web")->at("spec").at("ephemeralContainers").as_array().size(), 2U);
+}
+
+// A backend without the ephemeralcontainers subresource (CCI's Kubernetes 1.19 API answers 404,
+// others 405): labels and images are applied, and the answer says clearly what was not done.
+TEST(CciProviderTest, EphemeralContainersNotSupportedByTheBackend) {
+  for (const unsigned code : {404U, 405U}) {
+    Harness h;
+    ASSERT_TRUE(h.startAndSettle());
+    auto pod = clusterPod("web", "u1");
+    ASSERT_TRUE(h.createPod(pod).ok());
+    ASSERT_TRUE(h.settle());
+    const std::string subresource =
+        resources::kPods.path(kNs, backendName("app", "web")) + "/ephemeralcontainers";
+    if (code == 405) {
+      h.api.serveEphemeralContainers();
+      h.api.failNext(Verb::patch, subresource, 1, 405, "MethodNotAllowed");
+    }
+    pod.as_object()["metadata"].as_object()["labels"] = json::object{{"tier", "front"}};
+    pod = withDebugContainer(pod);
+    const auto s = h.call(h.provider->updatePod(pod));
+    ASSERT_FALSE(s.ok()) << code;
+    EXPECT_EQ(s.error().code, ErrorCode::kInvalid) << errorText(s);
+    EXPECT_EQ(s.error().reason, "EphemeralContainersNotSupported");
+    EXPECT_NE(s.error().message.find("debugger"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find(kNs), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find(std::to_string(code)), std::string::npos) << s.error().message;
+    EXPECT_EQ(h.api.count(Verb::patch, subresource), 1);
+    ASSERT_TRUE(h.settle());
+    EXPECT_EQ(stringAt(*h.backendPod("app", "web"), {"metadata", "labels", "tier"}), "front");
+    auto got = h.getPod(PodRef{"app", "web", "u1"});
+    ASSERT_TRUE(got.ok());
+    EXPECT_FALSE(got->at("spec").as_object().contains("ephemeralContainers"));
+  }
+}
+
 // --- deletePod -----------------------------------------------------------------------------
 
 TEST(CciProviderTest, DeleteOnlyTheSamePodWithPreconditionAndGrace) {
@@ -848,6 +1010,147 @@ TEST(CciProviderTest, SweepKeepsTheVolumeOfAFreshClaim) {
   EXPECT_EQ(h.api.names(resources::kPersistentVolumeClaims.path(kNs)).size(), 1u);
 }
 
+// An SFS claim "data" in namespace app, bound to cluster volume "pv1".
+void addSfsClaim(FakeCluster& objects) {
+  objects.claims["app/data"] =
+      json::value{{"metadata", {{"namespace", "app"}, {"name", "data"}, {"uid", "pvc-1"}}},
+                  {"spec",
+                   {{"storageClassName", "csi-nas"},
+                    {"volumeName", "pv1"},
+                    {"accessModes", json::array{"ReadWriteMany"}},
+                    {"resources", {{"requests", {{"storage", "10Gi"}}}}}}}};
+  objects.volumes["pv1"] =
+      json::value{{"metadata", {{"name", "pv1"}, {"uid", "pv-uid-1"}}},
+                  {"spec",
+                   {{"storageClassName", "csi-nas"},
+                    {"capacity", {{"storage", "10Gi"}}},
+                    {"accessModes", json::array{"ReadWriteMany"}},
+                    {"csi", {{"driver", "nas.csi.everest.io"}, {"volumeHandle", "h1"}}}}}};
+}
+
+json::value claimPod(const std::string& name, const std::string& uid) {
+  auto pod = clusterPod(name, uid);
+  pod.as_object()["spec"].as_object()["volumes"] = json::array{
+      json::object{{"name", "d"}, {"persistentVolumeClaim", json::object{{"claimName", "data"}}}}};
+  return pod;
+}
+
+// Functions, not constants: the resource constants of the kube library may not be initialized
+// yet when this file's constants are.
+std::string volumes() { return resources::kPersistentVolumes.path(""); }
+std::string claims() { return resources::kPersistentVolumeClaims.path(kNs); }
+
+// The backend volume node kNode makes for claim app/data.
+std::string backendVolumeName(FakeCluster& objects) {
+  auto pv = toBackendPersistentVolume(objects.claims["app/data"], objects.volumes["pv1"],
+                                      TranslateOptions{kNs, kNode, ""});
+  return pv.ok() ? stringAt(*pv, {"metadata", "name"}) : "";
+}
+
+// What the PV controller does to a Retain volume whose claim is deleted: Released, and claimRef
+// keeps the old claim's uid.
+void releaseVolume(Harness& h, const std::string& pvName, const std::string& claimUid) {
+  auto pv = *h.api.get(volumes(), pvName);
+  pv.as_object()["spec"].as_object()["claimRef"].as_object()["uid"] = claimUid;
+  pv.as_object()["spec"].as_object()["claimRef"].as_object()["resourceVersion"] = "12345";
+  pv.as_object()["status"] = json::object{{"phase", "Released"}};
+  h.api.put(volumes(), pv);
+}
+
+// A claim copy deleted (by the sweep) while its Retain volume stays Released: a new pod for the
+// same claim makes the claim copy again and hands it the volume (the old binding cleared), so
+// the PV controller binds them instead of leaving the new claim Pending for ever.
+TEST(CciProviderTest, ReleasedVolumeIsHandedToTheNewClaimCopy) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  ASSERT_TRUE(h.createPod(claimPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string pvName = backendVolumeName(h.objects);
+  ASSERT_TRUE(h.api.get(volumes(), pvName).has_value()) << pvName;
+  ASSERT_EQ(h.api.names(claims()).size(), 1u);
+  const std::string claimCopy = h.api.names(claims())[0];
+  const std::string oldClaimUid = stringAt(*h.api.get(claims(), claimCopy), {"metadata", "uid"});
+
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 0).ok());
+  ASSERT_TRUE(h.api.remove(claims(), claimCopy));
+  releaseVolume(h, pvName, oldClaimUid);
+  ASSERT_TRUE(h.settle());
+
+  const auto s = h.createPod(claimPod("web2", "u2"));
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  const auto pv = *h.api.get(volumes(), pvName);
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "uid"}), "") << json::serialize(pv);
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "resourceVersion"}), "");
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "name"}), claimCopy);
+  EXPECT_EQ(stringAt(pv, {"spec", "claimRef", "namespace"}), kNs);
+  EXPECT_EQ(stringAt(pv, {"spec", "csi", "volumeHandle"}), "h1");
+  ASSERT_TRUE(h.api.get(claims(), claimCopy).has_value());
+  EXPECT_NE(stringAt(*h.api.get(claims(), claimCopy), {"metadata", "uid"}), oldClaimUid);
+  EXPECT_TRUE(h.backendPod("app", "web2").has_value());
+}
+
+// A volume bound to the claim copy that exists now (made by another create a moment ago, not yet
+// in the informer) is not touched.
+TEST(CciProviderTest, VolumeBoundToTheLiveClaimCopyIsLeftAlone) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  h.api.holdWatches(true);
+  ASSERT_TRUE(h.createPod(claimPod("web", "u1")).ok());
+  const std::string pvName = backendVolumeName(h.objects);
+  const std::string claimCopy = h.api.names(claims())[0];
+  releaseVolume(h, pvName, stringAt(*h.api.get(claims(), claimCopy), {"metadata", "uid"}));
+  const int patches = h.api.count(Verb::patch, volumes());
+  ASSERT_TRUE(h.createPod(claimPod("web2", "u2")).ok());
+  EXPECT_EQ(h.api.count(Verb::patch, volumes()), patches);
+  h.api.holdWatches(false);
+}
+
+// A volume of that name that this node did not make is never taken over.
+TEST(CciProviderTest, VolumeOfThatNameNotOursIsRefused) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  const std::string pvName = backendVolumeName(h.objects);
+  h.api.put(volumes(), json::value{{"metadata", {{"name", pvName}}},
+                                   {"spec", {{"claimRef", {{"name", "someone"}, {"uid", "x"}}}}}});
+  const auto before = *h.api.get(volumes(), pvName);
+  const auto s = h.createPod(claimPod("web", "u1"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "VolumeNotOwned") << errorText(s);
+  EXPECT_NE(s.error().code, ErrorCode::kInvalid);  // the operator may remove it: retried
+  EXPECT_NE(s.error().message.find(pvName), std::string::npos) << s.error().message;
+  EXPECT_EQ(*h.api.get(volumes(), pvName), before);
+  EXPECT_TRUE(h.api.names(claims()).empty());
+  EXPECT_FALSE(h.backendPod("app", "web").has_value());
+}
+
+// The sweep decided to delete an unused volume and is on its way (its delete is retried); a
+// create that needs the volume meanwhile waits for that delete and makes the volume again,
+// instead of binding a claim copy to a volume about to vanish.
+TEST(CciProviderTest, SweepNeverDeletesAVolumeACreateHolds) {
+  Harness h(defaultOptions(), std::chrono::milliseconds(200));
+  ASSERT_TRUE(h.startAndSettle());
+  addSfsClaim(h.objects);
+  ASSERT_TRUE(h.createPod(claimPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  const std::string pvName = backendVolumeName(h.objects);
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "web", "u1"}, 0).ok());
+  ASSERT_TRUE(h.api.remove(claims(), h.api.names(claims())[0]));
+  ASSERT_TRUE(h.settle());
+  ASSERT_TRUE(h.sweepPass(1));  // marks the volume
+  // The second pass deletes it; its first DELETE answers 503, so it waits before trying again.
+  h.api.failNext(Verb::delete_, resources::kPersistentVolumes.path("", pvName), 1, 503);
+  ASSERT_TRUE(h.sweepPass(2));
+  ASSERT_TRUE(h.api.get(volumes(), pvName).has_value());
+  const auto s = h.createPod(claimPod("web2", "u2"));
+  ASSERT_TRUE(s.ok()) << errorText(s);
+  h.runFor(std::chrono::milliseconds(800));  // the sweep's retry, if it is still to come
+  EXPECT_TRUE(h.api.get(volumes(), pvName).has_value()) << "the claim copy's volume was deleted";
+  EXPECT_EQ(h.api.names(claims()).size(), 1u);
+}
+
 // --- copies: refresh and sweep -------------------------------------------------------------
 
 TEST(CciProviderTest, ChangedConfigMapRefreshesItsCopy) {
@@ -981,6 +1284,48 @@ TEST(CciProviderTest, SweepForgetsMarkWhenCopyIsUsedAgain) {
   ASSERT_TRUE(h.sweepPass(2));
   EXPECT_TRUE(h.copy("a").has_value());
   EXPECT_EQ(h.api.count(Verb::delete_, kConfigMaps), 0);
+}
+
+// Two virtual nodes (two burstlet processes with the same cluster id, so one backend namespace)
+// whose pods mount the same ConfigMap: each node has a copy of its own, so one node's sweep never
+// deletes what the other's pods mount, and an edit reaches the other node's copy too.
+TEST(CciProviderTest, NodesSharingANamespaceKeepAndRefreshTheirOwnCopies) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  ASSERT_TRUE(h.addNode("other-node"));
+  h.objects.configMaps["app/shared"] = configMap("shared", "v1");
+  auto podA = clusterPod("pa", "ua");
+  addConfigMapVolume(podA, "shared");
+  auto podB = clusterPod("pb", "ub");
+  addConfigMapVolume(podB, "shared");
+  ASSERT_TRUE(h.createPod(podA).ok());
+  const auto createdB = h.call(h.other->createPod(podB));
+  ASSERT_TRUE(createdB.ok()) << errorText(createdB);
+  ASSERT_TRUE(h.settle());
+  auto backendB = h.backendPod("app", "pb");
+  ASSERT_TRUE(backendB.has_value());
+  // The copy node B's pod mounts.
+  const std::string copyB =
+      stringAt(backendB->at("spec").at("volumes").at(0), {"configMap", "name"});
+  ASSERT_TRUE(h.api.get(kConfigMaps, copyB).has_value()) << copyB;
+
+  // Node A's pod goes: A's sweeps find its own copy unused, never B's.
+  ASSERT_TRUE(h.deletePod(PodRef{"app", "pa", "ua"}, 0).ok());
+  ASSERT_TRUE(h.settle());
+  for (int pass = 1; pass <= 3; ++pass) {
+    ASSERT_TRUE(h.sweepPass(pass));
+    ASSERT_TRUE(h.settle());
+  }
+  EXPECT_TRUE(h.api.get(kConfigMaps, copyB).has_value()) << "a sweep deleted node B's copy";
+  EXPECT_FALSE(h.copy("shared").has_value()) << "node A's unused copy stayed";
+
+  h.objects.configMaps["app/shared"] = configMap("shared", "v2");
+  h.provider->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/shared"]);
+  h.other->clusterObjectChanged("ConfigMap", h.objects.configMaps["app/shared"]);
+  EXPECT_TRUE(h.runUntil([&] {
+    auto copy = h.api.get(kConfigMaps, copyB);
+    return copy && stringAt(*copy, {"data", "key"}) == "v2";
+  })) << "node B's copy was not refreshed";
 }
 
 // --- events and status notifications -------------------------------------------------------

@@ -79,10 +79,28 @@ TEST(TranslateNamingTest, DotsCapitalsAndEdgesAreSanitized) {
   EXPECT_TRUE(isDnsLabel(backendName("", "...")));
 }
 
-TEST(TranslateNamingTest, PersistentVolumeNameCarriesTheBackendNamespace) {
-  const auto n = backendPersistentVolumeName("cce-burst-c1", "pvc-1234");
-  EXPECT_EQ(n, "cce-burst-c1-" + backendName("", "pvc-1234"));
-  EXPECT_NE(n, backendPersistentVolumeName("cce-burst-c2", "pvc-1234"));
+TEST(TranslateNamingTest, PersistentVolumeNameCarriesTheBackendNamespaceAndNode) {
+  const auto n = backendPersistentVolumeName("cce-burst-c1", "node-a", "pvc-1234");
+  EXPECT_EQ(n, "cce-burst-c1-" + copyName("node-a", "", "pvc-1234"));
+  EXPECT_NE(n, backendPersistentVolumeName("cce-burst-c2", "node-a", "pvc-1234"));
+  EXPECT_NE(n, backendPersistentVolumeName("cce-burst-c1", "node-b", "pvc-1234"));
+}
+
+// Virtual nodes sharing a backend namespace each have copies of their own.
+TEST(TranslateNamingTest, CopyNamesArePerNode) {
+  const auto a = copyName("node-a", "default", "app.conf");
+  EXPECT_TRUE(isDnsLabel(a)) << a;
+  EXPECT_EQ(a.rfind("default-app-conf-", 0), 0U) << a;
+  EXPECT_EQ(a, copyName("node-a", "default", "app.conf"));
+  EXPECT_NE(a, copyName("node-b", "default", "app.conf"));
+  EXPECT_NE(a, backendName("default", "app.conf"));
+  // The triple's boundaries do not collide.
+  EXPECT_NE(copyName("a-b", "c", "d"), copyName("a", "b-c", "d"));
+  EXPECT_NE(copyName("a", "b", "c"), copyName("", "a", "b-c"));
+  const std::string longNode = std::string(240, 'n') + ".example.com";
+  const auto n = copyName(longNode, std::string(63, 'x'), std::string(253, 'y'));
+  EXPECT_TRUE(isDnsLabel(n)) << n;
+  EXPECT_LE(n.size(), 63U);
 }
 
 TEST(TranslateNamingTest, SafeLabelValue) {
@@ -173,7 +191,7 @@ json::value translated() {
   return r.ok() ? *r : json::value();
 }
 
-json::value ref(std::string_view name) { return json::value(backendName("shop", name)); }
+json::value ref(std::string_view name) { return json::value(copyName("burst-node", "shop", name)); }
 
 TEST(TranslatePodTest, MetadataNamesTheSource) {
   const auto pod = translated();
@@ -324,10 +342,10 @@ TEST(TranslateDependenciesTest, RootCaCountsOutsideTheTokenVolume) {
 
 TEST(TranslateDependenciesTest, BackendPodGivesBackendNames) {
   const auto deps = dependenciesOf(translated());
-  EXPECT_TRUE(deps.configMaps.contains(backendName("shop", "app.conf")));
-  EXPECT_TRUE(deps.claims.contains(backendName("shop", "sfs-data")));
-  EXPECT_FALSE(
-      deps.secrets.contains(backendName("shop", "debug-secret")));  // ephemeral: not created
+  EXPECT_TRUE(deps.configMaps.contains(copyName("burst-node", "shop", "app.conf")));
+  EXPECT_TRUE(deps.claims.contains(copyName("burst-node", "shop", "sfs-data")));
+  EXPECT_FALSE(deps.secrets.contains(
+      copyName("burst-node", "shop", "debug-secret")));  // ephemeral: not created
   EXPECT_TRUE(dependenciesOf(json::value(nullptr)).configMaps.empty());
 }
 
@@ -342,7 +360,7 @@ TEST(TranslateCopyTest, ConfigMapCopy) {
   ASSERT_TRUE(copy.ok());
   EXPECT_EQ(copy->at("kind"), "ConfigMap");
   const auto& md = copy->at("metadata").as_object();
-  EXPECT_EQ(md.at("name"), json::value(backendName("shop", "app.conf")));
+  EXPECT_EQ(md.at("name"), json::value(copyName("burst-node", "shop", "app.conf")));
   EXPECT_EQ(md.at("namespace"), "cce-burst-c1");
   EXPECT_EQ(md.at("labels"), json::parse(R"({"burstlet.io/managed-by":"burstlet",
       "burstlet.io/node":"burst-node","burstlet.io/source-uid":"u-cm"})"));
@@ -389,7 +407,8 @@ TEST(TranslateCopyTest, SecretCopyAndTypes) {
   EXPECT_EQ(copy->at("kind"), "Secret");
   EXPECT_EQ(copy->at("type"), "kubernetes.io/dockerconfigjson");
   EXPECT_EQ(copy->at("data"), secret.at("data"));
-  EXPECT_EQ(copy->at("metadata").at("name"), json::value(backendName("shop", "regcred")));
+  EXPECT_EQ(copy->at("metadata").at("name"),
+            json::value(copyName("burst-node", "shop", "regcred")));
   EXPECT_EQ(copy->at("metadata").at("annotations").at(kSourceKindAnnotation), "Secret");
   EXPECT_TRUE(sameContent(*copy, secret));
 
@@ -565,6 +584,50 @@ TEST(TranslateSourceTest, EphemeralStatusesFollowTheClusterSpec) {
   EXPECT_EQ(eph[0].at("name"), "debug");
 }
 
+// kubectl debug's containers go to the backend translated like the pod's containers.
+TEST(TranslatePodTest, EphemeralContainersAreTranslatedLikeContainers) {
+  auto pod = json::parse(kPod);
+  auto& debug = pod.at("spec").at("ephemeralContainers").at(0).as_object();
+  debug["volumeMounts"] = json::parse(R"([{"name":"kube-api-access-abcde","mountPath":"/sa"},
+      {"name":"conf","mountPath":"/etc/conf"}])");
+  debug["env"] = json::parse(
+      R"([{"name":"K","valueFrom":{"secretKeyRef":{"name":"debug-secret","key":"k"}}}])");
+  debug["resources"] = json::object{};
+  const auto out = toBackendEphemeralContainers(pod, kOptions);
+  ASSERT_EQ(out.size(), 1U);
+  const auto& c = out[0].as_object();
+  EXPECT_EQ(c.at("name"), "debug");
+  EXPECT_EQ(c.at("image"), "busybox");
+  EXPECT_EQ(c.at("volumeMounts"), json::parse(R"([{"name":"conf","mountPath":"/etc/conf"}])"));
+  EXPECT_EQ(c.at("envFrom").at(0).at("secretRef").at("name"), ref("debug-secret"));
+  EXPECT_EQ(c.at("env").at(0).at("valueFrom").at("secretKeyRef").at("name"), ref("debug-secret"));
+  EXPECT_FALSE(c.contains("resources"));
+  // Not in the created pod: the API refuses them on create.
+  EXPECT_FALSE(translated().at("spec").as_object().contains("ephemeralContainers"));
+  EXPECT_TRUE(toBackendEphemeralContainers(json::parse(R"({"spec":{}})"), kOptions).empty());
+}
+
+// The ephemeral containers the backend runs are shown (name, image), those it lacks are not.
+TEST(TranslateSourceTest, EphemeralContainersTheBackendRuns) {
+  auto backend = runningBackendPod();
+  backend.at("spec").as_object()["ephemeralContainers"] =
+      json::parse(R"([{"name":"debug","image":"busybox","stdin":true}])");
+  const auto shown = toSourcePod(backend, nullptr, kOptions);
+  EXPECT_EQ(shown.at("spec").at("ephemeralContainers"),
+            json::parse(R"([{"name":"debug","image":"busybox"}])"));
+  auto source = json::parse(kPod);
+  source.at("spec")
+      .at("ephemeralContainers")
+      .as_array()
+      .push_back(json::parse(R"({"name":"later","image":"alpine"})"));
+  const auto known = toSourcePod(backend, &source, kOptions);
+  EXPECT_EQ(known.at("spec").at("ephemeralContainers").as_array().size(), 1U);
+  EXPECT_FALSE(toSourcePod(runningBackendPod(), nullptr, kOptions)
+                   .at("spec")
+                   .as_object()
+                   .contains("ephemeralContainers"));
+}
+
 TEST(TranslateSourceTest, PendingPodWithoutStatusAndWithoutInitContainers) {
   auto source = json::parse(kPod);
   source.at("spec").as_object().erase("initContainers");
@@ -600,7 +663,7 @@ TEST(TranslateVolumeTest, PersistentVolumePair) {
   ASSERT_TRUE(backendPv.ok()) << backendPv.error().toString();
   ASSERT_TRUE(backendPvc.ok()) << backendPvc.error().toString();
 
-  const std::string pvName = backendPersistentVolumeName("cce-burst-c1", "pvc-1234");
+  const std::string pvName = backendPersistentVolumeName("cce-burst-c1", "burst-node", "pvc-1234");
   EXPECT_EQ(backendPv->at("kind"), "PersistentVolume");
   EXPECT_EQ(backendPv->at("metadata").at("name"), json::value(pvName));
   EXPECT_FALSE(backendPv->at("metadata").as_object().contains("namespace"));
@@ -616,11 +679,11 @@ TEST(TranslateVolumeTest, PersistentVolumePair) {
   EXPECT_FALSE(pvSpec.contains("nodeAffinity"));
   EXPECT_EQ(pvSpec.at("claimRef"), json::parse(R"({"apiVersion":"v1",
       "kind":"PersistentVolumeClaim","namespace":"cce-burst-c1","name":")" +
-                                               backendName("shop", "sfs-data") + "\"}"));
+                                               copyName("burst-node", "shop", "sfs-data") + "\"}"));
 
   EXPECT_EQ(backendPvc->at("kind"), "PersistentVolumeClaim");
   const auto& md = backendPvc->at("metadata").as_object();
-  EXPECT_EQ(md.at("name"), json::value(backendName("shop", "sfs-data")));
+  EXPECT_EQ(md.at("name"), json::value(copyName("burst-node", "shop", "sfs-data")));
   EXPECT_EQ(md.at("namespace"), "cce-burst-c1");
   EXPECT_EQ(md.at("labels").at(kSourceUidLabel), "u-pvc");
   EXPECT_EQ(md.at("annotations").at(kSourceNameAnnotation), "sfs-data");
