@@ -3,6 +3,9 @@ package tests
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -397,4 +400,45 @@ func TestCciCleanupForcesPodsStuckTerminating(t *testing.T) {
 		t.Errorf("backend namespace after cleanup: %v", err)
 	}
 	t.Logf("cleanup took %v", time.Since(start))
+}
+
+// `kubectl debug` on a burst pod: the ephemeral container is added to the backend pod and its
+// status comes back, so kubectl sees it running instead of waiting forever.
+func TestCciKubectlDebugAddsAnEphemeralContainer(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	p := createPod(t, ns, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: cciPodSpec(d.daemon)})
+	eventually(t, 60*time.Second, "web Running", func() error {
+		got, err := getPod(ns, "web")
+		if err != nil {
+			return err
+		}
+		return runningOn(got, d.node)
+	})
+	kubectl := filepath.Join(os.Getenv("BURSTLET_BIN_DIR"), "kubectl")
+	out, err := exec.Command(kubectl, "--kubeconfig", env.tb.Cluster.AdminKubeconfig, "-n", ns,
+		"debug", "web", "--image=busybox:1.36", "--container=debugger", "--profile=general").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl debug: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, "the debug container running on the backend and in the cluster", func() error {
+		b := backendPodFor(t, bns, p)
+		if b == nil || len(b.Spec.EphemeralContainers) != 1 || b.Spec.EphemeralContainers[0].Name != "debugger" {
+			return fmt.Errorf("backend pod ephemeral containers: %+v", b)
+		}
+		got, err := getPod(ns, "web")
+		if err != nil {
+			return err
+		}
+		es := got.Status.EphemeralContainerStatuses
+		if len(es) != 1 || es[0].Name != "debugger" || es[0].State.Running == nil {
+			return fmt.Errorf("ephemeral container statuses %+v", es)
+		}
+		// The app container is untouched.
+		if len(got.Status.ContainerStatuses) != 1 || got.Status.ContainerStatuses[0].State.Running == nil {
+			return fmt.Errorf("container statuses %+v", got.Status.ContainerStatuses)
+		}
+		return nil
+	})
 }

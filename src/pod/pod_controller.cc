@@ -452,9 +452,11 @@ asio::awaitable<Result<bool>> PodController::updateOnProvider(
   if (!needsProviderUpdate(wanted ? *wanted : pod, seen ? *seen : providerPod)) {
     co_return false;
   }
-  json::value prepared = pod;
+  // Ephemeral containers the provider refused are not sent again.
+  const json::value& source = wanted ? *wanted : pod;
+  json::value prepared = source;
   if (prepare_) {
-    auto p = co_await prepare_(pod);
+    auto p = co_await prepare_(source);
     if (!p.ok()) {
       co_return std::move(p).error();
     }

@@ -885,6 +885,14 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
     co_return Error::make(ErrorCode::kNotFound, "NotFound",
                           fmt::format("backend pod {} not found", name));
   }
+  // The backend pod of that name may belong to an earlier pod of that name (being replaced):
+  // an update meant for this one never touches it, and every write carries the backend pod's
+  // UID as a precondition.
+  if (auto src = sourceRefOf(*existing); !src || (!ref.uid.empty() && src->uid != ref.uid)) {
+    co_return Error::make(ErrorCode::kNotFound, "NotFound",
+                          fmt::format("backend pod {} belongs to another pod", name));
+  }
+  const std::string backendUid(kube::objectUid(*existing));
   // The same normalization as at create, so its annotations are not seen as removed.
   if (auto n = normalizePod(pod); !n.ok()) {
     co_return std::move(n).error();
@@ -937,7 +945,9 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
   std::string bns = options_.backendNamespace;
   // A call that only adds ephemeral containers changes nothing here: no write.
   if (patchChanges(*existing, patch)) {
-    std::string body = json::serialize(patch);
+    json::value guarded = patch;
+    guarded.as_object()["metadata"].as_object()["uid"] = backendUid;
+    std::string body = json::serialize(guarded);
     auto patched = co_await backend_.patch(resources::kPods, bns, name,
                                            kube::PatchType::kStrategicMerge, std::move(body));
     if (!patched.ok()) {
@@ -952,6 +962,8 @@ asio::awaitable<Status> CciProvider::updatePod(Json pod) {
   }
   // The subresource kubectl debug uses; strategic merge keys ephemeral containers by name, so
   // the ones there stay as they are.
+  // (No UID here: the subresource keeps nothing but the ephemeral containers of a patch; the
+  // backend pod was checked above to be this pod's.)
   std::string body =
       json::serialize(json::object{{"spec", json::object{{"ephemeralContainers", added}}}});
   std::string subresource = "ephemeralcontainers";
