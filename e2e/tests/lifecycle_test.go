@@ -38,6 +38,18 @@ func getPod(ns, name string) (*corev1.Pod, error) {
 	return env.cluster.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
 }
 
+// waitRunning waits until the pod runs on the node.
+func waitRunning(t *testing.T, ns, name, node string) {
+	t.Helper()
+	eventually(t, 60*time.Second, name+" Running", func() error {
+		p, err := getPod(ns, name)
+		if err != nil {
+			return err
+		}
+		return runningOn(p, node)
+	})
+}
+
 // hasEvent reports whether the pod has an event of that type and reason whose message contains
 // says.
 func hasEvent(t *testing.T, ns, pod, typ, reason, says string) error {
@@ -274,14 +286,7 @@ func TestCciDeletionWaitsForTheBackendPod(t *testing.T) {
 	stuck.Spec.TerminationGracePeriodSeconds = &grace
 	slow, stuck = createPod(t, ns, slow), createPod(t, ns, stuck)
 	for _, name := range []string{"slow", "stuck"} {
-		name := name
-		eventually(t, 60*time.Second, name+" Running", func() error {
-			p, err := getPod(ns, name)
-			if err != nil {
-				return err
-			}
-			return runningOn(p, d.node)
-		})
+		waitRunning(t, ns, name, d.node)
 	}
 
 	for _, p := range []*corev1.Pod{slow, stuck} {
@@ -339,13 +344,7 @@ func TestCciReconcileFinishesTerminatingOrphans(t *testing.T) {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan",
 		Annotations: map[string]string{testbed.DeleteDelayAnnotation: "never"}}, Spec: cciPodSpec(d.daemon)}
 	p = createPod(t, ns, p)
-	eventually(t, 60*time.Second, "orphan Running", func() error {
-		got, err := getPod(ns, "orphan")
-		if err != nil {
-			return err
-		}
-		return runningOn(got, d.node)
-	})
+	waitRunning(t, ns, "orphan", d.node)
 	if err := d.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -382,13 +381,7 @@ func TestCciCleanupForcesPodsStuckTerminating(t *testing.T) {
 	grace := int64(2)
 	p.Spec.TerminationGracePeriodSeconds = &grace
 	createPod(t, ns, p)
-	eventually(t, 60*time.Second, "stuck Running", func() error {
-		got, err := getPod(ns, "stuck")
-		if err != nil {
-			return err
-		}
-		return runningOn(got, d.node)
-	})
+	waitRunning(t, ns, "stuck", d.node)
 	if err := d.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -409,13 +402,7 @@ func TestCciKubectlDebugAddsAnEphemeralContainer(t *testing.T) {
 	ns := namespace(t, env.cluster)
 	bns := d.backendNamespace()
 	p := createPod(t, ns, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: cciPodSpec(d.daemon)})
-	eventually(t, 60*time.Second, "web Running", func() error {
-		got, err := getPod(ns, "web")
-		if err != nil {
-			return err
-		}
-		return runningOn(got, d.node)
-	})
+	waitRunning(t, ns, "web", d.node)
 	kubectl := filepath.Join(os.Getenv("BURSTLET_BIN_DIR"), "kubectl")
 	out, err := exec.Command(kubectl, "--kubeconfig", env.tb.Cluster.AdminKubeconfig, "-n", ns,
 		"debug", "web", "--image=busybox:1.36", "--container=debugger", "--profile=general").CombinedOutput()
