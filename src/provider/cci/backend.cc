@@ -129,9 +129,8 @@ constexpr std::chrono::seconds kStuckPodSlack{10};
 
 asio::awaitable<Status> forceStuckPods(kube::RestClient& backend, const std::string& ns,
                                        const Clock& clock) {
-  std::string namespaceName = ns;  // named: see kube/rest.h on co_await temporaries
   const kube::ListOptions all;
-  auto pods = co_await backend.list(resources::kPods, namespaceName, all);
+  auto pods = co_await backend.list(resources::kPods, ns, all);
   if (!pods.ok()) {
     co_return pods.error().code == ErrorCode::kNotFound ? okStatus() : Status(pods.error());
   }
@@ -159,7 +158,7 @@ asio::awaitable<Status> forceStuckPods(kube::RestClient& backend, const std::str
     kube::DeleteOptions o;
     o.gracePeriodSeconds = 0;
     o.preconditionUid = std::string(kube::objectUid(pod));
-    auto r = co_await backend.remove(resources::kPods, namespaceName, name, o);
+    auto r = co_await backend.remove(resources::kPods, ns, name, o);
     if (!r.ok() && r.error().code != ErrorCode::kNotFound &&
         r.error().code != ErrorCode::kConflict) {
       co_return std::move(r).error();
