@@ -261,7 +261,7 @@ int run(const Config& config, const std::string& version) {
   nodeOptions.internalIP = config.nodeIP.empty() ? node::detectInternalIP() : config.nodeIP;
   nodeOptions.instanceType = config.instanceType;
   nodeOptions.kubeletPort = config.kubeletPort;
-  nodeOptions.kubeletVersion = "v" + version + "-burstlet";
+  nodeOptions.burstletVersion = version;  // kubeletVersion: the cluster's, read at start
   nodeOptions.notReadyAfterProviderOutage = config.notReadyAfterProviderOutage;
 
   auto providerStrand = asio::make_strand(io);

@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -24,18 +23,44 @@ namespace resources = kube::resources;
 namespace {
 constexpr std::string_view kLeaseNamespace = "kube-node-lease";
 constexpr std::string_view kTaintKey = "virtual-kubelet.io/provider";
+// The conditions burstlet writes, in the kubelet's order and then its own (statusObject() lists
+// them so).
+constexpr std::array<std::string_view, 5> kConditionOrder = {
+    "MemoryPressure", "DiskPressure", "PIDPressure", "Ready", "ProviderUnavailable"};
+// burstlet before 0.2 wrote NetworkUnavailable, which a kubelet never sets, with this reason:
+// one carrying it is ours to remove.
+constexpr std::string_view kStaleNetworkCondition = "NetworkUnavailable";
+constexpr std::string_view kStaleNetworkReason = "ProviderNetworkReady";
 
-std::string hostName() {
-  std::array<char, 256> buf{};
-  if (gethostname(buf.data(), buf.size() - 1) != 0) {
-    return "localhost";
+// The condition of `type` in a Node's status, or null.
+const json::object* conditionOf(const json::value& node, std::string_view type) {
+  const auto* status = node.is_object() ? node.as_object().if_contains("status") : nullptr;
+  const auto* list = status != nullptr && status->is_object()
+                         ? status->as_object().if_contains("conditions")
+                         : nullptr;
+  if (list == nullptr || !list->is_array()) {
+    return nullptr;
   }
-  return std::string(buf.data());
+  for (const auto& c : list->as_array()) {
+    if (!c.is_object()) {
+      continue;
+    }
+    const auto* t = c.as_object().if_contains("type");
+    if (t != nullptr && t->is_string() && t->as_string() == type) {
+      return &c.as_object();
+    }
+  }
+  return nullptr;
 }
 
-std::string kernelVersion() {
-  utsname u{};
-  return uname(&u) == 0 ? std::string(u.release) : std::string();
+std::string_view stringField(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
+}
+
+bool carriesStaleCondition(const json::value& node) {
+  const auto* c = conditionOf(node, kStaleNetworkCondition);
+  return c != nullptr && stringField(*c, "reason") == kStaleNetworkReason;
 }
 
 std::string architecture() {
@@ -86,11 +111,19 @@ NodeController::NodeController(kube::RestClient& client, provider::Provider& pro
   if (options_.internalIP.empty()) {
     options_.internalIP = detectInternalIP();
   }
-  if (options_.hostname.empty()) {
-    options_.hostname = hostName();
-  }
+  kubeletVersionSettled_ = !options_.kubeletVersion.empty();
+  kubeletVersion_ = kubeletVersionSettled_
+                        ? options_.kubeletVersion
+                        : kubeletVersionFor(kDefaultKubernetesRelease, options_.burstletVersion);
   started_ = clock_.now();
-  readyCondition_ = {true, "KubeletReady", "burstlet is posting ready status", started_};
+  // The kubelet's words: the pressure conditions stay False (the provider's resources are its
+  // own to manage) and Ready is True while burstlet runs.
+  memoryCondition_ = {false, "KubeletHasSufficientMemory",
+                      "kubelet has sufficient memory available", started_};
+  diskCondition_ = {false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure", started_};
+  pidCondition_ = {false, "KubeletHasSufficientPID", "kubelet has sufficient PID available",
+                   started_};
+  readyCondition_ = {true, "KubeletReady", "kubelet is posting ready status", started_};
   providerCondition_.since = started_;
   health_.onChange([this] { wakeup_.notify(); });
   refreshConditions();
@@ -174,9 +207,9 @@ void NodeController::refreshConditions() {
   const bool wasReady = readyCondition_.status;
   if (ready) {
     changed |= setCondition(readyCondition_, true, "KubeletReady",
-                            "burstlet is posting ready status", clock_.now());
+                            "kubelet is posting ready status", clock_.now());
   } else {
-    changed |= setCondition(readyCondition_, false, "ProviderUnreachable",
+    changed |= setCondition(readyCondition_, false, "KubeletNotReady",
                             "the " + provider + " provider has been unreachable for over " +
                                 durationText(after) + ": " + h.error,
                             clock_.now());
@@ -205,18 +238,10 @@ json::value NodeController::statusObject() const {
                         {"reason", c.reason},
                         {"message", c.message}};
   };
-  // The node's own resources are the provider's to manage: these never change.
-  auto fixed = [&](std::string_view type, std::string_view reason, std::string_view message) {
-    return cond(type, ConditionState{false, std::string(reason), std::string(message), started_});
-  };
-  json::array conditions{
-      cond("Ready", readyCondition_),
-      cond("ProviderUnavailable", providerCondition_),
-      fixed("MemoryPressure", "KubeletHasSufficientMemory", "the provider has memory available"),
-      fixed("DiskPressure", "KubeletHasNoDiskPressure", "the provider has no disk pressure"),
-      fixed("PIDPressure", "KubeletHasSufficientPID", "the provider has PIDs available"),
-      fixed("NetworkUnavailable", "ProviderNetworkReady",
-            "pods get their network from the provider")};
+  json::array conditions{cond("MemoryPressure", memoryCondition_),
+                         cond("DiskPressure", diskCondition_), cond("PIDPressure", pidCondition_),
+                         cond("Ready", readyCondition_),
+                         cond("ProviderUnavailable", providerCondition_)};
   const std::string providerName(provider_.name());
   return json::object{
       {"capacity", resources},
@@ -224,16 +249,17 @@ json::value NodeController::statusObject() const {
       {"conditions", std::move(conditions)},
       {"addresses",
        json::array{json::object{{"type", "InternalIP"}, {"address", options_.internalIP}},
-                   json::object{{"type", "Hostname"}, {"address", options_.hostname}}}},
+                   json::object{{"type", "Hostname"}, {"address", options_.nodeName}}}},
       {"daemonEndpoints",
        json::object{{"kubeletEndpoint", json::object{{"Port", options_.kubeletPort}}}}},
       {"nodeInfo", json::object{{"machineID", ""},
                                 {"systemUUID", ""},
                                 {"bootID", ""},
-                                {"kernelVersion", kernelVersion()},
+                                // No kernel of its own: the provider runs the pods.
+                                {"kernelVersion", ""},
                                 {"osImage", "burstlet virtual node (" + providerName + ")"},
                                 {"containerRuntimeVersion", providerName + "://burstlet"},
-                                {"kubeletVersion", options_.kubeletVersion},
+                                {"kubeletVersion", kubeletVersion_},
                                 {"kubeProxyVersion", ""},
                                 {"operatingSystem", "linux"},
                                 {"architecture", architecture()}}}};
@@ -314,11 +340,85 @@ asio::awaitable<Status> NodeController::registerNode() {
     co_return std::move(adopted).error();
   }
   nodeUid_ = std::string(kube::objectUid(*adopted));
+  adoptTransitionTimes(*adopted);
   spdlog::info("msg=\"node adopted\" node={} uid={}", options_.nodeName, nodeUid_);
   statusDirty_ = true;
   taintWritten_ = taintWanted();
   lease_.reset();
   co_return okStatus();
+}
+
+void NodeController::adoptTransitionTimes(const json::value& node) {
+  const std::array<std::pair<std::string_view, ConditionState*>, 5> ours = {{
+      {"MemoryPressure", &memoryCondition_},
+      {"DiskPressure", &diskCondition_},
+      {"PIDPressure", &pidCondition_},
+      {"Ready", &readyCondition_},
+      {"ProviderUnavailable", &providerCondition_},
+  }};
+  for (const auto& [type, state] : ours) {
+    const auto* c = conditionOf(node, type);
+    if (c == nullptr || stringField(*c, "status") != (state->status ? "True" : "False")) {
+      continue;
+    }
+    if (auto since = parseRfc3339(stringField(*c, "lastTransitionTime"))) {
+      state->since = *since;
+    }
+  }
+}
+
+asio::awaitable<Status> NodeController::removeStaleConditions() {
+  const std::string cluster;  // named: see kube/rest.h on co_await temporaries
+  std::string name = options_.nodeName;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto current = co_await client_.get(resources::kNodes, cluster, name);
+    if (!current.ok()) {
+      co_return std::move(current).error();
+    }
+    if (!carriesStaleCondition(*current)) {
+      staleConditions_ = false;
+      co_return okStatus();
+    }
+    // On the version read: a NetworkUnavailable someone else wrote since is not ours to delete.
+    json::object patch{
+        {"metadata",
+         json::object{{"resourceVersion", std::string(kube::objectResourceVersion(*current))}}},
+        {"status",
+         json::object{{"conditions", json::array{json::object{{"$patch", "delete"},
+                                                              {"type", kStaleNetworkCondition}}}}}}};
+    std::string body = json::serialize(patch);
+    std::string subresource = "status";
+    auto r = co_await client_.patch(resources::kNodes, cluster, name, PatchType::kStrategicMerge,
+                                    std::move(body), subresource);
+    if (r.ok()) {
+      staleConditions_ = false;
+      spdlog::info("msg=\"removed the condition an older burstlet wrote\" node={} condition={}",
+                   options_.nodeName, kStaleNetworkCondition);
+      co_return okStatus();
+    }
+    if (r.error().code != ErrorCode::kConflict) {
+      co_return std::move(r).error();
+    }
+  }
+  co_return Error::make(ErrorCode::kConflict, "Conflict",
+                        "node " + options_.nodeName + " kept changing while removing " +
+                            std::string(kStaleNetworkCondition));
+}
+
+asio::awaitable<void> NodeController::resolveKubeletVersion() {
+  auto release = co_await clusterRelease(client_);
+  if (release.ok()) {
+    kubeletVersion_ = kubeletVersionFor(*release, options_.burstletVersion);
+    kubeletVersionSettled_ = true;
+    spdlog::info("msg=\"node version\" node={} kubeletVersion={}", options_.nodeName,
+                 kubeletVersion_);
+    co_return;
+  }
+  // No answer may pass (asked again at the next status write); a wrong answer will not.
+  kubeletVersionSettled_ = !isRetryable(release.error().code);
+  spdlog::warn(
+      "msg=\"cluster version unknown, the node reports {}\" node={} default={} error=\"{}\"",
+      kubeletVersion_, options_.nodeName, kDefaultKubernetesRelease, release.error().toString());
 }
 
 asio::awaitable<Status> NodeController::syncTaints() {
@@ -339,7 +439,15 @@ asio::awaitable<Status> NodeController::syncTaints() {
 }
 
 asio::awaitable<Status> NodeController::patchStatus() {
-  json::object patch{{"status", statusObject()}};
+  json::value status = statusObject();
+  // Our conditions in our order also on a node whose list an older burstlet ordered otherwise;
+  // conditions others wrote keep their places among them.
+  json::array order;
+  for (const auto type : kConditionOrder) {
+    order.push_back(json::object{{"type", type}});
+  }
+  status.as_object()["$setElementOrder/conditions"] = std::move(order);
+  json::object patch{{"status", std::move(status)}};
   std::string name = options_.nodeName;
   const std::string cluster;  // named: see kube/rest.h on co_await temporaries
   std::string body = json::serialize(patch);
@@ -355,6 +463,7 @@ asio::awaitable<Status> NodeController::patchStatus() {
     lease_.reset();
   }
   statusDirty_ = false;
+  staleConditions_ = carriesStaleCondition(*r);
   co_return okStatus();
 }
 
@@ -445,6 +554,9 @@ asio::awaitable<void> NodeController::run() {
   while (!stopped_) {
     refreshConditions();
     if (!registered) {
+      if (!kubeletVersionSettled_) {
+        co_await resolveKubeletVersion();
+      }
       auto s = co_await registerNode();
       if (!s.ok()) {
         ready_ = false;
@@ -491,6 +603,9 @@ asio::awaitable<void> NodeController::run() {
       }
     }
     if (statusDirty_ || now >= nextStatus) {
+      if (!kubeletVersionSettled_) {
+        co_await resolveKubeletVersion();
+      }
       auto s = co_await patchStatus();
       if (!s.ok()) {
         spdlog::warn("msg=\"node status update failed\" node={} error=\"{}\"", options_.nodeName,
@@ -501,6 +616,13 @@ asio::awaitable<void> NodeController::run() {
         }
       }
       nextStatus = now + options_.statusInterval;
+      if (staleConditions_) {
+        auto removed = co_await removeStaleConditions();
+        if (!removed.ok()) {  // tried again after the next status write
+          spdlog::warn("msg=\"removing a stale node condition failed\" node={} error=\"{}\"",
+                       options_.nodeName, removed.error().toString());
+        }
+      }
     }
     const bool taintsDue = taintWritten_ != taintWanted();
     if (taintsDue && now >= nextTaints) {

@@ -9,6 +9,12 @@
 // (no new pods while the backend is away, and none evicted because of it). Ready goes False
 // over it only after notReadyAfterProviderOutage, when set.
 //
+// The status is what a kubelet of the cluster's version writes (docs: README, "The virtual
+// node"): kubeletVersion is the cluster's release marked as burstlet's, the Hostname address is
+// the node's name, and the conditions are the kubelet's MemoryPressure, DiskPressure,
+// PIDPressure and Ready in that order, each with its own lastTransitionTime, then burstlet's
+// ProviderUnavailable.
+//
 // All writes keep what others wrote: labels are merged, conditions are merged by type, and the
 // taint list (atomic in the API) is read, edited and written back on the version read.
 #pragma once
@@ -24,6 +30,7 @@
 #include "common/clock.h"
 #include "kube/informer.h"  // objectUid, objectResourceVersion
 #include "kube/rest.h"
+#include "node/node_version.h"
 #include "node/provider_health.h"
 #include "node/wakeup.h"
 #include "provider/provider.h"
@@ -34,12 +41,15 @@ namespace asio = boost::asio;
 
 struct NodeOptions {
   std::string nodeName = "burstlet";
-  // Addresses reported in status; empty = detected (first non-loopback IPv4, host name).
+  // The InternalIP address reported in status; empty = detected (first non-loopback IPv4). The
+  // Hostname address is the node's name.
   std::string internalIP;
-  std::string hostname;
   int kubeletPort = 10250;
   std::string instanceType = "burstlet-virtual";
-  std::string kubeletVersion;  // reported as nodeInfo.kubeletVersion
+  // Reported as nodeInfo.kubeletVersion when set; empty = the cluster's release (GET /version)
+  // as "<vX.Y.Z>-burstlet.<burstletVersion>", kDefaultKubernetesRelease when unknown.
+  std::string kubeletVersion;
+  std::string burstletVersion = "0.0.0";
   std::chrono::seconds leaseDuration{40};
   std::chrono::seconds renewInterval{10};
   std::chrono::seconds statusInterval{60};
@@ -72,6 +82,8 @@ class NodeController {
   // Whether the provider answered its last ping in time.
   bool providerHealthy() const { return health_.state().reachable; }
   const NodeOptions& options() const { return options_; }
+  // The nodeInfo.kubeletVersion written: the cluster's once run() has read it.
+  const std::string& kubeletVersion() const { return kubeletVersion_; }
 
   // The Node as registered (for tests and the create call).
   boost::json::value nodeObject() const;
@@ -85,6 +97,15 @@ class NodeController {
     std::string message;
     Clock::WallTime since;  // lastTransitionTime
   };
+  // Reads the cluster's release for kubeletVersion_; on failure keeps what it has (the default
+  // at first) and says so. Settled unless the failure may pass (then asked again later).
+  asio::awaitable<void> resolveKubeletVersion();
+  // Takes the lastTransitionTime of each of our conditions from `node` (one registered before)
+  // where its status there is the one we report: a restart is no transition.
+  void adoptTransitionTimes(const boost::json::value& node);
+  // Removes the NetworkUnavailable condition an older burstlet wrote (recognised by its reason),
+  // conditional on the version read so that one written by someone else meanwhile stays.
+  asio::awaitable<Status> removeStaleConditions();
   // Brings the conditions and the wanted taints up to date with the provider's health; marks
   // the status dirty when a condition flipped or changed its reason.
   void refreshConditions();
@@ -118,6 +139,15 @@ class NodeController {
   std::optional<boost::json::value> lease_;  // last lease written (holds resourceVersion)
   bool statusDirty_ = true;
   Clock::WallTime started_;
+  std::string kubeletVersion_;
+  bool kubeletVersionSettled_ = false;
+  // The node carries a condition an older burstlet wrote and burstlet no longer does.
+  bool staleConditions_ = false;
+  // MemoryPressure, DiskPressure, PIDPressure: the provider's resources are its own to manage,
+  // so these stay False; kept as state for their lastTransitionTime.
+  ConditionState memoryCondition_;
+  ConditionState diskCondition_;
+  ConditionState pidCondition_;
   ConditionState readyCondition_;
   ConditionState providerCondition_;  // ProviderUnavailable
   // When Ready is due to go False over an ongoing outage (notReadyAfterProviderOutage).

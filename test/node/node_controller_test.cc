@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
+#include <algorithm>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -49,6 +50,9 @@ struct Api {
   int uid = 0;
   // Runs once, before the next node patch is looked at: another writer getting in between.
   std::function<void(json::value& node)> beforeNodePatch;
+  // The body of GET /version; empty: 404.
+  std::string versionBody = R"({"major":"1","minor":"36","gitVersion":"v1.36.3"})";
+  int versionGets = 0;
 
   static void bumpVersion(json::value& node) {
     auto& md = node.at("metadata").as_object();
@@ -89,8 +93,40 @@ struct Api {
     return jsonResponse(200, json::serialize(existingNode));
   }
 
+  // A status patch is recorded; its "$patch": "delete" conditions are applied, on the
+  // resourceVersion it names if any.
+  Result<kube::HttpResponse> patchStatus(const json::value& patch) {
+    statusPatches.push_back(patch);
+    const auto* md = patch.as_object().if_contains("metadata");
+    const auto* rv = md != nullptr ? md->as_object().if_contains("resourceVersion") : nullptr;
+    if (rv != nullptr && *rv != existingNode.at("metadata").at("resourceVersion")) {
+      ++nodeConflicts;
+      return jsonResponse(409, status(409, "Conflict"));
+    }
+    auto* st = existingNode.as_object().if_contains("status");
+    auto* have = st != nullptr ? st->as_object().if_contains("conditions") : nullptr;
+    if (have != nullptr) {
+      for (const auto& c : patch.at("status").at("conditions").as_array()) {
+        if (c.as_object().if_contains("$patch") == nullptr) {
+          continue;
+        }
+        auto& list = have->as_array();
+        list.erase(std::remove_if(list.begin(), list.end(),
+                                  [&](const json::value& e) { return e.at("type") == c.at("type"); }),
+                   list.end());
+        bumpVersion(existingNode);
+      }
+    }
+    return jsonResponse(200, json::serialize(existingNode));
+  }
+
   Result<kube::HttpResponse> answer(const kube::HttpRequest& r) {
     std::lock_guard lock(mu);
+    if (r.target == "/version") {
+      ++versionGets;
+      return versionBody.empty() ? jsonResponse(404, status(404, "NotFound"))
+                                 : jsonResponse(200, versionBody);
+    }
     const bool lease = r.target.find("/leases") != std::string::npos;
     const bool statusSub = r.target.find("/status") != std::string::npos;
     if (lease) {
@@ -126,8 +162,7 @@ struct Api {
       if (!statusSub) {
         return patchNode(json::parse(r.body));
       }
-      statusPatches.push_back(json::parse(r.body));
-      return jsonResponse(200, json::serialize(existingNode));
+      return patchStatus(json::parse(r.body));
     }
     return jsonResponse(400, status(400, "BadRequest"));
   }
@@ -162,7 +197,6 @@ struct Harness {
     NodeOptions o;
     o.nodeName = "vk";
     o.internalIP = "10.1.2.3";
-    o.hostname = "host-1";
     o.kubeletVersion = "v0.1.0-burstlet";
     o.renewInterval = seconds(1);
     o.pingInterval = seconds(1);
@@ -404,6 +438,7 @@ TEST(NodeControllerTest, ReadyGoesFalseAfterNotReadyAfterProviderOutage) {
     return conditionOf(s, "ProviderUnavailable") == "True/ProviderUnreachable";
   }));
   EXPECT_EQ(conditionOf(h.lastStatus(), "Ready"), "True/KubeletReady");
+  const json::value before = h.lastStatus();
 
   size_t writes = h.statusPatches();
   h.fakeClock.advance(std::chrono::minutes(4));  // not yet
@@ -413,9 +448,11 @@ TEST(NodeControllerTest, ReadyGoesFalseAfterNotReadyAfterProviderOutage) {
   writes = h.statusPatches();
   h.fakeClock.advance(std::chrono::minutes(1));
   ASSERT_TRUE(h.statusWhere(
-      [](const json::value& s) { return conditionOf(s, "Ready") == "False/ProviderUnreachable"; },
+      [](const json::value& s) { return conditionOf(s, "Ready") == "False/KubeletNotReady"; },
       writes));
   const json::value notReady = h.lastStatus();
+  EXPECT_NE(fieldOf(notReady, "Ready", "lastTransitionTime"),
+            fieldOf(before, "Ready", "lastTransitionTime"));
   EXPECT_EQ(fieldOf(notReady, "Ready", "message"),
             "the stub provider has been unreachable for over 5m: stub backend refuses connections");
   EXPECT_EQ(conditionOf(notReady, "ProviderUnavailable"), "True/ProviderUnreachable");
@@ -427,6 +464,19 @@ TEST(NodeControllerTest, ReadyGoesFalseAfterNotReadyAfterProviderOutage) {
   ASSERT_TRUE(h.statusWhere(
       [](const json::value& s) { return conditionOf(s, "Ready") == "True/KubeletReady"; }, writes));
   EXPECT_EQ(conditionOf(h.lastStatus(), "ProviderUnavailable"), "False/ProviderReachable");
+  EXPECT_EQ(fieldOf(h.lastStatus(), "Ready", "message"), "kubelet is posting ready status");
+  // Ready flipped twice; the pressure conditions, which did not, kept their transition time.
+  for (const auto* type : {"MemoryPressure", "DiskPressure", "PIDPressure"}) {
+    EXPECT_EQ(fieldOf(notReady, type, "lastTransitionTime"),
+              fieldOf(before, type, "lastTransitionTime"))
+        << type;
+    EXPECT_EQ(fieldOf(h.lastStatus(), type, "lastTransitionTime"),
+              fieldOf(before, type, "lastTransitionTime"))
+        << type;
+    EXPECT_NE(fieldOf(h.lastStatus(), type, "lastHeartbeatTime"),
+              fieldOf(before, type, "lastHeartbeatTime"))
+        << type;
+  }
 }
 
 // stop() releases the lease at once; run() itself ends only when the ping in flight has
@@ -482,6 +532,146 @@ TEST(NodeControllerTest, AdoptionDropsAStaleProviderUnavailableTaint) {
   h.start();
   ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
   EXPECT_EQ(h.taintKeys(), (std::set<std::string>{"virtual-kubelet.io/provider"}));
+}
+
+// The status as a kubelet writes it: the Hostname address is the node's name, the kubelet's
+// conditions in its order with its reasons and messages, then ProviderUnavailable, and no
+// NetworkUnavailable; a virtual node has no kernel.
+TEST(NodeControllerTest, StatusIsWhatAKubeletWrites) {
+  Harness h(true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.fakeClock.advance(seconds(61));  // the periodic status write
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > 0; }));
+  std::lock_guard lock(h.api.mu);
+  for (const auto* written : {&h.api.existingNode, &h.api.statusPatches.back()}) {
+    const auto& st = written->at("status");
+    std::vector<std::string> types;
+    for (const auto& c : st.at("conditions").as_array()) {
+      types.emplace_back(c.at("type").as_string());
+    }
+    EXPECT_EQ(types, (std::vector<std::string>{"MemoryPressure", "DiskPressure", "PIDPressure",
+                                               "Ready", "ProviderUnavailable"}));
+    EXPECT_EQ(conditionOf(*written, "MemoryPressure"), "False/KubeletHasSufficientMemory");
+    EXPECT_EQ(fieldOf(*written, "MemoryPressure", "message"),
+              "kubelet has sufficient memory available");
+    EXPECT_EQ(conditionOf(*written, "DiskPressure"), "False/KubeletHasNoDiskPressure");
+    EXPECT_EQ(fieldOf(*written, "DiskPressure", "message"), "kubelet has no disk pressure");
+    EXPECT_EQ(conditionOf(*written, "PIDPressure"), "False/KubeletHasSufficientPID");
+    EXPECT_EQ(fieldOf(*written, "PIDPressure", "message"), "kubelet has sufficient PID available");
+    EXPECT_EQ(conditionOf(*written, "Ready"), "True/KubeletReady");
+    EXPECT_EQ(fieldOf(*written, "Ready", "message"), "kubelet is posting ready status");
+    EXPECT_EQ(conditionOf(*written, "NetworkUnavailable"), "none");
+    EXPECT_EQ(st.at("addresses"),
+              json::parse(R"([{"type":"InternalIP","address":"10.1.2.3"},
+                              {"type":"Hostname","address":"vk"}])"));
+    EXPECT_EQ(st.at("nodeInfo").at("kernelVersion"), "");
+    EXPECT_FALSE(st.as_object().contains("declaredFeatures"));
+  }
+  // The patch puts the conditions in this order on a node an older burstlet ordered otherwise.
+  EXPECT_EQ(h.api.statusPatches.back().at("status").at("$setElementOrder/conditions"),
+            json::parse(R"([{"type":"MemoryPressure"},{"type":"DiskPressure"},
+                            {"type":"PIDPressure"},{"type":"Ready"},
+                            {"type":"ProviderUnavailable"}])"));
+}
+
+// Without a version in the options, the node reports the cluster's release (its prerelease and
+// build cut) marked with burstlet's version.
+TEST(NodeControllerTest, ReportsTheClustersKubernetesVersion) {
+  Harness h(false, [](NodeOptions& o) {
+    o.kubeletVersion.clear();
+    o.burstletVersion = "0.1.0";
+  });
+  h.api.versionBody = R"({"major":"1","minor":"36+","gitVersion":"v1.36.3-rc.1+k3s2"})";
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  EXPECT_EQ(h.node->kubeletVersion(), "v1.36.3-burstlet.0.1.0");
+  std::lock_guard lock(h.api.mu);
+  EXPECT_EQ(h.api.existingNode.at("status").at("nodeInfo").at("kubeletVersion"),
+            "v1.36.3-burstlet.0.1.0");
+  EXPECT_EQ(h.api.versionGets, 1);
+}
+
+// A cluster whose version cannot be read still gets its node, with the default version.
+TEST(NodeControllerTest, UnknownClusterVersionFallsBackToTheDefault) {
+  for (const char* body : {"", R"({"gitVersion":"devel"})", "not json"}) {
+    Harness h(false, [](NodeOptions& o) {
+      o.kubeletVersion.clear();
+      o.burstletVersion = "0.1.0";
+    });
+    h.api.versionBody = body;
+    h.start();
+    ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); })) << body;
+    EXPECT_EQ(h.node->kubeletVersion(), "v1.36.0-burstlet.0.1.0") << body;
+    std::lock_guard lock(h.api.mu);
+    EXPECT_EQ(h.api.existingNode.at("status").at("nodeInfo").at("kubeletVersion"),
+              "v1.36.0-burstlet.0.1.0");
+  }
+}
+
+// An explicit version wins; the cluster is not asked.
+TEST(NodeControllerTest, AnExplicitKubeletVersionWins) {
+  Harness h;
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  EXPECT_EQ(h.node->kubeletVersion(), "v0.1.0-burstlet");
+  std::lock_guard lock(h.api.mu);
+  EXPECT_EQ(h.api.versionGets, 0);
+}
+
+// A node registered by an older burstlet: its NetworkUnavailable (burstlet's reason) goes, on
+// the version read; the conditions whose status is unchanged keep their lastTransitionTime.
+TEST(NodeControllerTest, AdoptionRemovesStaleNetworkUnavailableAndKeepsTransitionTimes) {
+  Harness h;
+  h.api.nodeExists = true;
+  h.api.existingNode = json::parse(R"({"metadata":{"name":"vk","uid":"uid-old",
+      "resourceVersion":"9"},
+      "spec":{"taints":[{"key":"virtual-kubelet.io/provider","value":"stub","effect":"NoSchedule"}]},
+      "status":{"conditions":[
+        {"type":"Ready","status":"Unknown","reason":"NodeStatusUnknown",
+         "lastTransitionTime":"2024-01-01T00:00:10Z"},
+        {"type":"MemoryPressure","status":"False","reason":"KubeletHasSufficientMemory",
+         "lastTransitionTime":"2024-01-01T00:00:00Z"},
+        {"type":"DiskPressure","status":"True","reason":"Other",
+         "lastTransitionTime":"2024-01-01T00:00:01Z"},
+        {"type":"NetworkUnavailable","status":"False","reason":"ProviderNetworkReady",
+         "lastTransitionTime":"2024-01-01T00:00:00Z"}]}})");
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.api.mu);
+    return h.api.statusPatches.size() >= 2;
+  }));
+  std::lock_guard lock(h.api.mu);
+  const auto& written = h.api.statusPatches[0];
+  EXPECT_EQ(fieldOf(written, "MemoryPressure", "lastTransitionTime"), "2024-01-01T00:00:00Z");
+  EXPECT_NE(fieldOf(written, "DiskPressure", "lastTransitionTime"), "2024-01-01T00:00:01Z");
+  EXPECT_NE(fieldOf(written, "Ready", "lastTransitionTime"), "2024-01-01T00:00:10Z");
+  const auto& removal = h.api.statusPatches[1];
+  EXPECT_EQ(removal.at("metadata").at("resourceVersion"), "10");  // after the adoption patch
+  EXPECT_EQ(removal.at("status").at("conditions"),
+            json::parse(R"([{"$patch":"delete","type":"NetworkUnavailable"}])"));
+  for (const auto& c : h.api.existingNode.at("status").at("conditions").as_array()) {
+    EXPECT_NE(c.at("type"), "NetworkUnavailable");
+  }
+}
+
+// A NetworkUnavailable with another reason is someone else's: it stays.
+TEST(NodeControllerTest, KeepsANetworkUnavailableOthersWrote) {
+  Harness h;
+  h.api.nodeExists = true;
+  h.api.existingNode = json::parse(R"({"metadata":{"name":"vk","uid":"uid-old",
+      "resourceVersion":"9"},
+      "spec":{"taints":[{"key":"virtual-kubelet.io/provider","value":"stub","effect":"NoSchedule"}]},
+      "status":{"conditions":[{"type":"NetworkUnavailable","status":"False",
+                               "reason":"RouteCreated"}]}})");
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > 0; }));
+  // A moment for a removal that must not come.
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(300));
+  std::lock_guard lock(h.api.mu);
+  EXPECT_EQ(h.api.statusPatches.size(), 1U);
+  EXPECT_EQ(h.api.existingNode.at("status").at("conditions").as_array().size(), 1U);
 }
 
 TEST(NodeControllerTest, ANodeDeletedByHandIsRegisteredAgain) {
