@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,28 +65,54 @@ func TestVirtualNodeRegistersAndRenewsLease(t *testing.T) {
 	if got := node.Status.Allocatable.Cpu().Value(); got != 2000 {
 		t.Errorf("allocatable cpu %d", got)
 	}
-	types := map[corev1.NodeConditionType]corev1.ConditionStatus{}
+	// The kubelet's conditions in its order, with its reasons, then burstlet's own; no
+	// NetworkUnavailable, which a kubelet never sets.
+	var types []string
 	for _, c := range node.Status.Conditions {
-		types[c.Type] = c.Status
+		types = append(types, string(c.Type))
 	}
-	for _, ct := range []corev1.NodeConditionType{corev1.NodeMemoryPressure, corev1.NodeDiskPressure,
-		corev1.NodePIDPressure, corev1.NodeNetworkUnavailable} {
-		if types[ct] != corev1.ConditionFalse {
-			t.Errorf("condition %s = %q, want False", ct, types[ct])
+	if want := []string{"MemoryPressure", "DiskPressure", "PIDPressure", "Ready", "ProviderUnavailable"}; !slices.Equal(types, want) {
+		t.Errorf("conditions %v, want %v", types, want)
+	}
+	for ct, reason := range map[corev1.NodeConditionType]string{
+		corev1.NodeMemoryPressure: "KubeletHasSufficientMemory",
+		corev1.NodeDiskPressure:   "KubeletHasNoDiskPressure",
+		corev1.NodePIDPressure:    "KubeletHasSufficientPID",
+		corev1.NodeReady:          "KubeletReady"} {
+		c := nodeCondition(node, ct)
+		want := corev1.ConditionFalse
+		if ct == corev1.NodeReady {
+			want = corev1.ConditionTrue
+		}
+		if c == nil || c.Status != want || c.Reason != reason {
+			t.Errorf("condition %s = %+v, want %s with reason %s", ct, c, want, reason)
 		}
 	}
 	addr := map[corev1.NodeAddressType]string{}
 	for _, a := range node.Status.Addresses {
 		addr[a.Type] = a.Address
 	}
-	if addr[corev1.NodeInternalIP] != "127.0.0.1" || addr[corev1.NodeHostName] == "" {
-		t.Errorf("addresses %+v", node.Status.Addresses)
+	if addr[corev1.NodeInternalIP] != "127.0.0.1" || addr[corev1.NodeHostName] != d.node {
+		t.Errorf("addresses %+v, want InternalIP 127.0.0.1 and Hostname %s", node.Status.Addresses, d.node)
 	}
 	if node.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
 		t.Errorf("kubelet port %d", node.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	}
-	if v := node.Status.NodeInfo.KubeletVersion; !strings.HasPrefix(v, "v") || !strings.HasSuffix(v, "-burstlet") {
-		t.Errorf("kubeletVersion %q", v)
+	// The cluster's version, marked as burstlet's: v1.36.3-burstlet.<burstlet version>.
+	server, err := env.cluster.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := node.Status.NodeInfo.KubeletVersion; server.GitVersion != "v1.36.3" ||
+		!strings.HasPrefix(v, server.GitVersion+"-burstlet.") || len(v) == len(server.GitVersion+"-burstlet.") {
+		t.Errorf("kubeletVersion %q, cluster %q", v, server.GitVersion)
+	}
+	if k := node.Status.NodeInfo.KernelVersion; k != "" {
+		t.Errorf("kernelVersion %q: a virtual node has no kernel", k)
+	}
+	// burstlet declares no feature (README: "The virtual node's status").
+	if f := node.Status.DeclaredFeatures; len(f) != 0 {
+		t.Errorf("declaredFeatures %v", f)
 	}
 
 	lease, err := env.cluster.CoordinationV1().Leases("kube-node-lease").Get(ctx, d.node, metav1.GetOptions{})
@@ -162,5 +189,76 @@ func TestGracefulShutdownReleasesLease(t *testing.T) {
 	}
 	if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
 		t.Errorf("lease still held by %q", *l.Spec.HolderIdentity)
+	}
+}
+
+// A node an older burstlet wrote (conditions in its order, its NetworkUnavailable) gets the
+// kubelet's order and loses that condition when burstlet starts again; a condition someone
+// else wrote stays, and conditions whose status did not change keep their lastTransitionTime.
+func TestRestartKeepsTransitionTimesAndDropsStaleConditions(t *testing.T) {
+	d := startDaemon(t)
+	ctx := context.Background()
+	nodes := env.cluster.CoreV1().Nodes()
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	node, err := nodes.Get(ctx, d.node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As burstlet 0.1 left it: Ready first, the pressure conditions later, NetworkUnavailable;
+	// the transition times an hour ago.
+	past := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	byType := map[corev1.NodeConditionType]corev1.NodeCondition{}
+	for _, c := range node.Status.Conditions {
+		c.LastTransitionTime = past
+		byType[c.Type] = c
+	}
+	node.Status.Conditions = nil
+	for _, ct := range []corev1.NodeConditionType{corev1.NodeReady, providerUnavailable,
+		corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure} {
+		node.Status.Conditions = append(node.Status.Conditions, byType[ct])
+	}
+	node.Status.Conditions = append(node.Status.Conditions,
+		corev1.NodeCondition{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionFalse,
+			Reason: "ProviderNetworkReady", Message: "pods get their network from the provider",
+			LastHeartbeatTime: past, LastTransitionTime: past},
+		corev1.NodeCondition{Type: "example.com/Checked", Status: corev1.ConditionTrue,
+			Reason: "Checked", LastHeartbeatTime: past, LastTransitionTime: past})
+	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	d.start()
+	d.waitReady(60 * time.Second)
+	var got *corev1.Node
+	eventually(t, 30*time.Second, "NetworkUnavailable removed", func() error {
+		n, err := nodes.Get(ctx, d.node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c := nodeCondition(n, corev1.NodeNetworkUnavailable); c != nil {
+			return fmt.Errorf("still %+v", c)
+		}
+		got = n
+		return nil
+	})
+	var types []string
+	for _, c := range got.Status.Conditions {
+		types = append(types, string(c.Type))
+	}
+	if want := []string{"MemoryPressure", "DiskPressure", "PIDPressure", "Ready", "ProviderUnavailable",
+		"example.com/Checked"}; !slices.Equal(types, want) {
+		t.Errorf("conditions %v, want %v", types, want)
+	}
+	for _, ct := range []corev1.NodeConditionType{corev1.NodeMemoryPressure, corev1.NodeDiskPressure,
+		corev1.NodePIDPressure, corev1.NodeReady, providerUnavailable, "example.com/Checked"} {
+		c := nodeCondition(got, ct)
+		if c == nil || !c.LastTransitionTime.Equal(&past) {
+			t.Errorf("condition %s = %+v, want lastTransitionTime %v kept", ct, c, past)
+		}
+		if ct != "example.com/Checked" && (c == nil || !c.LastHeartbeatTime.After(past.Time)) {
+			t.Errorf("condition %s = %+v, want a fresh lastHeartbeatTime", ct, c)
+		}
 	}
 }

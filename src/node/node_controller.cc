@@ -383,9 +383,9 @@ asio::awaitable<Status> NodeController::removeStaleConditions() {
     json::object patch{
         {"metadata",
          json::object{{"resourceVersion", std::string(kube::objectResourceVersion(*current))}}},
-        {"status",
-         json::object{{"conditions", json::array{json::object{{"$patch", "delete"},
-                                                              {"type", kStaleNetworkCondition}}}}}}};
+        {"status", json::object{{"conditions",
+                                 json::array{json::object{{"$patch", "delete"},
+                                                          {"type", kStaleNetworkCondition}}}}}}};
     std::string body = json::serialize(patch);
     std::string subresource = "status";
     auto r = co_await client_.patch(resources::kNodes, cluster, name, PatchType::kStrategicMerge,

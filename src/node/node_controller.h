@@ -9,9 +9,9 @@
 // (no new pods while the backend is away, and none evicted because of it). Ready goes False
 // over it only after notReadyAfterProviderOutage, when set.
 //
-// The status is what a kubelet of the cluster's version writes (docs: README, "The virtual
-// node"): kubeletVersion is the cluster's release marked as burstlet's, the Hostname address is
-// the node's name, and the conditions are the kubelet's MemoryPressure, DiskPressure,
+// The status is what a kubelet of the cluster's version writes (README: "The virtual node's
+// status"): kubeletVersion is the cluster's release marked as burstlet's, the Hostname address
+// is the node's name, and the conditions are the kubelet's MemoryPressure, DiskPressure,
 // PIDPressure and Ready in that order, each with its own lastTransitionTime, then burstlet's
 // ProviderUnavailable.
 //
@@ -57,7 +57,7 @@ struct NodeOptions {
   // A ping unanswered this long counts as the provider being unreachable (not waited for).
   std::chrono::milliseconds pingTimeout{10'000};
   // Once the provider has been unreachable this long, Ready goes False (reason
-  // ProviderUnreachable) and the cluster evicts the pods by their tolerations; 0 = never.
+  // KubeletNotReady) and the cluster evicts the pods by their tolerations; 0 = never.
   std::chrono::milliseconds notReadyAfterProviderOutage{0};
 };
 

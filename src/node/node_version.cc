@@ -59,7 +59,8 @@ boost::asio::awaitable<Result<std::string>> clusterRelease(kube::RestClient& cli
   const json::value info = json::parse(response->body, ec);
   const json::string* gitVersion = nullptr;
   if (!ec && info.is_object()) {
-    if (const auto* v = info.as_object().if_contains("gitVersion"); v != nullptr && v->is_string()) {
+    if (const auto* v = info.as_object().if_contains("gitVersion");
+        v != nullptr && v->is_string()) {
       gitVersion = &v->as_string();
     }
   }

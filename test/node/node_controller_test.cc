@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
-#include <algorithm>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -111,9 +111,10 @@ struct Api {
           continue;
         }
         auto& list = have->as_array();
-        list.erase(std::remove_if(list.begin(), list.end(),
-                                  [&](const json::value& e) { return e.at("type") == c.at("type"); }),
-                   list.end());
+        list.erase(
+            std::remove_if(list.begin(), list.end(),
+                           [&](const json::value& e) { return e.at("type") == c.at("type"); }),
+            list.end());
         bumpVersion(existingNode);
       }
     }
@@ -562,8 +563,7 @@ TEST(NodeControllerTest, StatusIsWhatAKubeletWrites) {
     EXPECT_EQ(conditionOf(*written, "Ready"), "True/KubeletReady");
     EXPECT_EQ(fieldOf(*written, "Ready", "message"), "kubelet is posting ready status");
     EXPECT_EQ(conditionOf(*written, "NetworkUnavailable"), "none");
-    EXPECT_EQ(st.at("addresses"),
-              json::parse(R"([{"type":"InternalIP","address":"10.1.2.3"},
+    EXPECT_EQ(st.at("addresses"), json::parse(R"([{"type":"InternalIP","address":"10.1.2.3"},
                               {"type":"Hostname","address":"vk"}])"));
     EXPECT_EQ(st.at("nodeInfo").at("kernelVersion"), "");
     EXPECT_FALSE(st.as_object().contains("declaredFeatures"));
