@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 
 	"sigs.k8s.io/yaml"
 
@@ -316,16 +317,48 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 		return nil
 	})
 
-	// Backend events on a backend pod show on the cluster pod: the backend scheduler's.
+	// The backend's scheduling stays on the backend: once its scheduler placed the backend pod,
+	// the cluster pod still has one Scheduled event, the cluster scheduler's naming the virtual
+	// node, and no event names a backend node.
 	web0 := podsOf(t, ns, "app=web")[0]
-	eventually(t, 30*time.Second, "backend Scheduled event mirrored", func() error {
-		for _, e := range eventsFor(t, ns, web0.Name) {
+	var backendWeb0 string
+	for _, p := range backendPods(t, bns) {
+		if p.Annotations["burstlet.io/source-name"] == web0.Name {
+			backendWeb0 = p.Name
+		}
+	}
+	if backendWeb0 == "" {
+		t.Fatalf("no backend pod for %s", web0.Name)
+	}
+	eventually(t, 30*time.Second, "backend scheduler's event on the backend pod", func() error {
+		list, err := env.backend.CoreV1().Events(bns).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", backendWeb0).String()})
+		if err != nil {
+			return err
+		}
+		for _, e := range list.Items {
 			if e.Reason == "Scheduled" && strings.Contains(e.Message, "cci-fleet-") {
 				return nil
 			}
 		}
-		return fmt.Errorf("events %v", eventsFor(t, ns, web0.Name))
+		return fmt.Errorf("backend events %v", list.Items)
 	})
+	time.Sleep(3 * time.Second) // time enough for a mirror to show what it would
+	scheduled := 0
+	for _, e := range eventsFor(t, ns, web0.Name) {
+		if strings.Contains(e.Message, "cci-fleet-") {
+			t.Errorf("event naming a backend node: %s %s", e.Reason, e.Message)
+		}
+		if e.Reason == "Scheduled" {
+			scheduled++
+			if !strings.Contains(e.Message, d.node) {
+				t.Errorf("Scheduled event not naming the virtual node %s: %s", d.node, e.Message)
+			}
+		}
+	}
+	if scheduled != 1 {
+		t.Errorf("%d Scheduled events on %s: %v", scheduled, web0.Name, eventsFor(t, ns, web0.Name))
+	}
 
 	// A ConfigMap edit reaches the backend copy.
 	cm.Data["index.html"] = "v2"

@@ -12,6 +12,7 @@
 
 #include "kube/json_path.h"
 #include "provider/cci/claims.h"
+#include "provider/cci/events.h"
 #include "provider/cci/normalize.h"
 #include "provider/cci/pod_update.h"
 
@@ -97,40 +98,6 @@ std::string ourSelector(const CciOptions& o) {
                      safeLabelValue(o.nodeName));
 }
 
-// Events keep only what the mirror reads: thousands of them stay small.
-void trimEvent(json::value& event) {
-  json::object out;
-  json::object meta;
-  for (const char* k : {"name", "namespace", "uid", "resourceVersion"}) {
-    if (const auto* v = at(event, {"metadata", k})) {
-      meta[k] = *v;
-    }
-  }
-  out["metadata"] = std::move(meta);
-  json::object involved;
-  for (const char* k : {"kind", "name", "uid"}) {
-    if (const auto* v = at(event, {"involvedObject", k})) {
-      involved[k] = *v;
-    }
-  }
-  out["involvedObject"] = std::move(involved);
-  for (const char* k : {"type", "reason", "message", "count"}) {
-    if (const auto* v = at(event, {k})) {
-      out[k] = *v;
-    }
-  }
-  if (const auto* series = at(event, {"series", "count"})) {
-    out["count"] = *series;
-  }
-  event = std::move(out);
-}
-
-int64_t countOf(const json::value& event) {
-  // Events written through events.k8s.io (the scheduler's) carry no count in the core view.
-  const auto* c = at(event, {"count"});
-  return c != nullptr && c->is_int64() && c->as_int64() > 0 ? c->as_int64() : 1;
-}
-
 // Whether two backend copies hold the same content (what sameContent compares for a copy
 // and its source).
 bool sameCopy(const json::value& a, const json::value& b) {
@@ -179,7 +146,7 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
   eo.resource = resources::kEvents;
   eo.ns = options_.backendNamespace;
   eo.fieldSelector = "involvedObject.kind=Pod";
-  eo.transform = trimEvent;
+  eo.transform = trimBackendEvent;
   eventsInformer_ = std::make_unique<kube::Informer>(backend_, eo);
 
   pods_->addHandlers(kube::InformerHandlers{
@@ -1188,7 +1155,7 @@ void CciProvider::mirrorEvent(const kube::ObjectPtr& old, const kube::ObjectPtr&
     return;  // history from before this process: mirrored by an earlier one
   }
   const std::string uid(kube::objectUid(*event));
-  const int64_t count = countOf(*event);
+  const int64_t count = backendEventCount(*event);
   {
     std::lock_guard lock(mu_);
     auto& seen = eventCounts_[uid];
@@ -1197,7 +1164,7 @@ void CciProvider::mirrorEvent(const kube::ObjectPtr& old, const kube::ObjectPtr&
     }
     seen = count;
   }
-  if (old && countOf(*old) >= count) {
+  if (old && backendEventCount(*old) >= count) {
     return;
   }
   auto pod = backendPod(stringAt(*event, {"involvedObject", "name"}));
@@ -1208,15 +1175,20 @@ void CciProvider::mirrorEvent(const kube::ObjectPtr& old, const kube::ObjectPtr&
   if (!src) {
     return;
   }
+  auto mirrored =
+      mirroredEvent(*event, *pod, *src, MirrorOptions{std::string(name()), options_.nodeName});
+  // A backend retry (the count grows) of what is shown once is not shown again.
+  if (!mirrored || (mirrored->once && old)) {
+    return;
+  }
   kube::ObjectReference target;
   target.apiVersion = "v1";
   target.kind = "Pod";
   target.ns = src->ns;
   target.name = src->name;
   target.uid = src->uid;
-  const bool warning = stringAt(*event, {"type"}) == "Warning";
-  events_.record(target, warning ? kube::EventType::kWarning : kube::EventType::kNormal,
-                 stringAt(*event, {"reason"}), stringAt(*event, {"message"}));
+  target.fieldPath = mirrored->fieldPath;
+  events_.record(target, mirrored->type, mirrored->reason, mirrored->message);
   stats_.eventsMirrored.fetch_add(1);
 }
 

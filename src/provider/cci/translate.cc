@@ -438,9 +438,13 @@ json::array sourceContainers(const json::value* backendList,
   return out;
 }
 
-constexpr std::string_view kContainerStatusFields[] = {"name",         "state",   "lastState",
-                                                       "restartCount", "ready",   "started",
-                                                       "image",        "imageID", "containerID"};
+// What a container status passes on as the backend reports it. Not `resources` nor
+// `allocatedResources`: they are the normalized backend pod's sizes (normalize.h), and the
+// cluster's scheduler and quota count a pod as the larger of its spec and these (toSourcePod).
+constexpr std::string_view kContainerStatusFields[] = {
+    "name",      "state",   "lastState",   "restartCount", "ready", "started",
+    "image",     "imageID", "containerID", "volumeMounts", "user",  "allocatedResourcesStatus",
+    "stopSignal"};
 
 json::array containerStatuses(const json::value* statuses,
                               const std::optional<std::vector<std::string>>& names) {
@@ -791,6 +795,17 @@ json::value toSourcePod(const json::value& backendPod, const json::value* cluste
       {"spec", std::move(spec)},
       {"status", std::move(status)},
   });
+}
+
+bool isSourceContainer(const json::value& backendPod, std::string_view list,
+                       std::string_view name) {
+  const SourceNames names = sourceNames(backendPod, nullptr);
+  const std::optional<std::vector<std::string>>* known = list == "initContainers" ? &names.init
+                                                         : list == "containers"   ? &names.app
+                                                         : list == "ephemeralContainers"
+                                                             ? &names.ephemeral
+                                                             : nullptr;
+  return known == nullptr || listed(*known, name);
 }
 
 // --- ConfigMaps and Secrets -------------------------------------------------------------------

@@ -142,11 +142,24 @@ std::optional<SourceKeys> sourceKeysOf(const boost::json::value& backendPod);
 // (name, image) the backend runs, with ephemeralContainerStatuses; the backend's status, with
 // containers the backend injected left out and hostIP/hostIPs the virtual node's. qosClass and
 // observedGeneration are left out: the cluster computed its own, the backend's describe another
-// object. `clusterSpec` (the source pod's spec, or the whole source pod; may be null) names the
-// source's containers when the backend pod lacks kContainersAnnotation.
+// object. Container statuses keep what a kubelet reports of the running container (state,
+// restarts, image, volumeMounts, user, allocatedResourcesStatus, stopSignal) but not `resources`
+// nor `allocatedResources`: on the backend they are the normalized pod's sizes (normalize.h), and
+// the cluster's scheduler and ResourceQuota count a pod as the larger of its spec and these, so
+// passing them on would charge the cluster for CCI's rounding; what was allocated is the cluster
+// spec's, for the pod controller to fill in. Conditions and the pod's reason/message are the
+// backend's as they are (PodScheduled too: the pod controller keeps only the kubelet's own
+// conditions). `clusterSpec` (the source pod's spec, or the whole source pod; may be null) names
+// the source's containers when the backend pod lacks kContainersAnnotation.
 boost::json::value toSourcePod(const boost::json::value& backendPod,
                                const boost::json::value* clusterSpec,
                                const TranslateOptions& options);
+
+// Whether `name`, a container of list `list` ("initContainers", "containers" or
+// "ephemeralContainers") of `backendPod`, is one of the source pod's: false for a container the
+// backend injected. True when the backend pod does not record the source's container names.
+bool isSourceContainer(const boost::json::value& backendPod, std::string_view list,
+                       std::string_view name);
 
 // A cluster SFS claim and its bound PV as a backend PV/PVC pair. The PV is pre-bound (claimRef)
 // to the backend claim and always Retain: deleting the copy must never delete the user's file

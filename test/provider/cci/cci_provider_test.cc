@@ -16,6 +16,7 @@
 #include "mocks/fake_clock.h"
 #include "mocks/memory_api.h"
 #include "pod/status.h"
+#include "provider/cci/events.h"
 
 namespace burstlet::provider::cci {
 namespace {
@@ -1378,6 +1379,69 @@ TEST(CciProviderTest, MirrorsBackendPodEventsOntoTheClusterPod) {
   EXPECT_EQ(stringAt(*written, {"involvedObject", "name"}), "web");
   EXPECT_EQ(stringAt(*written, {"involvedObject", "uid"}), "u1");
   EXPECT_EQ(stringAt(*written, {"reason"}), "FailedMount");
+}
+
+// The backend scheduler's events: its placement is not shown, a failure to place is shown once
+// in burstlet's words however often the scheduler retries; a kubelet event names the virtual
+// node, not the backend's.
+TEST(CciProviderTest, BackendSchedulingStaysOnTheBackend) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  ASSERT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  ASSERT_TRUE(h.settle());
+  auto pod = *h.backendPod("app", "web");
+  pod.as_object()["spec"].as_object()["nodeName"] = "cci-fleet-0";
+  h.api.put(kPods, pod);
+  ASSERT_TRUE(h.settle());
+
+  const std::string podName = backendName("app", "web");
+  auto event = [&](const std::string& name, const std::string& reason, const std::string& message,
+                   const std::string& component) {
+    json::value e{{"metadata", {{"namespace", kNs}, {"name", name}}},
+                  {"involvedObject", {{"kind", "Pod"}, {"name", podName}}},
+                  {"type", reason == "FailedScheduling" ? "Warning" : "Normal"},
+                  {"reason", reason},
+                  {"message", message},
+                  {"reportingComponent", component}};
+    if (component == "kubelet") {
+      e.as_object()["source"] = json::object{{"component", "kubelet"}, {"host", "cci-fleet-0"}};
+      e.as_object()["count"] = 1;
+    }
+    return e;
+  };
+  auto failed = h.api.put(
+      kEvents, event("f", "FailedScheduling", "0/1 nodes are available.", "default-scheduler"));
+  ASSERT_TRUE(h.settle());
+  for (int retry = 2; retry <= 4; ++retry) {
+    failed.as_object()["series"] = json::object{{"count", retry}};
+    failed = h.api.put(kEvents, failed);
+    ASSERT_TRUE(h.settle());
+  }
+  h.api.put(kEvents,
+            event("s", "Scheduled",
+                  "Successfully assigned " + std::string(kNs) + "/" + podName + " to cci-fleet-0",
+                  "default-scheduler"));
+  h.api.put(kEvents, event("p", "Pulled", "Pulled on cci-fleet-0", "kubelet"));
+  ASSERT_TRUE(h.settle());
+  EXPECT_EQ(h.provider->stats().eventsMirrored.load(), 2u);
+
+  const std::string clusterEvents = resources::kEvents.path("app");
+  ASSERT_TRUE(h.runUntil([&] { return h.cluster.names(clusterEvents).size() == 2; }));
+  std::map<std::string, json::value> byReason;
+  for (const auto& n : h.cluster.names(clusterEvents)) {
+    auto e = *h.cluster.get(clusterEvents, n);
+    byReason[stringAt(e, {"reason"})] = e;
+  }
+  ASSERT_TRUE(byReason.contains(kBackendPendingReason));
+  const auto& pending = byReason[kBackendPendingReason];
+  EXPECT_EQ(stringAt(pending, {"type"}), "Warning");
+  EXPECT_EQ(stringAt(pending, {"message"}),
+            "the cci backend has not placed the pod yet: 0/1 nodes are available.");
+  EXPECT_EQ(stringAt(pending, {"count"}), "1");
+  EXPECT_EQ(stringAt(pending, {"involvedObject", "uid"}), "u1");
+  ASSERT_TRUE(byReason.contains("Pulled"));
+  EXPECT_EQ(stringAt(byReason["Pulled"], {"message"}), std::string("Pulled on ") + kNode);
+  EXPECT_FALSE(byReason.contains("Scheduled"));
 }
 
 TEST(CciProviderTest, NotifiesStatusChangesOfBackendPods) {

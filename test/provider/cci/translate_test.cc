@@ -549,6 +549,46 @@ TEST(TranslateSourceTest, ToSourcePodShowsTheSource) {
   EXPECT_EQ(st.at("initContainerStatuses").at(0).at("name"), "init");
 }
 
+// What a kubelet reports of a running container passes on, in every status list; the sizes
+// describe the normalized backend pod and do not.
+TEST(TranslateSourceTest, ContainerStatusesKeepWhatTheKubeletReports) {
+  const auto reported = json::parse(R"({
+    "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf", "readOnly": true,
+                      "recursiveReadOnly": "Disabled"}],
+    "user": {"linux": {"uid": 1000, "gid": 1000, "supplementalGroups": [1000, 4]}},
+    "allocatedResourcesStatus": [{"name": "nvidia.com/gpu",
+                                  "resources": [{"resourceID": "gpu-0", "health": "Healthy"}]}],
+    "stopSignal": "SIGTERM"
+  })");
+  auto backend = runningBackendPod();
+  auto& st = backend.at("status").as_object();
+  st["ephemeralContainerStatuses"] = json::parse(R"([{"name":"debug","state":{"running":{}}}])");
+  for (const char* list :
+       {"initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"}) {
+    auto& first = st.at(list).at(0).as_object();
+    for (const auto& [k, v] : reported.as_object()) {
+      first[k] = v;
+    }
+    first["resources"] = json::parse(R"({"requests":{"cpu":"250m","memory":"2Gi"}})");
+    first["allocatedResources"] = json::parse(R"({"cpu":"250m","memory":"2Gi"})");
+  }
+  const auto source = json::parse(kPod);
+  const auto pod = toSourcePod(backend, &source, kOptions);
+  for (const char* list :
+       {"initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"}) {
+    SCOPED_TRACE(list);
+    const auto& statuses = pod.at("status").at(list).as_array();
+    ASSERT_EQ(statuses.size(), 1U);
+    const auto& s = statuses[0].as_object();
+    for (const auto& [k, v] : reported.as_object()) {
+      ASSERT_TRUE(s.contains(k)) << k;
+      EXPECT_EQ(s.at(k), v) << k;
+    }
+    EXPECT_FALSE(s.contains("resources"));
+    EXPECT_FALSE(s.contains("allocatedResources"));
+  }
+}
+
 TEST(TranslateSourceTest, ComparesEqualToTheSource) {
   const auto source = json::parse(kPod);
   const auto pod = toSourcePod(runningBackendPod(), nullptr, kOptions);
