@@ -312,7 +312,7 @@ leaderElection:
 	kwokStages := filepath.Join(p.Dir, "kwok.yaml")
 	stages := strings.Join([]string{nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
 		podfast.DefaultPodReady, podfast.DefaultPodComplete, podDeleteStage, podSlowDeleteStage, podExitStage,
-		podEphemeralStage}, "\n---\n")
+		podRestartStage, podEphemeralStage}, "\n---\n")
 	if err := os.WriteFile(kwokStages, []byte(stages), 0o644); err != nil {
 		return err
 	}
@@ -460,9 +460,12 @@ func httpOK(ctx context.Context, c *http.Client, url string) error {
 	return nil
 }
 
-// ExitCodeAnnotation makes a running kwok pod end: its containers terminate with this exit
-// code (phase Succeeded for "0", Failed otherwise). kwok runs no containers, so run-to-completion
-// pods (Jobs) need it to finish; on the backend plane it stands for a container that exits.
+// ExitCodeAnnotation makes a running kwok pod's containers exit with this code, as a kubelet
+// would then handle it by the pod's restartPolicy: with Never (or OnFailure and "0") the pod ends
+// (phase Succeeded for "0", Failed otherwise); with Always (or OnFailure and another code) the
+// containers run again once, restartCount 1 and the exit in lastState. kwok runs no containers,
+// so run-to-completion pods (Jobs) need it to finish; on the backend plane it stands for a
+// container that exits.
 const ExitCodeAnnotation = "testbed.burstlet.io/exit-code"
 
 // DeleteDelayAnnotation makes kwok finish a terminating pod only after this long (a Go
@@ -533,6 +536,10 @@ spec:
       - 'Running'
     - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
       operator: 'Exists'
+    - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
+      operator: 'In'
+      values:
+      - 'true'
   delay:
     durationMilliseconds: 500
   next:
@@ -554,6 +561,57 @@ spec:
             startedAt: {{ $now | Quote }}
       {{ end }}
       phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`
+
+// podRestartStage restarts the containers of a pod with ExitCodeAnnotation whose restartPolicy
+// runs them again, once: Running, ready, restartCount 1, the exit in lastState.
+const podRestartStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-restart
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.spec.restartPolicy == "Always" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] != "0")'
+      operator: 'In'
+      values:
+      - 'true'
+    - key: '.status.containerStatuses[0].lastState.terminated'
+      operator: 'DoesNotExist'
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        ready: true
+        restartCount: 1
+        started: true
+        lastState:
+          terminated:
+            exitCode: {{ $code }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+        state:
+          running:
+            startedAt: {{ $now | Quote }}
+      {{ end }}
 `
 
 // podEphemeralStage runs the ephemeral containers (kubectl debug) of a Running pod: kwok's own

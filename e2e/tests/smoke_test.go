@@ -16,6 +16,7 @@ import (
 )
 
 func int32p(v int32) *int32 { return &v }
+func int64p(v int64) *int64 { return &v }
 
 // runningPods waits until exactly want pods match selector and all are Running on nodes
 // whose names start with nodePrefix, with a pod IP inside the plane's pod CIDR prefix.

@@ -18,48 +18,6 @@ namespace {
 constexpr const char* kStatusLists[] = {"initContainerStatuses", "containerStatuses",
                                         "ephemeralContainerStatuses"};
 
-const json::object* conditionOf(const json::value& status, std::string_view type) {
-  if (const auto* list = arrayAt(status, {"conditions"})) {
-    for (const auto& c : *list) {
-      if (stringAt(c, {"type"}) == type && c.is_object()) {
-        return &c.as_object();
-      }
-    }
-  }
-  return nullptr;
-}
-
-// Kubelet's message for readiness gates not (yet) True, or "" when all are.
-std::string unmetGates(const json::value& clusterPod) {
-  const auto* gates = arrayAt(clusterPod, {"spec", "readinessGates"});
-  if (gates == nullptr) {
-    return "";
-  }
-  const json::value* status = at(clusterPod, {"status"});
-  std::string out;
-  for (const auto& g : *gates) {
-    const std::string type = stringAt(g, {"conditionType"});
-    if (type.empty()) {
-      continue;
-    }
-    const json::object* c = status != nullptr ? conditionOf(*status, type) : nullptr;
-    std::string problem;
-    if (c == nullptr) {
-      problem =
-          fmt::format("corresponding condition of pod readiness gate \"{}\" does not exist.", type);
-    } else if (const auto* s = c->if_contains("status");
-               s == nullptr || !s->is_string() || s->as_string() != "True") {
-      problem = fmt::format(
-          "the status of pod readiness gate \"{}\" is not \"True\", but {}", type,
-          s != nullptr && s->is_string() ? std::string(s->as_string()) : std::string("Unknown"));
-    }
-    if (!problem.empty()) {
-      out += out.empty() ? problem : ", " + problem;
-    }
-  }
-  return out;
-}
-
 const json::object* containerStatusNamed(const json::value* status, std::string_view name) {
   if (status == nullptr) {
     return nullptr;
@@ -90,7 +48,7 @@ json::array notReadyConditions(const json::value& clusterPod, std::string_view r
   json::array out;
   const json::value* status = at(clusterPod, {"status"});
   for (const char* type : {"ContainersReady", "Ready"}) {
-    const json::object* have = status != nullptr ? conditionOf(*status, type) : nullptr;
+    const json::object* have = status != nullptr ? findCondition(*status, type) : nullptr;
     std::string since = formatRfc3339(now);
     if (have != nullptr && have->contains("lastTransitionTime") &&
         have->at("lastTransitionTime").is_string() && have->contains("status") &&
@@ -109,112 +67,20 @@ json::array notReadyConditions(const json::value& clusterPod, std::string_view r
 
 }  // namespace
 
+const json::object* findCondition(const json::value& status, std::string_view type) {
+  if (const auto* list = arrayAt(status, {"conditions"})) {
+    for (const auto& c : *list) {
+      if (stringAt(c, {"type"}) == type && c.is_object()) {
+        return &c.as_object();
+      }
+    }
+  }
+  return nullptr;
+}
+
 bool kubeletOwnedCondition(std::string_view type) {
   return type == "PodReadyToStartContainers" || type == "Initialized" ||
          type == "ContainersReady" || type == "Ready";
-}
-
-json::value kubeletStatus(const json::value& clusterPod, const json::value& providerPod,
-                          Clock::WallTime now) {
-  json::value out = json::object{};
-  const json::value* provided = at(providerPod, {"status"});
-  if (provided != nullptr && provided->is_object()) {
-    out = *provided;
-  }
-  json::object& status = out.as_object();
-  const json::value* current = at(clusterPod, {"status"});
-
-  // Conditions: the kubelet's own, Ready with the readiness gates.
-  json::array conditions;
-  if (const auto* list = arrayAt(out, {"conditions"})) {
-    for (const auto& c : *list) {
-      if (c.is_object() && kubeletOwnedCondition(stringAt(c, {"type"}))) {
-        conditions.push_back(c);
-      }
-    }
-  }
-  if (at(clusterPod, {"spec", "readinessGates"}) != nullptr) {
-    const std::string unmet = unmetGates(clusterPod);
-    json::object* containersReady = nullptr;
-    json::object* ready = nullptr;
-    for (auto& c : conditions) {
-      const auto type = stringAt(c, {"type"});
-      if (type == "ContainersReady") {
-        containersReady = &c.as_object();
-      } else if (type == "Ready") {
-        ready = &c.as_object();
-      }
-    }
-    const bool containersAreReady = containersReady != nullptr &&
-                                    containersReady->contains("status") &&
-                                    containersReady->at("status") == "True";
-    if (containersAreReady) {
-      json::object wanted{{"type", "Ready"}, {"lastProbeTime", nullptr}};
-      if (unmet.empty()) {
-        wanted["status"] = "True";
-      } else {
-        wanted["status"] = "False";
-        wanted["reason"] = "ReadinessGatesNotReady";
-        wanted["message"] = unmet;
-      }
-      if (ready != nullptr) {
-        if (ready->contains("lastTransitionTime") && ready->at("status") == wanted["status"]) {
-          wanted["lastTransitionTime"] = ready->at("lastTransitionTime");
-        }
-        *ready = std::move(wanted);
-      } else {
-        conditions.push_back(std::move(wanted));
-      }
-    }
-  }
-  for (auto& c : conditions) {
-    auto& o = c.as_object();
-    const json::object* have =
-        current != nullptr ? conditionOf(*current, stringAt(c, {"type"})) : nullptr;
-    if (have != nullptr && have->contains("status") && o.contains("status") &&
-        have->at("status") == o.at("status") && have->contains("lastTransitionTime")) {
-      o["lastTransitionTime"] = have->at("lastTransitionTime");  // no transition
-    } else if (have != nullptr || !o.contains("lastTransitionTime") ||
-               o.at("lastTransitionTime").is_null()) {
-      o["lastTransitionTime"] = formatRfc3339(now);  // it flips now, as far as the cluster saw
-    }
-  }
-  if (!conditions.empty() || (provided != nullptr && at(*provided, {"conditions"}) != nullptr)) {
-    status["conditions"] = std::move(conditions);
-  }
-
-  // Restart counts across lost backend pods.
-  const auto base = restartBaseOf(providerPod);
-  if (!base.empty()) {
-    for (const char* list : kStatusLists) {
-      auto* items = status.if_contains(list);
-      if (items == nullptr || !items->is_array()) {
-        continue;
-      }
-      for (auto& s : items->as_array()) {
-        if (!s.is_object()) {
-          continue;
-        }
-        auto& o = s.as_object();
-        auto it = base.find(stringAt(s, {"name"}));
-        if (it == base.end()) {
-          continue;
-        }
-        const auto* rc = o.if_contains("restartCount");
-        const int64_t count = rc != nullptr && rc->is_int64() ? rc->as_int64() : 0;
-        o["restartCount"] = count + it->second;
-        const auto* last = o.if_contains("lastState");
-        const bool noLast = last == nullptr || !last->is_object() || last->as_object().empty();
-        if (noLast) {
-          if (const json::object* had = containerStatusNamed(current, stringAt(s, {"name"}));
-              had != nullptr && had->contains("lastState")) {
-            o["lastState"] = had->at("lastState");
-          }
-        }
-      }
-    }
-  }
-  return out;
 }
 
 std::map<std::string, int64_t> restartBaseOf(const json::value& providerPod) {

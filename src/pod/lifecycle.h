@@ -1,7 +1,7 @@
 // Pure decisions about a pod's life that a kubelet makes from its own knowledge, kept apart from
-// I/O so that unit tests cover them: which conditions are the kubelet's to write, Ready with the
-// pod's readiness gates, restart counts across backend pods that were lost and created again,
-// and the status of a pod whose backend pod disappeared.
+// I/O so that unit tests cover them: which conditions are the kubelet's to write, restart counts
+// across backend pods that were lost and created again, the status of a pod whose backend pod
+// disappeared, and the end of a terminating pod. The status itself: kubelet_status.h.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -26,15 +26,8 @@ inline constexpr const char* kRestartBaseAnnotation = "burstlet.io/restart-base"
 // DisruptionTarget, readiness gates, ...) belongs to someone else and is never written.
 bool kubeletOwnedCondition(std::string_view type);
 
-// The status to show for `clusterPod` given its provider pod (metadata and status), as a
-// kubelet would write it:
-// - conditions: the kubelet's own only; Ready is ContainersReady and every readiness gate of the
-//   pod True (reasons and messages as the kubelet words them); a condition whose status did not
-//   change keeps the cluster's lastTransitionTime;
-// - container statuses: restartCount plus the restart base recorded on the provider pod, and the
-//   cluster's lastState kept while the provider has none for a container restarted that way.
-boost::json::value kubeletStatus(const boost::json::value& clusterPod,
-                                 const boost::json::value& providerPod, Clock::WallTime now);
+// The condition of `type` in a pod status, or nullptr.
+const boost::json::object* findCondition(const boost::json::value& status, std::string_view type);
 
 // The restart base recorded on a provider pod (empty when none).
 std::map<std::string, int64_t> restartBaseOf(const boost::json::value& providerPod);

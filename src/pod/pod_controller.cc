@@ -9,9 +9,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-#include <charconv>
 
 #include "kube/json_path.h"
+#include "pod/kubelet_status.h"
 #include "pod/lifecycle.h"
 #include "pod/status.h"
 
@@ -35,15 +35,6 @@ std::string phaseOf(const json::value& pod) {
   const auto* ph = so != nullptr ? so->if_contains("phase") : nullptr;
   const auto* s = ph != nullptr ? ph->if_string() : nullptr;
   return s != nullptr && !s->empty() ? std::string(*s) : std::string("Pending");
-}
-
-std::optional<uint64_t> numericVersion(std::string_view rv) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), v);
-  if (ec != std::errc() || p != rv.data() + rv.size()) {
-    return std::nullopt;
-  }
-  return v;
 }
 
 asio::awaitable<void> sleepFor(std::chrono::milliseconds d) {
@@ -280,7 +271,7 @@ asio::awaitable<Status> PodController::reconcile() {
   const ReconcilePlan plan = planReconcile(clusterUids, providerUids);
   for (const auto& [key, uid] : plan.remove) {
     PodRef orphan = refFromKey(key, uid);  // named: see kube/rest.h on co_await temporaries
-    auto s = co_await provider_.deletePod(orphan, 0);
+    auto s = co_await provider_.deletePod(orphan, provider::kOwnGracePeriod);
     if (!s.ok()) {
       co_return s;
     }
@@ -319,6 +310,7 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
       uid = it->second;
     }
     written_.erase(key);
+    refused_.erase(key);
     finalDeleted_.erase(key);
     if (auto r = rejected_.find(key); r != rejected_.end()) {
       ephemeralUnsupported_.erase(r->second);
@@ -333,9 +325,10 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
     co_return okStatus();
   }
   // Gone from the API without us (force deletion, or the final delete we made): nothing of it
-  // may keep running.
+  // may keep running, and it stops as its spec says (a force delete on a kubelet does not cut
+  // a StatefulSet replica's grace either; its replacement waits).
   PodRef ref = refFromKey(key, uid);
-  auto s = co_await provider_.deletePod(ref, 0);
+  auto s = co_await provider_.deletePod(ref, provider::kOwnGracePeriod);
   if (!s.ok()) {
     co_return s;
   }
@@ -369,9 +362,10 @@ asio::awaitable<Status> PodController::syncExisting(const json::value& pod) {
     }
   }
   if (!previousUid.empty()) {
-    // The name now belongs to a new pod (a StatefulSet replica): the old one goes first.
+    // The name now belongs to a new pod (a StatefulSet replica): the old one goes first, with
+    // its own grace period; the new one waits for it (createOnProvider).
     PodRef old = refFromKey(ref.key(), previousUid);
-    auto s = co_await provider_.deletePod(old, 0);
+    auto s = co_await provider_.deletePod(old, provider::kOwnGracePeriod);
     if (!s.ok()) {
       co_return s;
     }
@@ -510,6 +504,17 @@ asio::awaitable<Status> PodController::createOnProvider(
   }
   setRestartBase(prepared, restartBase);
   auto s = co_await provider_.createPod(prepared);
+  if (!s.ok() && s.error().reason == provider::kPredecessorTerminating) {
+    // As a kubelet's pod waits for its sandbox: Pending, containers ContainerCreating, no
+    // failure shown. The provider's notification of the old pod's end brings it back; the
+    // timer is the fallback.
+    if (auto shown = co_await showWaiting(pod, s.error().message); !shown.ok()) {
+      spdlog::warn("msg=\"waiting status not written\" pod={} error=\"{}\"", ref.key(),
+                   shown.error().toString());
+    }
+    queue_.addAfter(ref.key(), options_.predecessorRecheck);
+    co_return okStatus();
+  }
   if (!s.ok() && s.error().reason == "CreateContainerConfigError") {
     // The provider could not make a mounted ConfigMap or Secret available: the pod waits like
     // on a kubelet, and the provider wakes it when the object appears.
@@ -542,144 +547,6 @@ asio::awaitable<Status> PodController::createOnProvider(
                                                                : Status(providerPod.error());
   }
   co_return co_await pushStatus(pod, *providerPod);
-}
-
-asio::awaitable<Status> PodController::pushStatus(const json::value& pod,
-                                                  const json::value& providerPod) {
-  const auto* provided = providerPod.as_object().if_contains("status");
-  if (provided == nullptr || !provided->is_object()) {
-    co_return okStatus();
-  }
-  const json::value view = latest(pod);
-  json::value status = kubeletStatus(view, providerPod, clock_.now());
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = ephemeralUnsupported_.find(std::string(kube::objectUid(pod)));
-        it != ephemeralUnsupported_.end()) {
-      auto& list = status.as_object()["ephemeralContainerStatuses"];
-      if (!list.is_array()) {
-        list = json::array{};
-      }
-      if (const auto* specs = kube::arrayAt(pod, {"spec", "ephemeralContainers"})) {
-        for (const auto& c : *specs) {
-          if (it->second.names.count(kube::stringAt(c, {"name"})) != 0) {
-            list.as_array().push_back(
-                unsupportedEphemeralStatus(c, it->second.reason, it->second.message));
-          }
-        }
-      }
-    }
-  }
-  auto patch = statusPatch(view, status);
-  if (!patch) {
-    co_return okStatus();
-  }
-  co_return co_await writeStatus(pod, std::move(*patch));
-}
-
-json::value PodController::latest(const json::value& pod) {
-  // The informer may not have seen our last write yet: compare with what we wrote then, so a
-  // burst of notifications does not write the same status twice.
-  json::value view = pod;
-  std::lock_guard lock(mu_);
-  if (auto it = written_.find(kube::objectKey(pod)); it != written_.end()) {
-    const auto seen = numericVersion(kube::objectResourceVersion(pod));
-    const auto ours = numericVersion(it->second.resourceVersion);
-    if (seen && ours && *seen < *ours) {
-      view.as_object()["status"] = it->second.status;
-    } else {
-      written_.erase(it);
-    }
-  }
-  return view;
-}
-
-asio::awaitable<Status> PodController::writeStatus(const json::value& pod, json::value patch) {
-  PodRef ref = provider::podRefOf(pod);
-  // The kubelet's precondition: a status meant for this pod never lands on a new pod that took
-  // its name after a force delete.
-  patch.as_object()["metadata"] = json::object{{"uid", ref.uid}};
-  std::string body = json::serialize(patch);
-  std::string subresource = "status";  // named: see kube/rest.h on co_await temporaries
-  auto r = co_await client_.patch(resources::kPods, ref.ns, ref.name,
-                                  kube::PatchType::kStrategicMerge, std::move(body), subresource);
-  if (!r.ok()) {
-    if (r.error().code == ErrorCode::kNotFound) {
-      co_return okStatus();  // deleted meanwhile; its delete event follows
-    }
-    if (isUidMismatch(r.error())) {
-      spdlog::info("msg=\"status not written: the pod was replaced\" pod={} uid={}", ref.key(),
-                   ref.uid);
-      co_return okStatus();  // a new pod of that name: its own sync follows
-    }
-    co_return std::move(r).error();
-  }
-  stats_.statusPatches.fetch_add(1, std::memory_order_relaxed);
-  if (const auto* st = r->as_object().if_contains("status")) {
-    std::lock_guard lock(mu_);
-    written_[kube::objectKey(pod)] = Written{std::string(kube::objectResourceVersion(*r)), *st};
-  }
-  co_return okStatus();
-}
-
-asio::awaitable<void> PodController::reportFailure(const json::value& pod, const Error& error,
-                                                   bool permanent) {
-  const std::string reason = permanent ? error.reason : std::string("ProviderFailed");
-  const std::string message =
-      permanent
-          ? fmt::format("the {} provider cannot run this pod: {}", provider_.name(), error.message)
-          : fmt::format("the {} provider failed, retrying: {}", provider_.name(), error.toString());
-  events_.record(kube::referenceTo(pod), kube::EventType::kWarning, reason, message);
-  auto patch = failurePatch(pod, reason, message, permanent);
-  if (!patch) {
-    co_return;
-  }
-  auto s = co_await writeStatus(pod, std::move(*patch));
-  if (!s.ok()) {
-    spdlog::warn("msg=\"recording a provider failure on the pod failed\" pod={} error=\"{}\"",
-                 kube::objectKey(pod), s.error().toString());
-  }
-}
-
-asio::awaitable<void> PodController::reportConfigError(const json::value& pod, const Error& error) {
-  // As the kubelet shows it: a Warning "Failed" event and every container waiting with
-  // CreateContainerConfigError.
-  events_.record(kube::referenceTo(pod), kube::EventType::kWarning, "Failed",
-                 "Error: " + error.message);
-  json::array statuses;
-  const auto* spec = pod.as_object().if_contains("spec");
-  const auto* containers =
-      spec != nullptr && spec->is_object() ? spec->as_object().if_contains("containers") : nullptr;
-  if (containers != nullptr && containers->is_array()) {
-    for (const auto& c : containers->as_array()) {
-      const auto* o = c.if_object();
-      if (o == nullptr) {
-        continue;
-      }
-      statuses.push_back(json::object{
-          {"name", o->contains("name") ? o->at("name") : json::value("")},
-          {"image", o->contains("image") ? o->at("image") : json::value("")},
-          {"imageID", ""},
-          {"ready", false},
-          {"started", false},
-          {"restartCount", 0},
-          {"state", json::object{{"waiting", json::object{{"reason", "CreateContainerConfigError"},
-                                                          {"message", error.message}}}}}});
-    }
-  }
-  json::object status{{"containerStatuses", std::move(statuses)}};
-  const auto* current = pod.as_object().if_contains("status");
-  if (current != nullptr && current->is_object() &&
-      current->as_object().if_contains("containerStatuses") != nullptr &&
-      current->as_object().at("containerStatuses") == status.at("containerStatuses")) {
-    co_return;
-  }
-  json::value patch = json::object{{"status", std::move(status)}};
-  auto s = co_await writeStatus(pod, std::move(patch));
-  if (!s.ok()) {
-    spdlog::warn("msg=\"recording a config error on the pod failed\" pod={} error=\"{}\"",
-                 kube::objectKey(pod), s.error().toString());
-  }
 }
 
 }  // namespace burstlet::pod

@@ -55,6 +55,9 @@ struct PodControllerOptions {
   // ... and if even that does not remove it within this long, the cluster pod is removed anyway
   // (with a Warning event); the periodic reconcile keeps deleting the provider pod.
   std::chrono::seconds terminationGiveUp{120};
+  // A pod waiting for the provider pod of an earlier pod of its name is looked at again this
+  // often (the provider's notification of that pod's end usually comes first).
+  std::chrono::milliseconds predecessorRecheck{2000};
 };
 
 // Counters for metrics; read from any thread.
@@ -69,6 +72,7 @@ struct PodControllerStats {
   std::atomic<uint64_t> adopted{0};
   std::atomic<uint64_t> lostPods{0};            // provider pods that disappeared
   std::atomic<uint64_t> forcedTerminations{0};  // provider pods deleted forcibly
+  std::atomic<uint64_t> statusRefused{0};       // status patches the API server refused
 };
 
 // Sizes of the controller's per-pod memory (for tests: nothing may grow without bound).
@@ -78,6 +82,7 @@ struct PodControllerMemory {
   size_t written = 0;
   size_t finalDeleted = 0;
   size_t ephemeralUnsupported = 0;
+  size_t refused = 0;
 };
 
 class PodController {
@@ -126,10 +131,17 @@ class PodController {
                                            const std::map<std::string, int64_t>& restartBase);
   asio::awaitable<Status> pushStatus(const boost::json::value& pod,
                                      const boost::json::value& providerPod);
+  // Shows the pod Pending with its containers waiting (ContainerCreating, `message`), as a
+  // kubelet shows a pod whose sandbox is not there yet.
+  asio::awaitable<Status> showWaiting(const boost::json::value& pod, const std::string& message);
+  // The status a deleted pod ends with (kubelet_status.h terminalStatus), written before the
+  // pod is removed; a failure is logged, never blocks the removal.
+  asio::awaitable<void> writeFinalStatus(const boost::json::value& pod);
   // The pod with the status this process last wrote, while the informer has not shown it yet.
   boost::json::value latest(const boost::json::value& pod);
   // Patches pods/status ({"status":{...}}) with the pod's UID as precondition and remembers what
-  // was written; a pod gone or replaced meanwhile is success (its own sync follows).
+  // was written; a pod gone or replaced meanwhile is success (its own sync follows). A patch the
+  // API server refuses as invalid is logged once and not sent again unchanged.
   asio::awaitable<Status> writeStatus(const boost::json::value& pod, boost::json::value patch);
   asio::awaitable<void> reportFailure(const boost::json::value& pod, const Error& error,
                                       bool permanent);
@@ -153,7 +165,7 @@ class PodController {
   std::atomic<bool> ready_{false};
   std::atomic<int> running_{0};  // coroutines of run() still going (informer, workers, resync)
   mutable std::mutex mu_;        // guards known_, rejected_, ephemeralUnsupported_, forcedAt_,
-                                 // reconcileAt_, written_ and finalDeleted_
+                                 // reconcileAt_, written_, refused_ and finalDeleted_
   // Pods this process created or adopted on the provider: key -> UID. A pod that vanished
   // from the API is deleted on the provider by the UID recorded here.
   std::unordered_map<std::string, std::string> known_;
@@ -177,6 +189,12 @@ class PodController {
     boost::json::value status;
   };
   std::unordered_map<std::string, Written> written_;
+  // The last status patch the API server refused per pod (key -> uid, body).
+  struct Refused {
+    std::string uid;
+    std::string body;
+  };
+  std::unordered_map<std::string, Refused> refused_;
   // Pods whose final API delete this process made (key -> uid), until the informer shows the
   // delete: later syncs of the stale object write nothing.
   std::unordered_map<std::string, std::string> finalDeleted_;

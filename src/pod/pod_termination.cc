@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <optional>
 
+#include "pod/kubelet_status.h"
 #include "pod/lifecycle.h"
 #include "pod/pod_controller.h"
 #include "pod/status.h"
@@ -33,8 +34,12 @@ std::chrono::nanoseconds until(Clock::WallTime when, Clock::WallTime now) {
 
 PodControllerMemory PodController::memory() const {
   std::lock_guard lock(mu_);
-  return PodControllerMemory{known_.size(), rejected_.size(), written_.size(), finalDeleted_.size(),
-                             ephemeralUnsupported_.size()};
+  return PodControllerMemory{known_.size(),
+                             rejected_.size(),
+                             written_.size(),
+                             finalDeleted_.size(),
+                             ephemeralUnsupported_.size(),
+                             refused_.size()};
 }
 
 asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
@@ -51,6 +56,20 @@ asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
   auto providerPod = co_await provider_.getPod(ref);
   if (!providerPod.ok() && providerPod.error().code != ErrorCode::kNotFound) {
     co_return std::move(providerPod).error();
+  }
+  if (providerPod.ok() && deletionGracePeriodOf(pod) == 0) {
+    // A force delete: the API server removes the pod at once, without waiting for us. Its
+    // provider pod still stops with the pod's own grace period (where a kubelet would give it
+    // 2 s): a StatefulSet's replacement of the same name waits for it (createOnProvider), so
+    // nothing runs twice, and the old one may finish its writes.
+    if (!isBeingDeleted(*providerPod)) {
+      auto s = co_await provider_.deletePod(ref, provider::kOwnGracePeriod);
+      if (!s.ok()) {
+        co_return s;
+      }
+      stats_.providerDeletes.fetch_add(1, std::memory_order_relaxed);
+    }
+    co_return co_await removeFromCluster(ref);
   }
   if (providerPod.ok()) {
     const int64_t grace = gracePeriodOf(pod);
@@ -75,6 +94,7 @@ asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
       // A provider that deletes at once (no grace to run out) is done already.
       auto after = co_await provider_.getPod(ref);
       if (!after.ok() && after.error().code == ErrorCode::kNotFound) {
+        co_await writeFinalStatus(pod);
         co_return co_await removeFromCluster(ref);
       }
     } else if (now >= deadline && !forcedAt) {
@@ -117,7 +137,23 @@ asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
       co_return okStatus();
     }
   }
+  co_await writeFinalStatus(pod);
   co_return co_await removeFromCluster(ref);
+}
+
+asio::awaitable<void> PodController::writeFinalStatus(const json::value& pod) {
+  // As the kubelet's TerminatePod: the Job controller counts the pod by this phase (and lets
+  // its finalizer go), `kubectl drain` and the StatefulSet controller see it end.
+  const json::value view = latest(pod);
+  const json::value status = terminalStatus(view, clock_.now());
+  auto patch = statusPatch(view, status);
+  if (!patch) {
+    co_return;
+  }
+  if (auto s = co_await writeStatus(pod, std::move(*patch)); !s.ok()) {
+    spdlog::warn("msg=\"final status of a deleted pod not written\" pod={} error=\"{}\"",
+                 kube::objectKey(pod), s.error().toString());
+  }
 }
 
 asio::awaitable<Status> PodController::removeFromCluster(const PodRef& ref) {
@@ -131,6 +167,7 @@ asio::awaitable<Status> PodController::removeFromCluster(const PodRef& ref) {
     }
     ephemeralUnsupported_.erase(ref.uid);
     forcedAt_.erase(ref.uid);
+    refused_.erase(ref.key());
   }
   // The kubelet's last step: remove the object, only if it is still this pod.
   kube::DeleteOptions o;

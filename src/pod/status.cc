@@ -29,7 +29,8 @@ bool terminalPhase(std::string_view phase) { return phase == "Succeeded" || phas
 
 // Condition equality for our purposes: the probe time changes without meaning anything.
 bool sameCondition(const json::value& a, const json::value& b) {
-  for (const char* key : {"status", "reason", "message", "lastTransitionTime"}) {
+  for (const char* key :
+       {"status", "reason", "message", "lastTransitionTime", "observedGeneration"}) {
     if (fieldOrNull(&a, key) != fieldOrNull(&b, key)) {
       return false;
     }
@@ -58,8 +59,8 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
   }
   json::object patch;
   for (const char* key :
-       {"phase", "podIP", "podIPs", "hostIP", "hostIPs", "startTime", "containerStatuses",
-        "initContainerStatuses", "ephemeralContainerStatuses"}) {
+       {"phase", "podIP", "podIPs", "hostIP", "hostIPs", "startTime", "observedGeneration",
+        "containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"}) {
     const json::value* want = field(providerStatus, key);
     if (want == nullptr) {
       continue;

@@ -110,6 +110,12 @@ class PortStream {
   virtual void cancel() = 0;
 };
 
+// deletePod's grace period when the pod's own applies: a pod gone from the cluster without a
+// graceful delete (force deletion, a restart that finds an orphan) still stops as its spec says.
+inline constexpr int64_t kOwnGracePeriod = -1;
+// createPod's reason while the backend pod of an earlier pod of the same name stops.
+inline constexpr const char* kPredecessorTerminating = "PredecessorTerminating";
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -119,8 +125,11 @@ class Provider {
 
   // Creates the pod. Idempotent by UID: the same pod (same UID) already there is success, so a
   // restart that repeats a create never duplicates a pod. A pod of that name with another UID
-  // is kAlreadyExists (the old one must be deleted first). A pod the backend can never run is
-  // kInvalid with a reason naming the rule: the controller reports it and does not retry.
+  // belongs to a pod gone from the cluster (names are unique): the provider starts deleting it
+  // with its own grace period (unless it is terminating already) and answers kUnavailable with
+  // reason kPredecessorTerminating; the caller tries again once it is gone. A pod the backend
+  // can never run is kInvalid with a reason naming the rule: the controller reports it and does
+  // not retry.
   virtual asio::awaitable<Status> createPod(Json pod) = 0;
   // Applies changed labels, annotations and container images, then adds the ephemeral containers
   // (spec.ephemeralContainers, `kubectl debug`) of `pod` that the provider's pod lacks, by name:
@@ -131,7 +140,8 @@ class Provider {
   // applied. getPod/listPods show the ephemeral containers added (spec.ephemeralContainers: name,
   // image) and their status (status.ephemeralContainerStatuses).
   virtual asio::awaitable<Status> updatePod(Json pod) = 0;
-  // Deletes, giving containers gracePeriodSeconds to stop. An absent pod is success.
+  // Deletes, giving containers gracePeriodSeconds to stop (kOwnGracePeriod: the pod's own
+  // terminationGracePeriodSeconds). An absent pod is success.
   virtual asio::awaitable<Status> deletePod(PodRef pod, int64_t gracePeriodSeconds) = 0;
   // The pod as the backend sees it (source namespace/name/uid, spec, status); kNotFound when
   // absent.

@@ -34,6 +34,12 @@ class ScriptedProvider final : public provider::Provider {
       --failCreates;
       co_return Error::make(ErrorCode::kUnavailable, "Down", "backend down");
     }
+    if (auto it = predecessors.find(provider::podRefOf(pod).name);
+        it != predecessors.end() && it->second > 0) {
+      --it->second;
+      co_return Error::make(ErrorCode::kUnavailable, provider::kPredecessorTerminating,
+                            "waiting for the previous pod of this name to stop on the backend");
+    }
     if (rejectNames.count(provider::podRefOf(pod).name) != 0) {
       co_return Error::make(ErrorCode::kInvalid, "HostNetwork", "hostNetwork is not supported");
     }
@@ -124,6 +130,7 @@ class ScriptedProvider final : public provider::Provider {
   std::optional<json::value> statusAfterUpdate;
   std::set<std::string> rejectNames;
   std::set<std::string> throwOnGet;
+  std::map<std::string, int> predecessors;  // name -> creates answered "predecessor terminating"
 };
 
 // A watch that stays quiet until the test releases its events.
@@ -185,6 +192,8 @@ struct Cluster {
   std::vector<std::string> finalDeletes;
   std::vector<std::string> events;
   int version = 100;
+  bool refuseStatus = false;  // answer status patches 422, as for an invalid status
+  int refused = 0;
 
   Result<kube::HttpResponse> answer(const kube::HttpRequest& r) {
     std::lock_guard lock(mu);
@@ -194,6 +203,12 @@ struct Cluster {
         body += (i ? "," : "") + pods[i];
       }
       return jsonResponse(200, body + "]}");
+    }
+    if (r.method == kube::Verb::patch && r.target.find("/status") != std::string::npos &&
+        refuseStatus) {
+      ++refused;
+      return jsonResponse(422, R"({"kind":"Status","apiVersion":"v1","status":"Failure",
+          "reason":"Invalid","code":422,"message":"Pod \"a\" is invalid: status.podIPs: Invalid value: \"10.0.0.9\": may specify no more than one IP for each IP family"})");
     }
     if (r.method == kube::Verb::patch && r.target.find("/status") != std::string::npos) {
       statusPatches.push_back(r.body);
@@ -263,6 +278,7 @@ struct Harness {
     PodControllerOptions o;
     o.nodeName = "vk";
     o.workers = 4;
+    o.predecessorRecheck = std::chrono::milliseconds(50);
     o.backoff = WorkQueueOptions{std::chrono::milliseconds(1), std::chrono::milliseconds(5)};
     // Retry delays are real (a few ms): the queue's timers run on the io_context.
     controller = std::make_unique<PodController>(io.get_executor(), *client, provider, *events, o,
@@ -508,6 +524,71 @@ TEST(PodControllerTest, DeletedPodWaitsForItsProviderPod) {
     std::lock_guard lock(h.cluster.mu);
     return h.cluster.finalDeletes.size() == 1;
   }));
+  // Before it went, the pod was given its final phase, as the kubelet's TerminatePod does.
+  std::lock_guard lock(h.cluster.mu);
+  ASSERT_FALSE(h.cluster.statusPatches.empty());
+  const auto last = json::parse(h.cluster.statusPatches.back());
+  EXPECT_EQ(last.at("status").at("phase"), "Failed");
+  EXPECT_EQ(
+      last.at("status").at("containerStatuses").at(0).at("state").at("terminated").at("reason"),
+      "ContainerStatusUnknown");
+}
+
+TEST(PodControllerTest, APodWaitsQuietlyForThePreviousPodOfItsName) {
+  Harness h({pod("db-0")});
+  h.provider.predecessors["db-0"] = 2;
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched("ContainerCreating"); }));
+  EXPECT_TRUE(h.cluster.patched("waiting for the previous pod of this name to stop"));
+  // Created once the old one is gone (the recheck timer here), then Running.
+  ASSERT_TRUE(runUntil(
+      h.io, [&] { return h.cluster.patched(R"("phase":"Running")"); }, std::chrono::seconds(10)));
+  EXPECT_EQ(h.provider.creates, 3);
+  EXPECT_FALSE(h.cluster.patched("ProviderFailed"));
+  EXPECT_FALSE(h.cluster.evented("ProviderFailed"));
+}
+
+TEST(PodControllerTest, AStatusTheApiServerRefusesIsNotSentAgainUnchanged) {
+  Harness h({pod("a")});
+  h.cluster.refuseStatus = true;
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.controller->stats().statusRefused.load() == 1; }));
+  for (int i = 0; i < 5; ++i) {
+    h.provider.notify("a");
+  }
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  {
+    std::lock_guard lock(h.cluster.mu);
+    EXPECT_EQ(h.cluster.refused, 1);
+  }
+  EXPECT_EQ(h.controller->memory().refused, 1U);
+  // Another status is another patch: tried, and once accepted the memory goes.
+  {
+    std::lock_guard lock(h.cluster.mu);
+    h.cluster.refuseStatus = false;
+  }
+  h.provider.setStatus(json::parse(R"({"phase":"Running","podIP":"10.0.0.10"})"));
+  h.provider.notify("a");
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patched("10.0.0.10"); }));
+  EXPECT_EQ(h.controller->memory().refused, 0U);
+}
+
+TEST(PodControllerTest, AForceDeletedPodStopsWithItsOwnGracePeriod) {
+  // kubectl delete --force --grace-period=0: the API server shows the pod with grace 0 once,
+  // then removes it.
+  Harness h({podWithSpec(
+      "db-0", {},
+      {{"deletionTimestamp", "2026-01-01T00:00:00Z"}, {"deletionGracePeriodSeconds", 0}})});
+  h.provider.pods["ns/db-0"] = json::parse(pod("db-0"));
+  h.provider.slowDeletes = true;
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.cluster.mu);
+    return h.cluster.finalDeletes.size() == 1;
+  }));
+  std::lock_guard lock(h.provider.mu);
+  EXPECT_EQ(h.provider.graces, std::vector<int64_t>{provider::kOwnGracePeriod});
 }
 
 TEST(PodControllerTest, ProviderPodStuckAfterTheGracePeriodIsForced) {

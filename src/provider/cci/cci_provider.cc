@@ -711,6 +711,21 @@ asio::awaitable<Status> CciProvider::reuseVolume(const Json& wanted) {
   co_return okStatus();
 }
 
+asio::awaitable<Status> CciProvider::awaitPredecessor(const PodRef& ref,
+                                                      const json::value& existing) {
+  // The backend pod of an earlier pod of this name, gone from the cluster (names are unique):
+  // it stops with its own grace period, and this one waits for it.
+  auto src = sourceRefOf(existing);
+  if (src && at(existing, {"metadata", "deletionTimestamp"}) == nullptr) {
+    PodRef predecessor{ref.ns, ref.name, src->uid};
+    if (auto s = co_await deletePod(predecessor, kOwnGracePeriod); !s.ok()) {
+      co_return s;
+    }
+  }
+  co_return Error::make(ErrorCode::kUnavailable, kPredecessorTerminating,
+                        "waiting for the previous pod of this name to stop on the backend");
+}
+
 asio::awaitable<Status> CciProvider::createPod(Json pod) {
   const PodRef ref = podRefOf(pod);
   const std::string podKey = ref.key();
@@ -720,9 +735,11 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
     if (src && src->uid == ref.uid) {
       co_return okStatus();  // a repeated create (restart, retry)
     }
+    if (src) {
+      co_return co_await awaitPredecessor(ref, *existing);
+    }
     co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
-                          fmt::format("backend pod {} still belongs to an earlier pod {}", name,
-                                      src ? src->uid : std::string("(unknown)")));
+                          fmt::format("backend pod {} is not one of burstlet's", name));
   }
   auto claims = co_await claimsOf(pod);
   if (!claims.ok()) {
@@ -829,8 +846,11 @@ asio::awaitable<Status> CciProvider::createPod(Json pod) {
       }
       co_return okStatus();
     }
+    if (src) {
+      co_return co_await awaitPredecessor(ref, *got);
+    }
     co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
-                          fmt::format("backend pod {} belongs to another pod", name));
+                          fmt::format("backend pod {} is not one of burstlet's", name));
   }
   stats_.podCreates.fetch_add(1);
   {
@@ -999,12 +1019,15 @@ asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSe
   if (at(*existing, {"metadata", "deletionTimestamp"}) != nullptr) {
     // Already terminating: a second delete only costs a write, unless it shortens the grace.
     const auto* g = at(*existing, {"metadata", "deletionGracePeriodSeconds"});
-    if (g == nullptr || !g->is_int64() || g->as_int64() <= gracePeriodSeconds) {
+    if (gracePeriodSeconds < 0 || g == nullptr || !g->is_int64() ||
+        g->as_int64() <= gracePeriodSeconds) {
       co_return okStatus();
     }
   }
   kube::DeleteOptions o;
-  o.gracePeriodSeconds = std::max<int64_t>(gracePeriodSeconds, 0);
+  if (gracePeriodSeconds >= 0) {
+    o.gracePeriodSeconds = gracePeriodSeconds;  // else the backend pod's own
+  }
   o.preconditionUid = std::string(kube::objectUid(*existing));
   auto r = co_await backend_.remove(resources::kPods, bns, name, o);
   if (!r.ok() && r.error().code == ErrorCode::kConflict) {

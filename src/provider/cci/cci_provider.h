@@ -106,6 +106,9 @@ class CciProvider final : public Provider {
 
  private:
   asio::awaitable<Status> ensureNamespace();
+  // createPod met `existing`, the backend pod of an earlier pod of ref's name: deletes it with
+  // its own grace period unless it is terminating, and answers kPredecessorTerminating.
+  asio::awaitable<Status> awaitPredecessor(const PodRef& ref, const Json& existing);
   asio::awaitable<Status> ensureCopy(const std::string& kind, const std::string& ns,
                                      const std::string& name, bool optional,
                                      const std::string& podKey);

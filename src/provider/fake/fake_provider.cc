@@ -443,8 +443,14 @@ asio::awaitable<Status> FakeProvider::createPod(Json pod) {
       if (stringField(*objectAt(it->second.object, "metadata"), "uid") == ref.uid) {
         co_return okStatus();  // the same pod: a repeated create
       }
-      co_return Error::make(ErrorCode::kAlreadyExists, "AlreadyExists",
-                            fmt::format("pod {} exists with another uid", ref.key()));
+      // An earlier pod of this name: it goes at once here, and this one comes next time.
+      state_->appendLocked(
+          json::object{{"op", "delete"},
+                       {"key", ref.key()},
+                       {"uid", stringField(*objectAt(it->second.object, "metadata"), "uid")}});
+      state_->pods.erase(it);
+      co_return Error::make(ErrorCode::kUnavailable, kPredecessorTerminating,
+                            "waiting for the previous pod of this name to stop on the backend");
     }
     const int64_t failFirst = annotationInt(pod, kFailCreates, 0);
     if (state_->failedCreates[ref.uid] < failFirst) {

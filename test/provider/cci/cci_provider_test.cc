@@ -430,7 +430,7 @@ TEST(CciProviderTest, CreateIsIdempotentByUid) {
   EXPECT_EQ(h.api.names(kPods).size(), 1u);
 }
 
-TEST(CciProviderTest, CreateRefusesNameHeldByAnotherPod) {
+TEST(CciProviderTest, CreateWaitsForTheEarlierPodOfItsName) {
   Harness h;
   ASSERT_TRUE(h.startAndSettle());
   auto old = toBackendPod(clusterPod("web", "old-uid"), TranslateOptions{kNs, kNode, ""});
@@ -440,11 +440,20 @@ TEST(CciProviderTest, CreateRefusesNameHeldByAnotherPod) {
   const int posts = h.api.count(Verb::post);
   auto s = h.createPod(clusterPod("web", "new-uid"));
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(s.error().reason, kPredecessorTerminating);
   EXPECT_EQ(h.api.count(Verb::post), posts);
-  EXPECT_EQ(
-      stringAt(*h.backendPod("app", "web"), {"metadata", "annotations", kSourceUidAnnotation}),
-      "old-uid");
+  // The earlier pod was deleted with its own grace period (no gracePeriodSeconds sent).
+  const std::string path = resources::kPods.path(kNs, backendName("app", "web"));
+  int deletes = 0;
+  for (const auto& r : h.api.requests()) {
+    if (r.method == Verb::delete_ && r.path == path) {
+      ++deletes;
+      EXPECT_EQ((r.body + r.query).find("gracePeriodSeconds"), std::string::npos);
+      EXPECT_NE(r.body.find("preconditions"), std::string::npos);  // only that backend pod
+    }
+  }
+  EXPECT_EQ(deletes, 1);
 }
 
 TEST(CciProviderTest, CreateWithLostAnswerSucceedsOnRetry) {
@@ -475,7 +484,7 @@ TEST(CciProviderTest, CreateConflictWithAnotherUidBeforeInformerSawIt) {
   h.api.put(kPods, *old);
   auto s = h.createPod(clusterPod("web", "new-uid"));
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(s.error().reason, kPredecessorTerminating);
   EXPECT_EQ(h.getPod(PodRef{"app", "web", "new-uid"}).error().code, ErrorCode::kNotFound);
 }
 
