@@ -30,6 +30,8 @@ std::string_view errorCodeName(ErrorCode code) {
       return "unavailable";
     case ErrorCode::kCancelled:
       return "cancelled";
+    case ErrorCode::kNotSupported:
+      return "not_supported";
     case ErrorCode::kInternal:
       return "internal";
   }

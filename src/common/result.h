@@ -27,6 +27,7 @@ enum class ErrorCode {
   kTimeout,          // 504 / deadline passed
   kUnavailable,      // 503, connection refused or reset: retry with backoff
   kCancelled,        // the caller stopped the operation
+  kNotSupported,     // 501: the capability does not exist here (a provider without logs)
   kInternal,         // 500 and anything unclassified
 };
 

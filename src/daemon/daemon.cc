@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/metrics.h"
-#include "daemon/cluster_objects.h"
+#include "daemon/api_cluster_objects.h"
 #include "kube/events.h"
 #include "kube/rest.h"
 #include "node/node_controller.h"

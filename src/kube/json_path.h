@@ -23,6 +23,14 @@ inline const boost::json::value* at(const boost::json::value& v,
   return cur;
 }
 
+// The value at `keys`, or a null value when absent (for comparisons: absent equals null).
+inline const boost::json::value& valueAt(const boost::json::value& v,
+                                         std::initializer_list<std::string_view> keys) {
+  static const boost::json::value kNull;
+  const auto* f = at(v, keys);
+  return f != nullptr ? *f : kNull;
+}
+
 // The string at `keys`, or "" when absent or not a string.
 inline std::string stringAt(const boost::json::value& v,
                             std::initializer_list<std::string_view> keys) {

@@ -26,6 +26,7 @@
 
 #include "common/result.h"
 #include "kube/events.h"
+#include "provider/provider.h"
 
 namespace burstlet::pod {
 
@@ -33,7 +34,8 @@ namespace burstlet::pod {
 // in the container's waiting state. Codes: kNotFound for a missing ConfigMap, Secret or key (it
 // may appear later: retry), kInvalid for what the pod spec itself gets wrong, kUnavailable when
 // a fact about the node is not known yet.
-inline constexpr std::string_view kCreateContainerConfigError = "CreateContainerConfigError";
+inline constexpr std::string_view kCreateContainerConfigError =
+    provider::kCreateContainerConfigError;
 inline constexpr std::string_view kInvalidEnvironmentVariableNames =
     "InvalidEnvironmentVariableNames";
 

@@ -443,7 +443,7 @@ asio::awaitable<Result<bool>> PodController::updateOnProvider(
     seen = providerPod;
     dropRestartBase(*seen);
   }
-  if (!needsProviderUpdate(wanted ? *wanted : pod, seen ? *seen : providerPod)) {
+  if (!provider::needsUpdate(wanted ? *wanted : pod, seen ? *seen : providerPod)) {
     co_return false;
   }
   // Ephemeral containers the provider refused are not sent again.
@@ -458,7 +458,7 @@ asio::awaitable<Result<bool>> PodController::updateOnProvider(
   }
   setRestartBase(prepared, restartBase);
   auto s = co_await provider_.updatePod(prepared);
-  if (!s.ok() && s.error().reason == "EphemeralContainersNotSupported") {
+  if (!s.ok() && s.error().reason == provider::kEphemeralContainersNotSupported) {
     // Shown once, as the kubelet shows a container it cannot start; the rest of the update
     // was applied.
     Unsupported u{{}, s.error().reason, s.error().message};
@@ -495,7 +495,7 @@ asio::awaitable<Status> PodController::createOnProvider(
   if (prepare_) {
     auto p = co_await prepare_(pod);
     if (!p.ok()) {
-      if (p.error().reason == "CreateContainerConfigError") {
+      if (p.error().reason == provider::kCreateContainerConfigError) {
         co_await reportConfigError(pod, p.error());
       }
       co_return std::move(p).error();
@@ -515,7 +515,7 @@ asio::awaitable<Status> PodController::createOnProvider(
     queue_.addAfter(ref.key(), options_.predecessorRecheck);
     co_return okStatus();
   }
-  if (!s.ok() && s.error().reason == "CreateContainerConfigError") {
+  if (!s.ok() && s.error().reason == provider::kCreateContainerConfigError) {
     // The provider could not make a mounted ConfigMap or Secret available: the pod waits like
     // on a kubelet, and the provider wakes it when the object appears.
     co_await reportConfigError(pod, s.error());

@@ -174,7 +174,7 @@ asio::awaitable<Status> PodController::writeStatus(const json::value& pod, json:
 
 asio::awaitable<void> PodController::reportFailure(const json::value& pod, const Error& error,
                                                    bool permanent) {
-  const std::string reason = permanent ? error.reason : std::string("ProviderFailed");
+  const std::string reason = permanent ? error.reason : std::string(kProviderFailedReason);
   const std::string message =
       permanent
           ? fmt::format("the {} provider cannot run this pod: {}", provider_.name(), error.message)
@@ -213,8 +213,9 @@ asio::awaitable<void> PodController::reportConfigError(const json::value& pod, c
           {"ready", false},
           {"started", false},
           {"restartCount", 0},
-          {"state", json::object{{"waiting", json::object{{"reason", "CreateContainerConfigError"},
-                                                          {"message", error.message}}}}}});
+          {"state",
+           json::object{{"waiting", json::object{{"reason", provider::kCreateContainerConfigError},
+                                                 {"message", error.message}}}}}});
     }
   }
   json::object status{{"containerStatuses", std::move(statuses)}};

@@ -2,28 +2,16 @@
 
 #include <boost/json.hpp>
 
+#include "kube/json_path.h"
+
 namespace burstlet::pod {
 
 namespace json = boost::json;
+using kube::at;
+using kube::stringAt;
+using kube::valueAt;
 
 namespace {
-
-const json::value* field(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  return o != nullptr ? o->if_contains(key) : nullptr;
-}
-
-std::string_view stringAt(const json::value* v) {
-  const auto* s = v != nullptr ? v->if_string() : nullptr;
-  return s != nullptr ? std::string_view(*s) : std::string_view();
-}
-
-const json::value kNull;
-
-const json::value& fieldOrNull(const json::value* v, std::string_view key) {
-  const json::value* f = v != nullptr ? field(*v, key) : nullptr;
-  return f != nullptr ? *f : kNull;
-}
 
 bool terminalPhase(std::string_view phase) { return phase == "Succeeded" || phase == "Failed"; }
 
@@ -31,7 +19,7 @@ bool terminalPhase(std::string_view phase) { return phase == "Succeeded" || phas
 bool sameCondition(const json::value& a, const json::value& b) {
   for (const char* key :
        {"status", "reason", "message", "lastTransitionTime", "observedGeneration"}) {
-    if (fieldOrNull(&a, key) != fieldOrNull(&b, key)) {
+    if (valueAt(a, {key}) != valueAt(b, {key})) {
       return false;
     }
   }
@@ -41,19 +29,18 @@ bool sameCondition(const json::value& a, const json::value& b) {
 }  // namespace
 
 bool isTerminal(const json::value& pod) {
-  return terminalPhase(stringAt(field(fieldOrNull(&pod, "status"), "phase")));
+  return terminalPhase(stringAt(pod, {"status", "phase"}));
 }
 
 bool isBeingDeleted(const json::value& pod) {
-  const auto& ts = fieldOrNull(field(pod, "metadata"), "deletionTimestamp");
-  return !ts.is_null();
+  return !valueAt(pod, {"metadata", "deletionTimestamp"}).is_null();
 }
 
 std::optional<json::value> statusPatch(const json::value& clusterPod,
                                        const json::value& providerStatus) {
-  const json::value* current = field(clusterPod, "status");
-  const std::string_view currentPhase = stringAt(current ? field(*current, "phase") : nullptr);
-  const std::string_view wantedPhase = stringAt(field(providerStatus, "phase"));
+  const json::value& current = valueAt(clusterPod, {"status"});
+  const std::string currentPhase = stringAt(current, {"phase"});
+  const std::string wantedPhase = stringAt(providerStatus, {"phase"});
   if (terminalPhase(currentPhase) && !terminalPhase(wantedPhase)) {
     return std::nullopt;  // the kubelet never brings a finished pod back
   }
@@ -61,11 +48,11 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
   for (const char* key :
        {"phase", "podIP", "podIPs", "hostIP", "hostIPs", "startTime", "observedGeneration",
         "containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"}) {
-    const json::value* want = field(providerStatus, key);
+    const json::value* want = at(providerStatus, {key});
     if (want == nullptr) {
       continue;
     }
-    if (fieldOrNull(current, key) == *want) {
+    if (valueAt(current, {key}) == *want) {
       continue;
     }
     const std::string_view k(key);
@@ -83,22 +70,22 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
   }
   // Our reason/message (a failure shown earlier) give way to the provider's.
   for (const char* key : {"reason", "message"}) {
-    const json::value& want = fieldOrNull(&providerStatus, key);
-    const json::value& have = fieldOrNull(current, key);
+    const json::value& want = valueAt(providerStatus, {key});
+    const json::value& have = valueAt(current, {key});
     if (want != have &&
-        (!want.is_null() || stringAt(&fieldOrNull(current, "reason")) == "ProviderFailed")) {
+        (!want.is_null() || stringAt(current, {"reason"}) == kProviderFailedReason)) {
       patch[key] = want;  // null deletes the field
     }
   }
-  if (const auto* wanted = field(providerStatus, "conditions"); wanted && wanted->is_array()) {
-    const json::value& have = fieldOrNull(current, "conditions");
+  if (const auto* wanted = kube::arrayAt(providerStatus, {"conditions"})) {
+    const json::value& have = valueAt(current, {"conditions"});
     json::array changed;
-    for (const auto& c : wanted->as_array()) {
-      const auto type = stringAt(field(c, "type"));
+    for (const auto& c : *wanted) {
+      const auto type = stringAt(c, {"type"});
       bool same = false;
       if (have.is_array()) {
         for (const auto& h : have.as_array()) {
-          if (stringAt(field(h, "type")) == type) {
+          if (stringAt(h, {"type"}) == type) {
             same = sameCondition(c, h);
             break;
           }
@@ -110,11 +97,11 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
         // removed explicitly (null), or a True condition keeps the text of its False past.
         if (have.is_array() && sent.is_object()) {
           for (const auto& h : have.as_array()) {
-            if (stringAt(field(h, "type")) != type) {
+            if (stringAt(h, {"type"}) != type) {
               continue;
             }
             for (const char* key : {"reason", "message"}) {
-              if (field(h, key) != nullptr && field(c, key) == nullptr) {
+              if (at(h, {key}) != nullptr && at(c, {key}) == nullptr) {
                 sent.as_object()[key] = nullptr;
               }
             }
@@ -135,72 +122,21 @@ std::optional<json::value> statusPatch(const json::value& clusterPod,
 
 std::optional<json::value> failurePatch(const json::value& clusterPod, const std::string& reason,
                                         const std::string& message, bool permanent) {
-  const json::value& current = fieldOrNull(&clusterPod, "status");
+  const json::value& current = valueAt(clusterPod, {"status"});
   json::object patch;
-  if (stringAt(field(current, "reason")) != reason) {
+  if (stringAt(current, {"reason"}) != reason) {
     patch["reason"] = reason;
   }
-  if (stringAt(field(current, "message")) != message) {
+  if (stringAt(current, {"message"}) != message) {
     patch["message"] = message;
   }
-  if (permanent && stringAt(field(current, "phase")) != "Failed") {
+  if (permanent && stringAt(current, {"phase"}) != "Failed") {
     patch["phase"] = "Failed";
   }
   if (patch.empty()) {
     return std::nullopt;
   }
   return json::value(json::object{{"status", std::move(patch)}});
-}
-
-bool needsProviderUpdate(const json::value& clusterPod, const json::value& providerPod) {
-  const json::value* cm = field(clusterPod, "metadata");
-  const json::value* pm = field(providerPod, "metadata");
-  for (const char* key : {"labels", "annotations"}) {
-    const json::value& a = fieldOrNull(cm, key);
-    const json::value& b = fieldOrNull(pm, key);
-    const bool aEmpty = a.is_null() || (a.is_object() && a.as_object().empty());
-    const bool bEmpty = b.is_null() || (b.is_object() && b.as_object().empty());
-    if (!(aEmpty && bEmpty) && a != b) {
-      return true;
-    }
-  }
-  const json::value* cs = field(clusterPod, "spec");
-  const json::value* ps = field(providerPod, "spec");
-  for (const char* list : {"containers", "initContainers"}) {
-    const json::value& a = fieldOrNull(cs, list);
-    const json::value& b = fieldOrNull(ps, list);
-    if (!a.is_array() || !b.is_array() || a.as_array().size() != b.as_array().size()) {
-      if (a.is_array() != b.is_array()) {
-        return true;
-      }
-      if (a.is_array() && a.as_array().size() != b.as_array().size()) {
-        return true;
-      }
-      continue;
-    }
-    for (size_t i = 0; i < a.as_array().size(); ++i) {
-      if (fieldOrNull(&a.as_array()[i], "image") != fieldOrNull(&b.as_array()[i], "image")) {
-        return true;
-      }
-    }
-  }
-  // Ephemeral containers can only be added: one the provider lacks needs an update.
-  const json::value& want = fieldOrNull(cs, "ephemeralContainers");
-  if (want.is_array() && !want.as_array().empty()) {
-    const json::value& have = fieldOrNull(ps, "ephemeralContainers");
-    for (const auto& c : want.as_array()) {
-      bool found = false;
-      if (have.is_array()) {
-        for (const auto& h : have.as_array()) {
-          found = found || fieldOrNull(&h, "name") == fieldOrNull(&c, "name");
-        }
-      }
-      if (!found) {
-        return true;
-      }
-    }
-  }
-  return false;
 }
 
 ReconcilePlan planReconcile(const std::map<std::string, std::string>& clusterUids,

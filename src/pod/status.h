@@ -1,6 +1,6 @@
 // Pure decisions of the pod controller, kept apart from I/O so that unit tests cover them:
-// which status write a provider status calls for, which spec change needs a provider update,
-// and what to do with the provider's pods after a restart.
+// which status write a provider status calls for and what to do with the provider's pods after a
+// restart.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -10,6 +10,9 @@
 #include <vector>
 
 namespace burstlet::pod {
+
+// The pod-level reason of a provider failure that is retried.
+inline constexpr const char* kProviderFailedReason = "ProviderFailed";
 
 // The strategic-merge patch body for pods/status that makes the cluster pod show
 // `providerStatus`, or nullopt when it already does (no write). Conditions are merged by type
@@ -25,11 +28,6 @@ std::optional<boost::json::value> statusPatch(const boost::json::value& clusterP
 std::optional<boost::json::value> failurePatch(const boost::json::value& clusterPod,
                                                const std::string& reason,
                                                const std::string& message, bool permanent);
-
-// Whether the provider's copy needs an update: labels, annotations or container images differ,
-// or the cluster pod has an ephemeral container the provider's lacks.
-bool needsProviderUpdate(const boost::json::value& clusterPod,
-                         const boost::json::value& providerPod);
 
 bool isTerminal(const boost::json::value& pod);
 bool isBeingDeleted(const boost::json::value& pod);

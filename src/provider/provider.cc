@@ -4,35 +4,79 @@
 
 #include <boost/json.hpp>
 
+#include "kube/json_path.h"
+
 namespace burstlet::provider {
 
-namespace {
-std::string metadataField(const Json& pod, std::string_view field) {
-  const auto* obj = pod.if_object();
-  const auto* md = obj != nullptr ? obj->if_contains("metadata") : nullptr;
-  const auto* mdObj = md != nullptr ? md->if_object() : nullptr;
-  const auto* v = mdObj != nullptr ? mdObj->if_contains(field) : nullptr;
-  const auto* s = v != nullptr ? v->if_string() : nullptr;
-  return s != nullptr ? std::string(*s) : std::string();
+PodRef podRefOf(const Json& pod) {
+  return PodRef{kube::stringAt(pod, {"metadata", "namespace"}),
+                kube::stringAt(pod, {"metadata", "name"}),
+                kube::stringAt(pod, {"metadata", "uid"})};
 }
+
+using kube::valueAt;
+
+namespace {
+
+bool emptyMap(const Json& v) { return v.is_null() || (v.is_object() && v.as_object().empty()); }
+
 }  // namespace
 
-PodRef podRefOf(const Json& pod) {
-  return PodRef{metadataField(pod, "namespace"), metadataField(pod, "name"),
-                metadataField(pod, "uid")};
+bool needsUpdate(const Json& clusterPod, const Json& providerPod) {
+  for (const char* key : {"labels", "annotations"}) {
+    const Json& a = valueAt(clusterPod, {"metadata", key});
+    const Json& b = valueAt(providerPod, {"metadata", key});
+    if (!(emptyMap(a) && emptyMap(b)) && a != b) {
+      return true;
+    }
+  }
+  for (const char* list : {"containers", "initContainers"}) {
+    const Json& a = valueAt(clusterPod, {"spec", list});
+    const Json& b = valueAt(providerPod, {"spec", list});
+    if (a.is_array() != b.is_array()) {
+      return true;
+    }
+    if (!a.is_array()) {
+      continue;
+    }
+    if (a.as_array().size() != b.as_array().size()) {
+      return true;
+    }
+    for (size_t i = 0; i < a.as_array().size(); ++i) {
+      if (valueAt(a.as_array()[i], {"image"}) != valueAt(b.as_array()[i], {"image"})) {
+        return true;
+      }
+    }
+  }
+  // Ephemeral containers can only be added: one the provider lacks needs an update.
+  if (const auto* want = kube::arrayAt(clusterPod, {"spec", "ephemeralContainers"})) {
+    const auto* have = kube::arrayAt(providerPod, {"spec", "ephemeralContainers"});
+    for (const auto& c : *want) {
+      bool found = false;
+      if (have != nullptr) {
+        for (const auto& h : *have) {
+          found = found || valueAt(h, {"name"}) == valueAt(c, {"name"});
+        }
+      }
+      if (!found) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 asio::awaitable<Result<std::unique_ptr<ByteStream>>> Provider::logs(PodRef pod,
                                                                     LogOptions /*options*/) {
   co_return Error::make(
-      ErrorCode::kNotFound, "NotSupported",
+      ErrorCode::kNotSupported, kNotSupported,
       "provider " + std::string(name()) + " does not serve logs (pod " + pod.key() + ")");
 }
 
 namespace {
 Error notSupported(std::string_view provider, std::string_view what, const PodRef& pod) {
   return Error::make(
-      ErrorCode::kNotFound, "NotSupported",
+      ErrorCode::kNotSupported, kNotSupported,
       fmt::format("provider {} does not support {} (pod {})", provider, what, pod.key()));
 }
 }  // namespace
@@ -53,7 +97,7 @@ asio::awaitable<Result<std::unique_ptr<PortStream>>> Provider::portForward(PodRe
 }
 
 asio::awaitable<Result<Json>> Provider::statsSummary() {
-  co_return Error::make(ErrorCode::kNotFound, "NotSupported",
+  co_return Error::make(ErrorCode::kNotSupported, kNotSupported,
                         fmt::format("provider {} does not report stats", name()));
 }
 

@@ -110,6 +110,23 @@ class PortStream {
   virtual void cancel() = 0;
 };
 
+// Reasons that cross the seam: the pod controller acts on them.
+// A ConfigMap, Secret or key the pod needs is missing (code kNotFound: it may appear; the
+// provider wakes the pod through onPodStatusChange when it does). As the kubelet words it.
+inline constexpr const char* kCreateContainerConfigError = "CreateContainerConfigError";
+// updatePod could not add ephemeral containers (code kInvalid).
+inline constexpr const char* kEphemeralContainersNotSupported = "EphemeralContainersNotSupported";
+// The backend does not answer (code kUnavailable).
+inline constexpr const char* kBackendUnreachable = "BackendUnreachable";
+// The provider has no such capability (code kNotSupported): logs, exec, stats.
+inline constexpr const char* kNotSupported = "NotSupported";
+
+// Whether the provider's pod (as getPod shows it) needs an update to match the cluster pod:
+// labels, annotations or container images differ, or the cluster pod has an ephemeral container
+// the provider's lacks. getPod must show a pod so that this is false right after createPod or
+// updatePod of the same cluster pod (what the provider adds of its own is not shown).
+bool needsUpdate(const Json& clusterPod, const Json& providerPod);
+
 // deletePod's grace period when the pod's own applies: a pod gone from the cluster without a
 // graceful delete (force deletion, a restart that finds an orphan) still stops as its spec says.
 inline constexpr int64_t kOwnGracePeriod = -1;
@@ -135,7 +152,7 @@ class Provider {
   // (spec.ephemeralContainers, `kubectl debug`) of `pod` that the provider's pod lacks, by name:
   // they can only be added, never changed or removed, so one the provider has already is left as
   // it is. kNotFound when absent. A backend that cannot add ephemeral containers (CCI's API has no
-  // ephemeralcontainers subresource) answers kInvalid "EphemeralContainersNotSupported" with a
+  // ephemeralcontainers subresource) answers kInvalid kEphemeralContainersNotSupported with a
   // message naming the backend and the containers, after the labels, annotations and images were
   // applied. getPod/listPods show the ephemeral containers added (spec.ephemeralContainers: name,
   // image) and their status (status.ephemeralContainerStatuses).
@@ -160,7 +177,7 @@ class Provider {
   virtual asio::awaitable<Status> ping() = 0;
 
   // Kubelet API hooks. Not every provider has them: the default answers kNotFound with
-  // reason "NotSupported".
+  // reason kNotSupported, code kNotSupported.
   virtual asio::awaitable<Result<std::unique_ptr<ByteStream>>> logs(PodRef pod, LogOptions options);
   virtual asio::awaitable<Result<std::unique_ptr<ExecSession>>> exec(PodRef pod,
                                                                      ExecOptions options);

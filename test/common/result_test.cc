@@ -75,12 +75,14 @@ TEST(ResultTest, CodeNamesAreDistinct) {
       ErrorCode::kGone,         ErrorCode::kInvalid,       ErrorCode::kBadRequest,
       ErrorCode::kUnauthorized, ErrorCode::kForbidden,     ErrorCode::kTooManyRequests,
       ErrorCode::kTimeout,      ErrorCode::kUnavailable,   ErrorCode::kCancelled,
-      ErrorCode::kInternal};
+      ErrorCode::kInternal,     ErrorCode::kNotSupported};
   std::set<std::string_view> names;
   for (auto c : all) {
     names.insert(errorCodeName(c));
   }
   EXPECT_EQ(names.size(), std::size(all));
+  EXPECT_EQ(errorCodeName(ErrorCode::kNotSupported), "not_supported");
+  EXPECT_FALSE(isRetryable(ErrorCode::kNotSupported));  // asking again cannot help
 }
 
 }  // namespace

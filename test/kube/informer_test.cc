@@ -11,6 +11,7 @@
 #include <map>
 
 #include "mocks/fake_transport.h"
+#include "mocks/run_sync.h"
 
 namespace burstlet::kube {
 namespace {
@@ -18,6 +19,7 @@ namespace {
 namespace json = boost::json;
 using burstlet::testing::FakeTransport;
 using burstlet::testing::jsonResponse;
+using burstlet::testing::runUntil;
 using burstlet::testing::ScriptedStream;
 
 std::string pod(std::string_view name, std::string_view rv, std::string_view node = "vk") {
@@ -63,18 +65,6 @@ struct Recorder {
         }};
   }
 };
-
-// Runs the io_context until pred() holds or 5 s pass.
-bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    io.run_one_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
 
 struct Harness {
   boost::asio::io_context io;

@@ -1,9 +1,11 @@
-// Runs a coroutine to completion on an io_context, for tests.
+// Drives an io_context in tests: a coroutine to completion, or until a condition holds.
 #pragma once
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <exception>
+#include <functional>
 #include <optional>
 
 namespace burstlet::testing {
@@ -24,6 +26,19 @@ T runSync(boost::asio::io_context& io, boost::asio::awaitable<T> work) {
     std::rethrow_exception(error);
   }
   return std::move(*out);
+}
+
+// Runs the io_context until pred() holds or `limit` passes; returns pred().
+inline bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
+                     std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred() && std::chrono::steady_clock::now() < deadline) {
+    if (io.stopped()) {
+      io.restart();
+    }
+    io.run_one_for(std::chrono::milliseconds(10));
+  }
+  return pred();
 }
 
 }  // namespace burstlet::testing

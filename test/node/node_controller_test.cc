@@ -14,6 +14,7 @@
 #include "mocks/fake_clock.h"
 #include "mocks/fake_transport.h"
 #include "mocks/ping_provider.h"
+#include "mocks/run_sync.h"
 
 namespace burstlet::node {
 namespace {
@@ -23,6 +24,7 @@ using burstlet::testing::FakeClock;
 using burstlet::testing::FakeTransport;
 using burstlet::testing::jsonResponse;
 using burstlet::testing::PingProvider;
+using burstlet::testing::runUntil;
 using Mode = PingProvider::Mode;
 using std::chrono::seconds;
 
@@ -168,15 +170,6 @@ struct Api {
     return jsonResponse(400, status(400, "BadRequest"));
   }
 };
-
-bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
-              std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred() && std::chrono::steady_clock::now() < deadline) {
-    io.run_one_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
 
 // Runs the node against the recorded API and a provider whose ping the test controls. With
 // `fakeTime`, deadlines (pings, lease, status, outage length) follow a FakeClock the test

@@ -8,22 +8,15 @@
 #include <functional>
 
 #include "mocks/ping_provider.h"
+#include "mocks/run_sync.h"
 
 namespace burstlet::node {
 namespace {
 
 using burstlet::testing::PingProvider;
+using burstlet::testing::runUntil;
 using Mode = PingProvider::Mode;
 using std::chrono::milliseconds;
-
-bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
-              milliseconds limit = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred() && std::chrono::steady_clock::now() < deadline) {
-    io.run_one_for(milliseconds(10));
-  }
-  return pred();
-}
 
 TEST(ProviderHealthTest, DurationText) {
   EXPECT_EQ(durationText(milliseconds(250)), "250ms");

@@ -13,6 +13,8 @@
 
 #include "mocks/fake_clock.h"
 #include "mocks/fake_transport.h"
+#include "mocks/run_sync.h"
+#include "mocks/scripted_provider.h"
 #include "pod/lifecycle.h"
 
 namespace burstlet::pod {
@@ -21,117 +23,8 @@ namespace {
 namespace json = boost::json;
 using burstlet::testing::FakeTransport;
 using burstlet::testing::jsonResponse;
-using provider::PodRef;
-
-// A provider whose pods' status the test sets, and whose notifications the test fires.
-class ScriptedProvider final : public provider::Provider {
- public:
-  std::string_view name() const override { return "scripted"; }
-  asio::awaitable<Status> createPod(json::value pod) override {
-    std::lock_guard lock(mu);
-    ++creates;
-    if (failCreates > 0) {
-      --failCreates;
-      co_return Error::make(ErrorCode::kUnavailable, "Down", "backend down");
-    }
-    if (auto it = predecessors.find(provider::podRefOf(pod).name);
-        it != predecessors.end() && it->second > 0) {
-      --it->second;
-      co_return Error::make(ErrorCode::kUnavailable, provider::kPredecessorTerminating,
-                            "waiting for the previous pod of this name to stop on the backend");
-    }
-    if (rejectNames.count(provider::podRefOf(pod).name) != 0) {
-      co_return Error::make(ErrorCode::kInvalid, "HostNetwork", "hostNetwork is not supported");
-    }
-    pods[provider::podRefOf(pod).key()] = pod;
-    co_return okStatus();
-  }
-  asio::awaitable<Status> updatePod(json::value pod) override {
-    std::lock_guard lock(mu);
-    ++updates;
-    if (noEphemeral && pod.at("spec").as_object().contains("ephemeralContainers")) {
-      co_return Error::make(ErrorCode::kInvalid, "EphemeralContainersNotSupported",
-                            "the backend has no ephemeralcontainers subresource");
-    }
-    pods[provider::podRefOf(pod).key()] = pod;
-    if (statusAfterUpdate) {
-      status = *statusAfterUpdate;  // changed while the update ran; not notified again
-    }
-    co_return okStatus();
-  }
-  asio::awaitable<Status> deletePod(PodRef ref, int64_t grace) override {
-    std::lock_guard lock(mu);
-    ++deletes;
-    graces.push_back(grace);
-    auto it = pods.find(ref.key());
-    if (it != pods.end() && slowDeletes && grace > 0) {
-      // Terminating: the pod stays until the test removes it.
-      it->second.at("metadata").as_object()["deletionTimestamp"] = "2099-01-01T00:00:00Z";
-      it->second.at("metadata").as_object()["deletionGracePeriodSeconds"] = grace;
-      co_return okStatus();
-    }
-    if (it != pods.end()) {
-      pods.erase(it);
-    }
-    co_return okStatus();
-  }
-  asio::awaitable<Result<json::value>> getPod(PodRef ref) override {
-    std::lock_guard lock(mu);
-    if (throwOnGet.erase(ref.name) != 0) {
-      throw std::runtime_error("provider bug");
-    }
-    auto it = pods.find(ref.key());
-    if (it == pods.end()) {
-      co_return Error::make(ErrorCode::kNotFound, "NotFound", "no pod");
-    }
-    json::value out = it->second;
-    out.as_object()["status"] = status;
-    co_return out;
-  }
-  asio::awaitable<Result<std::vector<json::value>>> listPods() override {
-    std::lock_guard lock(mu);
-    std::vector<json::value> out;
-    for (const auto& [k, p] : pods) {
-      out.push_back(p);
-    }
-    co_return out;
-  }
-  void onPodStatusChange(std::function<void(const PodRef&)> cb) override {
-    std::lock_guard lock(mu);
-    callback = std::move(cb);
-  }
-  provider::NodeCapacity capacity() const override { return {}; }
-  asio::awaitable<Status> ping() override { co_return okStatus(); }
-
-  void notify(const std::string& name) {
-    std::function<void(const PodRef&)> cb;
-    {
-      std::lock_guard lock(mu);
-      cb = callback;
-    }
-    cb(PodRef{"ns", name, "u-" + name});
-  }
-  void setStatus(json::value s) {
-    std::lock_guard lock(mu);
-    status = std::move(s);
-  }
-
-  std::mutex mu;
-  std::map<std::string, json::value> pods;
-  json::value status = json::parse(R"({"phase":"Running","podIP":"10.0.0.9"})");
-  std::function<void(const PodRef&)> callback;
-  int creates = 0;
-  int deletes = 0;
-  int updates = 0;
-  int failCreates = 0;
-  bool slowDeletes = false;
-  bool noEphemeral = false;
-  std::vector<int64_t> graces;
-  std::optional<json::value> statusAfterUpdate;
-  std::set<std::string> rejectNames;
-  std::set<std::string> throwOnGet;
-  std::map<std::string, int> predecessors;  // name -> creates answered "predecessor terminating"
-};
+using burstlet::testing::runUntil;
+using burstlet::testing::ScriptedProvider;
 
 // A watch that stays quiet until the test releases its events.
 class GatedStream final : public kube::ResponseStream {
@@ -173,15 +66,6 @@ std::string pod(const std::string& name) {
        json::object{{"nodeName", "vk"},
                     {"containers", json::array{json::object{{"name", "c"}, {"image", "img"}}}}}},
       {"status", json::object{{"phase", "Pending"}}}});
-}
-
-bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
-              std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred() && std::chrono::steady_clock::now() < deadline) {
-    io.run_one_for(std::chrono::milliseconds(10));
-  }
-  return pred();
 }
 
 // The cluster side: one list answer, a quiet watch, and recorded status patches.

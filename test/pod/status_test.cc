@@ -83,37 +83,6 @@ TEST(StatusTest, FailurePatch) {
   EXPECT_FALSE(failurePatch(shown, "ProviderFailed", "boom", false).has_value());
 }
 
-TEST(StatusTest, ProviderUpdateOnLabelsAnnotationsOrImages) {
-  auto pod = clusterPod(R"({})");
-  EXPECT_FALSE(needsProviderUpdate(pod, clusterPod(R"({})")));
-  auto relabeled = pod;
-  relabeled.at("metadata").as_object()["labels"] = json::object{{"app", "b"}};
-  EXPECT_TRUE(needsProviderUpdate(pod, relabeled));
-  auto annotated = pod;
-  annotated.at("metadata").as_object()["annotations"] = json::object{{"k", "v"}};
-  EXPECT_TRUE(needsProviderUpdate(pod, annotated));
-  auto emptyAnnotations = pod;
-  emptyAnnotations.at("metadata").as_object()["annotations"] = json::object{};
-  EXPECT_FALSE(needsProviderUpdate(pod, emptyAnnotations));
-  auto reimaged = pod;
-  reimaged.at("spec").at("containers").at(0).as_object()["image"] = "img:2";
-  EXPECT_TRUE(needsProviderUpdate(pod, reimaged));
-  auto otherField = pod;
-  otherField.at("spec").at("containers").at(0).as_object()["args"] = json::array{"x"};
-  EXPECT_FALSE(needsProviderUpdate(pod, otherField));
-}
-
-TEST(StatusTest, ProviderUpdateForANewEphemeralContainer) {
-  auto pod = clusterPod(R"({})");
-  auto provider = pod;
-  pod.at("spec").as_object()["ephemeralContainers"] =
-      json::parse(R"([{"name":"debugger","image":"busybox"}])");
-  EXPECT_TRUE(needsProviderUpdate(pod, provider));
-  provider.at("spec").as_object()["ephemeralContainers"] =
-      json::parse(R"([{"name":"debugger","image":"busybox"}])");
-  EXPECT_FALSE(needsProviderUpdate(pod, provider));
-}
-
 TEST(StatusTest, AConditionThatTurnsTrueLosesItsOldReason) {
   auto pod = clusterPod(R"({"phase":"Running","conditions":[{"type":"Ready","status":"False",
       "reason":"ContainersNotReady","message":"containers with unready status: [c]",

@@ -545,7 +545,7 @@ asio::awaitable<Status> CciProvider::ensureCopy(const std::string& kind, const s
     // The kubelet's words for a mount that cannot be set up yet; the pod is retried and woken
     // when the object appears (clusterObjectChanged).
     co_return Error::make(
-        ErrorCode::kNotFound, "CreateContainerConfigError",
+        ErrorCode::kNotFound, kCreateContainerConfigError,
         fmt::format("{} \"{}\" not found", kind == "ConfigMap" ? "configmap" : "secret", name));
   }
   {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kube/json_path.h"
+#include "provider/provider.h"
 
 namespace burstlet::provider::cci {
 
@@ -99,7 +100,7 @@ Error ephemeralContainersNotSupported(std::string_view backend, std::string_view
     names.push_back(stringAt(c, {"name"}));
   }
   return Error::make(
-      ErrorCode::kInvalid, "EphemeralContainersNotSupported",
+      ErrorCode::kInvalid, kEphemeralContainersNotSupported,
       fmt::format("the backend {} does not support ephemeral containers ({}): ephemeral "
                   "container{} {} of pod {} not added (kubectl debug cannot attach to pods "
                   "on this node; labels, annotations and images were updated)",

@@ -435,7 +435,7 @@ asio::awaitable<Status> FakeProvider::createPod(Json pod) {
   {
     std::lock_guard lock(state_->mu);
     if (state_->unreachable) {
-      co_return Error::make(ErrorCode::kUnavailable, "BackendUnreachable",
+      co_return Error::make(ErrorCode::kUnavailable, kBackendUnreachable,
                             "fake backend is unreachable");
     }
     auto it = state_->pods.find(ref.key());
@@ -527,7 +527,7 @@ asio::awaitable<Status> FakeProvider::updatePod(Json pod) {
 asio::awaitable<Status> FakeProvider::deletePod(PodRef pod, int64_t /*gracePeriodSeconds*/) {
   std::lock_guard lock(state_->mu);
   if (state_->unreachable) {
-    co_return Error::make(ErrorCode::kUnavailable, "BackendUnreachable",
+    co_return Error::make(ErrorCode::kUnavailable, kBackendUnreachable,
                           "fake backend is unreachable");
   }
   auto it = state_->pods.find(pod.key());
@@ -561,7 +561,7 @@ asio::awaitable<Result<Json>> FakeProvider::getPod(PodRef pod) {
 asio::awaitable<Result<std::vector<Json>>> FakeProvider::listPods() {
   std::lock_guard lock(state_->mu);
   if (state_->unreachable) {
-    co_return Error::make(ErrorCode::kUnavailable, "BackendUnreachable",
+    co_return Error::make(ErrorCode::kUnavailable, kBackendUnreachable,
                           "fake backend is unreachable");
   }
   std::vector<Json> out;
@@ -583,7 +583,7 @@ void FakeProvider::onPodStatusChange(std::function<void(const PodRef&)> callback
 asio::awaitable<Status> FakeProvider::ping() {
   std::lock_guard lock(state_->mu);
   if (state_->unreachable) {
-    co_return Error::make(ErrorCode::kUnavailable, "BackendUnreachable",
+    co_return Error::make(ErrorCode::kUnavailable, kBackendUnreachable,
                           "fake backend is unreachable");
   }
   co_return okStatus();

@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "mocks/fake_clock.h"
+#include "mocks/fake_cluster_objects.h"
 #include "mocks/memory_api.h"
-#include "pod/status.h"
+#include "mocks/run_sync.h"
 #include "provider/cci/events.h"
 
 namespace burstlet::provider::cci {
@@ -24,6 +25,7 @@ namespace {
 namespace json = boost::json;
 namespace resources = kube::resources;
 using burstlet::testing::FakeClock;
+using burstlet::testing::FakeClusterObjects;
 using burstlet::testing::MemoryApi;
 using kube::Verb;
 
@@ -34,44 +36,6 @@ const std::string kNamespaces = resources::kNamespaces.path("");
 const std::string kPods = resources::kPods.path(kNs);
 const std::string kConfigMaps = resources::kConfigMaps.path(kNs);
 const std::string kEvents = resources::kEvents.path(kNs);
-
-// The cluster side: objects by "ns/name" (or name), and how often they were read.
-class FakeCluster final : public ClusterObjects {
- public:
-  asio::awaitable<Result<json::value>> configMap(const std::string& ns,
-                                                 const std::string& name) override {
-    co_return find(configMaps, ns + "/" + name, "configmaps", name);
-  }
-  asio::awaitable<Result<json::value>> secret(const std::string& ns,
-                                              const std::string& name) override {
-    co_return find(secrets, ns + "/" + name, "secrets", name);
-  }
-  asio::awaitable<Result<json::value>> persistentVolumeClaim(const std::string& ns,
-                                                             const std::string& name) override {
-    co_return find(claims, ns + "/" + name, "persistentvolumeclaims", name);
-  }
-  asio::awaitable<Result<json::value>> persistentVolume(const std::string& name) override {
-    co_return find(volumes, name, "persistentvolumes", name);
-  }
-  asio::awaitable<Result<json::value>> storageClass(const std::string& name) override {
-    co_return find(classes, name, "storageclasses", name);
-  }
-
-  std::map<std::string, json::value> configMaps, secrets, claims, volumes, classes;
-  int reads = 0;
-
- private:
-  Result<json::value> find(const std::map<std::string, json::value>& m, const std::string& key,
-                           std::string_view what, const std::string& name) {
-    ++reads;
-    auto it = m.find(key);
-    if (it == m.end()) {
-      return Error::make(ErrorCode::kNotFound, "NotFound",
-                         fmt::format("{} \"{}\" not found", what, name));
-    }
-    return it->second;
-  }
-};
 
 json::value clusterPod(const std::string& name, const std::string& uid,
                        const std::string& cpu = "500m") {
@@ -153,7 +117,7 @@ struct Harness {
   MemoryApi api;      // the backend
   MemoryApi cluster;  // the cluster API, where mirrored events land
   FakeClock clock;
-  FakeCluster objects;
+  FakeClusterObjects objects;
   std::unique_ptr<kube::RestClient> backend;
   std::unique_ptr<kube::RestClient> clusterClient;
   std::unique_ptr<kube::EventRecorder> events;
@@ -217,17 +181,7 @@ struct Harness {
 
   bool runUntil(const std::function<bool()>& pred,
                 std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        return false;
-      }
-      if (io.stopped()) {
-        io.restart();
-      }
-      io.run_one_for(std::chrono::milliseconds(10));
-    }
-    return true;
+    return burstlet::testing::runUntil(io, pred, limit);
   }
   // Runs the io_context for `d` (to show that something does not happen).
   void runFor(std::chrono::milliseconds d) {
@@ -656,7 +610,7 @@ TEST(CciProviderTest, KeysTheBackendAddsAreNeitherShownNorRemoved) {
 
   auto shown = h.getPod(PodRef{"app", "web", "u1"});
   ASSERT_TRUE(shown.ok());
-  EXPECT_FALSE(pod::needsProviderUpdate(pod, *shown)) << json::serialize(*shown);
+  EXPECT_FALSE(needsUpdate(pod, *shown)) << json::serialize(*shown);
 
   pod.as_object()["metadata"].as_object()["labels"] = json::object{{"tier", "front"}};
   ASSERT_TRUE(h.call(h.provider->updatePod(pod)).ok());
@@ -1021,7 +975,7 @@ TEST(CciProviderTest, SweepKeepsTheVolumeOfAFreshClaim) {
 }
 
 // An SFS claim "data" in namespace app, bound to cluster volume "pv1".
-void addSfsClaim(FakeCluster& objects) {
+void addSfsClaim(FakeClusterObjects& objects) {
   objects.claims["app/data"] =
       json::value{{"metadata", {{"namespace", "app"}, {"name", "data"}, {"uid", "pvc-1"}}},
                   {"spec",
@@ -1051,7 +1005,7 @@ std::string volumes() { return resources::kPersistentVolumes.path(""); }
 std::string claims() { return resources::kPersistentVolumeClaims.path(kNs); }
 
 // The backend volume node kNode makes for claim app/data.
-std::string backendVolumeName(FakeCluster& objects) {
+std::string backendVolumeName(FakeClusterObjects& objects) {
   auto pv = toBackendPersistentVolume(objects.claims["app/data"], objects.volumes["pv1"],
                                       TranslateOptions{kNs, kNode, ""});
   return pv.ok() ? stringAt(*pv, {"metadata", "name"}) : "";

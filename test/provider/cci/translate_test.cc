@@ -6,8 +6,6 @@
 #include <regex>
 #include <set>
 
-#include "pod/status.h"
-
 namespace burstlet::provider::cci {
 namespace {
 
@@ -28,12 +26,12 @@ bool isLabelValue(const std::string& s) {
 // What the pod controller compares.
 // The controller's comparison, ephemeral containers aside: the source pod below has a debug
 // container its backend pods lack, which alone calls for an update (checked on its own).
-bool needsUpdate(const json::value& cluster, const json::value& provider) {
+bool needsUpdateApartFromDebug(const json::value& cluster, const json::value& providerPod) {
   json::value withoutDebug = cluster;
   if (auto* spec = withoutDebug.as_object().if_contains("spec"); spec && spec->is_object()) {
     spec->as_object().erase("ephemeralContainers");
   }
-  return pod::needsProviderUpdate(withoutDebug, provider);
+  return provider::needsUpdate(withoutDebug, providerPod);
 }
 
 // --- naming -----------------------------------------------------------------------------------
@@ -592,15 +590,15 @@ TEST(TranslateSourceTest, ContainerStatusesKeepWhatTheKubeletReports) {
 TEST(TranslateSourceTest, ComparesEqualToTheSource) {
   const auto source = json::parse(kPod);
   const auto pod = toSourcePod(runningBackendPod(), nullptr, kOptions);
-  EXPECT_FALSE(needsUpdate(source, pod));
-  EXPECT_TRUE(pod::needsProviderUpdate(source, pod));  // the debug container is to be added
+  EXPECT_FALSE(needsUpdateApartFromDebug(source, pod));
+  EXPECT_TRUE(provider::needsUpdate(source, pod));  // the debug container is to be added
   // ... and the comparison still sees real changes.
   auto relabelled = source;
   relabelled.at("metadata").at("labels").as_object()["app"] = "web2";
-  EXPECT_TRUE(needsUpdate(relabelled, pod));
+  EXPECT_TRUE(needsUpdateApartFromDebug(relabelled, pod));
   auto newImage = source;
   newImage.at("spec").at("containers").at(0).as_object()["image"] = "shop/web:3";
-  EXPECT_TRUE(needsUpdate(newImage, pod));
+  EXPECT_TRUE(needsUpdateApartFromDebug(newImage, pod));
 }
 
 TEST(TranslateSourceTest, ClusterSpecNamesContainersWhenNotRecorded) {
@@ -616,7 +614,7 @@ TEST(TranslateSourceTest, ClusterSpecNamesContainersWhenNotRecorded) {
               json::parse(R"([{"name":"app","image":"shop/web:2"}])"));
     EXPECT_EQ(pod.at("status").at("containerStatuses").as_array().size(), 1U);
     EXPECT_EQ(pod.at("status").at("initContainerStatuses").as_array().size(), 1U);
-    EXPECT_FALSE(needsUpdate(source, pod));
+    EXPECT_FALSE(needsUpdateApartFromDebug(source, pod));
   }
 }
 
@@ -684,7 +682,7 @@ TEST(TranslateSourceTest, PendingPodWithoutStatusAndWithoutInitContainers) {
   EXPECT_FALSE(pod.at("spec").as_object().contains("initContainers"));
   EXPECT_FALSE(pod.at("status").as_object().contains("phase"));
   EXPECT_EQ(pod.at("status").at("hostIP"), "10.1.2.3");
-  EXPECT_FALSE(needsUpdate(source, pod));
+  EXPECT_FALSE(needsUpdateApartFromDebug(source, pod));
 }
 
 // --- SFS volumes ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-#include "daemon/cluster_objects.h"
+#include "daemon/api_cluster_objects.h"
 
 #include <boost/json.hpp>
 
