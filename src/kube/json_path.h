@@ -52,4 +52,30 @@ inline const boost::json::array* arrayAt(const boost::json::value& v,
   return f != nullptr ? f->if_array() : nullptr;
 }
 
+// Pointer forms, for code that walks optional parts step by step; const-ness follows `v`.
+// The member `key` of `v` when `v` is an object, else null.
+template <typename V>
+V* child(V* v, std::string_view key) {
+  if (v == nullptr) {
+    return nullptr;
+  }
+  auto* o = v->if_object();
+  return o != nullptr ? o->if_contains(key) : nullptr;
+}
+
+// The value at `keys` below `v`, else null.
+template <typename V>
+V* path(V* v, std::initializer_list<std::string_view> keys) {
+  for (auto k : keys) {
+    v = child(v, k);
+  }
+  return v;
+}
+
+// The string `v` points to, or "" when it is null or not a string.
+inline std::string_view stringOf(const boost::json::value* v) {
+  const auto* s = v != nullptr ? v->if_string() : nullptr;
+  return s != nullptr ? std::string_view(*s) : std::string_view();
+}
+
 }  // namespace burstlet::kube
