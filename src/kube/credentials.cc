@@ -24,6 +24,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "kube/json_path.h"
 
 namespace burstlet::kube {
 
@@ -373,14 +374,6 @@ std::string describeExit(int waitStatus) {
   return "stopped abnormally";
 }
 
-std::string_view stringAt(const boost::json::object& obj, std::string_view key) {
-  const auto* v = obj.if_contains(key);
-  if (v == nullptr || !v->is_string()) {
-    return {};
-  }
-  return v->get_string();
-}
-
 class ExecSource final : public CredentialSource {
  public:
   ExecSource(ExecConfig exec, std::string execInfo, Credential base, const Clock& clock)
@@ -484,26 +477,24 @@ class ExecSource final : public CredentialSource {
     if (ec) {
       return invalidOutput("output is not JSON");
     }
-    const auto* obj = doc.if_object();
-    if (obj == nullptr) {
+    if (!doc.is_object()) {
       return invalidOutput("output is not a JSON object");
     }
-    if (stringAt(*obj, "kind") != "ExecCredential") {
+    if (stringOf(at(doc, {"kind"})) != "ExecCredential") {
       return invalidOutput("output kind is not ExecCredential");
     }
-    if (stringAt(*obj, "apiVersion") != exec_.apiVersion) {
+    if (stringOf(at(doc, {"apiVersion"})) != exec_.apiVersion) {
       return invalidOutput(
           fmt::format("output apiVersion does not match the configured {}", exec_.apiVersion));
     }
-    const auto* statusValue = obj->if_contains("status");
-    const auto* status = statusValue == nullptr ? nullptr : statusValue->if_object();
-    if (status == nullptr) {
+    const auto* status = at(doc, {"status"});
+    if (status == nullptr || !status->is_object()) {
       return invalidOutput("output has no status object");
     }
     Credential c = base_;
-    const std::string_view token = stringAt(*status, "token");
-    const std::string_view cert = stringAt(*status, "clientCertificateData");
-    const std::string_view key = stringAt(*status, "clientKeyData");
+    const std::string_view token = stringOf(at(*status, {"token"}));
+    const std::string_view cert = stringOf(at(*status, {"clientCertificateData"}));
+    const std::string_view key = stringOf(at(*status, {"clientKeyData"}));
     log::registerSecret(token);
     log::registerSecret(key);
     if (cert.empty() != key.empty()) {
@@ -521,8 +512,7 @@ class ExecSource final : public CredentialSource {
       c.clientKeyPem = std::string(key);
     }
     c.bearerToken = std::string(token);
-    if (const auto* exp = status->if_contains("expirationTimestamp");
-        exp != nullptr && !exp->is_null()) {
+    if (const auto* exp = at(*status, {"expirationTimestamp"}); exp != nullptr && !exp->is_null()) {
       const auto* text = exp->if_string();
       const auto when = text == nullptr ? std::nullopt : parseRfc3339(std::string_view(*text));
       if (!when) {

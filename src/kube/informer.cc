@@ -9,26 +9,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "kube/json_path.h"
+
 namespace burstlet::kube {
 
 namespace json = boost::json;
 
 namespace {
-const json::object* metadataOf(const json::value& object) {
-  if (!object.is_object()) {
-    return nullptr;
-  }
-  auto* md = object.get_object().if_contains("metadata");
-  return md != nullptr && md->is_object() ? &md->get_object() : nullptr;
-}
-
 std::string_view metadataString(const json::value& object, std::string_view field) {
-  const auto* md = metadataOf(object);
-  if (md == nullptr) {
-    return {};
-  }
-  auto* v = md->if_contains(field);
-  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
+  return stringOf(at(object, {"metadata", field}));
 }
 }  // namespace
 

@@ -9,26 +9,19 @@
 #include <iterator>
 #include <string_view>
 
+#include "kube/json_path.h"
 #include "provider/cci/normalize.h"
 
 namespace burstlet::provider::cci {
 
 namespace json = boost::json;
+using kube::child;
+using kube::stringOf;
 
 namespace {
 
 constexpr std::array<std::string_view, 6> kAllowedVolumes = {
     "configMap", "secret", "emptyDir", "downwardAPI", "projected", "persistentVolumeClaim"};
-
-const json::value* field(const json::value* v, std::string_view key) {
-  const auto* o = v != nullptr ? v->if_object() : nullptr;
-  return o != nullptr ? o->if_contains(key) : nullptr;
-}
-
-std::string_view stringAt(const json::value* v) {
-  const auto* s = v != nullptr ? v->if_string() : nullptr;
-  return s != nullptr ? std::string_view(*s) : std::string_view();
-}
 
 bool trueAt(const json::value* v) { return v != nullptr && v->is_bool() && v->get_bool(); }
 
@@ -65,29 +58,29 @@ std::string quotedOrNone(std::string_view s, std::string_view none) {
 }
 
 void checkOwners(const json::value& pod, std::vector<Error>& out) {
-  const auto& owners = arrayAt(field(field(&pod, "metadata"), "ownerReferences"));
+  const auto& owners = arrayAt(child(child(&pod, "metadata"), "ownerReferences"));
   for (size_t i = 0; i < owners.size(); ++i) {
-    if (stringAt(field(&owners[i], "kind")) == "DaemonSet") {
+    if (stringOf(child(&owners[i], "kind")) == "DaemonSet") {
       out.push_back(invalid("DaemonSetPod", fmt::format("metadata.ownerReferences[{}]: the pod "
                                                         "belongs to DaemonSet \"{}\"; DaemonSet "
                                                         "pods do not run on CCI",
-                                                        i, stringAt(field(&owners[i], "name")))));
+                                                        i, stringOf(child(&owners[i], "name")))));
     }
   }
 }
 
 void checkHostNamespaces(const json::value* spec, std::vector<Error>& out) {
-  if (trueAt(field(spec, "hostNetwork"))) {
+  if (trueAt(child(spec, "hostNetwork"))) {
     out.push_back(invalid("HostNetwork",
                           "spec.hostNetwork: CCI pods cannot use the host network; CCI runs each "
                           "pod in its own sandbox"));
   }
-  if (trueAt(field(spec, "hostPID"))) {
+  if (trueAt(child(spec, "hostPID"))) {
     out.push_back(invalid("HostPID",
                           "spec.hostPID: CCI pods cannot share the host's process namespace; CCI "
                           "runs each pod in its own sandbox"));
   }
-  if (trueAt(field(spec, "hostIPC"))) {
+  if (trueAt(child(spec, "hostIPC"))) {
     out.push_back(invalid("HostIPC",
                           "spec.hostIPC: CCI pods cannot share the host's IPC namespace; CCI runs "
                           "each pod in its own sandbox"));
@@ -97,13 +90,13 @@ void checkHostNamespaces(const json::value* spec, std::vector<Error>& out) {
 // Checked on the pod as written, before normalization (which would give any pod CPU): the doc
 // lists it among the requirements on the user's spec.
 void checkCpu(const json::value* spec, std::vector<Error>& out) {
-  const auto& containers = arrayAt(field(spec, "containers"));
+  const auto& containers = arrayAt(child(spec, "containers"));
   bool anyCpu = false;
   bool malformed = false;
   for (size_t i = 0; i < containers.size(); ++i) {
-    const json::value* resources = field(&containers[i], "resources");
+    const json::value* resources = child(&containers[i], "resources");
     for (const char* kind : {"requests", "limits"}) {
-      auto q = resourceQuantity(field(field(resources, kind), "cpu"),
+      auto q = resourceQuantity(child(child(resources, kind), "cpu"),
                                 fmt::format("spec.containers[{}].resources.{}.cpu", i, kind));
       if (!q.ok()) {
         out.push_back(std::move(q).error());
@@ -122,7 +115,7 @@ void checkCpu(const json::value* spec, std::vector<Error>& out) {
 }
 
 void checkVolumeTypes(const json::value* spec, std::vector<Error>& out) {
-  const auto& volumes = arrayAt(field(spec, "volumes"));
+  const auto& volumes = arrayAt(child(spec, "volumes"));
   for (size_t i = 0; i < volumes.size(); ++i) {
     const std::string_view type = volumeType(volumes[i]);
     if (std::find(kAllowedVolumes.begin(), kAllowedVolumes.end(), type) == kAllowedVolumes.end()) {
@@ -131,35 +124,35 @@ void checkVolumeTypes(const json::value* spec, std::vector<Error>& out) {
           fmt::format("spec.volumes[{}] \"{}\": {} volumes are not supported on CCI; allowed: "
                       "configMap, secret, emptyDir, downwardAPI, projected, "
                       "persistentVolumeClaim of SFS/SFS Turbo",
-                      i, stringAt(field(&volumes[i], "name")), type)));
+                      i, stringOf(child(&volumes[i], "name")), type)));
     }
   }
 }
 
 void checkEmptyDirSubPaths(const json::value* spec, std::vector<Error>& out) {
   std::vector<std::string_view> emptyDirs;
-  for (const auto& v : arrayAt(field(spec, "volumes"))) {
+  for (const auto& v : arrayAt(child(spec, "volumes"))) {
     if (volumeType(v) == "emptyDir") {
-      emptyDirs.push_back(stringAt(field(&v, "name")));
+      emptyDirs.push_back(stringOf(child(&v, "name")));
     }
   }
   for (const char* list : {"initContainers", "containers"}) {
-    const auto& containers = arrayAt(field(spec, list));
+    const auto& containers = arrayAt(child(spec, list));
     for (size_t c = 0; c < containers.size(); ++c) {
-      const auto& mounts = arrayAt(field(&containers[c], "volumeMounts"));
+      const auto& mounts = arrayAt(child(&containers[c], "volumeMounts"));
       for (size_t m = 0; m < mounts.size(); ++m) {
-        const std::string_view volume = stringAt(field(&mounts[m], "name"));
+        const std::string_view volume = stringOf(child(&mounts[m], "name"));
         if (std::find(emptyDirs.begin(), emptyDirs.end(), volume) == emptyDirs.end()) {
           continue;
         }
         // An empty subPath is no subPath, for the kubelet as well.
         for (const char* key : {"subPath", "subPathExpr"}) {
-          if (!stringAt(field(&mounts[m], key)).empty()) {
+          if (!stringOf(child(&mounts[m], key)).empty()) {
             out.push_back(invalid(
                 "EmptyDirSubPath",
                 fmt::format("spec.{}[{}] \"{}\" volumeMounts[{}] \"{}\": {} is not supported on "
                             "emptyDir volumes on CCI",
-                            list, c, stringAt(field(&containers[c], "name")), m, volume, key)));
+                            list, c, stringOf(child(&containers[c], "name")), m, volume, key)));
           }
         }
       }
@@ -177,14 +170,14 @@ std::string allowedStorage(const ValidateOptions& options) {
 
 void checkClaims(const json::value* spec, const ValidateOptions& options, const ClaimLookup& lookup,
                  std::vector<Error>& out, std::vector<Error>& missing) {
-  const auto& volumes = arrayAt(field(spec, "volumes"));
+  const auto& volumes = arrayAt(child(spec, "volumes"));
   for (size_t i = 0; i < volumes.size(); ++i) {
-    const json::value* source = field(&volumes[i], "persistentVolumeClaim");
+    const json::value* source = child(&volumes[i], "persistentVolumeClaim");
     if (source == nullptr) {
       continue;
     }
-    const std::string_view name = stringAt(field(&volumes[i], "name"));
-    const std::string claim(stringAt(field(source, "claimName")));
+    const std::string_view name = stringOf(child(&volumes[i], "name"));
+    const std::string claim(stringOf(child(source, "claimName")));
     if (claim.empty()) {
       out.push_back(invalid("UnsupportedVolume",
                             fmt::format("spec.volumes[{}] \"{}\": persistentVolumeClaim without "
@@ -220,7 +213,7 @@ std::vector<Error> allViolations(const json::value& pod, const ValidateOptions& 
                                  const ClaimLookup& lookup) {
   std::vector<Error> out;
   std::vector<Error> missing;
-  const json::value* spec = field(&pod, "spec");
+  const json::value* spec = child(&pod, "spec");
   checkOwners(pod, out);
   checkHostNamespaces(spec, out);
   checkCpu(spec, out);

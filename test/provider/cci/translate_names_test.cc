@@ -1,10 +1,10 @@
-#include "provider/cci/translate.h"
-
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 #include <regex>
 #include <string>
+
+#include "provider/cci/translate.h"
 
 namespace burstlet::provider::cci {
 namespace {

@@ -1,9 +1,9 @@
-#include "provider/cci/translate.h"
-
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 #include <string>
+
+#include "provider/cci/translate.h"
 
 namespace burstlet::provider::cci {
 namespace {
@@ -110,7 +110,6 @@ TEST(TranslateCopyTest, CopyWithoutNameIsInvalid) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
 }
-
 
 // --- SFS volumes ------------------------------------------------------------------------------
 
