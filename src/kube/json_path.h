@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -43,6 +44,21 @@ inline std::string stringAt(const boost::json::value& v,
 inline bool boolAt(const boost::json::value& v, std::initializer_list<std::string_view> keys) {
   const auto* f = at(v, keys);
   return f != nullptr && f->is_bool() && f->as_bool();
+}
+
+// The integer at `keys`, or 0 when absent or not an integer.
+inline int64_t intAt(const boost::json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  if (f == nullptr) {
+    return 0;
+  }
+  if (const auto* i = f->if_int64()) {
+    return *i;
+  }
+  if (const auto* u = f->if_uint64()) {
+    return static_cast<int64_t>(*u);
+  }
+  return 0;
 }
 
 // The array at `keys`, or null.

@@ -42,20 +42,6 @@ bool boolAt(const json::object* o, std::string_view key, bool fallback) {
   return b != nullptr ? *b : fallback;
 }
 
-int64_t intAt(const json::object* o, std::string_view key) {
-  const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
-  if (v == nullptr) {
-    return 0;
-  }
-  if (const auto* i = v->if_int64()) {
-    return *i;
-  }
-  if (const auto* u = v->if_uint64()) {
-    return static_cast<int64_t>(*u);
-  }
-  return 0;
-}
-
 // A quantity field: the API writes strings, but accepts (and a hand-made object may hold)
 // plain numbers. nullopt when absent.
 Result<std::optional<Quantity>> quantityAt(const json::object* o, std::string_view key) {
@@ -73,40 +59,6 @@ Result<std::optional<Quantity>> quantityAt(const json::object* o, std::string_vi
 
 Error configError(ErrorCode code, std::string message) {
   return Error::make(code, std::string(kCreateContainerConfigError), std::move(message));
-}
-
-std::string toUpperAscii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') {
-      c = static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
-}
-
-std::string toLowerAscii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
-
-// Service and port names are DNS labels: upper-casing and '-' -> '_' make them variable names.
-std::string serviceVariableName(std::string_view name) {
-  std::string out = toUpperAscii(name);
-  std::replace(out.begin(), out.end(), '-', '_');
-  return out;
-}
-
-std::string joinHostPort(std::string_view host, int64_t port) {
-  if (host.find(':') != std::string_view::npos) {
-    return fmt::format("[{}]:{}", host, port);
-  }
-  return fmt::format("{}:{}", host, port);
 }
 
 bool isClassicEnvVarName(std::string_view name) {
@@ -658,54 +610,6 @@ std::string expandVariables(std::string_view input,
       out.push_back('$');
       out.push_back(next);
       i += 2;
-    }
-  }
-  return out;
-}
-
-std::vector<EnvVar> serviceLinkVariables(const std::vector<json::value>& services) {
-  std::vector<EnvVar> out;
-  for (const auto& service : services) {
-    const json::object* spec = objectAt(service.if_object(), "spec");
-    const std::string_view ip = stringAt(spec, "clusterIP");
-    const json::array* ports = arrayAt(spec, "ports");
-    if (ip.empty() || ip == "None" || ports == nullptr || ports->empty()) {
-      continue;
-    }
-    const std::string prefix =
-        serviceVariableName(stringAt(objectAt(service.if_object(), "metadata"), "name"));
-    out.push_back({prefix + "_SERVICE_HOST", std::string(ip)});
-    out.push_back(
-        {prefix + "_SERVICE_PORT", std::to_string(intAt(ports->front().if_object(), "port"))});
-    for (const auto& p : *ports) {
-      const json::object* port = p.if_object();
-      const std::string_view portName = stringAt(port, "name");
-      if (!portName.empty()) {
-        out.push_back({prefix + "_SERVICE_PORT_" + serviceVariableName(portName),
-                       std::to_string(intAt(port, "port"))});
-      }
-    }
-    // Docker-link variables; the first port also gets the bare {NAME}_PORT.
-    bool first = true;
-    for (const auto& p : *ports) {
-      const json::object* port = p.if_object();
-      const int64_t number = intAt(port, "port");
-      std::string_view protocol = stringAt(port, "protocol");
-      if (protocol.empty()) {
-        protocol = "TCP";
-      }
-      const std::string lower = toLowerAscii(protocol);
-      const std::string url = fmt::format("{}://{}", lower, joinHostPort(ip, number));
-      if (first) {
-        out.push_back({prefix + "_PORT", url});
-        first = false;
-      }
-      const std::string portPrefix =
-          fmt::format("{}_PORT_{}_{}", prefix, number, toUpperAscii(protocol));
-      out.push_back({portPrefix, url});
-      out.push_back({portPrefix + "_PROTO", lower});
-      out.push_back({portPrefix + "_PORT", std::to_string(number)});
-      out.push_back({portPrefix + "_ADDR", std::string(ip)});
     }
   }
   return out;
