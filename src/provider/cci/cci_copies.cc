@@ -1,7 +1,5 @@
 // CciProvider: copies of ConfigMaps, Secrets and SFS claims in the backend namespace (ensure,
 // refresh when the source changes, sweep what no pod needs).
-#include "provider/cci/cci_provider.h"
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/cci_provider.h"
 #include "provider/cci/cci_provider_internal.h"
 #include "provider/cci/claims.h"
 #include "provider/cci/events.h"
@@ -392,7 +391,6 @@ asio::awaitable<Status> CciProvider::reuseVolume(const Json& wanted) {
   co_return okStatus();
 }
 
-
 void CciProvider::clusterObjectChanged(std::string_view kind, const Json& object) {
   const std::string k(kind);
   const std::string ns(kube::objectNamespace(object));
@@ -481,7 +479,6 @@ asio::awaitable<void> CciProvider::refreshCopyOnce(const std::string& kind, cons
   }
   spdlog::info("msg=\"updated backend copy\" kind={} source={}/{}", kind, ns, name);
 }
-
 
 asio::awaitable<void> CciProvider::sweepLoop() {
   while (!stopped_) {
@@ -626,6 +623,5 @@ asio::awaitable<Status> CciProvider::sweep() {
   }
   co_return okStatus();
 }
-
 
 }  // namespace burstlet::provider::cci

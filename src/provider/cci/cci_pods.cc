@@ -1,6 +1,4 @@
 // CciProvider: the backend pods (create, update, delete, status back).
-#include "provider/cci/cci_provider.h"
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +10,7 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/cci_provider.h"
 #include "provider/cci/cci_provider_internal.h"
 #include "provider/cci/claims.h"
 #include "provider/cci/events.h"
@@ -400,6 +399,5 @@ asio::awaitable<Result<std::vector<Json>>> CciProvider::listPods() {
   }
   co_return out;
 }
-
 
 }  // namespace burstlet::provider::cci
