@@ -78,7 +78,8 @@ demo: testbed-bin build
 	bash scripts/demo.sh
 
 # --- code quality --------------------------------------------------------------------------
-CXX_SOURCES = $(shell git ls-files '*.cc' '*.h')
+# Tracked and new (untracked, not ignored) files, so a file not yet added is formatted too.
+CXX_SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 
 format: deps
 	clang-format -i $(CXX_SOURCES)
