@@ -20,6 +20,21 @@ class Clock {
   virtual WallTime now() const = 0;
   // Monotonic time: durations, deadlines, backoff.
   virtual SteadyTime steadyNow() const = 0;
+
+  // Sleepers (common/wait.h) ask the clock to ring an alarm once steadyNow() reaches `at`.
+  // A clock that moves by itself answers false and the sleeper arms a real timer for the
+  // remaining time; a test clock keeps the alarm (answers true) and rings it, from the thread
+  // that advances it, once it has been moved past `at` (at once when `at` has passed).
+  class Alarm {
+   public:
+    virtual void ring() = 0;  // from any thread; must not call back into the clock
+
+   protected:
+    ~Alarm() = default;
+  };
+  virtual bool setAlarm(Alarm& /*alarm*/, SteadyTime /*at*/) const { return false; }
+  // Forgets an alarm set earlier (rung or not). Once it returns, ring() is not called.
+  virtual void cancelAlarm(Alarm& /*alarm*/) const {}
 };
 
 // The process clock.

@@ -28,6 +28,16 @@ T runSync(boost::asio::io_context& io, boost::asio::awaitable<T> work) {
   return std::move(*out);
 }
 
+inline void runSync(boost::asio::io_context& io, boost::asio::awaitable<void> work) {
+  std::exception_ptr error;
+  boost::asio::co_spawn(io, std::move(work), [&error](std::exception_ptr e) { error = e; });
+  io.restart();
+  io.run();
+  if (error) {
+    std::rethrow_exception(error);
+  }
+}
+
 // Runs the io_context until pred() holds or `limit` passes; returns pred().
 inline bool runUntil(boost::asio::io_context& io, const std::function<bool()>& pred,
                      std::chrono::milliseconds limit = std::chrono::seconds(10)) {
