@@ -194,19 +194,57 @@ void Wakeup::notify() {
   }
 }
 
-asio::awaitable<bool> readyOrStopped(const Signals& s) {
-  if (s.ready.isSet()) {
-    co_return true;
-  }
-  // Waits on `stopped` cut short by `ready`: whichever is set first ends the wait.
+asio::awaitable<void> waitAny(const Latch& a, const Latch& b) {
   auto sleeper = std::make_shared<detail::Sleeper>(co_await asio::this_coro::executor);
-  if (s.ready.add(sleeper)) {
-    const detail::Registration onReady(sleeper, &s.ready);
-    if (s.stopped.add(sleeper)) {
-      const detail::Registration onStopped(sleeper, &s.stopped);
+  if (a.add(sleeper)) {
+    const detail::Registration onA(sleeper, &a);
+    if (b.add(sleeper)) {
+      const detail::Registration onB(sleeper, &b);
       co_await sleeper->wait(nullptr, std::nullopt);
     }
   }
+}
+
+bool Gate::enter() {
+  std::lock_guard lock(mu_);
+  if (closed_) {
+    return false;
+  }
+  ++count_;
+  return true;
+}
+
+void Gate::leave() {
+  bool drained = false;
+  {
+    std::lock_guard lock(mu_);
+    drained = --count_ == 0 && closed_;
+  }
+  if (drained) {
+    drained_.set();
+  }
+}
+
+asio::awaitable<void> Gate::close() {
+  bool drained = false;
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    drained = count_ == 0;
+  }
+  if (drained) {
+    drained_.set();
+  }
+  co_await drained_.wait();
+}
+
+size_t Gate::inFlight() const {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+asio::awaitable<bool> readyOrStopped(const Signals& s) {
+  co_await waitAny(s.ready, s.stopped);
   co_return s.ready.isSet();
 }
 

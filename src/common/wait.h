@@ -77,6 +77,28 @@ class Wakeup {
   bool pending_ = false;                      // a notify() not yet seen by the sleeper
 };
 
+// Returns once `a` or `b` is set.
+boost::asio::awaitable<void> waitAny(const Latch& a, const Latch& b);
+
+// Counts work in flight (coroutines a component spawned) so that stopping can await its end:
+// enter() before the work starts, leave() when it ends, close() to refuse more and wait for
+// what is in flight. Thread-safe.
+class Gate {
+ public:
+  // False once closed: the work must not start.
+  bool enter();
+  void leave();
+  // Refuses further enter() and returns once every entered piece of work has left.
+  boost::asio::awaitable<void> close();
+  size_t inFlight() const;
+
+ private:
+  mutable std::mutex mu_;  // guards count_ and closed_
+  size_t count_ = 0;
+  bool closed_ = false;
+  Latch drained_;  // set once closed and empty
+};
+
 // How a component tells others where it is: `started` once its run() began, `ready` once it
 // serves (informers listed, backend reconciled: what "ready" means is the component's to say),
 // `stopped` once its run() returned. Others await them instead of polling flags. A component

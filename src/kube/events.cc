@@ -53,19 +53,8 @@ void EventRecorder::record(const ObjectReference& object, EventType type, std::s
   wakeLocked();
 }
 
-// Cancels the writer's idle wait on its own executor: an Asio timer is not safe to touch from
-// two threads at once.
-void EventRecorder::wakeLocked() {
-  if (!executor_) {
-    return;  // run() has not started; it looks at the queue before waiting
-  }
-  asio::post(*executor_, [this] {
-    std::lock_guard lock(mu_);
-    if (timer_ != nullptr) {
-      timer_->cancel();
-    }
-  });
-}
+// Ends the writer's idle wait, or its next one.
+void EventRecorder::wakeLocked() { wakeup_.notify(); }
 
 bool EventRecorder::idle() const {
   std::lock_guard lock(mu_);
@@ -201,11 +190,13 @@ asio::awaitable<void> EventRecorder::write(Pending p) {
 }
 
 asio::awaitable<void> EventRecorder::run() {
-  auto executor = co_await asio::this_coro::executor;
-  {
-    std::lock_guard lock(mu_);
-    executor_ = executor;
-  }
+  signals_.started.set();
+  signals_.ready.set();
+  co_await writeUntilStopped();
+  signals_.stopped.set();
+}
+
+asio::awaitable<void> EventRecorder::writeUntilStopped() {
   while (true) {
     std::optional<Pending> next;
     {
@@ -224,18 +215,14 @@ asio::awaitable<void> EventRecorder::run() {
       writing_ = false;
       continue;
     }
-    asio::steady_timer timer(executor, std::chrono::seconds(1));
     {
       std::lock_guard lock(mu_);
       if (!queue_.empty() || stopped_) {
         continue;
       }
-      timer_ = &timer;
     }
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    std::lock_guard lock(mu_);
-    timer_ = nullptr;
+    // A record() or stop() from here on makes the sleep return at once.
+    co_await wakeup_.sleep(clock_, std::chrono::seconds(1));
   }
 }
 

@@ -5,7 +5,6 @@
 // secret redaction. record() never blocks: a bounded queue feeds the writer coroutine.
 #pragma once
 
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <deque>
@@ -16,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/wait.h"
 #include "kube/rest.h"
 
 namespace burstlet::kube {
@@ -63,6 +63,8 @@ class EventRecorder {
   // Writes queued events until stop(); then drains what is queued.
   asio::awaitable<void> run();
   void stop();
+  // started/ready: run() began; stopped: run() returned.
+  const Signals& signals() const { return signals_; }
   // True when nothing is queued or being written.
   bool idle() const;
   const EventRecorderStats& stats() const { return stats_; }
@@ -87,6 +89,7 @@ class EventRecorder {
     Clock::SteadyTime last;
   };
 
+  asio::awaitable<void> writeUntilStopped();
   asio::awaitable<void> write(Pending p);
   bool allow(const std::string& objectKey);
   void wakeLocked();
@@ -95,12 +98,12 @@ class EventRecorder {
   RestClient& client_;
   const Clock& clock_;
   EventRecorderOptions options_;
-  mutable std::mutex mu_;  // guards queue_, writing_, stopped_, timer_, executor_
-  std::optional<asio::any_io_executor> executor_;  // run()'s; wake-ups are posted there
+  mutable std::mutex mu_;  // guards queue_, writing_, stopped_
+  Wakeup wakeup_;          // the writer's idle wait, cut short by record() and stop()
+  Signals signals_;
   std::deque<Pending> queue_;
   bool writing_ = false;
   bool stopped_ = false;
-  asio::steady_timer* timer_ = nullptr;
   // Used only by the writer coroutine.
   std::unordered_map<std::string, Seen> seen_;
   std::list<std::string> lru_;

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "common/wait.h"
 #include "kube/json_path.h"
 
 namespace burstlet::kube {
@@ -225,6 +226,7 @@ std::string Informer::lastResourceVersion() const {
 
 void Informer::stop() {
   stopped_ = true;
+  stop_.set();
   std::optional<asio::any_io_executor> executor;
   {
     std::lock_guard lock(mu_);
@@ -240,9 +242,6 @@ void Informer::stop() {
     }
     if (list_ != nullptr) {
       list_->cancel();
-    }
-    if (timer_ != nullptr) {
-      timer_->cancel();
     }
   });
 }
@@ -455,7 +454,7 @@ asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion, bool* 
         seen.clear();
         initial = false;
         *initialDone = true;
-        synced_ = true;
+        markSynced();
         continue;
       }
       if (e.type == WatchEventType::kAdded) {
@@ -489,22 +488,16 @@ asio::awaitable<Status> Informer::watchFrom(std::string& resourceVersion, bool* 
 
 asio::awaitable<void> Informer::backoff(int attempt, const Error& error) {
   const auto delay = retryDelay(options_.backoff, attempt, error, rng_);
-  asio::steady_timer timer(co_await asio::this_coro::executor, delay);
-  {
-    std::lock_guard lock(mu_);
-    timer_ = &timer;
-  }
-  // stop() cancels through a post to this executor, which runs only once we are suspended in
-  // the wait below, so a stop requested from here on is never lost.
-  if (!stopped_) {
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  std::lock_guard lock(mu_);
-  timer_ = nullptr;
+  co_await sleepFor(options_.clock != nullptr ? *options_.clock : realClock(), delay, &stop_);
+}
+
+void Informer::markSynced() {
+  synced_ = true;
+  signals_.ready.set();
 }
 
 asio::awaitable<void> Informer::run() {
+  signals_.started.set();
   {
     std::lock_guard lock(mu_);
     executor_ = co_await asio::this_coro::executor;
@@ -575,7 +568,7 @@ asio::awaitable<void> Informer::run() {
         std::lock_guard lock(mu_);
         rv_ = rv;
       }
-      synced_ = true;
+      markSynced();
     }
     failures = 0;
     while (!stopped_) {
@@ -596,6 +589,7 @@ asio::awaitable<void> Informer::run() {
       co_await backoff(failures++, s.error());
     }
   }
+  signals_.stopped.set();
 }
 
 }  // namespace burstlet::kube

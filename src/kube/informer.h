@@ -6,7 +6,6 @@
 #pragma once
 
 #include <atomic>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/value.hpp>
 #include <functional>
 #include <map>
@@ -19,6 +18,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/clock.h"
+#include "common/wait.h"
 #include "kube/rest.h"
 
 namespace burstlet::kube {
@@ -107,6 +108,8 @@ struct InformerOptions {
   // Applied to every object before it is stored; default drops metadata.managedFields.
   std::function<void(boost::json::value&)> transform;
   RetryPolicy backoff{0, std::chrono::milliseconds(200), std::chrono::seconds(30)};
+  // Backoff sleeps run on it; null: the process clock.
+  const Clock* clock = nullptr;
 };
 
 // Removes metadata.managedFields (the default transform).
@@ -134,6 +137,8 @@ class Informer {
   void stop();
   // True once the first list has been stored and its handlers called.
   bool synced() const { return synced_.load(); }
+  // started: run() began; ready: synced; stopped: run() returned.
+  const Signals& signals() const { return signals_; }
   std::string lastResourceVersion() const;
   const InformerStats& stats() const { return stats_; }
 
@@ -148,6 +153,7 @@ class Informer {
   void applyListed(boost::json::value object, std::unordered_set<std::string>& seen);
   void emitTombstone(const std::string& key);
   asio::awaitable<void> backoff(int attempt, const Error& error);
+  void markSynced();
   void applyUpsert(const std::string& key, boost::json::value object);
   void applyDelete(boost::json::value object);
   bool wantsOldObject() const;
@@ -158,17 +164,18 @@ class Informer {
   std::vector<InformerHandlers> handlers_;
   std::atomic<bool> synced_{false};
   std::atomic<bool> stopped_{false};
+  Latch stop_;  // set by stop(): ends backoff sleeps
+  Signals signals_;
   bool streamingSupported_ = true;  // only touched by run()
   int streamingEarlyEnds_ = 0;      // only touched by run()
   // The executor run() runs on; stop() posts its cancellations there so they never race the
   // coroutine's own use of the timer and stream (run informers on a strand when the
   // io_context has several threads).
   std::optional<asio::any_io_executor> executor_;
-  mutable std::mutex mu_;  // guards rv_, watch_, list_, timer_
+  mutable std::mutex mu_;  // guards rv_, watch_, list_
   std::string rv_;
   WatchStream* watch_ = nullptr;
   ListStream* list_ = nullptr;
-  asio::steady_timer* timer_ = nullptr;
   std::mt19937_64 rng_;
   InformerStats stats_;
 };

@@ -540,12 +540,11 @@ void NodeController::stop() {
 
 asio::awaitable<void> NodeController::run() {
   // Health checks run beside the loop: a ping that hangs must not hold up the lease.
-  healthDone_ = false;
+  signals_.started.set();
+  auto healthDone = std::make_shared<Latch>();
   const auto executor = co_await asio::this_coro::executor;
-  asio::co_spawn(executor, health_.run(), [this](const std::exception_ptr&) {
-    wakeup_.notify();
-    healthDone_ = true;  // last: run() may return as soon as it sees this
-  });
+  asio::co_spawn(executor, health_.run(),
+                 [healthDone](const std::exception_ptr&) { healthDone->set(); });
   bool registered = false;
   int failures = 0;
   auto nextLease = clock_.steadyNow();
@@ -563,7 +562,7 @@ asio::awaitable<void> NodeController::run() {
         spdlog::warn("msg=\"node registration failed\" node={} error=\"{}\"", options_.nodeName,
                      s.error().toString());
         const std::chrono::seconds delay(int64_t{1} << std::min(failures++, 5));
-        co_await wakeup_.sleep(std::min(delay, std::chrono::seconds(30)));
+        co_await wakeup_.sleep(clock_, std::min(delay, std::chrono::seconds(30)));
         continue;
       }
       registered = true;
@@ -588,6 +587,7 @@ asio::awaitable<void> NodeController::run() {
       auto s = co_await renewLease();
       if (s.ok()) {
         ready_ = true;
+        signals_.ready.set();
         nextLease = now + options_.renewInterval;
       } else {
         spdlog::warn("msg=\"lease renewal failed\" node={} error=\"{}\"", options_.nodeName,
@@ -646,15 +646,14 @@ asio::awaitable<void> NodeController::run() {
     }
     const auto left = wake - clock_.steadyNow();
     if (left > std::chrono::steady_clock::duration::zero()) {
-      co_await wakeup_.sleep(left);
+      co_await wakeup_.sleep(clock_, left);
     }
   }
   co_await releaseLease();
   ready_ = false;
   // The health coroutine ends once its ping in flight, if any, has answered.
-  while (!healthDone_) {
-    co_await wakeup_.sleep(std::chrono::seconds(1));
-  }
+  co_await healthDone->wait();
+  signals_.stopped.set();
 }
 
 }  // namespace burstlet::node

@@ -28,11 +28,11 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/wait.h"
 #include "kube/informer.h"  // objectUid, objectResourceVersion
 #include "kube/rest.h"
 #include "node/node_version.h"
 #include "node/provider_health.h"
-#include "node/wakeup.h"
 #include "provider/provider.h"
 
 namespace burstlet::node {
@@ -79,6 +79,8 @@ class NodeController {
   void stop();
   // Registered, and the lease renewed at least once since.
   bool ready() const { return ready_.load(); }
+  // started: run() began; stopped: run() returned (lease released, health checks ended).
+  const Signals& signals() const { return signals_; }
   // Whether the provider answered its last ping in time.
   bool providerHealthy() const { return health_.state().reachable; }
   const NodeOptions& options() const { return options_; }
@@ -131,7 +133,7 @@ class NodeController {
   const Clock& clock_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<bool> healthDone_{true};
+  Signals signals_;
   ProviderHealth health_;
   Wakeup wakeup_;  // run()'s sleeps, cut short by stop() and by health changes
   // Touched only by run() (statusObject() and nodeObject() read them from there): no lock.

@@ -104,7 +104,7 @@ asio::awaitable<void> ProviderHealth::run() {
         break;
       }
       // The answer wakes us; the provider's client bounds how long that takes.
-      co_await wakeup_.sleep(options_.timeout);
+      co_await wakeup_.sleep(clock_, options_.timeout);
       continue;
     }
     if (!inFlight && now >= nextPing) {
@@ -131,7 +131,7 @@ asio::awaitable<void> ProviderHealth::run() {
     if (inFlight) {
       wake = deadline ? *deadline : now + options_.interval;
     }
-    co_await wakeup_.sleep(wake - now);
+    co_await wakeup_.sleep(clock_, wake - now);
   }
 }
 

@@ -14,7 +14,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
-#include "node/wakeup.h"
+#include "common/wait.h"
 #include "provider/provider.h"
 
 namespace burstlet::node {

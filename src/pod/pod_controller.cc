@@ -5,11 +5,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "common/wait.h"
 #include "kube/json_path.h"
 #include "pod/kubelet_status.h"
 #include "pod/lifecycle.h"
@@ -35,12 +35,6 @@ std::string phaseOf(const json::value& pod) {
   const auto* ph = so != nullptr ? so->if_contains("phase") : nullptr;
   const auto* s = ph != nullptr ? ph->if_string() : nullptr;
   return s != nullptr && !s->empty() ? std::string(*s) : std::string("Pending");
-}
-
-asio::awaitable<void> sleepFor(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  boost::system::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
 }  // namespace
@@ -101,50 +95,54 @@ std::map<std::string, size_t> PodController::podsByPhase() const {
   return {phaseCounts_.begin(), phaseCounts_.end()};
 }
 
-void PodController::stop() { stopped_ = true; }
+void PodController::stop() {
+  stopped_ = true;
+  stop_.set();
+}
 
-asio::awaitable<void> PodController::run() {
-  provider_.onPodStatusChange([this](const PodRef& ref) { enqueue(ref.key()); });
-  auto finished = [this](const std::exception_ptr& e) {
+void PodController::spawn(asio::awaitable<void> work) {
+  if (!gate_.enter()) {
+    return;
+  }
+  asio::co_spawn(executor_, std::move(work), [this](const std::exception_ptr& e) {
     if (e) {
       spdlog::error("msg=\"pod controller coroutine failed\"");
     }
-    --running_;
-  };
-  ++running_;
-  asio::co_spawn(executor_, informer_->run(), finished);
-  while (!stopped_ && !informer_->synced()) {
-    co_await sleepFor(std::chrono::milliseconds(20));
-  }
+    gate_.leave();
+  });
+}
+
+asio::awaitable<void> PodController::run() {
+  signals_.started.set();
+  provider_.onPodStatusChange([this](const PodRef& ref) { enqueue(ref.key()); });
+  spawn(informer_->run());
+  co_await waitAny(informer_->signals().ready, stop_);
   for (int attempt = 0; !stopped_; ++attempt) {
     auto s = co_await reconcile();
     if (s.ok()) {
       break;
     }
     spdlog::warn("msg=\"reconcile with the provider failed\" error=\"{}\"", s.error().toString());
-    co_await sleepFor(std::chrono::milliseconds(std::min(200 << std::min(attempt, 8), 30000)));
+    co_await sleepFor(
+        clock_, std::chrono::milliseconds(std::min(200 << std::min(attempt, 8), 30000)), &stop_);
   }
   if (!stopped_) {
     ready_ = true;
+    signals_.ready.set();
     spdlog::info("msg=\"pod controller ready\" node={} pods={} workers={}", options_.nodeName,
                  informer_->store().size(), options_.workers);
     for (int i = 0; i < options_.workers; ++i) {
-      ++running_;
-      asio::co_spawn(executor_, worker(), finished);
+      spawn(worker());
     }
-    ++running_;
-    asio::co_spawn(executor_, resyncLoop(), finished);
+    spawn(resyncLoop());
   }
-  while (!stopped_) {
-    co_await sleepFor(std::chrono::milliseconds(50));
-  }
+  co_await stop_.wait();
   // Workers finish the sync they are in; then nothing more is taken.
   queue_.shutDown();
   informer_->stop();
-  while (running_.load() > 0) {
-    co_await sleepFor(std::chrono::milliseconds(10));
-  }
+  co_await gate_.close();
   ready_ = false;
+  signals_.stopped.set();
 }
 
 asio::awaitable<void> PodController::worker() {
@@ -185,7 +183,16 @@ asio::awaitable<void> PodController::worker() {
 asio::awaitable<void> PodController::resyncLoop() {
   auto next = clock_.steadyNow() + options_.resync;
   while (!stopped_) {
-    co_await sleepFor(std::chrono::milliseconds(500));
+    auto wake = next;
+    {
+      std::lock_guard lock(mu_);
+      if (reconcileAt_) {
+        wake = std::min(wake, *reconcileAt_);
+      }
+    }
+    if (!co_await sleepUntil(clock_, wake, &stop_)) {
+      break;
+    }
     bool early = false;
     {
       std::lock_guard lock(mu_);

@@ -33,6 +33,7 @@
 #include <unordered_set>
 
 #include "common/clock.h"
+#include "common/wait.h"
 #include "common/work_queue.h"
 #include "kube/events.h"
 #include "kube/informer.h"
@@ -107,6 +108,8 @@ class PodController {
   void stop();
   // The informer listed the pods and the provider's pods were reconciled.
   bool ready() const { return ready_.load(); }
+  // started: run() began; ready: as ready(); stopped: run() returned.
+  const Signals& signals() const { return signals_; }
 
   const PodControllerStats& stats() const { return stats_; }
   size_t queueDepth() { return queue_.length(); }
@@ -116,6 +119,8 @@ class PodController {
   PodControllerMemory memory() const;
 
  private:
+  // Runs `work` on the controller's executor until it ends; run() awaits it before returning.
+  void spawn(asio::awaitable<void> work);
   asio::awaitable<void> worker();
   asio::awaitable<Status> sync(const std::string& key);
   asio::awaitable<Status> syncExisting(const boost::json::value& pod);
@@ -163,9 +168,11 @@ class PodController {
   SyncObserver observer_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<int> running_{0};  // coroutines of run() still going (informer, workers, resync)
-  mutable std::mutex mu_;        // guards known_, rejected_, ephemeralUnsupported_, forcedAt_,
-                                 // reconcileAt_, written_, refused_ and finalDeleted_
+  Latch stop_;  // set by stop()
+  Gate gate_;   // coroutines of run() still going (informer, workers, resync)
+  Signals signals_;
+  mutable std::mutex mu_;  // guards known_, rejected_, ephemeralUnsupported_, forcedAt_,
+                           // reconcileAt_, written_, refused_ and finalDeleted_
   // Pods this process created or adopted on the provider: key -> UID. A pod that vanished
   // from the API is deleted on the provider by the UID recorded here.
   std::unordered_map<std::string, std::string> known_;

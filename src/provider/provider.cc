@@ -8,6 +8,18 @@
 
 namespace burstlet::provider {
 
+asio::awaitable<Status> Provider::run() {
+  signals_.started.set();
+  signals_.ready.set();
+  co_await stop_.wait();
+  signals_.stopped.set();
+  co_return okStatus();
+}
+
+void Provider::stop() { stop_.set(); }
+
+const Signals& Provider::signals() const { return signals_; }
+
 PodRef podRefOf(const Json& pod) {
   return PodRef{kube::stringAt(pod, {"metadata", "namespace"}),
                 kube::stringAt(pod, {"metadata", "name"}),

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/wait.h"
 
 namespace burstlet::provider {
 
@@ -140,6 +141,22 @@ class Provider {
   // "fake", "cci": used in the node's taint and labels.
   virtual std::string_view name() const = 0;
 
+  // The provider's own background work (informers on the backend, sweeps, ...) until stop().
+  // signals() says where it is: `ready` once it can take pods (its backend state listed, so a
+  // reconcile sees every pod), `stopped` once run() returned. The daemon starts the pod
+  // controller after `ready`; an error from run() stops the process. The default has no
+  // background work: ready at once, returns on stop().
+  virtual asio::awaitable<Status> run();
+  // Ends run() soon. Thread-safe, idempotent.
+  virtual void stop();
+  virtual const Signals& signals() const;
+  // Kinds of cluster objects ("ConfigMap", "Secret") whose changes the provider follows: once it
+  // is ready, the daemon reports every add and update of one through clusterObjectChanged (the
+  // object's metadata at least). Default: none.
+  virtual std::vector<std::string> followedKinds() const { return {}; }
+  // Thread-safe, never blocks.
+  virtual void clusterObjectChanged(std::string_view /*kind*/, const Json& /*object*/) {}
+
   // Creates the pod. Idempotent by UID: the same pod (same UID) already there is success, so a
   // restart that repeats a create never duplicates a pod. A pod of that name with another UID
   // belongs to a pod gone from the cluster (names are unique): the provider starts deleting it
@@ -187,6 +204,11 @@ class Provider {
                                                                            uint16_t port);
   // The kubelet's /stats/summary document (node and pods), for metrics-server and kubectl top.
   virtual asio::awaitable<Result<Json>> statsSummary();
+
+ private:
+  // The default run()'s.
+  Signals signals_;
+  Latch stop_;
 };
 
 }  // namespace burstlet::provider

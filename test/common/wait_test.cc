@@ -249,5 +249,54 @@ TEST(SignalsTest, AbandonedWaitLeavesNothingBehind) {
   clock.advance(2h);
 }
 
+TEST(WaitAnyTest, EitherLatchEndsTheWait) {
+  asio::io_context io;
+  Latch a;
+  Latch b;
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await waitAny(a, b);
+        done = true;
+      },
+      asio::detached);
+  EXPECT_FALSE(runUntil(
+      io, [&] { return done; }, 30ms));
+  b.set();
+  EXPECT_TRUE(runUntil(io, [&] { return done; }));
+}
+
+TEST(GateTest, CloseWaitsForWorkInFlightAndRefusesMore) {
+  asio::io_context io;
+  Gate gate;
+  ASSERT_TRUE(gate.enter());
+  ASSERT_TRUE(gate.enter());
+  bool closed = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await gate.close();
+        closed = true;
+      },
+      asio::detached);
+  EXPECT_FALSE(runUntil(
+      io, [&] { return closed; }, 30ms));
+  EXPECT_FALSE(gate.enter());
+  gate.leave();
+  EXPECT_FALSE(runUntil(
+      io, [&] { return closed; }, 30ms));
+  EXPECT_EQ(gate.inFlight(), 1U);
+  gate.leave();
+  EXPECT_TRUE(runUntil(io, [&] { return closed; }));
+}
+
+TEST(GateTest, CloseOfAnEmptyGateReturnsAtOnce) {
+  asio::io_context io;
+  Gate gate;
+  testing::runSync(io, gate.close());
+  EXPECT_FALSE(gate.enter());
+}
+
 }  // namespace
 }  // namespace burstlet

@@ -268,6 +268,13 @@ asio::awaitable<Status> CciProvider::ensureNamespace() {
 }
 
 asio::awaitable<Status> CciProvider::run() {
+  signals_.started.set();
+  auto s = co_await runUntilStopped();
+  signals_.stopped.set();
+  co_return s;
+}
+
+asio::awaitable<Status> CciProvider::runUntilStopped() {
   // The backend may not answer yet (it starts with us, or the network is down): keep trying,
   // except when it says the namespace is not ours.
   for (int attempt = 0; !stopped_; ++attempt) {
@@ -307,6 +314,7 @@ asio::awaitable<Status> CciProvider::run() {
   }
   if (!stopped_) {
     ready_ = true;
+    signals_.ready.set();
     spdlog::info("msg=\"backend ready\" namespace={} pods={}", options_.backendNamespace,
                  pods_->store().size());
     ++running_;

@@ -82,14 +82,17 @@ class CciProvider final : public Provider {
 
   // Creates (or checks the ownership of) the backend namespace, then runs the informers, the
   // event mirror and the sweep until stop(). ready() once the informers listed.
-  asio::awaitable<Status> run();
-  void stop();
+  asio::awaitable<Status> run() override;
+  void stop() override;
+  const Signals& signals() const override { return signals_; }
   bool ready() const { return ready_.load(); }
+  // ConfigMaps and Secrets: copies follow their sources.
+  std::vector<std::string> followedKinds() const override { return {"ConfigMap", "Secret"}; }
 
   // A cluster ConfigMap or Secret ("ConfigMap"/"Secret") changed or appeared (only its
   // metadata is needed): wake pods waiting for it, and refresh its backend copy if there is one.
   // Thread-safe, never blocks.
-  void clusterObjectChanged(std::string_view kind, const boost::json::value& object);
+  void clusterObjectChanged(std::string_view kind, const boost::json::value& object) override;
 
   std::string_view name() const override { return "cci"; }
   asio::awaitable<Status> createPod(Json pod) override;
@@ -105,6 +108,7 @@ class CciProvider final : public Provider {
   const std::string& backendNamespace() const { return options_.backendNamespace; }
 
  private:
+  asio::awaitable<Status> runUntilStopped();
   asio::awaitable<Status> ensureNamespace();
   // createPod met `existing`, the backend pod of an earlier pod of ref's name: deletes it with
   // its own grace period unless it is terminating, and answers kPredecessorTerminating.
@@ -158,6 +162,7 @@ class CciProvider final : public Provider {
   std::function<void(const PodRef&)> callback_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
+  Signals signals_;
   std::atomic<int> running_{0};
   mutable std::mutex mu_;  // guards recent_, waiting_, marked_, inUse_, deleting_, gone_,
                            // refreshing_, dirty_, eventCounts_
