@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   clang clang-tidy clang-format libclang-rt-14-dev
   libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev zlib1g-dev
-  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib curl
 )

@@ -253,7 +253,7 @@ int run(const Config& config, const std::string& version) {
                                              "Requests to the cluster API server by verb and code.",
                                              {"verb", "code"});
   (*client)->setRequestObserver([&apiRequests](std::string_view verb, std::string_view code) {
-    apiRequests.with({std::string(verb), std::string(code)}).inc();
+    apiRequests.with({std::string(verb), std::string(code)}).Increment();
   });
 
   node::NodeOptions nodeOptions;
@@ -336,8 +336,8 @@ int run(const Config& config, const std::string& version) {
   auto& syncs =
       registry.counterFamily("burstlet_pod_syncs_total", "Pod syncs by outcome.", {"outcome"});
   pods.setSyncObserver([&syncSeconds, &syncs](std::chrono::nanoseconds d, bool ok) {
-    syncSeconds.observe(std::chrono::duration<double>(d).count());
-    syncs.with({ok ? "ok" : "error"}).inc();
+    syncSeconds.Observe(std::chrono::duration<double>(d).count());
+    syncs.with({ok ? "ok" : "error"}).Increment();
   });
   registry.gaugeFunc("burstlet_pod_queue_depth", "Pods waiting for a sync.",
                      [&pods] { return static_cast<double>(pods.queueDepth()); });
@@ -372,9 +372,9 @@ int run(const Config& config, const std::string& version) {
     auto counts = pods.podsByPhase();
     for (const char* phase : {"Pending", "Running", "Succeeded", "Failed", "Unknown"}) {
       const auto it = counts.find(phase);
-      byPhase.with({phase}).set(it == counts.end() ? 0.0 : static_cast<double>(it->second));
+      byPhase.with({phase}).Set(it == counts.end() ? 0.0 : static_cast<double>(it->second));
     }
-    return server::Response{200, "text/plain; version=0.0.4; charset=utf-8", registry.render(), {}};
+    return server::Response{200, std::string(metrics::kContentType), registry.render(), {}};
   });
   (*health)->start();
   spdlog::info(
@@ -397,7 +397,7 @@ int run(const Config& config, const std::string& version) {
         "burstlet_backend_requests_total", "Requests to the backend API server by verb and code.",
         {"verb", "code"});
     backend->setRequestObserver([&backendRequests](std::string_view verb, std::string_view code) {
-      backendRequests.with({std::string(verb), std::string(code)}).inc();
+      backendRequests.with({std::string(verb), std::string(code)}).Increment();
     });
     for (const auto* resource : {&kube::resources::kConfigMaps, &kube::resources::kSecrets}) {
       feeds.push_back(makeChangeFeed(**client, *resource, *cci));

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace burstlet::kube {
 
@@ -71,7 +72,8 @@ inline const boost::json::array* arrayAt(const boost::json::value& v,
 // Pointer forms, for code that walks optional parts step by step; const-ness follows `v`.
 // The member `key` of `v` when `v` is an object, else null.
 template <typename V>
-V* child(V* v, std::string_view key) {
+requires std::is_same_v<std::remove_const_t<V>, boost::json::value> V* child(V* v,
+                                                                             std::string_view key) {
   if (v == nullptr) {
     return nullptr;
   }
@@ -81,11 +83,44 @@ V* child(V* v, std::string_view key) {
 
 // The value at `keys` below `v`, else null.
 template <typename V>
-V* path(V* v, std::initializer_list<std::string_view> keys) {
+requires std::is_same_v<std::remove_const_t<V>, boost::json::value> V* path(
+    V* v, std::initializer_list<std::string_view> keys) {
   for (auto k : keys) {
     v = child(v, k);
   }
   return v;
+}
+
+// The same from an object, for code that holds objects: the member `key` of `*o`, else null
+// (also when `o` is null).
+inline const boost::json::value* child(const boost::json::object* o, std::string_view key) {
+  return o != nullptr ? o->if_contains(key) : nullptr;
+}
+
+// The value at `keys` below `*o`, else null.
+inline const boost::json::value* path(const boost::json::object* o,
+                                      std::initializer_list<std::string_view> keys) {
+  const boost::json::value* v = nullptr;
+  for (auto k = keys.begin(); k != keys.end(); ++k) {
+    v = k == keys.begin() ? child(o, *k) : child(v, *k);
+  }
+  return v;
+}
+
+// The object `v` points to, or null when it is null or not an object.
+inline const boost::json::object* objectOf(const boost::json::value* v) {
+  return v != nullptr ? v->if_object() : nullptr;
+}
+
+// The array `v` points to, or null when it is null or not an array.
+inline const boost::json::array* arrayOf(const boost::json::value* v) {
+  return v != nullptr ? v->if_array() : nullptr;
+}
+
+// The boolean `v` points to, or `fallback` when it is null or not a boolean.
+inline bool boolOf(const boost::json::value* v, bool fallback) {
+  const bool* b = v != nullptr ? v->if_bool() : nullptr;
+  return b != nullptr ? *b : fallback;
 }
 
 // The string `v` points to, or "" when it is null or not a string.

@@ -14,6 +14,8 @@
 #include <boost/json.hpp>
 #include <exception>
 
+#include "kube/json_path.h"
+
 namespace burstlet::node {
 
 namespace json = boost::json;
@@ -34,33 +36,21 @@ constexpr std::string_view kStaleNetworkReason = "ProviderNetworkReady";
 
 // The condition of `type` in a Node's status, or null.
 const json::object* conditionOf(const json::value& node, std::string_view type) {
-  const auto* status = node.is_object() ? node.as_object().if_contains("status") : nullptr;
-  const auto* list = status != nullptr && status->is_object()
-                         ? status->as_object().if_contains("conditions")
-                         : nullptr;
-  if (list == nullptr || !list->is_array()) {
+  const json::array* list = kube::arrayOf(kube::path(&node, {"status", "conditions"}));
+  if (list == nullptr) {
     return nullptr;
   }
-  for (const auto& c : list->as_array()) {
-    if (!c.is_object()) {
-      continue;
-    }
-    const auto* t = c.as_object().if_contains("type");
-    if (t != nullptr && t->is_string() && t->as_string() == type) {
+  for (const auto& c : *list) {
+    if (c.is_object() && kube::stringOf(kube::child(&c, "type")) == type) {
       return &c.as_object();
     }
   }
   return nullptr;
 }
 
-std::string_view stringField(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
-}
-
 bool carriesStaleCondition(const json::value& node) {
   const auto* c = conditionOf(node, kStaleNetworkCondition);
-  return c != nullptr && stringField(*c, "reason") == kStaleNetworkReason;
+  return c != nullptr && kube::stringOf(kube::child(c, "reason")) == kStaleNetworkReason;
 }
 
 std::string architecture() {
@@ -150,8 +140,7 @@ json::value NodeController::nodeObject() const {
 bool NodeController::applyOurTaints(json::array& taints) const {
   auto find = [&taints](std::string_view key) {
     return std::find_if(taints.begin(), taints.end(), [key](const json::value& t) {
-      const auto* k = t.is_object() ? t.as_object().if_contains("key") : nullptr;
-      return k != nullptr && k->is_string() && k->as_string() == key;
+      return kube::stringOf(kube::child(&t, "key")) == key;
     });
   };
   bool changed = false;
@@ -290,11 +279,8 @@ asio::awaitable<Result<json::value>> NodeController::writeTaints(bool withLabels
       co_return std::move(current).error();
     }
     json::array taints;
-    if (const auto* spec = current->as_object().if_contains("spec");
-        spec != nullptr && spec->is_object()) {
-      if (const auto* t = spec->as_object().if_contains("taints"); t != nullptr && t->is_array()) {
-        taints = t->as_array();
-      }
+    if (const auto* t = kube::arrayOf(kube::path(&*current, {"spec", "taints"}))) {
+      taints = *t;
     }
     if (!applyOurTaints(taints) && !withLabels) {
       co_return std::move(*current);
@@ -358,10 +344,11 @@ void NodeController::adoptTransitionTimes(const json::value& node) {
   }};
   for (const auto& [type, state] : ours) {
     const auto* c = conditionOf(node, type);
-    if (c == nullptr || stringField(*c, "status") != (state->status ? "True" : "False")) {
+    if (c == nullptr ||
+        kube::stringOf(kube::child(c, "status")) != (state->status ? "True" : "False")) {
       continue;
     }
-    if (auto since = parseRfc3339(stringField(*c, "lastTransitionTime"))) {
+    if (auto since = parseRfc3339(kube::stringOf(kube::child(c, "lastTransitionTime")))) {
       state->since = *since;
     }
   }

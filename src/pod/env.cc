@@ -13,39 +13,23 @@
 
 #include "common/base64.h"
 #include "common/quantity.h"
+#include "kube/json_path.h"
 
 namespace burstlet::pod {
 
 namespace {
 
 namespace json = boost::json;
-
-const json::object* objectAt(const json::object* o, std::string_view key) {
-  const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
-  return v != nullptr ? v->if_object() : nullptr;
-}
-
-const json::array* arrayAt(const json::object* o, std::string_view key) {
-  const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
-  return v != nullptr ? v->if_array() : nullptr;
-}
-
-std::string_view stringAt(const json::object* o, std::string_view key) {
-  const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
-  const json::string* s = v != nullptr ? v->if_string() : nullptr;
-  return s != nullptr ? std::string_view(*s) : std::string_view();
-}
-
-bool boolAt(const json::object* o, std::string_view key, bool fallback) {
-  const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
-  const bool* b = v != nullptr ? v->if_bool() : nullptr;
-  return b != nullptr ? *b : fallback;
-}
+using kube::arrayOf;
+using kube::boolOf;
+using kube::child;
+using kube::objectOf;
+using kube::path;
+using kube::stringOf;
 
 // A quantity field: the API writes strings, but accepts (and a hand-made object may hold)
-// plain numbers. nullopt when absent.
-Result<std::optional<Quantity>> quantityAt(const json::object* o, std::string_view key) {
-  const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
+// plain numbers. nullopt when `v` is null.
+Result<std::optional<Quantity>> quantityOf(const json::value* v) {
   if (v == nullptr || v->is_null()) {
     return std::optional<Quantity>();
   }
@@ -103,16 +87,16 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
 std::vector<std::string> statusIPs(const json::object* status, std::string_view listKey,
                                    std::string_view singleKey) {
   std::vector<std::string> ips;
-  if (const json::array* list = arrayAt(status, listKey)) {
+  if (const json::array* list = arrayOf(child(status, listKey))) {
     for (const auto& entry : *list) {
-      const std::string_view ip = stringAt(entry.if_object(), "ip");
+      const std::string_view ip = stringOf(child(&entry, "ip"));
       if (!ip.empty()) {
         ips.emplace_back(ip);
       }
     }
   }
   if (ips.empty()) {
-    const std::string_view ip = stringAt(status, singleKey);
+    const std::string_view ip = stringOf(child(status, singleKey));
     if (!ip.empty()) {
       ips.emplace_back(ip);
     }
@@ -154,12 +138,13 @@ ContainerRef findContainer(const json::object* spec, std::string_view name, bool
   const std::array<std::string_view, 3> lists{"containers", "initContainers",
                                               "ephemeralContainers"};
   for (size_t i = 0; i < (withEphemeral ? lists.size() : 2); ++i) {
-    const json::array* list = arrayAt(spec, lists[i]);
+    const json::array* list = arrayOf(child(spec, lists[i]));
     if (list == nullptr) {
       continue;
     }
     for (const auto& c : *list) {
-      if (const json::object* o = c.if_object(); o != nullptr && stringAt(o, "name") == name) {
+      if (const json::object* o = c.if_object();
+          o != nullptr && stringOf(child(o, "name")) == name) {
         return ContainerRef{o, i == 0};
       }
     }
@@ -170,10 +155,10 @@ ContainerRef findContainer(const json::object* spec, std::string_view name, bool
 class Resolver {
  public:
   Resolver(const json::object& pod, EnvSources& sources, const EnvOptions& options)
-      : metadata_(objectAt(&pod, "metadata")),
-        spec_(objectAt(&pod, "spec")),
-        status_(objectAt(&pod, "status")),
-        ns_(stringAt(metadata_, "namespace")),
+      : metadata_(objectOf(child(&pod, "metadata"))),
+        spec_(objectOf(child(&pod, "spec"))),
+        status_(objectOf(child(&pod, "status"))),
+        ns_(stringOf(child(metadata_, "namespace"))),
         sources_(sources),
         options_(options) {}
 
@@ -182,20 +167,20 @@ class Resolver {
     if (self.container == nullptr) {
       return configError(ErrorCode::kInvalid,
                          fmt::format("container \"{}\" not found in pod {}/{}", containerName, ns_,
-                                     stringAt(metadata_, "name")));
+                                     stringOf(child(metadata_, "name"))));
     }
     self_ = self.container;
     serviceEnv_ = serviceEnvironment();
 
     EnvResult result;
-    if (const json::array* envFrom = arrayAt(self_, "envFrom")) {
+    if (const json::array* envFrom = arrayOf(child(self_, "envFrom"))) {
       for (const auto& source : *envFrom) {
         if (const json::object* o = source.if_object()) {
           BURSTLET_RETURN_IF_ERROR(addEnvFrom(*o, result.events));
         }
       }
     }
-    if (const json::array* env = arrayAt(self_, "env")) {
+    if (const json::array* env = arrayOf(child(self_, "env"))) {
       for (const auto& var : *env) {
         if (const json::object* o = var.if_object()) {
           BURSTLET_RETURN_IF_ERROR(addEnv(*o));
@@ -218,8 +203,8 @@ class Resolver {
     std::map<std::string, json::value> byName;
     const auto add = [&](const std::vector<json::value>& services, bool masterOnly) {
       for (const auto& service : services) {
-        const std::string_view name = stringAt(objectAt(service.if_object(), "metadata"), "name");
-        const std::string_view ip = stringAt(objectAt(service.if_object(), "spec"), "clusterIP");
+        const std::string_view name = stringOf(path(&service, {"metadata", "name"}));
+        const std::string_view ip = stringOf(path(&service, {"spec", "clusterIP"}));
         if (ip.empty() || ip == "None") {
           continue;  // before shadowing: a headless "kubernetes" does not hide the master
         }
@@ -230,7 +215,7 @@ class Resolver {
     };
     const std::vector<json::value> defaults = sources_.services("default");
     add(defaults, true);
-    if (boolAt(spec_, "enableServiceLinks", true)) {
+    if (boolOf(child(spec_, "enableServiceLinks"), true)) {
       // A Service named "kubernetes" in the pod's own namespace shadows the master, as in the
       // kubelet.
       add(ns_ == "default" ? defaults : sources_.services(std::string(ns_)), false);
@@ -274,8 +259,7 @@ class Resolver {
   // ConfigMap binaryData is not environment material, as in the kubelet.
   Result<std::optional<std::string>> dataValue(const json::object& object, bool secret,
                                                std::string_view key, std::string_view name) const {
-    const json::object* data = objectAt(&object, "data");
-    const json::value* v = data != nullptr ? data->if_contains(key) : nullptr;
+    const json::value* v = path(&object, {"data", key});
     const json::string* raw = v != nullptr ? v->if_string() : nullptr;
     if (raw == nullptr) {
       return std::optional<std::string>();
@@ -292,24 +276,24 @@ class Resolver {
   }
 
   Status addEnvFrom(const json::object& source, std::vector<EnvEvent>& events) {
-    const json::object* ref = objectAt(&source, "configMapRef");
+    const json::object* ref = objectOf(child(&source, "configMapRef"));
     bool secret = false;
     if (ref == nullptr) {
-      ref = objectAt(&source, "secretRef");
+      ref = objectOf(child(&source, "secretRef"));
       secret = true;
     }
     if (ref == nullptr) {
       return okStatus();
     }
-    const std::string name(stringAt(ref, "name"));
+    const std::string name(stringOf(child(ref, "name")));
     const json::object* object = lookup(secret, name);
     if (object == nullptr) {
-      if (boolAt(ref, "optional", false)) {
+      if (boolOf(child(ref, "optional"), false)) {
         return okStatus();
       }
       return notFound(secret, name);
     }
-    const json::object* data = objectAt(object, "data");
+    const json::object* data = objectOf(child(object, "data"));
     if (data == nullptr) {
       return okStatus();
     }
@@ -320,7 +304,7 @@ class Resolver {
       }
     }
     std::sort(keys.begin(), keys.end());
-    const std::string_view prefix = stringAt(&source, "prefix");
+    const std::string_view prefix = stringOf(child(&source, "prefix"));
     std::vector<std::string> invalid;
     for (const std::string_view key : keys) {
       std::string varName = std::string(prefix) + std::string(key);
@@ -346,8 +330,8 @@ class Resolver {
   }
 
   Status addEnv(const json::object& var) {
-    const std::string_view name = stringAt(&var, "name");
-    const std::string_view value = stringAt(&var, "value");
+    const std::string_view name = stringOf(child(&var, "name"));
+    const std::string_view value = stringOf(child(&var, "value"));
     if (!value.empty()) {
       env_.set(name, expandVariables(value, [this](std::string_view ref) -> const std::string* {
                  const std::string* found = env_.find(ref);
@@ -355,7 +339,7 @@ class Resolver {
                }));
       return okStatus();
     }
-    const json::object* from = objectAt(&var, "valueFrom");
+    const json::object* from = objectOf(child(&var, "valueFrom"));
     if (from == nullptr) {
       env_.set(name, "");
       return okStatus();
@@ -372,24 +356,24 @@ class Resolver {
   }
 
   Result<std::optional<std::string>> valueFrom(const json::object& from) {
-    if (const json::object* ref = objectAt(&from, "fieldRef")) {
+    if (const json::object* ref = objectOf(child(&from, "fieldRef"))) {
       auto v = fieldRef(*ref);
       if (!v.ok()) {
         return std::move(v).error();
       }
       return std::optional<std::string>(std::move(*v));
     }
-    if (const json::object* ref = objectAt(&from, "resourceFieldRef")) {
+    if (const json::object* ref = objectOf(child(&from, "resourceFieldRef"))) {
       auto v = resourceFieldRef(*ref);
       if (!v.ok()) {
         return std::move(v).error();
       }
       return std::optional<std::string>(std::move(*v));
     }
-    const json::object* ref = objectAt(&from, "configMapKeyRef");
+    const json::object* ref = objectOf(child(&from, "configMapKeyRef"));
     const bool secret = ref == nullptr;
     if (secret) {
-      ref = objectAt(&from, "secretKeyRef");
+      ref = objectOf(child(&from, "secretKeyRef"));
     }
     if (ref == nullptr) {
       if (from.if_contains("fileKeyRef") != nullptr) {
@@ -398,9 +382,9 @@ class Resolver {
       }
       return std::optional<std::string>(std::string());
     }
-    const std::string name(stringAt(ref, "name"));
-    const std::string_view key = stringAt(ref, "key");
-    const bool optional = boolAt(ref, "optional", false);
+    const std::string name(stringOf(child(ref, "name")));
+    const std::string_view key = stringOf(child(ref, "key"));
+    const bool optional = boolOf(child(ref, "optional"), false);
     const json::object* object = lookup(secret, name);
     if (object == nullptr) {
       if (optional) {
@@ -416,11 +400,11 @@ class Resolver {
   }
 
   Result<std::string> fieldRef(const json::object& ref) const {
-    const std::string_view version = stringAt(&ref, "apiVersion");
+    const std::string_view version = stringOf(child(&ref, "apiVersion"));
     if (!version.empty() && version != "v1") {
       return configError(ErrorCode::kInvalid, fmt::format("unsupported pod version: {}", version));
     }
-    const std::string_view path = stringAt(&ref, "fieldPath");
+    const std::string_view path = stringOf(child(&ref, "fieldPath"));
     constexpr std::string_view kClose = "']";
     if (path.size() > kClose.size() && path.substr(path.size() - kClose.size()) == kClose) {
       const std::string_view inner = path.substr(0, path.size() - kClose.size());
@@ -429,20 +413,20 @@ class Resolver {
         const std::string_view base = inner.substr(0, open);
         const std::string_view key = inner.substr(open + 2);
         if (base == "metadata.labels" || base == "metadata.annotations") {
-          return std::string(stringAt(objectAt(metadata_, base.substr(9)), key));
+          return std::string(stringOf(kube::path(metadata_, {base.substr(9), key})));
         }
         return configError(ErrorCode::kInvalid,
                            fmt::format("field label does not support subscript: {}", path));
       }
     }
     if (path == "metadata.name" || path == "metadata.namespace" || path == "metadata.uid") {
-      return std::string(stringAt(metadata_, path.substr(9)));
+      return std::string(stringOf(child(metadata_, path.substr(9))));
     }
     if (path == "spec.nodeName" || path == "spec.host") {
-      return std::string(stringAt(spec_, "nodeName"));
+      return std::string(stringOf(child(spec_, "nodeName")));
     }
     if (path == "spec.serviceAccountName") {
-      return std::string(stringAt(spec_, "serviceAccountName"));
+      return std::string(stringOf(child(spec_, "serviceAccountName")));
     }
     if (path == "status.hostIP" || path == "status.hostIPs") {
       const std::vector<std::string> ips = hostIPs();
@@ -494,11 +478,11 @@ class Resolver {
     if (resource != "cpu" && resource != "memory" && resource != "ephemeral-storage") {
       return std::optional<Quantity>();
     }
-    auto allocatable = quantityAt(&options_.nodeAllocatable, resource);
+    auto allocatable = quantityOf(child(&options_.nodeAllocatable, resource));
     if (!allocatable.ok() || !allocatable->has_value() || resource == "ephemeral-storage") {
       return allocatable;
     }
-    auto podLimit = quantityAt(objectAt(objectAt(spec_, "resources"), "limits"), resource);
+    auto podLimit = quantityOf(path(spec_, {"resources", "limits", resource}));
     if (!podLimit.ok() || (podLimit->has_value() && !(*podLimit)->isZero())) {
       return podLimit;
     }
@@ -506,7 +490,7 @@ class Resolver {
   }
 
   Result<std::string> resourceFieldRef(const json::object& ref) const {
-    const std::string_view containerName = stringAt(&ref, "containerName");
+    const std::string_view containerName = stringOf(child(&ref, "containerName"));
     ContainerRef target{self_, true};
     if (!containerName.empty()) {
       target = findContainer(spec_, containerName, false);
@@ -515,7 +499,7 @@ class Resolver {
                            fmt::format("container {} not found", containerName));
       }
     }
-    const std::string_view resource = stringAt(&ref, "resource");
+    const std::string_view resource = stringOf(child(&ref, "resource"));
     const size_t dot = resource.find('.');
     const std::string_view kind = resource.substr(0, dot == std::string_view::npos ? 0 : dot);
     const std::string_view name =
@@ -528,14 +512,14 @@ class Resolver {
                          fmt::format("unsupported container resource : {}", resource));
     }
 
-    auto divisor = quantityAt(&ref, "divisor");
+    auto divisor = quantityOf(child(&ref, "divisor"));
     if (!divisor.ok()) {
       return configError(ErrorCode::kInvalid, std::move(divisor).error().message);
     }
     const Quantity one = Quantity::fromValue(1);
     const Quantity by = divisor->has_value() && !(*divisor)->isZero() ? **divisor : one;
 
-    auto amount = quantityAt(objectAt(objectAt(target.container, "resources"), kind), name);
+    auto amount = quantityOf(path(target.container, {"resources", kind, name}));
     if (!amount.ok()) {
       return configError(ErrorCode::kInvalid, std::move(amount).error().message);
     }

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kube/json_path.h"
+
 namespace burstlet::provider::cci {
 
 namespace json = boost::json;
@@ -41,27 +43,17 @@ Error invalidQuantity(const std::string& path, std::string_view why) {
   return Error::make(ErrorCode::kInvalid, "InvalidQuantity", fmt::format("{}: {}", path, why));
 }
 
-const json::value* fieldOf(const json::object* o, std::string_view key) {
-  return o != nullptr ? o->if_contains(key) : nullptr;
-}
-
-const json::object* objectOf(const json::value* v) {
-  return v != nullptr ? v->if_object() : nullptr;
-}
-
 // Rule 1 for one container. BestEffort follows the Kubernetes QoS definition: no positive cpu or
 // memory in requests or limits (a "0" counts as unset, as it does for the kubelet).
 Result<ContainerPlan> planContainer(json::object& container, const std::string& path) {
   ContainerPlan plan;
   plan.container = &container;
-  const json::object* resources = objectOf(container.if_contains("resources"));
   std::optional<Quantity> values[2][2];  // [requests, limits][cpu, memory]
   const char* kinds[2] = {"requests", "limits"};
   const char* names[2] = {"cpu", "memory"};
   for (int k = 0; k < 2; ++k) {
-    const json::object* list = objectOf(fieldOf(resources, kinds[k]));
     for (int n = 0; n < 2; ++n) {
-      auto q = resourceQuantity(fieldOf(list, names[n]),
+      auto q = resourceQuantity(kube::path(&container, {"resources", kinds[k], names[n]}),
                                 fmt::format("{}.resources.{}.{}", path, kinds[k], names[n]));
       if (!q.ok()) {
         return std::move(q).error();
