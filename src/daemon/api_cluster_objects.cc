@@ -53,7 +53,7 @@ void keepIdentity(json::value& object) {
 
 std::unique_ptr<kube::Informer> makeChangeFeed(kube::RestClient& client,
                                                const kube::ResourceRef& resource,
-                                               provider::cci::CciProvider& provider) {
+                                               provider::Provider& provider) {
   kube::InformerOptions o;
   o.resource = resource;
   o.transform = keepIdentity;
@@ -66,6 +66,15 @@ std::unique_ptr<kube::Informer> makeChangeFeed(kube::RestClient& client,
       },
       nullptr});
   return informer;
+}
+
+const kube::ResourceRef* followedResource(std::string_view kind) {
+  for (const auto* r : {&kube::resources::kConfigMaps, &kube::resources::kSecrets}) {
+    if (r->kind == kind) {
+      return r;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace burstlet::daemon

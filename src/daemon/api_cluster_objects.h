@@ -8,8 +8,8 @@
 
 #include "kube/informer.h"
 #include "kube/rest.h"
-#include "provider/cci/cci_provider.h"
 #include "provider/cci/cluster_objects.h"
+#include "provider/provider.h"
 
 namespace burstlet::daemon {
 
@@ -34,6 +34,10 @@ class ApiClusterObjects final : public provider::cci::ClusterObjects {
 // object's identity and reports adds and updates to provider.clusterObjectChanged(kind, ...).
 std::unique_ptr<kube::Informer> makeChangeFeed(kube::RestClient& client,
                                                const kube::ResourceRef& resource,
-                                               provider::cci::CciProvider& provider);
+                                               provider::Provider& provider);
+
+// The resource of a kind the provider follows (Provider::followedKinds); null for one the
+// daemon cannot watch.
+const kube::ResourceRef* followedResource(std::string_view kind);
 
 }  // namespace burstlet::daemon

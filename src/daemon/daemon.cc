@@ -9,7 +9,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
@@ -18,16 +17,16 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/wait.h"
 #include "daemon/api_cluster_objects.h"
+#include "daemon/providers.h"
 #include "kube/events.h"
 #include "kube/rest.h"
 #include "node/node_controller.h"
 #include "pod/pod_controller.h"
 #include "pod/prepare.h"
-#include "provider/cci/auth.h"
 #include "provider/cci/backend.h"
 #include "provider/cci/cci_provider.h"
-#include "provider/fake/fake_provider.h"
 #include "server/http_server.h"
 
 namespace burstlet::daemon {
@@ -41,132 +40,115 @@ int fail(const std::string& what, const Error& error) {
   return 1;
 }
 
-asio::awaitable<void> sleepMs(int ms) {
-  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
-  boost::system::error_code ec;
-  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-}
-
+// What run() waits on while the parts work: each part's run() ending (its completion
+// handler, so also when it threw), the provider's feeds, and the request to shut down (a
+// signal, or the provider failing).
 struct Parts {
-  std::atomic<bool> providerDone{false};
+  Latch shutdown;
+  Latch podsDone;
+  Latch nodeDone;
+  Latch providerDone;
+  Latch servicesDone;
+  Latch eventsDone;
+  Latch feedsStarted;
+  Gate feeds;
   std::atomic<bool> providerFailed{false};
-  std::atomic<int> feedsRunning{0};
-  std::atomic<bool> podsDone{false};
-  std::atomic<bool> nodeDone{false};
-  std::atomic<bool> eventsDone{false};
-  std::atomic<bool> servicesDone{false};
-  std::atomic<bool> stopping{false};
   pod::PodController* pods = nullptr;
-  provider::cci::CciProvider* cci = nullptr;  // null with other providers
-  std::vector<kube::Informer*> feeds;         // cluster ConfigMap/Secret changes (cci)
+  provider::Provider* provider = nullptr;
+  std::vector<kube::Informer*> feedInformers;  // cluster objects the provider follows
   kube::Informer* services = nullptr;
   node::NodeController* node = nullptr;
   kube::EventRecorder* events = nullptr;
   server::HttpServer* health = nullptr;
   asio::io_context* io = nullptr;
+  const Clock* clock = nullptr;
 };
 
-asio::awaitable<void> startPods(Parts* parts, kube::Informer* services) {
-  // Pods start once Services are known (their environments are complete) and the backend
-  // listed its pods (so that reconcile sees them).
-  while (!(services->synced() && (parts->cci == nullptr || parts->cci->ready())) &&
-         !parts->stopping) {
-    co_await sleepMs(20);
-  }
-  if (!parts->stopping) {
+// Runs `work` on `executor`; `done` is set when it ends, however it ends.
+void spawnPart(const asio::any_io_executor& executor, asio::awaitable<void> work, Latch* done,
+               const char* what) {
+  asio::co_spawn(executor, std::move(work), [done, what](const std::exception_ptr& e) {
+    if (e) {
+      spdlog::error("msg=\"part ended with an exception\" part={}", what);
+    }
+    done->set();
+  });
+}
+
+// Pods start once Services are known (their environments are complete) and the provider is
+// ready (its pods listed, so that the reconcile sees them).
+asio::awaitable<void> startPods(Parts* parts) {
+  co_await waitAny(parts->services->signals().ready, parts->shutdown);
+  co_await waitAny(parts->provider->signals().ready, parts->shutdown);
+  if (!parts->shutdown.isSet()) {
     co_await parts->pods->run();
   }
 }
 
-// Waits for SIGTERM/SIGINT, then stops the parts in order.
-asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
+// The feeds of cluster objects the provider follows start once it is ready: their first list
+// then reports every object, so that what changed while burstlet was not running is caught up.
+asio::awaitable<void> startFeeds(Parts* parts, asio::io_context* io) {
+  co_await waitAny(parts->provider->signals().ready, parts->shutdown);
+  if (parts->shutdown.isSet()) {
+    co_return;
+  }
+  for (auto* feed : parts->feedInformers) {
+    if (!parts->feeds.enter()) {
+      break;
+    }
+    asio::co_spawn(asio::make_strand(*io), feed->run(),
+                   [parts](const std::exception_ptr&) { parts->feeds.leave(); });
+  }
+}
+
+asio::awaitable<void> runProvider(Parts* parts) {
+  auto s = co_await parts->provider->run();
+  if (!s.ok()) {
+    spdlog::error("msg=\"backend provider stopped\" error=\"{}\"", s.error().toString());
+    parts->providerFailed = true;
+    parts->shutdown.set();
+  }
+}
+
+// Turns SIGTERM/SIGINT into the shutdown latch.
+asio::awaitable<void> awaitSignal(Parts* parts, asio::signal_set* signals) {
   boost::system::error_code ec;
   const int sig = co_await signals->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  spdlog::info("msg=\"shutting down\" signal={}", ec ? 0 : sig);
-  parts->stopping = true;
+  if (!ec) {
+    spdlog::info("msg=\"shutting down\" signal={}", sig);
+    parts->shutdown.set();
+  }
+}
+
+// Waits for the shutdown latch, then stops the parts in order: pods (in-flight syncs end), the
+// node (its lease released), the provider and its feeds, then Services, events and the health
+// server, the last two given five seconds.
+asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
+  co_await parts->shutdown.wait();
+  boost::system::error_code ignored;
+  signals->cancel(ignored);
   parts->pods->stop();
-  while (!parts->podsDone) {
-    co_await sleepMs(20);
-  }
+  co_await parts->podsDone.wait();
   parts->node->stop();
-  while (!parts->nodeDone) {
-    co_await sleepMs(20);
+  co_await parts->nodeDone.wait();
+  for (auto* feed : parts->feedInformers) {
+    feed->stop();
   }
-  if (parts->cci != nullptr) {
-    for (auto* feed : parts->feeds) {
-      feed->stop();
-    }
-    parts->cci->stop();
-    while (!parts->providerDone || parts->feedsRunning > 0) {
-      co_await sleepMs(20);
-    }
-  }
+  parts->provider->stop();
+  co_await parts->providerDone.wait();
+  co_await parts->feeds.close();
   parts->services->stop();
-  for (int i = 0; i < 250 && !parts->servicesDone; ++i) {
-    co_await sleepMs(20);
+  if (!co_await waitFor(parts->servicesDone, *parts->clock, std::chrono::seconds(5))) {
+    spdlog::warn("msg=\"service informer did not stop in time\"");
   }
   parts->events->stop();
-  for (int i = 0; i < 250 && !parts->eventsDone; ++i) {
-    co_await sleepMs(20);
+  if (!co_await waitFor(parts->eventsDone, *parts->clock, std::chrono::seconds(5))) {
+    spdlog::warn("msg=\"event recorder did not stop in time\"");
   }
   parts->health->stop();
   spdlog::info("msg=\"stopped\"");
   // Provider timers (pods that start or exit later) would keep the loop alive.
   parts->io->stop();
-}
-
-asio::awaitable<void> startFeeds(Parts* parts, asio::io_context* io) {
-  while (!parts->cci->ready() && !parts->stopping) {
-    co_await sleepMs(20);
-  }
-  if (parts->stopping) {
-    co_return;
-  }
-  for (auto* feed : parts->feeds) {
-    ++parts->feedsRunning;
-    asio::co_spawn(asio::make_strand(*io), feed->run(),
-                   [parts](const std::exception_ptr&) { --parts->feedsRunning; });
-  }
-}
-
-asio::awaitable<void> fetchSecret(kube::RestClient* client, std::string ns, std::string name,
-                                  std::optional<Result<boost::json::value>>* out) {
-  *out = co_await client->get(kube::resources::kSecrets, std::move(ns), std::move(name));
-}
-
-// The backend client. AK/SK kept in a cluster Secret are read once here, before the loop runs.
-Result<std::unique_ptr<kube::RestClient>> connect(asio::io_context& io, const Config& config,
-                                                  kube::RestClient* cluster,
-                                                  const std::string& version, const Clock& clock) {
-  std::optional<provider::cci::AkSk> aksk;
-  const std::string& ref = config.backend.akskSecret;
-  if (!ref.empty()) {
-    if (cluster == nullptr) {
-      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
-                         "provider.cci.akskSecret needs the cluster connection");
-    }
-    const auto slash = ref.find('/');
-    std::optional<Result<boost::json::value>> got;
-    asio::co_spawn(io, fetchSecret(cluster, ref.substr(0, slash), ref.substr(slash + 1), &got),
-                   asio::detached);
-    io.run();
-    io.restart();
-    if (!got || !got->ok()) {
-      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
-                         fmt::format("provider.cci.akskSecret {}: {}", ref,
-                                     got ? got->error().toString() : std::string("not read")));
-    }
-    const auto* data = got->value().as_object().if_contains("data");
-    auto keys = provider::cci::akskFromSecretData(
-        data != nullptr && data->is_object() ? data->as_object() : boost::json::object{});
-    if (!keys.ok()) {
-      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
-                         fmt::format("provider.cci.akskSecret {}: {}", ref, keys.error().message));
-    }
-    aksk = std::move(*keys);
-  }
-  return provider::cci::connectBackend(io.get_executor(), config.backend, std::move(aksk),
-                                       "burstlet/" + version, clock);
 }
 
 asio::awaitable<void> runCleanup(kube::RestClient* backend, std::string ns, std::string clusterID,
@@ -212,7 +194,7 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
     }
     cluster = std::move(*c);
   }
-  auto backend = connect(io, config, cluster.get(), version, realClock());
+  auto backend = connectBackend(io, config, cluster.get(), version, realClock());
   if (!backend.ok()) {
     std::fprintf(stderr, "burstlet cleanup: backend connection: %s\n",
                  backend.error().toString().c_str());
@@ -268,40 +250,23 @@ int run(const Config& config, const std::string& version) {
   kube::EventRecorderOptions eventOptions;
   eventOptions.host = config.nodeName;
   kube::EventRecorder events(**client, clock, eventOptions);
-  std::unique_ptr<provider::Provider> provider;
-  std::unique_ptr<kube::RestClient> backend;
-  std::unique_ptr<ApiClusterObjects> clusterObjects;
-  provider::cci::CciProvider* cci = nullptr;
-  if (config.provider == "cci") {
-    auto b = connect(io, config, client->get(), version, clock);
-    if (!b.ok()) {
-      return fail("backend connection", b.error());
+  auto made = makeProvider(config, ProviderContext{io, providerStrand, **client, events, registry,
+                                                   nodeOptions.internalIP, version, clock});
+  if (!made.ok()) {
+    return fail("provider", made.error());
+  }
+  ProviderParts providerParts = std::move(*made);
+  provider::Provider* provider = providerParts.provider.get();
+  std::vector<std::unique_ptr<kube::Informer>> feeds;
+  for (const auto& kind : provider->followedKinds()) {
+    const auto* resource = followedResource(kind);
+    if (resource == nullptr) {
+      return fail(
+          "provider",
+          Error::make(ErrorCode::kInternal, "UnknownKind",
+                      fmt::format("the provider follows {}, which cannot be watched", kind)));
     }
-    backend = std::move(*b);
-    clusterObjects = std::make_unique<ApiClusterObjects>(**client);
-    provider::cci::CciOptions o;
-    o.clusterID = config.backend.clusterID;
-    o.backendNamespace =
-        provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
-    o.nodeName = config.nodeName;
-    o.nodeIP = nodeOptions.internalIP;
-    o.cci = config.backend.cci();
-    o.validate.storageDrivers = config.backend.storageDrivers;
-    o.validate.storageClasses = config.backend.storageClasses;
-    o.capacity = config.backendCapacity;
-    o.sweepInterval = config.backend.sweepInterval;
-    auto p = std::make_unique<provider::cci::CciProvider>(providerStrand, *backend, *clusterObjects,
-                                                          events, o, clock);
-    cci = p.get();
-    provider = std::move(p);
-  } else {
-    provider::FakeProviderOptions fake = config.fake;
-    fake.nodeIP = nodeOptions.internalIP;
-    auto p = provider::FakeProvider::create(providerStrand, fake, clock);
-    if (!p.ok()) {
-      return fail("provider", p.error());
-    }
-    provider = std::move(*p);
+    feeds.push_back(makeChangeFeed(**client, *resource, *provider));
   }
 
   auto health = server::HttpServer::create(io.get_executor(), config.healthListen);
@@ -390,46 +355,21 @@ int run(const Config& config, const std::string& version) {
   parts.services = &services;
   parts.health = health->get();
   parts.io = &io;
-  parts.cci = cci;
-  std::vector<std::unique_ptr<kube::Informer>> feeds;
-  if (cci != nullptr) {
-    auto& backendRequests = registry.counterFamily(
-        "burstlet_backend_requests_total", "Requests to the backend API server by verb and code.",
-        {"verb", "code"});
-    backend->setRequestObserver([&backendRequests](std::string_view verb, std::string_view code) {
-      backendRequests.with({std::string(verb), std::string(code)}).Increment();
-    });
-    for (const auto* resource : {&kube::resources::kConfigMaps, &kube::resources::kSecrets}) {
-      feeds.push_back(makeChangeFeed(**client, *resource, *cci));
-      parts.feeds.push_back(feeds.back().get());
-    }
-    // The feeds start once the backend's copies are listed: their first list then refreshes
-    // every copy whose source changed while burstlet was not running.
-    ++parts.feedsRunning;
-    asio::co_spawn(asio::make_strand(io), startFeeds(&parts, &io),
-                   [&parts](const std::exception_ptr&) { --parts.feedsRunning; });
-    asio::co_spawn(
-        providerStrand, cci->run(), [&parts](const std::exception_ptr& e, const Status& s) {
-          if (e || !s.ok()) {
-            spdlog::error("msg=\"backend provider stopped\" error=\"{}\"",
-                          e ? std::string("unexpected exception") : s.error().toString());
-            parts.providerFailed = true;
-            std::raise(SIGTERM);
-          }
-          parts.providerDone = true;
-        });
+  parts.clock = &clock;
+  parts.provider = provider;
+  for (auto& feed : feeds) {
+    parts.feedInformers.push_back(feed.get());
   }
-  asio::co_spawn(asio::make_strand(io), events.run(),
-                 [&parts](const std::exception_ptr&) { parts.eventsDone = true; });
-  asio::co_spawn(asio::make_strand(io), node.run(),
-                 [&parts](const std::exception_ptr&) { parts.nodeDone = true; });
-  asio::co_spawn(asio::make_strand(io), services.run(),
-                 [&parts](const std::exception_ptr&) { parts.servicesDone = true; });
-  // Pods start once Services are known, so that their environments are complete.
-  asio::co_spawn(podStrand, startPods(&parts, &services),
-                 [&parts](const std::exception_ptr&) { parts.podsDone = true; });
+  spawnPart(providerStrand, runProvider(&parts), &parts.providerDone, "provider");
+  spawnPart(asio::make_strand(io), startFeeds(&parts, &io), &parts.feedsStarted, "feeds");
+  spawnPart(asio::make_strand(io), events.run(), &parts.eventsDone, "events");
+  spawnPart(asio::make_strand(io), node.run(), &parts.nodeDone, "node");
+  spawnPart(asio::make_strand(io), services.run(), &parts.servicesDone, "services");
+  spawnPart(podStrand, startPods(&parts), &parts.podsDone, "pods");
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  asio::co_spawn(io, lifecycle(&parts, &signals), asio::detached);
+  auto lifecycleStrand = asio::make_strand(io);
+  asio::co_spawn(lifecycleStrand, awaitSignal(&parts, &signals), asio::detached);
+  asio::co_spawn(lifecycleStrand, lifecycle(&parts, &signals), asio::detached);
 
   std::vector<std::thread> threads;
   for (int i = 1; i < config.threads; ++i) {
