@@ -3,14 +3,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "common/wait.h"
 #include "kube/transport.h"
 #include "provider/cci/auth.h"
-#include "provider/cci/cci_provider.h"
+#include "provider/cci/cci_options.h"
 #include "provider/cci/translate.h"
 
 namespace burstlet::provider::cci {
@@ -237,9 +235,7 @@ asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::str
           fmt::format("backend namespace {} still exists after {} s", ns,
                       std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
     }
-    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(500));
-    boost::system::error_code ec;
-    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await sleepFor(clock, std::chrono::milliseconds(500));
   }
 }
 

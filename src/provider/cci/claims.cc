@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
-#include "provider/cci/cci_provider.h"
+#include "provider/cci/cci_options.h"
 #include "provider/cci/translate.h"
 
 namespace burstlet::provider::cci {

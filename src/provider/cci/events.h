@@ -1,5 +1,5 @@
-// Backend events as the cluster pod shows them. CciProvider mirrors the events of its backend
-// pods onto their source pods; this file decides what each one becomes.
+// Backend events as the cluster pod shows them. EventMirror (event_mirror.h) mirrors the events
+// of the backend pods onto their source pods; this file decides what each one becomes.
 //
 // The backend is not the cluster: its scheduler placed the pod on one of its own nodes, and its
 // controllers and kubelets name that node and the backend's copy of the pod. None of that may

@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <optional>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include "kube/json_path.h"
+#include "provider/cci/translate.h"
 #include "provider/provider.h"
 
 namespace burstlet::provider::cci {
@@ -17,6 +20,34 @@ using kube::at;
 using kube::stringAt;
 
 namespace {
+
+// The labels or annotations (`key`) part of labelsAndImagesPatch.
+json::object keysPatch(const json::value& backendPod, const json::value& translated,
+                       const std::optional<SourceKeys>& previous, const char* key) {
+  json::object patch;
+  const auto* want = at(translated, {"metadata", key});
+  const auto* have = at(backendPod, {"metadata", key});
+  const bool isLabels = std::string_view(key) == "labels";
+  if (have != nullptr && have->is_object()) {
+    for (const auto& [k, v] : have->as_object()) {
+      if (want != nullptr && want->is_object() && want->as_object().contains(k)) {
+        continue;
+      }
+      // Only keys that came from the source go; the backend's own keys stay.
+      const std::string name(k);
+      if (previous && (isLabels ? previous->labels : previous->annotations).count(name) == 0) {
+        continue;
+      }
+      patch[k] = nullptr;
+    }
+  }
+  if (want != nullptr && want->is_object()) {
+    for (const auto& [k, v] : want->as_object()) {
+      patch[k] = v;
+    }
+  }
+  return patch;
+}
 
 std::set<std::string> namesIn(const json::array* list) {
   std::set<std::string> out;
@@ -29,6 +60,26 @@ std::set<std::string> namesIn(const json::array* list) {
 }
 
 }  // namespace
+
+json::value labelsAndImagesPatch(const json::value& backendPod, const json::value& translated) {
+  json::object metadata;
+  const auto previous = sourceKeysOf(backendPod);
+  for (const char* key : {"labels", "annotations"}) {
+    metadata[key] = keysPatch(backendPod, translated, previous, key);
+  }
+  json::object spec;
+  for (const char* list : {"initContainers", "containers"}) {
+    if (const auto* cs = arrayAt(translated, {"spec", list})) {
+      json::array images;
+      for (const auto& c : *cs) {
+        images.push_back(
+            json::object{{"name", stringAt(c, {"name"})}, {"image", stringAt(c, {"image"})}});
+      }
+      spec[list] = std::move(images);
+    }
+  }
+  return json::value{{"metadata", std::move(metadata)}, {"spec", std::move(spec)}};
+}
 
 bool patchChanges(const json::value& backendPod, const json::value& patch) {
   for (const char* key : {"labels", "annotations"}) {

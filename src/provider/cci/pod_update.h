@@ -13,6 +13,13 @@
 
 namespace burstlet::provider::cci {
 
+// The strategic merge patch that makes `backendPod` carry the labels, annotations and container
+// images of `translated` (toBackendPod of the cluster pod): new keys set, keys that came from the
+// source and went away removed (null), the backend's own keys left alone; images by container
+// name (strategic merge keys containers by name).
+boost::json::value labelsAndImagesPatch(const boost::json::value& backendPod,
+                                        const boost::json::value& translated);
+
 // Whether the strategic merge `patch` ({"metadata":{"labels":..,"annotations":..},
 // "spec":{"containers":[{name,image}],..}}, null removing a key) would change `backendPod`.
 bool patchChanges(const boost::json::value& backendPod, const boost::json::value& patch);

@@ -1,22 +1,18 @@
-// Helpers CciProvider's files share (cci_provider.cc, cci_pods.cc, cci_copies.cc); not part of
-// the provider's interface.
+// How the parts of the cci provider name the copies a pod needs: "<kind>/<name>" ids, the
+// references of a pod, and the backend resource of a kind of copy.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
-#include <chrono>
 #include <set>
 #include <string>
 #include <string_view>
 
-#include "provider/cci/cci_provider.h"
+#include "kube/resource.h"
 
-namespace burstlet::provider::cci::internal {
+namespace burstlet::provider::cci {
 
-// Waits `d` on the current executor.
-boost::asio::awaitable<void> sleepFor(std::chrono::milliseconds d);
-
-// "<kind>/<name>": how a copy is named in reference sets.
+// "<kind>/<name>": how a copy (or a backend volume, kind "PersistentVolume") is named in
+// reference sets and in the CopyLedger.
 std::string copyId(std::string_view kind, std::string_view name);
 
 // Copies a pod references by name ("ConfigMap/<name>", "Secret/<name>",
@@ -27,7 +23,7 @@ std::string copyId(std::string_view kind, std::string_view name);
 void referencesOf(const boost::json::value& pod, std::set<std::string>* all,
                   std::set<std::string>* required);
 
-// The label selector of the backend objects this node owns.
-std::string ourSelector(const CciOptions& o);
+// The backend resource of copies of `kind` ("ConfigMap", "Secret", else claims).
+const kube::ResourceRef& copyResource(std::string_view kind);
 
-}  // namespace burstlet::provider::cci::internal
+}  // namespace burstlet::provider::cci

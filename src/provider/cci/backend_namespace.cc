@@ -1,0 +1,136 @@
+#include "provider/cci/backend_namespace.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "kube/json_path.h"
+#include "provider/cci/translate.h"
+
+namespace burstlet::provider::cci {
+
+namespace json = boost::json;
+namespace resources = kube::resources;
+using kube::at;
+using kube::stringAt;
+
+namespace {
+
+// How often a terminating namespace is looked at, and for how many looks (about 5 minutes).
+constexpr std::chrono::milliseconds kTerminatingPoll{500};
+constexpr int kTerminatingPolls = 600;
+
+// The wait before attempt `attempt` + 1 when the backend does not answer: 200 ms .. 10 s.
+std::chrono::milliseconds backoff(int attempt) {
+  return std::min(std::chrono::milliseconds(200) * (1 << std::min(attempt, 6)),
+                  std::chrono::milliseconds(10'000));
+}
+
+}  // namespace
+
+BackendNamespace::BackendNamespace(kube::RestClient& backend, const CciOptions& options,
+                                   const Clock& clock)
+    : backend_(backend),
+      name_(options.backendNamespace),
+      clusterID_(options.clusterID),
+      cci_(options.cci),
+      flavor_(options.flavor),
+      clock_(clock) {}
+
+asio::awaitable<Status> BackendNamespace::ensure(const Latch& stop) {
+  // The backend may not answer yet (it starts with us, or the network is down): keep trying,
+  // except when it says the namespace is not ours.
+  for (int attempt = 0; !stop.isSet(); ++attempt) {
+    auto s = co_await ensureOnce(stop);
+    if (s.ok()) {
+      co_return s;
+    }
+    const ErrorCode code = s.error().code;
+    if (code == ErrorCode::kForbidden || code == ErrorCode::kInvalid ||
+        code == ErrorCode::kUnauthorized) {
+      co_return s;
+    }
+    spdlog::warn("msg=\"backend namespace not ready, retrying\" error=\"{}\"",
+                 s.error().toString());
+    co_await sleepFor(clock_, backoff(attempt), &stop);
+  }
+  co_return Error::make(ErrorCode::kCancelled, "Stopped",
+                        "stopped before the backend namespace was ready");
+}
+
+asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
+  std::string none;
+  for (int attempt = 0;; ++attempt) {
+    std::string ns = name_;
+    auto got = co_await backend_.get(resources::kNamespaces, none, ns);
+    if (got.ok()) {
+      if (auto owned = checkOwned(*got); !owned.ok()) {
+        co_return owned;
+      }
+      if (at(*got, {"metadata", "deletionTimestamp"}) == nullptr) {
+        co_return okStatus();
+      }
+      // `burstlet cleanup` (or an operator) is deleting it: wait until it is gone.
+      bool slept = false;
+      if (attempt <= kTerminatingPolls) {
+        slept = co_await sleepFor(clock_, kTerminatingPoll, &stop);
+      }
+      if (!slept) {
+        co_return Error::make(ErrorCode::kUnavailable, "NamespaceTerminating",
+                              fmt::format("backend namespace {} is being deleted", name_));
+      }
+      continue;
+    }
+    if (got.error().code != ErrorCode::kNotFound) {
+      co_return std::move(got).error();
+    }
+    json::value body = object();
+    auto created = co_await backend_.create(resources::kNamespaces, none, std::move(body));
+    if (created.ok()) {
+      spdlog::info("msg=\"created backend namespace\" namespace={}", name_);
+      co_return okStatus();
+    }
+    if (created.error().code != ErrorCode::kAlreadyExists) {
+      co_return std::move(created).error();
+    }
+  }
+}
+
+Status BackendNamespace::checkOwned(const json::value& ns) const {
+  if (stringAt(ns, {"metadata", "labels", kManagedByLabel}) == kManagedByValue &&
+      stringAt(ns, {"metadata", "labels", kClusterIdLabel}) == clusterID_) {
+    return okStatus();
+  }
+  return Error::make(
+      ErrorCode::kForbidden, "NamespaceNotOwned",
+      fmt::format("backend namespace {} exists but is not labelled {}={} and {}={}: "
+                  "burstlet only uses a namespace it created",
+                  name_, kManagedByLabel, kManagedByValue, kClusterIdLabel, clusterID_));
+}
+
+json::value BackendNamespace::object() const {
+  json::object labels{{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, clusterID_}};
+  json::object annotations;
+  if (cci_) {
+    annotations[kCciFlavorAnnotation] = flavor_;
+  }
+  return json::object{{"apiVersion", "v1"},
+                      {"kind", "Namespace"},
+                      {"metadata", json::object{{"name", name_},
+                                                {"labels", std::move(labels)},
+                                                {"annotations", std::move(annotations)}}}};
+}
+
+asio::awaitable<Status> BackendNamespace::check() {
+  std::string none;
+  std::string ns = name_;
+  auto got = co_await backend_.get(resources::kNamespaces, none, ns);
+  if (!got.ok()) {
+    co_return std::move(got).error();
+  }
+  co_return okStatus();
+}
+
+}  // namespace burstlet::provider::cci
