@@ -69,21 +69,28 @@ Result<std::shared_ptr<ssl::context>> buildContext(const Material& m, bool requi
   if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
     return Error::make(ErrorCode::kInternal, "OpenSsl", detail::takeOpenSslError());
   }
+  // Parsed first to tell a damaged file from a key that belongs to another certificate.
+  auto chain = detail::parseCertificates(m.certificate, "serving certificate");
+  if (!chain.ok()) {
+    return std::move(chain).error();
+  }
+  auto key = detail::parsePrivateKey(m.key, "serving key");
+  if (!key.ok()) {
+    return std::move(key).error();
+  }
+  if (X509_check_private_key(chain->front().get(), key->get()) != 1) {
+    ERR_clear_error();
+    return Error::make(ErrorCode::kInvalid, "KeyMismatch",
+                       "serving key does not match the certificate");
+  }
   boost::system::error_code ec;
   ctx->use_certificate_chain(boost::asio::buffer(m.certificate), ec);
+  if (!ec) {
+    ctx->use_private_key(boost::asio::buffer(m.key), ssl::context::pem, ec);
+  }
   if (ec) {
     return Error::make(ErrorCode::kInvalid, "InvalidCertificate",
-                       fmt::format("serving certificate: {}", ec.message()));
-  }
-  ctx->use_private_key(boost::asio::buffer(m.key), ssl::context::pem, ec);
-  if (ec) {
-    return Error::make(ErrorCode::kInvalid, "InvalidKey",
-                       fmt::format("serving key: {}", ec.message()));
-  }
-  if (SSL_CTX_check_private_key(native) != 1) {
-    return Error::make(
-        ErrorCode::kInvalid, "KeyMismatch",
-        fmt::format("serving key does not match the certificate: {}", detail::takeOpenSslError()));
+                       fmt::format("serving certificate and key: {}", ec.message()));
   }
   if (!m.clientCa.empty()) {
     auto cas = detail::parseCertificates(m.clientCa, "client CA bundle");
