@@ -86,7 +86,7 @@ bool addSubjectAltNames(X509* cert, const std::vector<std::string>& hosts) {
     if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
       return false;
     }
-    name.release();  // owned by `names` now
+    (void)name.release();  // owned by `names` now
   }
   return sk_GENERAL_NAME_num(names.get()) == 0 ||
          X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) == 1;

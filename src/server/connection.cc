@@ -352,7 +352,8 @@ Connection::Connection(std::shared_ptr<ServerState> s, Strand st)
   goneEvent_.expires_at(asio::steady_timer::time_point::max());
 }
 
-std::shared_ptr<Connection> Connection::create(std::shared_ptr<ServerState> server, Strand strand) {
+std::shared_ptr<Connection> Connection::create(const std::shared_ptr<ServerState>& server,
+                                               Strand strand) {
   auto conn = std::make_shared<Connection>(server, std::move(strand));
   std::lock_guard lock(server->connMu);
   server->connections.emplace(conn.get(), conn);

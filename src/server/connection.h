@@ -90,7 +90,8 @@ struct ServerState {
 class Connection {
  public:
   // The caller has counted the connection in `active` already.
-  static std::shared_ptr<Connection> create(std::shared_ptr<ServerState> server, Strand strand);
+  static std::shared_ptr<Connection> create(const std::shared_ptr<ServerState>& server,
+                                            Strand strand);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -64,8 +64,8 @@ TEST_F(CertificatesTest, SelfSignedServingCertificate) {
   EXPECT_TRUE(verifies(cert.get(), cert.get(), now_));
   EXPECT_TRUE(verifies(cert.get(), cert.get(), now_ - 3000));  // an hour of clock skew
   EXPECT_FALSE(verifies(cert.get(), cert.get(), now_ - 4000));
-  EXPECT_TRUE(verifies(cert.get(), cert.get(), now_ + 364 * 86400));
-  EXPECT_FALSE(verifies(cert.get(), cert.get(), now_ + 366 * 86400));
+  EXPECT_TRUE(verifies(cert.get(), cert.get(), now_ + time_t{364} * 86400));
+  EXPECT_FALSE(verifies(cert.get(), cert.get(), now_ + time_t{366} * 86400));
 }
 
 TEST_F(CertificatesTest, IssuedByACa) {

@@ -306,7 +306,7 @@ class RoutingTest : public testing::ServerHarness {
   }
 
   // A handler answering with its name and what it saw.
-  static SyncHandler named(std::string name) {
+  static SyncHandler named(const std::string& name) {
     return [name](const Request& r) {
       return Response{200, "text/plain", name + "|" + r.method + "|" + r.path, {}};
     };
