@@ -42,14 +42,7 @@ bool isMalformed(const error_code& ec) {
 RawResponse makeResponse(unsigned version, Response r, bool head) {
   RawResponse res;
   res.version(version);
-  res.result(r.status >= 100 && r.status <= 999 ? r.status : 500);
-  res.set(http::field::server, "burstlet");
-  if (!r.contentType.empty()) {
-    res.set(http::field::content_type, r.contentType);
-  }
-  for (const auto& [name, value] : r.headers) {
-    res.set(name, value);
-  }
+  setHead(res, r.status, r.contentType, r.headers);
   res.body() = std::move(r.body);
   res.prepare_payload();
   if (head) {

@@ -40,6 +40,20 @@ using RawRequest = http::request<http::string_body>;
 // the end of our response instead of a reset.
 inline constexpr auto kLingerTime = std::chrono::seconds(1);
 
+// Status (an invalid one becomes 500), Server, Content-Type and `headers` of a response.
+template <typename Body>
+void setHead(http::response<Body>& res, unsigned status, const std::string& contentType,
+             const Headers& headers) {
+  res.result(status >= 100 && status <= 999 ? status : 500);
+  res.set(http::field::server, "burstlet");
+  if (!contentType.empty()) {
+    res.set(http::field::content_type, contentType);
+  }
+  for (const auto& [name, value] : headers) {
+    res.set(name, value);
+  }
+}
+
 struct Route {
   SyncHandler sync;  // exactly one of sync and async is set
   Handler async;
@@ -125,6 +139,30 @@ class Connection {
   bool aborted_ = false;
   bool gone_ = false;
   asio::steady_timer goneEvent_;  // never expires; cancelled when the client is gone
+};
+
+// Held by a WebSocket or RawStream: makes `socket` the one abort() closes while it lives, and
+// closes it at the end (ending reads still pending elsewhere instead of leaving them to the
+// peer). Declare it after the stream it refers to.
+class SocketClaim {
+ public:
+  SocketClaim(std::shared_ptr<Connection> conn, beast::tcp_stream& socket)
+      : conn_(std::move(conn)), socket_(socket) {
+    conn_->setSocket(&socket_);
+    socket_.expires_never();  // the new owner keeps its own time
+  }
+  ~SocketClaim() {
+    conn_->releaseSocket(&socket_);
+    socket_.close();
+  }
+  SocketClaim(const SocketClaim&) = delete;
+  SocketClaim& operator=(const SocketClaim&) = delete;
+
+  const std::shared_ptr<Connection>& conn() const { return conn_; }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  beast::tcp_stream& socket_;
 };
 
 // The connection's stream and what the HTTP session keeps around it. The stream is shared with

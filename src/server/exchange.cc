@@ -103,14 +103,7 @@ asio::awaitable<Status> ExchangeImpl<Stream>::startStream(const Response& head) 
   state_ = ExchangeState::kStreaming;
   http::response<http::empty_body> res;
   res.version(raw_.version());
-  res.result(head.status >= 100 && head.status <= 999 ? head.status : 500);
-  res.set(http::field::server, "burstlet");
-  if (!head.contentType.empty()) {
-    res.set(http::field::content_type, head.contentType);
-  }
-  for (const auto& [name, value] : head.headers) {
-    res.set(name, value);
-  }
+  setHead(res, head.status, head.contentType, head.headers);
   res.chunked(chunked_);
   res.keep_alive(false);
   std::make_shared<CloseWatcher<Stream>>(io_.conn, io_.stream)->read();
@@ -259,13 +252,9 @@ asio::awaitable<Result<std::unique_ptr<RawStream>>> ExchangeImpl<Stream>::upgrad
   state_ = ExchangeState::kUpgraded;
   http::response<http::empty_body> res;
   res.version(raw_.version());
-  res.result(http::status::switching_protocols);
-  res.set(http::field::server, "burstlet");
+  setHead(res, 101, "", headers);
   res.set(http::field::connection, "Upgrade");
   res.set(http::field::upgrade, protocol);
-  for (const auto& [name, value] : headers) {
-    res.set(name, value);
-  }
   error_code ec;
   io_.socket().expires_after(io_.options().idleTimeout);
   co_await http::async_write(*io_.stream, res, asio::redirect_error(asio::use_awaitable, ec));

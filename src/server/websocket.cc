@@ -28,21 +28,16 @@ template <typename Stream>
 class WebSocketImpl final : public WebSocket {
  public:
   WebSocketImpl(std::shared_ptr<Connection> conn, Stream& stream, std::string subprotocol)
-      : conn_(std::move(conn)), ws_(std::move(stream)), subprotocol_(std::move(subprotocol)) {
-    conn_->setSocket(&beast::get_lowest_layer(ws_));
-  }
-  ~WebSocketImpl() override {
-    conn_->releaseSocket(&beast::get_lowest_layer(ws_));
-    // Ends reads still pending elsewhere instead of leaving them to the peer.
-    beast::get_lowest_layer(ws_).close();
-  }
+      : ws_(std::move(stream)),
+        claim_(std::move(conn), beast::get_lowest_layer(ws_)),
+        subprotocol_(std::move(subprotocol)) {}
+  ~WebSocketImpl() override = default;
   WebSocketImpl(const WebSocketImpl&) = delete;
   WebSocketImpl& operator=(const WebSocketImpl&) = delete;
 
   asio::awaitable<Status> accept(const RawRequest& request) {
-    const Options& options = conn_->server->options;
+    const Options& options = claim_.conn()->server->options;
     // The WebSocket keeps its own time: no deadline from the HTTP exchange applies.
-    beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout timeout{};
     timeout.handshake_timeout = options.idleTimeout;  // also bounds close()
     timeout.idle_timeout = websocket::stream_base::none();
@@ -66,7 +61,7 @@ class WebSocketImpl final : public WebSocket {
   }
 
   const std::string& subprotocol() const override { return subprotocol_; }
-  asio::any_io_executor executor() const override { return conn_->strand; }
+  asio::any_io_executor executor() const override { return claim_.conn()->strand; }
 
   asio::awaitable<Result<WebSocketMessage>> read() override {
     beast::flat_buffer buffer;
@@ -111,8 +106,8 @@ class WebSocketImpl final : public WebSocket {
   unsigned short closeCode() const override { return ws_.reason().code; }
 
  private:
-  std::shared_ptr<Connection> conn_;
   websocket::stream<Stream> ws_;
+  SocketClaim claim_;  // after ws_: closes its socket before it goes
   std::string subprotocol_;
 };
 
@@ -120,18 +115,14 @@ template <typename Stream>
 class RawStreamImpl final : public RawStream {
  public:
   RawStreamImpl(std::shared_ptr<Connection> conn, Stream& stream, std::string leftover)
-      : conn_(std::move(conn)), stream_(std::move(stream)), leftover_(std::move(leftover)) {
-    conn_->setSocket(&beast::get_lowest_layer(stream_));
-    beast::get_lowest_layer(stream_).expires_never();
-  }
-  ~RawStreamImpl() override {
-    conn_->releaseSocket(&beast::get_lowest_layer(stream_));
-    beast::get_lowest_layer(stream_).close();
-  }
+      : stream_(std::move(stream)),
+        claim_(std::move(conn), beast::get_lowest_layer(stream_)),
+        leftover_(std::move(leftover)) {}
+  ~RawStreamImpl() override = default;
   RawStreamImpl(const RawStreamImpl&) = delete;
   RawStreamImpl& operator=(const RawStreamImpl&) = delete;
 
-  asio::any_io_executor executor() const override { return conn_->strand; }
+  asio::any_io_executor executor() const override { return claim_.conn()->strand; }
 
   asio::awaitable<Result<size_t>> readSome(asio::mutable_buffer buffer) override {
     if (!leftover_.empty()) {
@@ -169,8 +160,8 @@ class RawStreamImpl final : public RawStream {
   void close() override { beast::get_lowest_layer(stream_).close(); }
 
  private:
-  std::shared_ptr<Connection> conn_;
   Stream stream_;
+  SocketClaim claim_;  // after stream_: closes its socket before it goes
   std::string leftover_;  // what the client sent right behind its upgrade request
   size_t leftoverOffset_ = 0;
 };

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <mutex>
 
 #include "server/server_harness.h"
 #include "server/websocket.h"
@@ -26,17 +25,6 @@ asio::awaitable<void> waitFor(Exchange& ex, const std::atomic<bool>& flag) {
 }
 
 class ExchangeTest : public testing::ServerHarness {
- public:
-  // What handlers report back; written on server threads.
-  void note(const std::string& what) {
-    std::lock_guard lock(mu_);
-    notes_ += what + ";";
-  }
-  std::string notes() {
-    std::lock_guard lock(mu_);
-    return notes_;
-  }
-
  protected:
   void start(const std::function<void(HttpServer&)>& routes, Options options = {}) {
     startServer(std::move(options), "127.0.0.1:0", 2, routes);
@@ -44,9 +32,6 @@ class ExchangeTest : public testing::ServerHarness {
 
   std::atomic<bool> proceed_{false};
 
- private:
-  std::mutex mu_;
-  std::string notes_;
 };
 
 TEST_F(ExchangeTest, StreamsEachChunkAsItIsWritten) {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -198,6 +199,17 @@ using TlsClient = BasicClient<beast::ssl_stream<beast::tcp_stream>>;
 // Runs an HttpServer on `threads` threads; stopAndJoin() (also at teardown) stops it and
 // checks that the threads' run() returned.
 class ServerHarness : public ::testing::Test {
+ public:
+  // What handlers report back, in the order they did (handlers run on server threads).
+  void note(const std::string& what) {
+    std::lock_guard lock(notesMu_);
+    notes_ += what + ";";
+  }
+  std::string notes() {
+    std::lock_guard lock(notesMu_);
+    return notes_;
+  }
+
  protected:
   void TearDown() override { stopAndJoin(); }
 
@@ -247,6 +259,10 @@ class ServerHarness : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::vector<std::thread> threads_;
   std::future<void> runDone_;
+
+ private:
+  std::mutex notesMu_;
+  std::string notes_;
 };
 
 }  // namespace burstlet::server::testing

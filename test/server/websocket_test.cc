@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/websocket.hpp>
-#include <mutex>
 
 #include "server/server_harness.h"
 
@@ -116,16 +115,6 @@ class WsClient {
 };
 
 class WebSocketTest : public testing::ServerHarness {
- public:
-  void note(const std::string& what) {
-    std::lock_guard lock(mu_);
-    notes_ += what + ";";
-  }
-  std::string notes() {
-    std::lock_guard lock(mu_);
-    return notes_;
-  }
-
  protected:
   // /exec accepts the kubelet's channel protocols and echoes every message.
   void start(Options options = {}) {
@@ -161,9 +150,6 @@ class WebSocketTest : public testing::ServerHarness {
     co_return Response{};
   }
 
- private:
-  std::mutex mu_;
-  std::string notes_;
 };
 
 using PlainWs = WsClient<beast::tcp_stream>;
