@@ -3,83 +3,33 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <array>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/core/string.hpp>
 #include <charconv>
-#include <map>
-#include <mutex>
 #include <optional>
-#include <set>
+#include <vector>
+
+#include "server/connection.h"
 
 namespace burstlet::server {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-namespace detail {
-
-struct ServerState {
-  ServerState(const asio::any_io_executor& executor, Options opts)
-      : strand(asio::make_strand(executor)), acceptor(strand), retryTimer(strand), options(opts) {}
-
-  bool isStopped() {
-    std::lock_guard lock(mu);
-    return stopped;
-  }
-
-  // On the strand.
-  void closeAll() {
-    error_code ec;
-    acceptor.close(ec);
-    retryTimer.cancel();
-    for (auto* c : connections) {
-      c->close();
-    }
-  }
-
-  asio::strand<asio::any_io_executor> strand;
-  // The members below up to `mu` are only touched on the strand.
-  tcp::acceptor acceptor;
-  asio::steady_timer retryTimer;  // back-off after a failed accept
-  std::set<beast::tcp_stream*> connections;
-  size_t active = 0;  // accepted connections, including those not yet in `connections`
-
-  const Options options;
-  std::string address;  // as given to create(), for logs
-  unsigned short port = 0;
-
-  // Guards routes, started and stopped. Held while a handler runs, so that once stop() has
-  // set `stopped` no handler is running or will run.
-  std::mutex mu;
-  std::map<std::string, Handler, std::less<>> routes;
-  bool started = false;
-  bool stopped = false;
-};
-
-}  // namespace detail
-
 namespace {
 
+using detail::Connection;
 using detail::ServerState;
 
-// How long a closing connection may keep sending what we will not read (the rest of an
-// oversized request), so that the client receives our error response instead of a reset.
-constexpr auto kLingerTime = std::chrono::seconds(1);
-constexpr size_t kLingerBytes = size_t{256} * 1024;
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
 struct ListenAddress {
@@ -152,173 +102,14 @@ error_code listenOn(tcp::acceptor& acceptor, const tcp::endpoint& endpoint) {
   return ec;
 }
 
-bool isMalformed(const error_code& ec) {
-  static const auto& kHttpCategory = make_error_code(http::error::bad_method).category();
-  return ec.category() == kHttpCategory && ec != http::error::end_of_stream &&
-         ec != http::error::partial_message && ec != http::error::need_more;
-}
-
-using RawRequest = http::request<http::string_body>;
-using RawResponse = http::response<http::string_body>;
-
-RawResponse makeResponse(unsigned version, Response r, bool head) {
-  RawResponse res;
-  res.version(version);
-  res.result(r.status >= 100 && r.status <= 999 ? r.status : 500);
-  res.set(http::field::server, "burstlet");
-  if (!r.contentType.empty()) {
-    res.set(http::field::content_type, r.contentType);
-  }
-  for (const auto& [name, value] : r.headers) {
-    res.set(name, value);
-  }
-  res.body() = std::move(r.body);
-  res.prepare_payload();
-  if (head) {
-    res.body().clear();  // Content-Length still announces what GET would send
-  }
-  return res;
-}
-
-RawResponse errorResponse(unsigned status, std::string text) {
-  Response r;
-  r.status = status;
-  r.body = std::move(text);
-  r.body += '\n';
-  auto res = makeResponse(11, std::move(r), false);
-  res.keep_alive(false);
-  return res;
-}
-
-// The response to a parsed request, or nothing when the server is stopping.
-std::optional<RawResponse> dispatchRequest(ServerState& s, const RawRequest& raw) {
-  const bool head = raw.method() == http::verb::head;
-  const std::string_view target = raw.target();
-  const auto q = target.find('?');
-  Request req;
-  req.method = std::string(raw.method_string());
-  req.path = std::string(target.substr(0, q));
-  if (q != std::string_view::npos) {
-    req.query = std::string(target.substr(q + 1));
-  }
-  Response r;
-  {
-    std::lock_guard lock(s.mu);
-    if (s.stopped) {
-      return std::nullopt;
-    }
-    auto it = s.routes.find(req.path);
-    if (it == s.routes.end()) {
-      r.status = 404;
-      r.body = "not found\n";
-    } else if (!head && raw.method() != http::verb::get) {
-      r.status = 405;
-      r.body = "method not allowed\n";
-      r.headers.emplace_back("Allow", "GET, HEAD");
-    } else {
-      for (const auto& field : raw) {
-        req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-      }
-      try {
-        r = it->second(req);
-      } catch (const std::exception& e) {
-        // Handlers are not supposed to throw; one bug must not take the endpoint down.
-        spdlog::error("msg=\"http handler failed\" path={} error=\"{}\"", req.path, e.what());
-        r = Response{500, "text/plain; charset=utf-8", "internal error\n", {}};
-      }
-    }
-  }
-  auto res = makeResponse(raw.version(), std::move(r), head);
-  res.keep_alive(raw.keep_alive());
-  return res;
-}
-
-// Keeps a connection in the server's books for as long as its coroutine lives, so stop() can
-// close it. Created and destroyed on the strand.
-class ConnectionGuard {
- public:
-  ConnectionGuard(ServerState& s, beast::tcp_stream& stream) : s_(s), stream_(stream) {
-    s_.connections.insert(&stream_);
-  }
-  ~ConnectionGuard() {
-    s_.connections.erase(&stream_);
-    --s_.active;
-  }
-  ConnectionGuard(const ConnectionGuard&) = delete;
-  ConnectionGuard& operator=(const ConnectionGuard&) = delete;
-
- private:
-  ServerState& s_;
-  beast::tcp_stream& stream_;
-};
-
-// Sends FIN, then reads and drops what the client still sends for a short while: closing with
-// unread data makes the kernel send a reset, which can destroy our response in flight.
-asio::awaitable<void> lingeringClose(ServerState& s, beast::tcp_stream& stream) {
-  error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  if (!ec && !s.isStopped()) {
-    stream.expires_after(std::min<std::chrono::milliseconds>(s.options.idleTimeout, kLingerTime));
-    std::array<char, 4096> scratch{};
-    size_t total = 0;
-    auto token = asio::redirect_error(asio::use_awaitable, ec);
-    while (!ec && total < kLingerBytes) {
-      auto buffer = asio::buffer(scratch);
-      total += co_await stream.async_read_some(buffer, token);
-    }
-  }
-  stream.close();
-}
-
-asio::awaitable<void> serveConnection(std::shared_ptr<ServerState> s, tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
-  ConnectionGuard guard(*s, stream);
-  if (s->isStopped()) {
-    co_return;  // stop() ran between accept and now: closeAll() did not see this connection
-  }
-  beast::flat_buffer buffer;
-  error_code ec;
-  auto token = asio::redirect_error(asio::use_awaitable, ec);
-  while (true) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(s->options.maxHeaderBytes));
-    parser.body_limit(s->options.maxBodyBytes);
-    // One deadline for the whole request: a client trickling bytes gets no more time.
-    stream.expires_after(s->options.idleTimeout);
-    co_await http::async_read(stream, buffer, parser, token);
-    std::optional<RawResponse> res;
-    if (ec == http::error::header_limit) {
-      res = errorResponse(431, "request header fields too large");
-    } else if (ec == http::error::body_limit) {
-      res = errorResponse(413, "request body too large");
-    } else if (ec && isMalformed(ec)) {
-      res = errorResponse(400, "bad request");
-    } else if (ec) {
-      break;  // closed by the client, timed out, or stopped
-    } else {
-      res = dispatchRequest(*s, parser.get());
-      if (!res) {
-        break;
-      }
-    }
-    stream.expires_after(s->options.idleTimeout);
-    co_await http::async_write(stream, *res, token);
-    if (ec) {
-      break;
-    }
-    if (!res->keep_alive()) {
-      co_await lingeringClose(*s, stream);
-      co_return;
-    }
-  }
-  stream.close();
-}
-
 asio::awaitable<void> acceptLoop(std::shared_ptr<ServerState> s) {
   error_code ec;
   auto token = asio::redirect_error(asio::use_awaitable, ec);
   while (!s->isStopped()) {
-    tcp::socket socket(s->strand);
+    // Each connection on a strand of its own: handlers of different connections run in
+    // parallel on a thread pool.
+    auto strand = asio::make_strand(s->executor);
+    tcp::socket socket(strand);
     co_await s->acceptor.async_accept(socket, token);
     if (s->isStopped() || !s->acceptor.is_open()) {
       co_return;
@@ -330,18 +121,26 @@ asio::awaitable<void> acceptLoop(std::shared_ptr<ServerState> s) {
       co_await s->retryTimer.async_wait(token);
       continue;
     }
-    if (s->active >= s->options.maxConnections) {
-      // Debug only: a flood of connections would otherwise flood the log too.
-      spdlog::debug("msg=\"http connection limit reached\" address={} limit={}", s->address,
-                    s->options.maxConnections);
-      socket.close(ec);
-      continue;
+    {
+      std::lock_guard lock(s->connMu);
+      if (s->active >= s->options.maxConnections) {
+        // Debug only: a flood of connections would otherwise flood the log too.
+        spdlog::debug("msg=\"http connection limit reached\" address={} limit={}", s->address,
+                      s->options.maxConnections);
+        socket.close(ec);
+        continue;
+      }
+      ++s->active;
     }
     // Responses are written whole; without this a pipelined second response would wait for
     // the client's delayed ACK of the first.
     socket.set_option(tcp::no_delay(true), ec);
-    ++s->active;
-    asio::co_spawn(s->strand, serveConnection(s, std::move(socket)), asio::detached);
+    auto conn = Connection::create(s, strand);
+    // The completion handler keeps the connection, whose signal the slot lives in, until the
+    // coroutine is done.
+    asio::co_spawn(
+        strand, detail::serveConnection(conn, std::move(socket)),
+        asio::bind_cancellation_slot(conn->cancel.slot(), [conn](const std::exception_ptr&) {}));
   }
 }
 
@@ -367,7 +166,17 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const asio::any_io_execut
   if (!parsed.ok()) {
     return std::move(parsed).error();
   }
-  auto state = std::make_shared<ServerState>(executor, options);
+  std::unique_ptr<TlsContext> tls;
+  if (options.tls) {
+    auto created =
+        TlsContext::create(*options.tls, options.clock != nullptr ? *options.clock : realClock());
+    if (!created.ok()) {
+      return std::move(created).error();
+    }
+    tls = std::move(*created);
+  }
+  auto state = std::make_shared<ServerState>(executor, std::move(options));
+  state->tls = std::move(tls);
   state->address = listenAddress;
   error_code ec;
   if (parsed->host) {
@@ -388,9 +197,30 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const asio::any_io_execut
   return std::make_unique<HttpServer>(std::move(state));
 }
 
-void HttpServer::route(std::string path, Handler handler) {
-  std::lock_guard lock(state_->mu);
-  state_->routes.insert_or_assign(std::move(path), std::move(handler));
+namespace {
+
+void addRoute(ServerState& s, bool prefix, std::string path, detail::Route route) {
+  auto shared = std::make_shared<const detail::Route>(std::move(route));
+  std::lock_guard lock(s.mu);
+  (prefix ? s.prefixRoutes : s.routes).insert_or_assign(std::move(path), std::move(shared));
+}
+
+}  // namespace
+
+void HttpServer::route(std::string path, SyncHandler handler, Methods methods) {
+  addRoute(*state_, false, std::move(path), {std::move(handler), {}, std::move(methods)});
+}
+
+void HttpServer::route(std::string path, Handler handler, Methods methods) {
+  addRoute(*state_, false, std::move(path), {{}, std::move(handler), std::move(methods)});
+}
+
+void HttpServer::routePrefix(std::string prefix, SyncHandler handler, Methods methods) {
+  addRoute(*state_, true, std::move(prefix), {std::move(handler), {}, std::move(methods)});
+}
+
+void HttpServer::routePrefix(std::string prefix, Handler handler, Methods methods) {
+  addRoute(*state_, true, std::move(prefix), {{}, std::move(handler), std::move(methods)});
 }
 
 void HttpServer::start() {
@@ -412,9 +242,28 @@ void HttpServer::stop() {
     }
     state_->stopped = true;
   }
-  asio::dispatch(state_->strand, [state = state_] { state->closeAll(); });
+  asio::dispatch(state_->strand, [state = state_] {
+    error_code ec;
+    state->acceptor.close(ec);
+    state->retryTimer.cancel();
+  });
+  // A connection registered after this saw `stopped` set and ends by itself (serveConnection).
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(state_->connMu);
+    for (const auto& [raw, weak] : state_->connections) {
+      if (auto conn = weak.lock()) {
+        open.push_back(std::move(conn));
+      }
+    }
+  }
+  for (auto& conn : open) {
+    asio::post(conn->strand, [conn] { conn->abort(); });
+  }
 }
 
 unsigned short HttpServer::port() const { return state_->port; }
+
+TlsContext* HttpServer::tls() const { return state_->tls.get(); }
 
 }  // namespace burstlet::server

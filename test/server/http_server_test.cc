@@ -3,154 +3,38 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <chrono>
-#include <future>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
-#include <thread>
+
+#include "server/server_harness.h"
 
 namespace burstlet::server {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
+namespace http = boost::beast::http;
 using boost::system::error_code;
+using testing::Client;
 using namespace std::chrono_literals;
 
-// A client with its own io_context, driving async operations to completion one at a time so
-// that every read has a deadline: a server bug fails the test instead of hanging it.
-class Client {
- public:
-  explicit Client(unsigned short port, const char* host = "127.0.0.1") : stream_(io_) {
-    stream_.expires_after(5s);
-    stream_.async_connect(tcp::endpoint(asio::ip::make_address(host), port),
-                          [this](error_code ec) { ec_ = ec; });
-    run();
-    connectError = ec_;
-  }
-
-  error_code write(const std::string& raw) {
-    stream_.expires_after(5s);
-    asio::async_write(stream_, asio::buffer(raw), [this](error_code ec, size_t) { ec_ = ec; });
-    run();
-    return ec_;
-  }
-
-  struct Reply {
-    error_code ec;
-    http::response<http::string_body> res;
-  };
-
-  Reply read(bool head = false, std::chrono::milliseconds deadline = 5s) {
-    http::response_parser<http::string_body> parser;
-    parser.skip(head);  // a response to HEAD has no body whatever Content-Length says
-    stream_.expires_after(deadline);
-    http::async_read(stream_, buffer_, parser, [this](error_code ec, size_t) { ec_ = ec; });
-    run();
-    Reply r{ec_, {}};
-    if (!r.ec) {
-      r.res = parser.release();
-    }
-    return r;
-  }
-
-  Reply request(const std::string& method, const std::string& target, bool keepAlive = true) {
-    std::string raw = method + " " + target + " HTTP/1.1\r\nHost: test\r\n";
-    if (!keepAlive) {
-      raw += "Connection: close\r\n";
-    }
-    raw += "\r\n";
-    if (auto ec = write(raw)) {
-      return Reply{ec, {}};
-    }
-    return read(method == "HEAD");
-  }
-
-  // Waits until the server closes the connection; false if it is still open at the deadline
-  // or sends data.
-  bool closedByServer(std::chrono::milliseconds deadline = 3s) {
-    std::array<char, 64> scratch{};
-    stream_.expires_after(deadline);
-    size_t got = 0;
-    stream_.async_read_some(asio::buffer(scratch), [this, &got](error_code ec, size_t n) {
-      ec_ = ec;
-      got = n;
-    });
-    run();
-    return got == 0 && (ec_ == asio::error::eof || ec_ == asio::error::connection_reset);
-  }
-
-  error_code connectError;
-
- private:
-  void run() {
-    io_.restart();
-    io_.run();
-  }
-
-  asio::io_context io_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  error_code ec_;
-};
-
-class HttpServerTest : public ::testing::Test {
+class HttpServerTest : public testing::ServerHarness {
  protected:
-  void TearDown() override { stopAndJoin(); }
-
   void startServer(Options options = {}, const std::string& address = "127.0.0.1:0",
                    int threads = 1) {
-    auto created = HttpServer::create(io_.get_executor(), address, options);
-    ASSERT_TRUE(created.ok()) << created.error().toString();
-    server_ = std::move(*created);
-    server_->route("/healthz", [](const Request&) {
-      return Response{200, "text/plain", "ok", {}};
-    });
-    server_->route("/echo", [](const Request& r) {
-      return Response{
-          200,
-          "text/plain",
-          r.method + "|" + r.path + "|" + r.query + "|" + std::string(r.header("x-test")),
-          {{"X-Extra", "1"}}};
-    });
-    server_->route("/throw", [](const Request&) -> Response { throw std::runtime_error("boom"); });
-    server_->start();
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { io_.run(); });
-    }
-    runDone_ = std::async(std::launch::async, [this] {
-      for (auto& t : threads_) {
-        t.join();
-      }
+    ServerHarness::startServer(std::move(options), address, threads, [](HttpServer& s) {
+      s.route("/healthz", [](const Request&) { return Response{200, "text/plain", "ok", {}}; });
+      s.route("/echo", [](const Request& r) {
+        return Response{
+            200,
+            "text/plain",
+            r.method + "|" + r.path + "|" + r.query + "|" + std::string(r.header("x-test")),
+            {{"X-Extra", "1"}}};
+      });
+      s.route("/throw", [](const Request&) -> Response { throw std::runtime_error("boom"); });
     });
   }
-
-  // True when every thread's run() returned within the deadline after stop().
-  bool stopAndJoin(std::chrono::milliseconds deadline = 5s) {
-    if (server_) {
-      server_->stop();
-    }
-    if (!runDone_.valid()) {
-      return true;
-    }
-    const bool done = runDone_.wait_for(deadline) == std::future_status::ready;
-    if (!done) {
-      io_.stop();  // let the test fail instead of hanging
-    }
-    runDone_.get();
-    return done;
-  }
-
-  asio::io_context io_;
-  std::unique_ptr<HttpServer> server_;
-  std::vector<std::thread> threads_;
-  std::future<void> runDone_;
 };
 
 TEST_F(HttpServerTest, GetHealthz) {
@@ -412,6 +296,195 @@ TEST_F(HttpServerTest, AllInterfacesAndIpv6) {
     GTEST_SKIP() << "no IPv6 loopback: " << v6.error().toString();
   }
   EXPECT_NE((*v6)->port(), 0);
+}
+
+// Routes by prefix and method, request bodies and coroutine handlers.
+class RoutingTest : public testing::ServerHarness {
+ protected:
+  void start(const std::function<void(HttpServer&)>& routes, Options options = {}) {
+    startServer(std::move(options), "127.0.0.1:0", 2, routes);
+  }
+
+  // A handler answering with its name and what it saw.
+  static SyncHandler named(const std::string& name) {
+    return [name](const Request& r) {
+      return Response{200, "text/plain", name + "|" + r.method + "|" + r.path, {}};
+    };
+  }
+};
+
+TEST_F(RoutingTest, ExactRouteThenLongestPrefix) {
+  start([](HttpServer& s) {
+    s.routePrefix("/containerLogs/", named("logs"));
+    s.routePrefix("/containerLogs/kube-system/", named("system"));
+    s.route("/containerLogs/ns/exact", named("exact"));
+  });
+  Client c(server_->port());
+  EXPECT_EQ(c.request("GET", "/containerLogs/ns/pod/ctr?follow=true").res.body(),
+            "logs|GET|/containerLogs/ns/pod/ctr");
+  EXPECT_EQ(c.request("GET", "/containerLogs/kube-system/pod/ctr").res.body(),
+            "system|GET|/containerLogs/kube-system/pod/ctr");
+  EXPECT_EQ(c.request("GET", "/containerLogs/ns/exact").res.body(),
+            "exact|GET|/containerLogs/ns/exact");
+  // The prefix itself matches; a path that only shares its start without the slash does not.
+  EXPECT_EQ(c.request("GET", "/containerLogs/").res.result_int(), 200u);
+  EXPECT_EQ(c.request("GET", "/containerLogs").res.result_int(), 404u);
+}
+
+TEST_F(RoutingTest, MethodsOfARouteAnd405WithAllow) {
+  start([](HttpServer& s) {
+    s.route("/hook", named("hook"), {"POST"});
+    s.route("/pods", named("pods"), {"GET", "POST"});
+    s.routePrefix("/exec/", named("exec"), {"GET", "POST"});
+  });
+  Client c(server_->port());
+  ASSERT_FALSE(c.write("POST /hook HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"));
+  EXPECT_EQ(c.read().res.body(), "hook|POST|/hook");
+  auto get = c.request("GET", "/hook");
+  EXPECT_EQ(get.res.result_int(), 405u);
+  EXPECT_EQ(get.res[http::field::allow], "POST");
+  auto head = c.request("HEAD", "/hook");
+  EXPECT_EQ(head.res.result_int(), 405u);
+  auto del = c.request("DELETE", "/pods");
+  EXPECT_EQ(del.res.result_int(), 405u);
+  EXPECT_EQ(del.res[http::field::allow], "GET, HEAD, POST");
+  EXPECT_EQ(c.request("HEAD", "/pods").res.result_int(), 200u);
+  EXPECT_EQ(c.request("PUT", "/exec/ns/pod/ctr").res.result_int(), 405u);
+  ASSERT_FALSE(c.write("POST /exec/ns/pod/ctr HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_EQ(c.read().res.body(), "exec|POST|/exec/ns/pod/ctr");
+}
+
+// A coroutine handler that answers with what it received.
+asio::awaitable<Response> echoBody(Exchange& ex) {
+  const Request& r = ex.request();
+  co_return Response{
+      200, "application/json", r.method + " " + std::to_string(r.body.size()) + " " + r.body, {}};
+}
+
+TEST_F(RoutingTest, RequestBodyReachesCoroutineHandler) {
+  start([](HttpServer& s) { s.route("/hook", Handler(echoBody), {"POST"}); });
+  Client c(server_->port());
+  ASSERT_FALSE(
+      c.write("POST /hook HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+              "Content-Length: 13\r\n\r\n{\"kind\":\"A\"}\n"));
+  auto r = c.read();
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.body(), "POST 13 {\"kind\":\"A\"}\n");
+  EXPECT_EQ(r.res[http::field::content_type], "application/json");
+  // A chunked request body arrives whole.
+  ASSERT_FALSE(
+      c.write("POST /hook HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+  EXPECT_EQ(c.read().res.body(), "POST 5 abcde");
+}
+
+TEST_F(RoutingTest, BodyOverTheLimitIs413AndJustUnderIsServed) {
+  Options o;
+  o.maxBodyBytes = 1000;
+  start([](HttpServer& s) { s.route("/hook", Handler(echoBody), {"POST"}); }, o);
+  {
+    Client c(server_->port());
+    ASSERT_FALSE(c.write("POST /hook HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" +
+                         std::string(1000, 'x')));
+    auto r = c.read();
+    EXPECT_EQ(r.res.result_int(), 200u);
+    EXPECT_EQ(r.res.body().substr(0, 9), "POST 1000");
+  }
+  Client c(server_->port());
+  // Chunked: the limit is only known to be crossed as the chunks arrive.
+  ASSERT_FALSE(
+      c.write("POST /hook HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3e9\r\n" +
+              std::string(1001, 'x') + "\r\n0\r\n\r\n"));
+  auto r = c.read();
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.result_int(), 413u);
+  EXPECT_TRUE(c.closedByServer());
+}
+
+TEST_F(RoutingTest, ExpectContinueIsAnswered) {
+  start([](HttpServer& s) { s.route("/hook", Handler(echoBody), {"POST"}); });
+  Client c(server_->port());
+  ASSERT_FALSE(
+      c.write("POST /hook HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+              "Content-Length: 4\r\n\r\n"));
+  // The client waits for the 100 before it sends the body.
+  EXPECT_EQ(c.readUntil("\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_FALSE(c.write("body"));
+  EXPECT_EQ(c.read().res.body(), "POST 4 body");
+}
+
+TEST_F(RoutingTest, CoroutineHandlersOfDifferentConnectionsDoNotBlockEachOther) {
+  std::atomic<bool> released{false};
+  start([&released](HttpServer& s) {
+    s.route("/wait", [&released](Exchange& ex) -> asio::awaitable<Response> {
+      asio::steady_timer timer(ex.executor());
+      // Waits (suspended, not blocking a thread) until another request releases it.
+      for (int i = 0; i < 500 && !released; ++i) {
+        timer.expires_after(10ms);
+        co_await timer.async_wait(asio::use_awaitable);
+      }
+      co_return Response{200, "text/plain", released ? "released" : "timed out", {}};
+    });
+    s.route("/release", [&released](const Request&) {
+      released = true;
+      return Response{200, "text/plain", "ok", {}};
+    });
+  });
+  Client waiting(server_->port());
+  ASSERT_FALSE(waiting.write("GET /wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+  Client other(server_->port());
+  EXPECT_EQ(other.request("GET", "/release").res.body(), "ok");
+  EXPECT_EQ(waiting.read().res.body(), "released");
+}
+
+TEST_F(RoutingTest, CoroutineHandlerExceptionIs500AndHeadDropsTheBody) {
+  start([](HttpServer& s) {
+    s.route("/throw", [](Exchange&) -> asio::awaitable<Response> {
+      throw std::runtime_error("boom");
+      co_return Response{};
+    });
+    s.route("/who", [](Exchange& ex) -> asio::awaitable<Response> {
+      const Request& r = ex.request();
+      co_return Response{200,
+                         "text/plain",
+                         r.remoteAddress.substr(0, 10) + (r.tls ? " tls" : " plain") +
+                             (r.clientCertificate ? " cert" : ""),
+                         {}};
+    });
+  });
+  Client c(server_->port());
+  EXPECT_EQ(c.request("GET", "/throw").res.result_int(), 500u);
+  auto who = c.request("GET", "/who");
+  EXPECT_EQ(who.res.body(), "127.0.0.1: plain");
+  auto head = c.request("HEAD", "/who");
+  EXPECT_EQ(head.res.result_int(), 200u);
+  EXPECT_EQ(head.res[http::field::content_length], "16");
+  EXPECT_TRUE(head.res.body().empty());
+  // In step: nothing of HEAD's body was sent.
+  EXPECT_EQ(c.request("GET", "/who").res.body(), "127.0.0.1: plain");
+}
+
+TEST_F(RoutingTest, StopCancelsAWaitingCoroutineHandler) {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> aborted{false};
+  start([&](HttpServer& s) {
+    s.route("/hang", [&](Exchange& ex) -> asio::awaitable<Response> {
+      asio::steady_timer timer(ex.executor());
+      timer.expires_after(std::chrono::hours(1));
+      error_code ec;
+      entered = true;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      aborted = ec == asio::error::operation_aborted;
+      co_return Response{};
+    });
+  });
+  Client c(server_->port());
+  ASSERT_FALSE(c.write("GET /hang HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(eventually([&] { return entered.load(); }));
+  EXPECT_TRUE(stopAndJoin(3s));
+  EXPECT_TRUE(aborted);
+  EXPECT_TRUE(c.closedByServer(1s));
 }
 
 TEST(HttpServerCreateTest, PortInUseFails) {
