@@ -19,6 +19,9 @@ import (
 	"burstlet/e2e/testbed"
 )
 
+// cciBadSubnet is the subnet on which a CCI-mode backend makes Networks fail.
+const cciBadSubnet = "subnet-bad"
+
 // cciPlane is a backend plane in CCI mode with its clients.
 type cciPlane struct {
 	plane *testbed.Plane
@@ -39,7 +42,7 @@ func cciBackend(t *testing.T) *cciPlane {
 		cfg.ClusterWorkers.Count, cfg.BackendFleet.Count = 1, 1
 		cfg.KillWithParent = true
 		cfg.Backend = testbed.BackendCCI
-		cfg.CCI = testbed.CCIOptions{NetworkDelay: time.Second, FailedSubnets: []string{"subnet-bad"}}
+		cfg.CCI = testbed.CCIOptions{NetworkDelay: time.Second, FailedSubnets: []string{cciBadSubnet}}
 		tb, err := testbed.Up(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("testbed up --backend cci: %v", err)
