@@ -10,6 +10,9 @@ STATE ?= $(CURDIR)/.state/testbed
 GO ?= go
 export GOFLAGS := -buildvcs=false
 E2E_TIMEOUT ?= 40m
+# The backend plane's mode for testbed-up, demo and e2e: plain (runs any pod) or cci (refuses what
+# CCI refuses: Network CRD and controller, admission policies; e2e/README.md).
+TESTBED_BACKEND ?= plain
 # The Kubernetes release the testbed is built from (e2e/go.mod) and the version it reports.
 KUBE_VERSION := v1.36.3
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
@@ -53,7 +56,7 @@ testbed-bin: deps
 	cd e2e && $(GO) build -o $(BIN)/testbed ./cmd/testbed
 
 testbed-up: testbed-bin
-	$(BIN)/testbed up --bin-dir $(BIN) --state $(STATE)
+	$(BIN)/testbed up --bin-dir $(BIN) --state $(STATE) --backend $(TESTBED_BACKEND)
 
 testbed-down:
 	@if [ -x $(BIN)/testbed ]; then $(BIN)/testbed down --state $(STATE) --wipe; \
@@ -62,7 +65,7 @@ testbed-down:
 # Packages run one at a time (-p 1): each starts real control planes and the machine has 2 cores.
 e2e: testbed-bin build build-asan
 	@mkdir -p build
-	cd e2e && $(GO) vet ./... && BURSTLET_BIN_DIR=$(BIN) \
+	cd e2e && $(GO) vet ./... && BURSTLET_BIN_DIR=$(BIN) BURSTLET_TESTBED_BACKEND=$(TESTBED_BACKEND) \
 	  BURSTLET=$(CURDIR)/$(REL_DIR)/src/cmd/burstlet/burstlet \
 	  BURSTLET_TESTBED_TEST=$(CURDIR)/$(ASAN_DIR)/test/testbed_test \
 	  $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./... 2>&1 | tee $(CURDIR)/build/e2e.log; \
@@ -75,7 +78,7 @@ test: lint unit e2e
 lint: format-check tidy
 
 demo: testbed-bin build
-	bash scripts/demo.sh
+	TESTBED_BACKEND=$(TESTBED_BACKEND) bash scripts/demo.sh
 
 # --- code quality --------------------------------------------------------------------------
 # Tracked and new (untracked, not ignored) files, so a file not yet added is formatted too.

@@ -13,8 +13,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "demo: starting the testbed (cluster + backend control planes, kwok nodes)"
-"$bin/testbed" up --state "$state"
+backend_mode="${TESTBED_BACKEND:-plain}"
+echo "demo: starting the testbed (cluster + backend control planes, kwok nodes; backend mode $backend_mode)"
+"$bin/testbed" up --state "$state" --backend "$backend_mode"
 export KUBECONFIG="$state/cluster/admin.kubeconfig"
 kubectl="$bin/kubectl"
 

@@ -49,6 +49,8 @@ type PlaneSpec struct {
 	RBACFile       string   // applied after start; defines the burstlet identity
 	FeatureGates   []string // extra kube-apiserver feature gates, e.g. ExtendWebSocketsToKubelet=false
 	KillWithParent bool
+	// CCI, when set, makes the plane behave like CCI (the backend's CCI mode, cci.go).
+	CCI *CCIOptions
 }
 
 // Plane is a running control plane and the files a client needs to reach it.
@@ -73,6 +75,8 @@ type Plane struct {
 	// Client certificate/key for direct use (client-certificate auth tests).
 	AdminCert string `json:"adminCert"`
 	AdminKey  string `json:"adminKey"`
+	// CCI is set when the plane behaves like CCI (BackendCCI): what its network controller does.
+	CCI *CCIOptions `json:"cci,omitempty"`
 
 	Processes []*Process `json:"processes"`
 }
@@ -358,6 +362,12 @@ leaderElection:
 	if s.spec.RBACFile != "" {
 		if p.BurstletKubeconfig, err = createBurstletIdentity(ctx, cs, p, s.spec.RBACFile); err != nil {
 			return err
+		}
+	}
+	if s.spec.CCI != nil {
+		p.CCI = s.spec.CCI
+		if err := s.installCCI(ctx, cs); err != nil {
+			return fmt.Errorf("CCI mode: %w", err)
 		}
 	}
 	return nil

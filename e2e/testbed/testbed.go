@@ -27,6 +27,10 @@ type Config struct {
 	// ClusterFeatureGates are extra kube-apiserver feature gates for the cluster plane, e.g.
 	// "ExtendWebSocketsToKubelet=false" to exercise the SPDY exec path.
 	ClusterFeatureGates []string
+	// Backend is the backend plane's mode: BackendPlain (also when empty) runs any pod,
+	// BackendCCI refuses what CCI refuses (cci.go). CCI configures that mode.
+	Backend string
+	CCI     CCIOptions
 	// ClusterRBAC and BackendRBAC define burstlet's identity on each plane.
 	ClusterRBAC, BackendRBAC string
 	// KillWithParent ties the components' lifetime to the calling process (tests).
@@ -45,6 +49,8 @@ func DefaultConfig(binDir, stateDir string) Config {
 			Labels: map[string]string{"node-role.kubernetes.io/worker": ""}},
 		BackendFleet: NodePool{Prefix: "cci-fleet", Count: 2, CPU: "2000", Memory: "8Ti", Pods: 10000,
 			Labels: map[string]string{"node.cci.io/fleet": "true"}},
+		Backend: BackendPlain,
+		CCI:     DefaultCCIOptions(),
 		Timeout: 3 * time.Minute,
 	}
 }
@@ -67,7 +73,18 @@ func Up(ctx context.Context, cfg Config) (*Testbed, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 3 * time.Minute
 	}
-	for _, bin := range []string{"kube", "kwok"} {
+	bins := []string{"kube", "kwok"}
+	var backendCCI *CCIOptions
+	switch cfg.Backend {
+	case "", BackendPlain:
+	case BackendCCI:
+		bins = append(bins, "testbed") // runs the network controller
+		opts := cfg.CCI
+		backendCCI = &opts
+	default:
+		return nil, fmt.Errorf("unknown backend mode %q (want %s or %s)", cfg.Backend, BackendPlain, BackendCCI)
+	}
+	for _, bin := range bins {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, bin)); err != nil {
 			return nil, fmt.Errorf("testbed binary missing (run `make testbed-bin`): %w", err)
 		}
@@ -86,7 +103,7 @@ func Up(ctx context.Context, cfg Config) (*Testbed, error) {
 		{Name: "cluster", ServiceCIDR: "10.96.0.0/16", PodCIDR: "10.244.0.0/16", Nodes: cfg.ClusterWorkers,
 			RBACFile: cfg.ClusterRBAC, FeatureGates: cfg.ClusterFeatureGates, KillWithParent: cfg.KillWithParent},
 		{Name: "backend", ServiceCIDR: "10.97.0.0/16", PodCIDR: "10.245.0.0/16", Nodes: cfg.BackendFleet,
-			RBACFile: cfg.BackendRBAC, KillWithParent: cfg.KillWithParent},
+			RBACFile: cfg.BackendRBAC, KillWithParent: cfg.KillWithParent, CCI: backendCCI},
 	}
 	planes := make([]*Plane, len(specs))
 	errs := make([]error, len(specs))

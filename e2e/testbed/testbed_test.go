@@ -112,3 +112,40 @@ func TestUpRefusesMissingBinaries(t *testing.T) {
 		t.Fatalf("got %v, want an error pointing at make testbed-bin", err)
 	}
 }
+
+// CCI mode adds the network controller to the backend plane; down stops it with the rest.
+func TestCciModeUpThenDownLeavesNothingRunning(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Backend = BackendCCI
+	cfg.CCI = CCIOptions{NetworkDelay: 200 * time.Millisecond, FailedSubnets: []string{"bad"}}
+	tb, err := Up(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	running := tb.Running()
+	if len(running) != 11 || !strings.Contains(strings.Join(running, " "), "backend/"+NetworkControllerName) {
+		t.Errorf("running %v, want the 10 components and backend/%s", running, NetworkControllerName)
+	}
+	loaded, err := Load(cfg.StateDir)
+	if err != nil {
+		t.Fatalf("state.json: %v", err)
+	}
+	if loaded.Backend.CCI == nil || loaded.Backend.CCI.NetworkDelay != cfg.CCI.NetworkDelay ||
+		loaded.Cluster.CCI != nil {
+		t.Errorf("state.json CCI options: backend %+v cluster %+v", loaded.Backend.CCI, loaded.Cluster.CCI)
+	}
+	if err := Down(cfg.StateDir, true); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if left := processesUnder(cfg.StateDir); len(left) > 0 {
+		t.Fatalf("processes left after down: %v", left)
+	}
+}
+
+func TestUpRefusesUnknownBackend(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Backend = "gke"
+	if _, err := Up(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "unknown backend mode") {
+		t.Fatalf("got %v, want an error naming the unknown backend mode", err)
+	}
+}

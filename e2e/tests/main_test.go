@@ -43,6 +43,13 @@ func run(m *testing.M) int {
 		cfg.StateDir = filepath.Join(filepath.Dir(cfg.StateDir), "e2e")
 	}
 	cfg.KillWithParent = true
+	// BURSTLET_TESTBED_BACKEND=cci runs the whole suite against a backend that refuses what CCI
+	// refuses (testbed.BackendCCI); plain by default.
+	if b := os.Getenv("BURSTLET_TESTBED_BACKEND"); b != "" {
+		cfg.Backend = b
+	}
+	// In CCI mode a Network on this subnet turns Failed (TestCciPlaneRefusesWhatCciRefuses).
+	cfg.CCI.FailedSubnets = []string{cciBadSubnet}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

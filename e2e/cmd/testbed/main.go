@@ -3,6 +3,8 @@
 //	testbed up   [flags]   start both planes, write kubeconfigs and state.json, exit
 //	testbed down [--wipe]  stop every process recorded in state.json
 //	testbed status         print what runs and where its kubeconfigs are
+//	testbed cci-network-controller --kubeconfig K [flags]
+//	                       the backend's network controller in CCI mode (up starts it)
 package main
 
 import (
@@ -11,8 +13,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"burstlet/e2e/testbed"
 )
@@ -28,6 +33,8 @@ func main() {
 		down(os.Args[2:])
 	case "status":
 		status(os.Args[2:])
+	case testbed.NetworkControllerName:
+		networkController(os.Args[2:])
 	default:
 		usage()
 	}
@@ -57,6 +64,9 @@ func up(args []string) {
 	spdyOnly := fs.Bool("spdy-exec", false,
 		"start the cluster apiserver with ExtendWebSocketsToKubelet=false (exec/attach to kubelets over SPDY)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up starting after this long")
+	fs.StringVar(&cfg.Backend, "backend", cfg.Backend,
+		"backend plane mode: plain (runs any pod) or cci (refuses what CCI refuses: Network CRD, admission policies)")
+	cciFlags(fs, &cfg.CCI)
 	_ = fs.Parse(args)
 	if *spdyOnly {
 		cfg.ClusterFeatureGates = append(cfg.ClusterFeatureGates, "ExtendWebSocketsToKubelet=false")
@@ -72,6 +82,42 @@ func up(args []string) {
 	}
 	fmt.Printf("testbed up in %.1fs (state %s)\n", tb.StartDur.Seconds(), tb.StateDir)
 	printPlanes(tb)
+}
+
+// cciFlags are the CCI mode's options, for `up` (prefixed cci-) and the controller itself.
+func cciFlags(fs *flag.FlagSet, o *testbed.CCIOptions) {
+	prefix := "cci-"
+	if fs.Name() == testbed.NetworkControllerName {
+		prefix = ""
+	}
+	fs.DurationVar(&o.NetworkDelay, prefix+"network-delay", o.NetworkDelay,
+		"how long a new Network stays Initializing before it turns Active (or Failed)")
+	fs.Func(prefix+"failed-subnet", "a Network on this subnet (spec.subnetID or spec.networkID) turns Failed; "+
+		"repeat or separate with commas", func(v string) error {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				o.FailedSubnets = append(o.FailedSubnets, s)
+			}
+		}
+		return nil
+	})
+}
+
+func networkController(args []string) {
+	opts := testbed.DefaultCCIOptions()
+	fs := flag.NewFlagSet(testbed.NetworkControllerName, flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "the backend plane's admin kubeconfig")
+	cciFlags(fs, &opts)
+	_ = fs.Parse(args)
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fail("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := testbed.RunNetworkController(ctx, cfg, opts); err != nil {
+		fail("%s: %v", testbed.NetworkControllerName, err)
+	}
 }
 
 func down(args []string) {
@@ -112,5 +158,8 @@ func printPlanes(tb *testbed.Testbed) {
 	for _, p := range []*testbed.Plane{tb.Cluster, tb.Backend} {
 		fmt.Printf("%-8s %s\n  admin kubeconfig:    %s\n  burstlet kubeconfig: %s\n  nodes: %v\n",
 			p.Name, p.Server, p.AdminKubeconfig, p.BurstletKubeconfig, p.NodeNames)
+		if p.CCI != nil {
+			fmt.Printf("  mode: cci (Networks Active after %v; failed subnets %v)\n", p.CCI.NetworkDelay, p.CCI.FailedSubnets)
+		}
 	}
 }
