@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "kube/informer.h"
+#include "kube/json_path.h"
 #include "kube/rest.h"
 
 namespace burstlet::kube {
@@ -15,21 +16,13 @@ namespace json = boost::json;
 
 namespace {
 
-std::string field(const json::value& v, std::initializer_list<std::string_view> path) {
-  const json::value* cur = &v;
-  for (auto p : path) {
-    if (!cur->is_object()) {
-      return "";
-    }
-    cur = cur->get_object().if_contains(p);
-    if (cur == nullptr) {
-      return "";
-    }
+// The text of the value at `keys`: a string as it is, anything else as JSON, "" when absent.
+std::string field(const json::value& v, std::initializer_list<std::string_view> keys) {
+  const auto* f = at(v, keys);
+  if (f == nullptr || f->is_null()) {
+    return "";
   }
-  if (cur->is_string()) {
-    return std::string(cur->get_string());
-  }
-  return cur->is_null() ? "" : json::serialize(*cur);
+  return f->is_string() ? std::string(f->get_string()) : json::serialize(*f);
 }
 
 void printTable(const ResourceRef& ref, const std::vector<const json::value*>& items,

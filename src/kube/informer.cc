@@ -42,10 +42,7 @@ std::string objectKey(const json::value& object) {
 }
 
 void dropManagedFields(json::value& object) {
-  if (!object.is_object()) {
-    return;
-  }
-  if (auto* md = object.get_object().if_contains("metadata"); md != nullptr && md->is_object()) {
+  if (auto* md = child(&object, "metadata"); md != nullptr && md->is_object()) {
     md->get_object().erase("managedFields");
   }
 }
@@ -384,13 +381,7 @@ void Informer::applyListed(json::value object, std::unordered_set<std::string>& 
 
 namespace {
 bool isInitialEventsEnd(const json::value& object) {
-  const auto* md = object.is_object() ? object.get_object().if_contains("metadata") : nullptr;
-  const auto* ann =
-      md != nullptr && md->is_object() ? md->get_object().if_contains("annotations") : nullptr;
-  const auto* end = ann != nullptr && ann->is_object()
-                        ? ann->get_object().if_contains("k8s.io/initial-events-end")
-                        : nullptr;
-  return end != nullptr && end->is_string() && end->get_string() == "true";
+  return stringAt(object, {"metadata", "annotations", "k8s.io/initial-events-end"}) == "true";
 }
 }  // namespace
 

@@ -161,7 +161,7 @@ class RawStreamImpl final : public RawStream {
 
  private:
   Stream stream_;
-  SocketClaim claim_;  // after stream_: closes its socket before it goes
+  SocketClaim claim_;     // after stream_: closes its socket before it goes
   std::string leftover_;  // what the client sent right behind its upgrade request
   size_t leftoverOffset_ = 0;
 };

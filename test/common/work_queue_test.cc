@@ -48,12 +48,7 @@ class QueueFixture : public ::testing::Test {
   }
 
   // Runs the io_context until `done` holds, for at most 5 seconds.
-  void runUntil(const std::function<bool()>& done) {
-    const auto start = std::chrono::steady_clock::now();
-    while (!done() && std::chrono::steady_clock::now() - start < 5s) {
-      io_.run_one_for(100ms);
-    }
-  }
+  void runUntil(const std::function<bool()>& done) { testing::runUntil(io_, done, 5s); }
 
   asio::io_context io_;
   testing::FakeClock clock_;

@@ -31,7 +31,6 @@ class ExchangeTest : public testing::ServerHarness {
   }
 
   std::atomic<bool> proceed_{false};
-
 };
 
 TEST_F(ExchangeTest, StreamsEachChunkAsItIsWritten) {

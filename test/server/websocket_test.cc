@@ -149,7 +149,6 @@ class WebSocketTest : public testing::ServerHarness {
     }
     co_return Response{};
   }
-
 };
 
 using PlainWs = WsClient<beast::tcp_stream>;

@@ -343,11 +343,7 @@ TEST_F(KubeClientTest, InformerSurvivesServerWatchTimeouts) {
   std::atomic<bool> done{false};
   boost::asio::co_spawn(io_, informer.run(), [&](const std::exception_ptr&) { done = true; });
   auto runUntil = [&](const std::function<bool()>& pred, std::chrono::seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      io_.run_one_for(std::chrono::milliseconds(20));
-    }
-    return pred();
+    return burstlet::testing::runUntil(io_, pred, limit);
   };
   io_.restart();
   ASSERT_TRUE(runUntil([&] { return informer.synced(); }, std::chrono::seconds(10)));
