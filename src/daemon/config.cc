@@ -191,7 +191,31 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                     {});
   };
   auto& b = c.backend;
-  auto cciSection = [&b, &c](const YAML::Node& n, const std::string& where) -> Status {
+  auto networkSection = [&b](const YAML::Node& n, const std::string& where) -> Status {
+    auto& w = b.network;
+    return applyMap(n, where,
+                    {{"name", stringInto(&w.name)},
+                     {"vpcID", stringInto(&w.vpcID)},
+                     {"subnetID", stringInto(&w.subnetID)},
+                     {"networkID", stringInto(&w.networkID)},
+                     {"securityGroupID", stringInto(&w.securityGroupID)},
+                     {"availabilityZone", stringInto(&w.availabilityZone)},
+                     {"cidr", stringInto(&w.cidr)},
+                     {"domainID", stringInto(&w.domainID)},
+                     {"projectID", stringInto(&w.projectID)},
+                     {"activeTimeout", durationInto(&w.activeTimeout)}},
+                    {});
+  };
+  auto cceSection = [&b](const YAML::Node& n, const std::string& where) -> Status {
+    return applyMap(n, where,
+                    {{"endpoint", stringInto(&b.cce.endpoint)},
+                     {"vpcEndpoint", stringInto(&b.cce.vpcEndpoint)},
+                     {"iamEndpoint", stringInto(&b.cce.iamEndpoint)},
+                     {"clusterID", stringInto(&b.cce.clusterID)}},
+                    {});
+  };
+  auto cciSection = [&b, &c, &networkSection, &cceSection](const YAML::Node& n,
+                                                           const std::string& where) -> Status {
     return applyMap(n, where,
                     {{"kubeconfig", stringInto(&b.kubeconfig)},
                      {"context", stringInto(&b.context)},
@@ -210,8 +234,9 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"cpu", stringInto(&c.backendCapacity.cpu)},
                      {"memory", stringInto(&c.backendCapacity.memory)},
                      {"pods", stringInto(&c.backendCapacity.pods)},
-                     {"ephemeralStorage", stringInto(&c.backendCapacity.ephemeralStorage)}},
-                    {});
+                     {"ephemeralStorage", stringInto(&c.backendCapacity.ephemeralStorage)},
+                     {"api", stringInto(&b.api)}},
+                    {{"network", networkSection}, {"cce", cceSection}});
   };
   auto providerSection = [&](const YAML::Node& n, const std::string& where) -> Status {
     return applyMap(n, where, {{"name", stringInto(&c.provider)}},
@@ -244,6 +269,10 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
   if (!s.ok()) {
     return std::move(s).error();
   }
+  // The Network's project is the one burstlet works in unless said otherwise.
+  if (c.backend.network.projectID.empty()) {
+    c.backend.network.projectID = c.backend.projectID;
+  }
   return c;
 }
 
@@ -267,6 +296,10 @@ Status validate(const Config& c) {
   }
   if (c.provider == "cci") {
     if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {
+      if (s.error().reason == "InvalidNetworkSettings") {
+        // Already one line per key, each named in full.
+        return Error::make(ErrorCode::kInvalid, "InvalidConfig", s.error().message);
+      }
       return invalid("provider.cci", s.error().message);
     }
   } else if (c.provider != "fake") {

@@ -322,10 +322,13 @@ int run(const Config& config, const std::string& version) {
   (*health)->route("/healthz", [](const server::Request&) {
     return server::Response{200, "text/plain; charset=utf-8", "ok\n", {}};
   });
-  (*health)->route("/readyz", [&node, &pods](const server::Request&) {
+  (*health)->route("/readyz", [&node, &pods, provider](const server::Request&) {
     std::string why;
     if (!node.ready()) {
       why += "node not registered or lease not renewed\n";
+    }
+    if (auto reason = provider->notReadyReason(); !reason.empty()) {
+      why += "provider: " + reason + "\n";
     }
     if (!pods.ready()) {
       why += "pod informer not synced or provider not reconciled\n";

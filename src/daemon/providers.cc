@@ -33,38 +33,78 @@ asio::awaitable<void> fetchSecret(kube::RestClient* client, std::string ns, std:
 
 }  // namespace
 
+namespace {
+
+// The AK/SK pair of provider.cci.akskSecret, read from the cluster; nullopt when not configured.
+Result<std::optional<provider::cci::AkSk>> readAkSk(asio::io_context& io, const Config& config,
+                                                    kube::RestClient* cluster) {
+  const std::string& ref = config.backend.akskSecret;
+  if (ref.empty()) {
+    return std::optional<provider::cci::AkSk>();
+  }
+  if (cluster == nullptr) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       "provider.cci.akskSecret needs the cluster connection");
+  }
+  const auto slash = ref.find('/');
+  std::optional<Result<boost::json::value>> got;
+  asio::co_spawn(io, fetchSecret(cluster, ref.substr(0, slash), ref.substr(slash + 1), &got),
+                 asio::detached);
+  io.run();
+  io.restart();
+  if (!got || !got->ok()) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("provider.cci.akskSecret {}: {}", ref,
+                                   got ? got->error().toString() : std::string("not read")));
+  }
+  const auto* data = kube::objectOf(&kube::valueAt(got->value(), {"data"}));
+  auto keys = provider::cci::akskFromSecretData(data != nullptr ? *data : boost::json::object{});
+  if (!keys.ok()) {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("provider.cci.akskSecret {}: {}", ref, keys.error().message));
+  }
+  return std::optional<provider::cci::AkSk>(std::move(*keys));
+}
+
+asio::awaitable<void> resolveInto(const Config* config, std::optional<provider::cci::AkSk> aksk,
+                                  std::string userAgent, const Clock* clock,
+                                  std::optional<Result<provider::cci::NetworkSettings>>* out) {
+  *out = co_await provider::cci::resolveNetwork(config->backend, std::move(aksk),
+                                                std::move(userAgent), *clock);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<kube::RestClient>> connectBackend(asio::io_context& io, const Config& config,
                                                          kube::RestClient* cluster,
                                                          const std::string& version,
                                                          const Clock& clock) {
-  std::optional<provider::cci::AkSk> aksk;
-  const std::string& ref = config.backend.akskSecret;
-  if (!ref.empty()) {
-    if (cluster == nullptr) {
-      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
-                         "provider.cci.akskSecret needs the cluster connection");
-    }
-    const auto slash = ref.find('/');
-    std::optional<Result<boost::json::value>> got;
-    asio::co_spawn(io, fetchSecret(cluster, ref.substr(0, slash), ref.substr(slash + 1), &got),
-                   asio::detached);
-    io.run();
-    io.restart();
-    if (!got || !got->ok()) {
-      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
-                         fmt::format("provider.cci.akskSecret {}: {}", ref,
-                                     got ? got->error().toString() : std::string("not read")));
-    }
-    const auto* data = kube::objectOf(&kube::valueAt(got->value(), {"data"}));
-    auto keys = provider::cci::akskFromSecretData(data != nullptr ? *data : boost::json::object{});
-    if (!keys.ok()) {
-      return Error::make(ErrorCode::kInvalid, "InvalidConfig",
-                         fmt::format("provider.cci.akskSecret {}: {}", ref, keys.error().message));
-    }
-    aksk = std::move(*keys);
+  auto aksk = readAkSk(io, config, cluster);
+  if (!aksk.ok()) {
+    return std::move(aksk).error();
   }
-  return provider::cci::connectBackend(io.get_executor(), config.backend, std::move(aksk),
+  return provider::cci::connectBackend(io.get_executor(), config.backend, std::move(*aksk),
                                        "burstlet/" + version, clock);
+}
+
+Result<provider::cci::NetworkSettings> resolveNetwork(asio::io_context& io, const Config& config,
+                                                      kube::RestClient* cluster,
+                                                      const std::string& version,
+                                                      const Clock& clock) {
+  auto aksk = readAkSk(io, config, cluster);
+  if (!aksk.ok()) {
+    return std::move(aksk).error();
+  }
+  std::optional<Result<provider::cci::NetworkSettings>> got;
+  asio::co_spawn(io, resolveInto(&config, std::move(*aksk), "burstlet/" + version, &clock, &got),
+                 asio::detached);
+  io.run();
+  io.restart();
+  if (!got) {
+    return Error::make(ErrorCode::kInternal, "NetworkNotResolved",
+                       "provider.cci.network: not resolved");
+  }
+  return std::move(*got);
 }
 
 namespace {
@@ -89,7 +129,14 @@ Result<ProviderParts> makeCci(const Config& config, ProviderContext& c) {
       provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
   o.nodeName = config.nodeName;
   o.nodeIP = c.nodeIP;
-  o.cci = config.backend.cci();
+  o.cci = config.backend.cciApi();
+  if (o.cci) {
+    auto network = resolveNetwork(c.io, config, &c.cluster, c.version, c.clock);
+    if (!network.ok()) {
+      return std::move(network).error();
+    }
+    o.network = std::move(*network);
+  }
   o.validate.storageDrivers = config.backend.storageDrivers;
   o.validate.storageClasses = config.backend.storageClasses;
   o.capacity = config.backendCapacity;

@@ -1,5 +1,6 @@
 // The provider the configuration names, and what it needs from the process: the cci provider
-// gets its backend client (AK/SK read from a cluster Secret when configured), the cluster-side
+// gets its backend client (AK/SK read from a cluster Secret when configured), in CCI mode its
+// Network settings (discovered from CCE where missing), the cluster-side
 // reader of ConfigMaps/Secrets/claims and a metric of backend requests; the fake provider
 // nothing. The daemon then drives either through the provider seam alone.
 #pragma once
@@ -15,6 +16,7 @@
 #include "daemon/config.h"
 #include "kube/events.h"
 #include "kube/rest.h"
+#include "provider/cci/network_settings.h"
 #include "provider/provider.h"
 
 namespace burstlet::daemon {
@@ -44,8 +46,8 @@ struct ProviderContext {
   const Clock& clock;
 };
 
-// Errors: the backend connection (kInvalid for configuration, as connectBackend reports) or the
-// fake provider's options.
+// Errors: the backend connection (kInvalid for configuration, as connectBackend reports), the
+// Network settings in CCI mode (resolveNetwork) or the fake provider's options.
 Result<ProviderParts> makeProvider(const Config& config, ProviderContext context);
 
 // The backend client of the cci provider. Reads the AK/SK Secret through `cluster` (may be null
@@ -55,5 +57,13 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(boost::asio::io_context
                                                          kube::RestClient* cluster,
                                                          const std::string& version,
                                                          const Clock& clock);
+
+// provider.cci.network completed from CCE where settings are missing and CCI's credentials are
+// configured, then validated (provider::cci::resolveNetwork). Runs `io` like connectBackend.
+Result<provider::cci::NetworkSettings> resolveNetwork(boost::asio::io_context& io,
+                                                      const Config& config,
+                                                      kube::RestClient* cluster,
+                                                      const std::string& version,
+                                                      const Clock& clock);
 
 }  // namespace burstlet::daemon

@@ -165,7 +165,9 @@ bool NodeController::applyOurTaints(json::array& taints) const {
 bool NodeController::setCondition(ConditionState& c, bool status, std::string reason,
                                   std::string message, Clock::WallTime at) {
   const bool flipped = status != c.status;
-  const bool changed = flipped || reason != c.reason;
+  // The network's state is in the message (Initializing, then Failed): a new one is news.
+  const bool changed = flipped || reason != c.reason ||
+                       (reason == provider::kBackendNetworkNotActive && message != c.message);
   if (flipped) {
     c.since = at;
   }
@@ -182,6 +184,10 @@ void NodeController::refreshConditions() {
   if (h.reachable) {
     changed |= setCondition(providerCondition_, false, "ProviderReachable",
                             "the " + provider + " provider answers", h.since);
+  } else if (h.reason == provider::kBackendNetworkNotActive) {
+    // The backend answers but cannot run pods yet: say so, not that it is unreachable.
+    changed |= setCondition(providerCondition_, true, h.reason,
+                            "the " + provider + " provider cannot run pods: " + h.error, h.since);
   } else {
     changed |= setCondition(providerCondition_, true, "ProviderUnreachable",
                             "the " + provider + " provider is unreachable: " + h.error, h.since);

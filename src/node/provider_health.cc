@@ -46,13 +46,20 @@ void ProviderHealth::stop() {
 void ProviderHealth::record(const Status& answer) {
   const bool ok = answer.ok();
   bool flipped = false;
+  bool news = false;
   std::string error;
   {
     std::lock_guard lock(mu_);
     if (!ok) {
       error = answer.error().message.empty() ? answer.error().toString() : answer.error().message;
     }
+    std::string reason = ok ? std::string() : answer.error().reason;
+    // Not a flip, but news for the node's condition: a new reason, or a new state of the
+    // backend's network.
+    news = reason != state_.reason ||
+           (reason == provider::kBackendNetworkNotActive && error != state_.error);
     state_.error = error;
+    state_.reason = std::move(reason);
     if (ok != state_.reachable) {
       flipped = true;
       state_.reachable = ok;
@@ -63,6 +70,9 @@ void ProviderHealth::record(const Status& answer) {
     }
   }
   if (!flipped) {
+    if (news && onChange_) {
+      onChange_();
+    }
     return;
   }
   if (ok) {

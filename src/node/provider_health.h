@@ -32,6 +32,7 @@ struct ProviderHealthOptions {
 struct ProviderHealthState {
   bool reachable = true;          // assumed until a ping says otherwise
   std::string error;              // why not, while unreachable
+  std::string reason;             // the ping error's reason, while unreachable
   Clock::WallTime since;          // when `reachable` last flipped
   Clock::SteadyTime outageStart;  // when the current outage began, while unreachable
 };
@@ -48,7 +49,8 @@ class ProviderHealth {
   void stop();
   // Thread-safe.
   ProviderHealthState state() const;
-  // Called when reachability flips, on run()'s executor and never under a lock. Set before
+  // Called when reachability flips (or, while unreachable, the reason or the network state
+  // changes), on run()'s executor and never under a lock. Set before
   // run().
   void onChange(std::function<void()> callback) { onChange_ = std::move(callback); }
 

@@ -133,6 +133,14 @@ bool needsUpdate(const Json& clusterPod, const Json& providerPod);
 inline constexpr int64_t kOwnGracePeriod = -1;
 // createPod's reason while the backend pod of an earlier pod of the same name stops.
 inline constexpr const char* kPredecessorTerminating = "PredecessorTerminating";
+// ping()'s reason (code kUnavailable) while the backend answers but cannot run pods yet because
+// its network is not set up (CCI: the namespace's Network is not Active); the node shows it as
+// the reason of its ProviderUnavailable condition. Also the reason of the Warning event.
+inline constexpr const char* kBackendNetworkNotActive = "BackendNetworkNotActive";
+// The Normal event when the backend's network turns usable.
+inline constexpr const char* kBackendNetworkActive = "BackendNetworkActive";
+// run()'s error (code kForbidden) when the backend's network object of that name is not ours.
+inline constexpr const char* kNetworkNotOwned = "NetworkNotOwned";
 
 class Provider {
  public:
@@ -150,6 +158,8 @@ class Provider {
   // Ends run() soon. Thread-safe, idempotent.
   virtual void stop();
   virtual const Signals& signals() const;
+  // Why the provider is not ready, in a line, or "" (for /readyz). Default: "".
+  virtual std::string notReadyReason() const { return ""; }
   // Kinds of cluster objects ("ConfigMap", "Secret") whose changes the provider follows: once it
   // is ready, the daemon reports every add and update of one through clusterObjectChanged (the
   // object's metadata at least). Default: none.

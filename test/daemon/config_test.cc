@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "mocks/temp_dir.h"
@@ -136,7 +137,7 @@ provider:
   name: cci
   cci:
     endpoint: https://cci.cn-north-4.myhuaweicloud.com
-    projectID: p-123
+    projectID: 2e93d63d8d2249f5a4ac5e2c78586a6e
     akskSecret: kube-system/burstlet-aksk
     clusterID: c1
     namespacePrefix: burst-
@@ -149,8 +150,11 @@ provider:
   auto c = loadConfigFile(path, Config{});
   ASSERT_TRUE(c.ok()) << c.error().toString();
   EXPECT_EQ(c->provider, "cci");
-  EXPECT_TRUE(c->backend.cci());
-  EXPECT_EQ(c->backend.projectID, "p-123");
+  EXPECT_TRUE(c->backend.usesEndpoint());
+  EXPECT_TRUE(c->backend.cciApi());  // CCI's endpoint: CCI mode by default
+  EXPECT_TRUE(c->backend.canDiscover());
+  EXPECT_EQ(c->backend.projectID, "2e93d63d8d2249f5a4ac5e2c78586a6e");
+  EXPECT_EQ(c->backend.network.projectID, c->backend.projectID);
   EXPECT_EQ(c->backend.akskSecret, "kube-system/burstlet-aksk");
   EXPECT_EQ(c->backend.namespacePrefix, "burst-");
   EXPECT_EQ(c->backend.storageDrivers, std::vector<std::string>{"nas.csi.everest.io"});
@@ -215,6 +219,91 @@ TEST(ConfigTest, CciValidationNamesTheProblem) {
     EXPECT_NE(s.error().message.find("provider.cci"), std::string::npos) << s.error().message;
     EXPECT_NE(s.error().message.find(c.mentions), std::string::npos) << s.error().message;
   }
+}
+
+TEST(ConfigTest, CciNetworkSection) {
+  TempDir dir;
+  const std::string path = dir.write("net.yaml", R"(
+provider:
+  name: cci
+  cci:
+    kubeconfig: /backend.kubeconfig
+    clusterID: c1
+    api: cci
+    network:
+      name: burst-net
+      vpcID: 3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8
+      subnetID: 0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d
+      networkID: 11111111-2222-4333-8444-555555555555
+      securityGroupID: aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee
+      availabilityZone: cn-north-4a
+      cidr: 192.168.0.0/24
+      domainID: 44c0781c83484eb9a4a5d4d233522cea
+      projectID: 2e93d63d8d2249f5a4ac5e2c78586a6e
+      activeTimeout: 2m
+    cce:
+      endpoint: https://cce.example
+      clusterID: 6b1f1a2e-0c3d-11ef-9a5e-0255ac100b06
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  const auto& b = c->backend;
+  EXPECT_TRUE(b.cciApi());
+  EXPECT_FALSE(b.usesEndpoint());
+  EXPECT_FALSE(b.canDiscover());  // no CCI credentials to read CCE with
+  EXPECT_EQ(b.network.name, "burst-net");
+  EXPECT_EQ(b.network.cidr, "192.168.0.0/24");
+  EXPECT_EQ(b.network.activeTimeout, std::chrono::minutes(2));
+  EXPECT_EQ(b.cce.endpoint, "https://cce.example");
+  EXPECT_EQ(b.cce.clusterID, "6b1f1a2e-0c3d-11ef-9a5e-0255ac100b06");
+  EXPECT_TRUE(validate(*c).ok()) << validate(*c).error().toString();
+
+  // A kubeconfig backend is plain Kubernetes unless told otherwise: no Network needed.
+  Config plain;
+  plain.provider = "cci";
+  plain.backend.kubeconfig = "/backend.kubeconfig";
+  plain.backend.clusterID = "c1";
+  EXPECT_FALSE(plain.backend.cciApi());
+  EXPECT_TRUE(validate(plain).ok());
+  plain.backend.api = "kubernetes";
+  EXPECT_TRUE(validate(plain).ok());
+  plain.backend.api = "openstack";
+  ASSERT_FALSE(validate(plain).ok());
+  EXPECT_NE(validate(plain).error().message.find("neither cci nor kubernetes"), std::string::npos);
+
+  // CCI mode without the settings and without discovery: one line per missing key.
+  plain.backend.api = "cci";
+  auto s = validate(plain);
+  ASSERT_FALSE(s.ok());
+  const std::string& m = s.error().message;
+  EXPECT_EQ(m.rfind("provider.cci.network.vpcID: must be set", 0), 0U) << m;
+  EXPECT_NE(m.find("\nprovider.cci.network.cidr: must be set"), std::string::npos) << m;
+  EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 7) << m;
+
+  // Bad values, each named.
+  Config bad = *c;
+  bad.backend.network.cidr = "10.247.8.0/24";
+  bad.backend.network.subnetID = "subnet-1";
+  s = validate(bad);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(
+      s.error().message.find("provider.cci.network.cidr: 10.247.8.0/24 overlaps 10.247.0.0/16"),
+      std::string::npos)
+      << s.error().message;
+  EXPECT_NE(s.error().message.find("provider.cci.network.subnetID: \"subnet-1\" is not an ID"),
+            std::string::npos)
+      << s.error().message;
+  bad = *c;
+  bad.backend.cce.vpcEndpoint = "http://vpc.example";
+  s = validate(bad);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("cce.vpcEndpoint"), std::string::npos) << s.error().message;
+
+  auto typo = loadConfigFile(
+      dir.write("typo.yaml", "provider:\n  cci:\n    network:\n      vpcId: x\n"), Config{});
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.error().message.find("provider.cci.network.vpcId: unknown key"), std::string::npos)
+      << typo.error().message;
 }
 
 }  // namespace

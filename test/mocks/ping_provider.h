@@ -8,6 +8,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "provider/provider.h"
@@ -23,6 +25,12 @@ class PingProvider final : public provider::Provider {
   // Takes effect for pings that start or are hanging: a hanging ping answers (or fails) as
   // soon as the mode leaves kHang.
   void setMode(Mode mode) { mode_ = mode; }
+  // What a failing ping answers (kFail); set before the mode.
+  void setFailure(std::string reason, std::string message) {
+    std::lock_guard lock(mu_);
+    failReason_ = std::move(reason);
+    failMessage_ = std::move(message);
+  }
   int pingsStarted() const { return started_.load(); }
   int pingsInFlight() const { return inFlight_.load(); }
 
@@ -53,8 +61,8 @@ class PingProvider final : public provider::Provider {
     }
     --inFlight_;
     if (mode_ == Mode::kFail) {
-      co_return Error::make(ErrorCode::kUnavailable, "BackendUnreachable",
-                            "stub backend refuses connections");
+      std::lock_guard lock(mu_);
+      co_return Error::make(ErrorCode::kUnavailable, failReason_, failMessage_);
     }
     co_return okStatus();
   }
@@ -63,6 +71,9 @@ class PingProvider final : public provider::Provider {
   std::atomic<Mode> mode_{Mode::kAnswer};
   std::atomic<int> started_{0};
   std::atomic<int> inFlight_{0};
+  std::mutex mu_;  // guards the failure
+  std::string failReason_ = "BackendUnreachable";
+  std::string failMessage_ = "stub backend refuses connections";
 };
 
 }  // namespace burstlet::testing

@@ -331,6 +331,38 @@ TEST(NodeControllerTest, LeaseIsRenewedWhilePingHangs) {
   EXPECT_TRUE(h.node->providerHealthy());
 }
 
+// A backend that answers but cannot run pods yet (its network is not Active) is shown with its
+// own reason, and each new state of the network is written, not only the first.
+TEST(NodeControllerTest, BackendNetworkNotActiveIsItsOwnReason) {
+  Harness h(true);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.provider.setFailure(provider::kBackendNetworkNotActive,
+                        "backend Network n in namespace ns is Initializing");
+  h.provider.setMode(Mode::kFail);
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(h.statusWhere([](const json::value& s) {
+    return conditionOf(s, "ProviderUnavailable") == "True/BackendNetworkNotActive";
+  }));
+  EXPECT_EQ(fieldOf(h.lastStatus(), "ProviderUnavailable", "message"),
+            "the stub provider cannot run pods: backend Network n in namespace ns is Initializing");
+  const size_t before = h.statusPatches();
+  h.provider.setFailure(provider::kBackendNetworkNotActive,
+                        "backend Network n in namespace ns is Failed: no address left");
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(h.statusWhere(
+      [](const json::value& s) {
+        return fieldOf(s, "ProviderUnavailable", "message").find("is Failed: no address left") !=
+               std::string::npos;
+      },
+      before));
+  h.provider.setMode(Mode::kAnswer);
+  h.fakeClock.advance(seconds(1));
+  ASSERT_TRUE(h.statusWhere([](const json::value& s) {
+    return conditionOf(s, "ProviderUnavailable") == "False/ProviderReachable";
+  }));
+}
+
 // While the provider is unreachable the node carries the provider-unavailable NoSchedule taint;
 // it goes when the provider is back. Taints others add, even between our read and our write,
 // stay.

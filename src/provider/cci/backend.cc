@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 
 #include "common/wait.h"
+#include "kube/json_path.h"
 #include "kube/transport.h"
 #include "provider/cci/auth.h"
+#include "provider/cci/cce_discovery.h"
 #include "provider/cci/cci_options.h"
 #include "provider/cci/translate.h"
 
@@ -19,12 +22,7 @@ namespace resources = kube::resources;
 namespace {
 
 std::string labelAt(const json::value& object, std::string_view key) {
-  const auto* meta = object.as_object().if_contains("metadata");
-  const auto* labels =
-      meta != nullptr && meta->is_object() ? meta->as_object().if_contains("labels") : nullptr;
-  const auto* v =
-      labels != nullptr && labels->is_object() ? labels->as_object().if_contains(key) : nullptr;
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+  return kube::stringAt(object, {"metadata", "labels", key});
 }
 
 }  // namespace
@@ -45,12 +43,12 @@ Status validateBackend(const BackendConfig& c) {
                                    "clusterID) is not a DNS label of at most 63 characters",
                                    ns));
   }
-  if (c.cci() == !c.kubeconfig.empty()) {
+  if (c.usesEndpoint() == !c.kubeconfig.empty()) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig",
                        "set exactly one of kubeconfig (a Kubernetes-compatible backend) "
                        "and endpoint (CCI)");
   }
-  if (c.cci()) {
+  if (c.usesEndpoint()) {
     if (c.endpoint.rfind("https://", 0) != 0) {
       return Error::make(ErrorCode::kInvalid, "InvalidConfig",
                          fmt::format("endpoint \"{}\" must be an https:// URL", c.endpoint));
@@ -71,6 +69,24 @@ Status validateBackend(const BackendConfig& c) {
   if (c.sweepInterval.count() <= 0) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig", "sweepInterval must be positive");
   }
+  if (c.api != "" && c.api != "cci" && c.api != "kubernetes") {
+    return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                       fmt::format("api {:?} is neither cci nor kubernetes", c.api));
+  }
+  if (c.cciApi()) {
+    // Settings discovery will fill are checked once it has (resolveNetwork).
+    if (auto s = validateNetwork(c.network, "provider.cci.network", !c.canDiscover()); !s.ok()) {
+      return s;
+    }
+    for (const auto& [key, value] :
+         {std::pair{"endpoint", &c.cce.endpoint}, std::pair{"vpcEndpoint", &c.cce.vpcEndpoint},
+          std::pair{"iamEndpoint", &c.cce.iamEndpoint}}) {
+      if (!value->empty() && value->rfind("https://", 0) != 0) {
+        return Error::make(ErrorCode::kInvalid, "InvalidConfig",
+                           fmt::format("cce.{} \"{}\" must be an https:// URL", key, *value));
+      }
+    }
+  }
   return okStatus();
 }
 
@@ -80,7 +96,7 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_exec
                                                          const std::string& userAgent,
                                                          const Clock& clock) {
   BURSTLET_RETURN_IF_ERROR(validateBackend(config));
-  if (!config.cci()) {
+  if (!config.usesEndpoint()) {
     auto client =
         kube::loadKubeconfig(kube::KubeconfigOptions{{config.kubeconfig}, config.context, "", ""});
     if (!client.ok()) {
@@ -89,8 +105,14 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_exec
     client->userAgent = userAgent;
     return kube::RestClient::create(executor, *client);
   }
+  return connectService(executor, config, config.endpoint, std::move(aksk), userAgent, clock);
+}
+
+Result<std::unique_ptr<kube::RestClient>> connectService(
+    const asio::any_io_executor& executor, const BackendConfig& config, const std::string& endpoint,
+    std::optional<AkSk> aksk, const std::string& userAgent, const Clock& clock) {
   kube::ClientConfig client;
-  client.server = config.endpoint;
+  client.server = endpoint;
   client.source = "endpoint";
   client.userAgent = userAgent;
   client.insecureSkipTlsVerify = config.insecureSkipTLSVerify;
@@ -120,7 +142,94 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_exec
   return std::make_unique<kube::RestClient>(executor, std::move(*transport), client, options);
 }
 
+asio::awaitable<Result<NetworkSettings>> resolveNetwork(BackendConfig config,
+                                                        std::optional<AkSk> aksk,
+                                                        std::string userAgent, const Clock& clock) {
+  const std::string where = "provider.cci.network";
+  NetworkSettings settings = config.network;
+  if (config.canDiscover() && !missingNetworkKeys(settings).empty()) {
+    const auto executor = co_await asio::this_coro::executor;
+    std::unique_ptr<kube::RestClient> clients[3];
+    CceSources sources;
+    kube::RestClient** slots[] = {&sources.cce, &sources.vpc, &sources.iam};
+    const std::pair<std::string, std::string> endpoints[] = {{config.cce.endpoint, "cce"},
+                                                             {config.cce.vpcEndpoint, "vpc"},
+                                                             {config.cce.iamEndpoint, "iam"}};
+    for (size_t i = 0; i < 3; ++i) {
+      std::string endpoint = endpoints[i].first.empty()
+                                 ? regionalEndpoint(config.endpoint, endpoints[i].second)
+                                 : endpoints[i].first;
+      if (endpoint.empty()) {
+        continue;  // discovery names the service should it be needed
+      }
+      auto c = connectService(executor, config, endpoint, aksk, userAgent, clock);
+      if (!c.ok()) {
+        co_return std::move(c).error();
+      }
+      clients[i] = std::move(*c);
+      *slots[i] = clients[i].get();
+    }
+    const std::string cluster =
+        config.cce.clusterID.empty() ? config.clusterID : config.cce.clusterID;
+    auto found = co_await discoverNetwork(sources, config.projectID, cluster, settings);
+    if (!found.ok()) {
+      Error e = std::move(found).error();
+      e.message =
+          fmt::format("{}: settings missing and not discovered from CCE: {}", where, e.message);
+      co_return e;
+    }
+    settings = std::move(*found);
+    spdlog::info(
+        "msg=\"backend network settings discovered\" cluster={} vpc={} subnet={} network={} "
+        "cidr={} zone={}",
+        cluster, settings.vpcID, settings.subnetID, settings.networkID, settings.cidr,
+        settings.availabilityZone);
+  }
+  if (auto s = validateNetwork(settings, where, true); !s.ok()) {
+    co_return std::move(s).error();
+  }
+  co_return settings;
+}
+
 namespace {
+
+// Deletes the Networks of ours in `ns` (a backend without the Network API has none).
+asio::awaitable<Status> deleteNetworks(kube::RestClient& backend, const std::string& ns,
+                                       const std::string& clusterID) {
+  kube::ListOptions lo;
+  lo.labelSelector =
+      fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kClusterIdLabel, clusterID);
+  std::string where = ns;
+  auto networks = co_await backend.list(kNetworks, where, lo);
+  if (!networks.ok()) {
+    const ErrorCode code = networks.error().code;
+    if (code == ErrorCode::kNotFound) {
+      co_return okStatus();  // no such API here (a plain Kubernetes backend)
+    }
+    if (code == ErrorCode::kForbidden) {
+      // The namespace's deletion takes its Networks along.
+      spdlog::warn(
+          "msg=\"backend networks not listed, left to the namespace deletion\" "
+          "namespace={} error=\"{}\"",
+          ns, networks.error().toString());
+      co_return okStatus();
+    }
+    co_return std::move(networks).error();
+  }
+  const auto* items = kube::arrayAt(*networks, {"items"});
+  if (items == nullptr) {
+    co_return okStatus();
+  }
+  for (const auto& network : *items) {
+    std::string name(kube::objectName(network));
+    auto r = co_await backend.remove(kNetworks, where, name);
+    if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+      co_return std::move(r).error();
+    }
+    spdlog::info("msg=\"deleting backend network\" namespace={} network={}", ns, name);
+  }
+  co_return okStatus();
+}
 
 // How long after its grace period a terminating pod is left before cleanup forces it.
 constexpr std::chrono::seconds kStuckPodSlack{10};
@@ -185,6 +294,9 @@ asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::str
           fmt::format("backend namespace {} is not labelled as burstlet's for cluster {}: "
                       "left alone",
                       ns, clusterID));
+    }
+    if (auto s = co_await deleteNetworks(backend, ns, clusterID); !s.ok()) {
+      co_return s;
     }
     kube::DeleteOptions o;
     o.propagationPolicy = "Background";

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "kube/rest.h"
+#include "provider/cci/network_settings.h"
 #include "provider/cci/signer.h"
 
 namespace burstlet::provider::cci {
@@ -40,8 +41,27 @@ struct BackendConfig {
   std::vector<std::string> storageDrivers = {"nas.csi.everest.io", "sfsturbo.csi.everest.io"};
   std::vector<std::string> storageClasses;
   std::chrono::milliseconds sweepInterval{30'000};
+  // What the backend is: "cci" (the namespace carries CCI's flavor annotation and holds a
+  // Network) or "kubernetes" (neither). Empty: cci with `endpoint`, kubernetes with
+  // `kubeconfig`.
+  std::string api;
+  // The Network, in CCI mode. Settings left empty are discovered from CCE (below).
+  NetworkSettings network;
+  // Where the discovery reads: endpoints of CCE, VPC and IAM (empty: the region's, derived from
+  // `endpoint`), and the CCE cluster's ID (empty: clusterID). With the CCI credentials.
+  struct Cce {
+    std::string endpoint;
+    std::string vpcEndpoint;
+    std::string iamEndpoint;
+    std::string clusterID;
+  } cce;
 
-  bool cci() const { return !endpoint.empty(); }
+  // The backend is reached through `endpoint` (CCI's), not a kubeconfig.
+  bool usesEndpoint() const { return !endpoint.empty(); }
+  // CCI mode (see `api`).
+  bool cciApi() const { return api.empty() ? usesEndpoint() : api == "cci"; }
+  // Missing Network settings can be discovered: CCI mode with CCI's credentials.
+  bool canDiscover() const { return cciApi() && usesEndpoint(); }
 };
 
 // kInvalid naming the key when the settings are incomplete or contradictory.
@@ -54,8 +74,22 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_exec
                                                          const std::string& userAgent,
                                                          const Clock& clock = realClock());
 
-// Deletes the backend namespace `ns` (only when it carries clusterID's ownership labels) and
-// the backend volumes made for it, then waits until the namespace is gone or `timeout` passed.
+// A client of another Huawei Cloud service (CCE, VPC, IAM) at `endpoint`, with the credentials
+// of CCI's endpoint (so only when usesEndpoint()).
+Result<std::unique_ptr<kube::RestClient>> connectService(
+    const asio::any_io_executor& executor, const BackendConfig& config, const std::string& endpoint,
+    std::optional<AkSk> aksk, const std::string& userAgent, const Clock& clock = realClock());
+
+// `config.network` completed from CCE (when canDiscover() and settings are missing), then
+// validated: kInvalid "InvalidNetworkSettings" with one line per bad key, or the discovery's
+// error. Runs on the caller's executor.
+asio::awaitable<Result<NetworkSettings>> resolveNetwork(BackendConfig config,
+                                                        std::optional<AkSk> aksk,
+                                                        std::string userAgent, const Clock& clock);
+
+// Deletes the backend namespace `ns` (only when it carries clusterID's ownership labels), its
+// Networks of ours first, and the backend volumes made for it, then waits until the namespace
+// is gone or `timeout` passed.
 // Idempotent: an absent namespace is success.
 asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
                                        const std::string& clusterID,

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "kube/informer.h"
 #include "kube/rest.h"
+#include "provider/cci/network_settings.h"
 #include "provider/cci/translate.h"
 #include "provider/cci/validate.h"
 #include "provider/provider.h"
@@ -29,9 +31,11 @@ struct CciOptions {
   std::string backendNamespace;  // "cce-burst-<clusterID>" by default (see namespaceFor)
   std::string nodeName = "burstlet";
   std::string nodeIP;
-  // CCI mode: the namespace carries the flavor annotation CCI requires.
+  // CCI mode: the namespace carries the flavor annotation CCI requires, and holds a Network
+  // made from `network` (which must then be set and valid).
   bool cci = false;
   std::string flavor = "general-computing";
+  std::optional<NetworkSettings> network;
   ValidateOptions validate;
   NodeCapacity capacity;
   // How often unreferenced copies are looked for.

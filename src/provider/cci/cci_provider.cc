@@ -1,5 +1,6 @@
 #include "provider/cci/cci_provider.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -10,6 +11,9 @@ namespace {
 
 // How long ping() waits for the provider to get ready at start.
 constexpr std::chrono::seconds kPingReadyWait{5};
+// For this long after its Network turned Active, CCI may still refuse a pod for the lack of
+// one (the check reads the Network through a cache): such a refusal is retried, not final.
+constexpr std::chrono::seconds kNetworkSettle{10};
 
 }  // namespace
 
@@ -28,6 +32,9 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
   events_ =
       std::make_unique<EventMirror>(backend, events, options_, stats_,
                                     [this](const std::string& name) { return pods_->find(name); });
+  if (options_.cci && options_.network) {
+    network_ = std::make_unique<BackendNetwork>(backend, events, options_, clock);
+  }
 }
 
 CciProvider::~CciProvider() = default;
@@ -72,6 +79,9 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
   if (stop_.isSet()) {
     co_return okStatus();
   }
+  if (network_) {
+    spawn(runNetwork());
+  }
   for (auto* inf : informers()) {
     spawn(inf->run());
   }
@@ -88,7 +98,45 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
   }
   co_await gate_.close();
   co_await copies_->drain();
-  co_return okStatus();
+  std::lock_guard lock(callbackMu_);
+  co_return fatal_ ? Status(*fatal_) : okStatus();
+}
+
+asio::awaitable<void> CciProvider::runNetwork() {
+  auto s = co_await network_->run(stop_);
+  if (!s.ok()) {
+    spdlog::error("msg=\"backend network refused\" error=\"{}\"", s.error().toString());
+    {
+      std::lock_guard lock(callbackMu_);
+      fatal_ = s.error();
+    }
+    stop();
+  }
+}
+
+Status CciProvider::networkReady() const {
+  if (!network_) {
+    return okStatus();
+  }
+  if (auto why = network_->notActive(); !why.empty()) {
+    return Error::make(ErrorCode::kUnavailable, kBackendNetworkNotActive, std::move(why));
+  }
+  return okStatus();
+}
+
+std::string CciProvider::notReadyReason() const {
+  if (signals_.stopped.isSet()) {
+    return "the cci provider stopped";
+  }
+  // Also after readiness: a Network lost since takes pods away as well.
+  if (auto s = networkReady(); !s.ok()) {
+    return s.error().message;
+  }
+  if (!ready()) {
+    return fmt::format("backend namespace {} not set up or not listed yet",
+                       options_.backendNamespace);
+  }
+  return "";
 }
 
 asio::awaitable<bool> CciProvider::awaitSynced() {
@@ -98,7 +146,11 @@ asio::awaitable<bool> CciProvider::awaitSynced() {
       co_return false;
     }
   }
-  co_return true;
+  if (network_) {
+    // No pod goes to the backend before its Network is Active.
+    co_await waitAny(network_->firstActive(), stop_);
+  }
+  co_return !stop_.isSet();
 }
 
 void CciProvider::spawn(asio::awaitable<void> work) {
@@ -126,6 +178,9 @@ asio::awaitable<Status> CciProvider::ping() {
   if (auto s = co_await namespace_.check(); !s.ok()) {
     co_return s;
   }
+  if (auto s = networkReady(); !s.ok()) {
+    co_return s;
+  }
   if (!ready()) {
     co_return Error::make(ErrorCode::kUnavailable, "BackendNotReady",
                           "the backend namespace is not listed yet");
@@ -138,7 +193,23 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const boost::json:
 }
 
 // The pod calls forward to BackendPods' coroutines (plain functions: no frame of their own).
-asio::awaitable<Status> CciProvider::createPod(Json pod) { return pods_->create(std::move(pod)); }
+asio::awaitable<Status> CciProvider::createPod(Json pod) {
+  // The Network was Active once (the provider is ready), but may have been lost since.
+  if (auto s = networkReady(); !s.ok()) {
+    co_return s;
+  }
+  auto s = co_await pods_->create(std::move(pod));
+  if (!s.ok() && s.error().code == ErrorCode::kInvalid && network_) {
+    const auto since = network_->activeSince();
+    if (since && clock_.steadyNow() - *since < kNetworkSettle) {
+      co_return Error::make(ErrorCode::kUnavailable, kBackendNetworkNotActive,
+                            "refused right after the backend Network turned Active, tried "
+                            "again: " +
+                                s.error().message);
+    }
+  }
+  co_return s;
+}
 
 asio::awaitable<Status> CciProvider::updatePod(Json pod) { return pods_->update(std::move(pod)); }
 

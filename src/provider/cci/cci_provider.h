@@ -3,6 +3,8 @@
 //
 // A thin composition of the parts that do the work, each with its own state and lock:
 //   BackendNamespace — the namespace: created with ownership labels, or refused when not ours;
+//   BackendNetwork   — in CCI mode, the namespace's Network: created or adopted, followed until
+//                      Active (no pod goes to the backend before);
 //   BackendPods      — the pods: create, update, delete, get/list, status changes back;
 //   Copies           — the ConfigMaps, Secrets and SFS claims pods mount: ensure, refresh, sweep;
 //   EventMirror      — the backend pods' events, on the cluster pods.
@@ -12,15 +14,17 @@
 // namespace (pods, copies, events) answer reads from memory, so a pod costs one backend write to
 // create and one to delete.
 //
-// This class runs the informers and the sweep (run() until stop()), says where it is
-// (signals(): ready once the namespace exists and every informer listed) and routes status
-// changes to the pod controller's callback (callbackMu_ guards callback_).
+// This class runs the informers, the Network and the sweep (run() until stop()), says where it
+// is (signals(): ready once the namespace exists, its Network is Active and every informer
+// listed) and routes status changes to the pod controller's callback (callbackMu_ guards
+// callback_ and fatal_).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +34,7 @@
 #include "kube/informer.h"
 #include "kube/rest.h"
 #include "provider/cci/backend_namespace.h"
+#include "provider/cci/backend_network.h"
 #include "provider/cci/backend_pods.h"
 #include "provider/cci/cci_options.h"
 #include "provider/cci/cluster_objects.h"
@@ -47,12 +52,14 @@ class CciProvider final : public Provider {
               kube::EventRecorder& events, CciOptions options, const Clock& clock);
   ~CciProvider() override;
 
-  // Creates (or checks the ownership of) the backend namespace, then runs the informers, the
-  // event mirror and the sweep until stop(). An error only when the backend refuses for good
-  // (the namespace is not ours, the credentials are refused).
+  // Creates (or checks the ownership of) the backend namespace and, in CCI mode, its Network,
+  // then runs the informers, the event mirror and the sweep until stop(). An error only when
+  // the backend refuses for good (the namespace or the Network is not ours, the credentials are
+  // refused).
   asio::awaitable<Status> run() override;
   void stop() override;
   const Signals& signals() const override { return signals_; }
+  std::string notReadyReason() const override;
   // Ready and still running.
   bool ready() const { return signals_.ready.isSet() && !signals_.stopped.isSet(); }
   // ConfigMaps and Secrets: copies follow their sources.
@@ -71,7 +78,8 @@ class CciProvider final : public Provider {
   asio::awaitable<Result<std::vector<Json>>> listPods() override;
   void onPodStatusChange(std::function<void(const PodRef&)> callback) override;
   NodeCapacity capacity() const override { return options_.capacity; }
-  // Waits up to 5 s (on the clock) for readiness at start, then reads the backend namespace.
+  // Waits up to 5 s (on the clock) for readiness at start, then reads the backend namespace;
+  // kUnavailable kBackendNetworkNotActive while the Network is not Active.
   asio::awaitable<Status> ping() override;
 
   const CciStats& stats() const { return stats_; }
@@ -86,12 +94,17 @@ class CciProvider final : public Provider {
   // Runs `work` on the executor, counted by gate_.
   void spawn(asio::awaitable<void> work);
   void notifyPod(const PodRef& ref);
+  // Follows the Network until stop(); its error (not ours) stops the provider.
+  asio::awaitable<void> runNetwork();
+  // kUnavailable kBackendNetworkNotActive while there is a Network and it is not Active.
+  Status networkReady() const;
 
   asio::any_io_executor executor_;
   const CciOptions options_;
   const Clock& clock_;
   CciStats stats_;
   BackendNamespace namespace_;
+  std::unique_ptr<BackendNetwork> network_;  // CCI mode only
   std::unique_ptr<Copies> copies_;
   std::unique_ptr<BackendPods> pods_;
   std::unique_ptr<EventMirror> events_;
@@ -101,6 +114,7 @@ class CciProvider final : public Provider {
   Gate gate_;              // run()'s coroutines: the informers and the sweep
   std::mutex callbackMu_;  // guards callback_
   std::function<void(const PodRef&)> callback_;
+  std::optional<Error> fatal_;  // why run() must fail (the Network is not ours)
 };
 
 }  // namespace burstlet::provider::cci
