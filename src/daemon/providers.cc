@@ -69,8 +69,8 @@ Result<std::optional<provider::cci::AkSk>> readAkSk(asio::io_context& io, const 
 asio::awaitable<void> resolveInto(const Config* config, std::optional<provider::cci::AkSk> aksk,
                                   std::string userAgent, const Clock* clock,
                                   std::optional<Result<provider::cci::NetworkSettings>>* out) {
-  *out = co_await provider::cci::resolveNetwork(config->backend, std::move(aksk),
-                                                std::move(userAgent), *clock);
+  // Named arguments: GCC 12 mishandles class-type temporaries in a co_await (kube/rest.h).
+  *out = co_await provider::cci::resolveNetwork(config->backend, aksk, userAgent, *clock);
 }
 
 }  // namespace
@@ -87,16 +87,16 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(asio::io_context& io, c
                                        "burstlet/" + version, clock);
 }
 
+namespace {
+
+// provider.cci.network completed from CCE where settings are missing, then validated
+// (provider::cci::resolveNetwork). Runs `io` until that is done, so call it before the loop runs.
 Result<provider::cci::NetworkSettings> resolveNetwork(asio::io_context& io, const Config& config,
-                                                      kube::RestClient* cluster,
+                                                      std::optional<provider::cci::AkSk> aksk,
                                                       const std::string& version,
                                                       const Clock& clock) {
-  auto aksk = readAkSk(io, config, cluster);
-  if (!aksk.ok()) {
-    return std::move(aksk).error();
-  }
   std::optional<Result<provider::cci::NetworkSettings>> got;
-  asio::co_spawn(io, resolveInto(&config, std::move(*aksk), "burstlet/" + version, &clock, &got),
+  asio::co_spawn(io, resolveInto(&config, std::move(aksk), "burstlet/" + version, &clock, &got),
                  asio::detached);
   io.run();
   io.restart();
@@ -107,11 +107,18 @@ Result<provider::cci::NetworkSettings> resolveNetwork(asio::io_context& io, cons
   return std::move(*got);
 }
 
+}  // namespace
+
 namespace {
 
 Result<ProviderParts> makeCci(const Config& config, ProviderContext& c) {
   ProviderParts parts;
-  auto b = connectBackend(c.io, config, &c.cluster, c.version, c.clock);
+  auto aksk = readAkSk(c.io, config, &c.cluster);  // once, for the backend and discovery
+  if (!aksk.ok()) {
+    return std::move(aksk).error();
+  }
+  auto b = provider::cci::connectBackend(c.io.get_executor(), config.backend, *aksk,
+                                         "burstlet/" + c.version, c.clock);
   if (!b.ok()) {
     return std::move(b).error();
   }
@@ -131,7 +138,7 @@ Result<ProviderParts> makeCci(const Config& config, ProviderContext& c) {
   o.nodeIP = c.nodeIP;
   o.cci = config.backend.cciApi();
   if (o.cci) {
-    auto network = resolveNetwork(c.io, config, &c.cluster, c.version, c.clock);
+    auto network = resolveNetwork(c.io, config, *aksk, c.version, c.clock);
     if (!network.ok()) {
       return std::move(network).error();
     }

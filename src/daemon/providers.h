@@ -16,7 +16,6 @@
 #include "daemon/config.h"
 #include "kube/events.h"
 #include "kube/rest.h"
-#include "provider/cci/network_settings.h"
 #include "provider/provider.h"
 
 namespace burstlet::daemon {
@@ -57,13 +56,5 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(boost::asio::io_context
                                                          kube::RestClient* cluster,
                                                          const std::string& version,
                                                          const Clock& clock);
-
-// provider.cci.network completed from CCE where settings are missing and CCI's credentials are
-// configured, then validated (provider::cci::resolveNetwork). Runs `io` like connectBackend.
-Result<provider::cci::NetworkSettings> resolveNetwork(boost::asio::io_context& io,
-                                                      const Config& config,
-                                                      kube::RestClient* cluster,
-                                                      const std::string& version,
-                                                      const Clock& clock);
 
 }  // namespace burstlet::daemon

@@ -67,8 +67,9 @@ asio::awaitable<Result<NetworkSettings>> discoverNetwork(CceSources sources, std
   fill(&s.projectID, projectID);
   if (s.vpcID.empty() || s.networkID.empty() || s.securityGroupID.empty()) {
     const std::string what = fmt::format("reading CCE cluster {}", clusterID);
-    auto cluster = co_await getJson(
-        sources.cce, fmt::format("/api/v3/projects/{}/clusters/{}", projectID, clusterID), what);
+    // Named arguments: GCC 12 mishandles class-type temporaries in a co_await (kube/rest.h).
+    const std::string target = fmt::format("/api/v3/projects/{}/clusters/{}", projectID, clusterID);
+    auto cluster = co_await getJson(sources.cce, target, what);
     if (!cluster.ok()) {
       co_return std::move(cluster).error();
     }
@@ -88,8 +89,8 @@ asio::awaitable<Result<NetworkSettings>> discoverNetwork(CceSources sources, std
   if (s.subnetID.empty() || s.cidr.empty() || s.availabilityZone.empty()) {
     // The cluster's "subnet" is the VPC API's subnet id (the Network's networkID).
     const std::string what = fmt::format("reading VPC subnet {}", s.networkID);
-    auto subnet = co_await getJson(sources.vpc,
-                                   fmt::format("/v1/{}/subnets/{}", projectID, s.networkID), what);
+    const std::string target = fmt::format("/v1/{}/subnets/{}", projectID, s.networkID);
+    auto subnet = co_await getJson(sources.vpc, target, what);
     if (!subnet.ok()) {
       co_return std::move(subnet).error();
     }
@@ -114,7 +115,8 @@ asio::awaitable<Result<NetworkSettings>> discoverNetwork(CceSources sources, std
   }
   if (s.domainID.empty()) {
     const std::string what = fmt::format("reading IAM project {}", projectID);
-    auto project = co_await getJson(sources.iam, fmt::format("/v3/projects/{}", projectID), what);
+    const std::string target = fmt::format("/v3/projects/{}", projectID);
+    auto project = co_await getJson(sources.iam, target, what);
     if (!project.ok()) {
       co_return std::move(project).error();
     }

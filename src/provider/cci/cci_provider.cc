@@ -194,12 +194,20 @@ void CciProvider::clusterObjectChanged(std::string_view kind, const boost::json:
 
 // The pod calls forward to BackendPods' coroutines (plain functions: no frame of their own).
 asio::awaitable<Status> CciProvider::createPod(Json pod) {
+  if (!network_) {
+    return pods_->create(std::move(pod));
+  }
+  return createOnNetwork(std::move(pod));
+}
+
+asio::awaitable<Status> CciProvider::createOnNetwork(Json pod) {
   // The Network was Active once (the provider is ready), but may have been lost since.
   if (auto s = networkReady(); !s.ok()) {
     co_return s;
   }
-  auto s = co_await pods_->create(std::move(pod));
-  if (!s.ok() && s.error().code == ErrorCode::kInvalid && network_) {
+  // A named argument: GCC 12 mishandles class-type temporaries in a co_await (kube/rest.h).
+  auto s = co_await pods_->create(pod);
+  if (!s.ok() && s.error().code == ErrorCode::kInvalid) {
     const auto since = network_->activeSince();
     if (since && clock_.steadyNow() - *since < kNetworkSettle) {
       co_return Error::make(ErrorCode::kUnavailable, kBackendNetworkNotActive,

@@ -94,6 +94,8 @@ class CciProvider final : public Provider {
   // Runs `work` on the executor, counted by gate_.
   void spawn(asio::awaitable<void> work);
   void notifyPod(const PodRef& ref);
+  // createPod in CCI mode: held back while the Network is not Active.
+  asio::awaitable<Status> createOnNetwork(Json pod);
   // Follows the Network until stop(); its error (not ours) stops the provider.
   asio::awaitable<void> runNetwork();
   // kUnavailable kBackendNetworkNotActive while there is a Network and it is not Active.

@@ -21,15 +21,7 @@ constexpr const char* kNetworkName = "burstlet-network";
 CciOptions networkOptions(std::chrono::milliseconds activeTimeout = std::chrono::minutes(10)) {
   CciOptions o = defaultOptions();
   o.cci = true;
-  NetworkSettings n;
-  n.vpcID = "3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8";
-  n.subnetID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-  n.networkID = "11111111-2222-4333-8444-555555555555";
-  n.securityGroupID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
-  n.availabilityZone = "cn-north-4a";
-  n.cidr = "192.168.0.0/24";
-  n.domainID = "44c0781c83484eb9a4a5d4d233522cea";
-  n.projectID = "2e93d63d8d2249f5a4ac5e2c78586a6e";
+  NetworkSettings n = exampleNetwork();
   n.activeTimeout = activeTimeout;
   o.network = n;
   return o;
@@ -177,11 +169,7 @@ TEST(BackendNetworkTest, SlowNetworkIsReportedAfterActiveTimeoutThenRecovers) {
 
 TEST(BackendNetworkTest, ExistingNetworkOfOursIsAdopted) {
   NetworkHarness h;
-  h.api.put(kNamespaces,
-            json::value{{"metadata",
-                         {{"name", kNs},
-                          {"labels",
-                           {{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}}}}}});
+  putOwnedNamespace(h.api);
   json::value n = networkObject(
       *networkOptions().network, kNs,
       json::object{{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}});
@@ -194,11 +182,7 @@ TEST(BackendNetworkTest, ExistingNetworkOfOursIsAdopted) {
 
 TEST(BackendNetworkTest, ForeignNetworkIsRefused) {
   NetworkHarness h;
-  h.api.put(kNamespaces,
-            json::value{{"metadata",
-                         {{"name", kNs},
-                          {"labels",
-                           {{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}}}}}});
+  putOwnedNamespace(h.api);
   json::value n = networkObject(*networkOptions().network, kNs, json::object{{"team", "other"}});
   n.as_object()["status"] = json::object{{"state", "Active"}};
   h.api.put(kNetworkPath, n);

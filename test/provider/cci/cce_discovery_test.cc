@@ -96,7 +96,10 @@ struct Services {
   }
   static boost::asio::awaitable<void> run(CceSources from, NetworkSettings given,
                                           std::optional<Result<NetworkSettings>>* out) {
-    *out = co_await discoverNetwork(from, kProject, kCluster, std::move(given));
+    // Named arguments: GCC 12 mishandles class-type temporaries in a co_await (kube/rest.h).
+    const std::string project = kProject;
+    const std::string cluster = kCluster;
+    *out = co_await discoverNetwork(from, project, cluster, given);
   }
   Result<NetworkSettings> discover(const NetworkSettings& given = {}) {
     return discover(given, sources());

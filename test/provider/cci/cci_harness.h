@@ -115,6 +115,29 @@ inline CciOptions defaultOptions() {
   return o;
 }
 
+// Network settings that pass validation (IDs in CCI's forms, a subnet outside 10.247.0.0/16).
+inline NetworkSettings exampleNetwork() {
+  NetworkSettings n;
+  n.vpcID = "3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8";
+  n.subnetID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  n.networkID = "11111111-2222-4333-8444-555555555555";
+  n.securityGroupID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+  n.availabilityZone = "cn-north-4a";
+  n.cidr = "192.168.0.0/24";
+  n.domainID = "44c0781c83484eb9a4a5d4d233522cea";
+  n.projectID = "2e93d63d8d2249f5a4ac5e2c78586a6e";
+  return n;
+}
+
+// The backend namespace as burstlet made it, there before the provider starts.
+inline void putOwnedNamespace(MemoryApi& api) {
+  api.put(kNamespaces,
+          json::value{
+              {"metadata",
+               {{"name", kNs},
+                {"labels", {{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}}}}}});
+}
+
 // A provider on an in-memory backend. Tests run it (start) and call its methods (call) on the
 // test thread, which drives the io_context.
 struct Harness {

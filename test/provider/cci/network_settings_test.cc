@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/cci_harness.h"
 
 namespace burstlet::provider::cci {
 namespace {
@@ -12,18 +13,7 @@ namespace {
 namespace json = boost::json;
 using kube::stringAt;
 
-NetworkSettings complete() {
-  NetworkSettings s;
-  s.vpcID = "3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8";
-  s.subnetID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-  s.networkID = "11111111-2222-4333-8444-555555555555";
-  s.securityGroupID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
-  s.availabilityZone = "cn-north-4a";
-  s.cidr = "192.168.0.0/24";
-  s.domainID = "44c0781c83484eb9a4a5d4d233522cea";
-  s.projectID = "2e93d63d8d2249f5a4ac5e2c78586a6e";
-  return s;
-}
+NetworkSettings complete() { return test::exampleNetwork(); }
 
 std::string why(const NetworkSettings& s, bool needComplete = true) {
   auto st = validateNetwork(s, "provider.cci.network", needComplete);
