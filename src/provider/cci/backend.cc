@@ -199,8 +199,7 @@ asio::awaitable<Status> deleteNetworks(kube::RestClient& backend, const std::str
   kube::ListOptions lo;
   lo.labelSelector =
       fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kClusterIdLabel, clusterID);
-  std::string where = ns;
-  auto networks = co_await backend.list(kNetworks, where, lo);
+  auto networks = co_await backend.list(kNetworks, ns, lo);
   if (!networks.ok()) {
     const ErrorCode code = networks.error().code;
     if (code == ErrorCode::kNotFound) {
@@ -222,7 +221,7 @@ asio::awaitable<Status> deleteNetworks(kube::RestClient& backend, const std::str
   }
   for (const auto& network : *items) {
     std::string name(kube::objectName(network));
-    auto r = co_await backend.remove(kNetworks, where, name);
+    auto r = co_await backend.remove(kNetworks, ns, name);
     if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
       co_return std::move(r).error();
     }
