@@ -10,9 +10,9 @@ STATE ?= $(CURDIR)/.state/testbed
 GO ?= go
 export GOFLAGS := -buildvcs=false
 E2E_TIMEOUT ?= 40m
-# The backend plane's mode for testbed-up, demo and e2e: plain (runs any pod) or cci (refuses what
-# CCI refuses: Network CRD and controller, admission policies; e2e/README.md).
-TESTBED_BACKEND ?= plain
+# The backend plane's mode for testbed-up, demo and e2e: cci (refuses what CCI refuses: Network
+# CRD and controller, admission policies; e2e/README.md) or plain (runs any pod).
+TESTBED_BACKEND ?= cci
 # The Kubernetes release the testbed is built from (e2e/go.mod) and the version it reports.
 KUBE_VERSION := v1.36.3
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \

@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-backend_mode="${TESTBED_BACKEND:-plain}"
+backend_mode="${TESTBED_BACKEND:-cci}"
 echo "demo: starting the testbed (cluster + backend control planes, kwok nodes; backend mode $backend_mode)"
 "$bin/testbed" up --state "$state" --backend "$backend_mode"
 export KUBECONFIG="$state/cluster/admin.kubeconfig"
@@ -31,7 +31,10 @@ health=127.0.0.1:10355
 log="$state/burstlet.log"
 config="$state/burstlet.yaml"
 backend_kubeconfig="$state/backend/admin.kubeconfig"
-# The cci provider against the backend plane (a real API server standing in for CCI).
+# The cci provider against the backend plane (a real API server standing in for CCI). In CCI
+# mode burstlet speaks CCI's API: the backend namespace gets a Network on the cluster's subnet
+# (given here; on CCE it is read from the cluster, docs/cci.md), and no pod goes there before
+# the Network is Active.
 cat >"$config" <<YAML
 provider:
   name: cci
@@ -40,6 +43,22 @@ provider:
     clusterID: demo
     sweepInterval: 2s
 YAML
+if [ "$backend_mode" = cci ]; then
+  cat >>"$config" <<YAML
+    api: cci
+    network:
+      vpcID: 0c0ffee0-5b1e-4a8e-9d6f-00000000a0c0
+      subnetID: 0c0ffee0-5b1e-4a8e-9d6f-000000000001
+      networkID: 1c0ffee0-5b1e-4a8e-9d6f-000000000001
+      securityGroupID: 0c0ffee0-5b1e-4a8e-9d6f-0000000056a0
+      availabilityZone: testbed-1a
+      cidr: 192.168.0.0/24
+      domainID: 0123456789abcdef0123456789abcdef
+      projectID: fedcba9876543210fedcba9876543210
+YAML
+else
+  echo "    api: kubernetes" >>"$config"
+fi
 echo
 echo "demo: starting burstlet (cci provider: pods run on the backend plane; log: $log)"
 "$burstlet" run --config "$config" --kubeconfig "$state/cluster/burstlet.kubeconfig" \
@@ -65,6 +84,15 @@ curl -fsS "http://$health/readyz" >/dev/null || { echo "demo: burstlet not ready
 echo
 echo "demo: the virtual node next to the kwok workers"
 "$kubectl" get nodes -o wide
+if [ "$backend_mode" = cci ]; then
+  echo
+  echo "demo: the backend namespace's Network, Active before any pod is sent (burstlet was not ready before)"
+  "$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get networks.networking.cci.io \
+    -o custom-columns=NAME:.metadata.name,STATE:.status.state,SUBNET:.spec.subnetID,CIDR:.spec.cidr,OWNER:.metadata.labels.burstlet\.io/managed-by
+  echo "  backend pods so far: $("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods --no-headers 2>/dev/null | wc -l)"
+  "$kubectl" get events -n default --field-selector involvedObject.name=burstlet,reason=BackendNetworkActive \
+    -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
+fi
 
 echo
 echo "demo: a Deployment of 3 with a ConfigMap (volume and environment), targeted at the virtual node"
@@ -149,10 +177,13 @@ done
 "$kubectl" -n demo get pods -o wide
 "$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods -o wide
 echo
-echo "demo: uninstall: stop burstlet, then 'burstlet cleanup' removes the backend namespace"
+echo "demo: uninstall: stop burstlet, then 'burstlet cleanup' removes the backend namespace (its Network first)"
 kill -TERM "$burstlet_pid" 2>/dev/null || true
 wait "$burstlet_pid" 2>/dev/null || true
 "$burstlet" cleanup --config "$config" --timeout 2m
 "$kubectl" --kubeconfig "$backend_kubeconfig" get namespaces
+if [ "$backend_mode" = cci ]; then
+  echo "  Networks left: $("$kubectl" --kubeconfig "$backend_kubeconfig" get networks.networking.cci.io -A --no-headers 2>/dev/null | wc -l)"
+fi
 echo
 echo "demo: done."

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +43,11 @@ const (
 	NetworkInitializing = "Initializing"
 	NetworkActive       = "Active"
 	NetworkFailed       = "Failed"
+	// PlainNamespaceLabel=PlainNamespaceValue on a namespace exempts it from the pod and namespace
+	// policies: a test that needs a plain backend in this mode (pods created straight on the
+	// fleet, burstlet with provider.cci.api: kubernetes) works in such a namespace.
+	PlainNamespaceLabel = "testbed.burstlet.io/backend"
+	PlainNamespaceValue = "plain"
 	// NetworkControllerName is the process (and its log, <state>/backend/<name>.log).
 	NetworkControllerName = "cci-network-controller"
 )
@@ -71,16 +78,49 @@ type CCIOptions struct {
 	// FailedSubnets: a Network whose spec.subnetID or spec.networkID is one of these turns
 	// Failed instead of Active.
 	FailedSubnets []string `json:"failedSubnets,omitempty"`
+	// SlowSubnets: a Network whose spec.subnetID or spec.networkID is a key stays Initializing
+	// for that long instead of NetworkDelay (a Network CCI is slow to activate).
+	SlowSubnets map[string]time.Duration `json:"slowSubnets,omitempty"`
 }
 
-// DefaultCCIOptions: Networks turn Active after 1 s; no subnet fails.
+// DefaultCCIOptions: Networks turn Active after 1 s; no subnet fails or is slow.
 func DefaultCCIOptions() CCIOptions { return CCIOptions{NetworkDelay: time.Second} }
+
+// delay is how long a Network on these subnet and network IDs stays Initializing.
+func (o CCIOptions) delay(ids ...string) time.Duration {
+	for _, id := range ids {
+		if d, ok := o.SlowSubnets[id]; ok && id != "" {
+			return d
+		}
+	}
+	return o.NetworkDelay
+}
+
+// ParseSlowSubnet reads ID=DURATION into SlowSubnets.
+func (o *CCIOptions) ParseSlowSubnet(v string) error {
+	id, d, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(id) == "" {
+		return fmt.Errorf("slow subnet %q: want ID=DURATION", v)
+	}
+	dur, err := time.ParseDuration(d)
+	if err != nil || dur < 0 {
+		return fmt.Errorf("slow subnet %q: want ID=DURATION (a duration like 20s)", v)
+	}
+	if o.SlowSubnets == nil {
+		o.SlowSubnets = map[string]time.Duration{}
+	}
+	o.SlowSubnets[strings.TrimSpace(id)] = dur
+	return nil
+}
 
 // Args are the network controller's flags for these options.
 func (o CCIOptions) Args() []string {
 	args := []string{"--network-delay=" + o.NetworkDelay.String()}
 	for _, s := range o.FailedSubnets {
 		args = append(args, "--failed-subnet="+s)
+	}
+	for _, s := range slices.Sorted(maps.Keys(o.SlowSubnets)) {
+		args = append(args, fmt.Sprintf("--slow-subnet=%s=%v", s, o.SlowSubnets[s]))
 	}
 	return args
 }

@@ -19,7 +19,8 @@ import (
 )
 
 // networkController plays CCI's part for Networks: a new Network is Initializing at once and,
-// NetworkDelay later, Active, or Failed when its subnet is one of FailedSubnets. Active and
+// NetworkDelay later (its SlowSubnets delay for a slow subnet), Active, or Failed when its subnet
+// is one of FailedSubnets. Active and
 // Failed are final. There is no Terminating: a deleted Network is gone at once.
 type networkController struct {
 	dyn      dynamic.Interface
@@ -66,7 +67,8 @@ func RunNetworkController(ctx context.Context, cfg *rest.Config, opts CCIOptions
 	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
 		return ctx.Err()
 	}
-	log.Printf("network controller: running (delay %v, failed subnets %v)", opts.NetworkDelay, opts.FailedSubnets)
+	log.Printf("network controller: running (delay %v, failed subnets %v, slow subnets %v)",
+		opts.NetworkDelay, opts.FailedSubnets, opts.SlowSubnets)
 	for {
 		key, quit := c.queue.Get()
 		if quit {
@@ -111,14 +113,14 @@ func (c *networkController) sync(ctx context.Context, key string) (time.Duration
 		seen = time.Now()
 		c.firstSeen[net.GetUID()] = seen
 	}
-	if wait := time.Until(seen.Add(c.opts.NetworkDelay)); wait > 0 {
+	subnet, _, _ := unstructured.NestedString(net.Object, "spec", "subnetID")
+	network, _, _ := unstructured.NestedString(net.Object, "spec", "networkID")
+	if wait := time.Until(seen.Add(c.opts.delay(subnet, network))); wait > 0 {
 		if state == "" {
 			return wait, c.setState(ctx, net, NetworkInitializing, "")
 		}
 		return wait, nil
 	}
-	subnet, _, _ := unstructured.NestedString(net.Object, "spec", "subnetID")
-	network, _, _ := unstructured.NestedString(net.Object, "spec", "networkID")
 	for _, id := range []string{subnet, network} {
 		if id != "" && slices.Contains(c.opts.FailedSubnets, id) {
 			return 0, c.setState(ctx, net, NetworkFailed,

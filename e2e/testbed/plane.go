@@ -32,12 +32,14 @@ const KwokNodeAnnotation = "kwok.x-k8s.io/node"
 
 // NodePool is a set of identical kwok nodes.
 type NodePool struct {
-	Prefix string            `json:"prefix"`
-	Count  int               `json:"count"`
-	CPU    string            `json:"cpu"`
-	Memory string            `json:"memory"`
-	Pods   int               `json:"pods"`
-	Labels map[string]string `json:"labels,omitempty"`
+	Prefix string `json:"prefix"`
+	Count  int    `json:"count"`
+	CPU    string `json:"cpu"`
+	Memory string `json:"memory"`
+	Pods   int    `json:"pods"`
+	// EphemeralStorage is each node's ephemeral-storage capacity ("" for none).
+	EphemeralStorage string            `json:"ephemeralStorage,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
 }
 
 // PlaneSpec says what one control plane runs.
@@ -391,6 +393,9 @@ func (s *planeStarter) createNodes(ctx context.Context, cs kubernetes.Interface)
 			corev1.ResourceCPU:    resource.MustParse(pool.CPU),
 			corev1.ResourceMemory: resource.MustParse(pool.Memory),
 			corev1.ResourcePods:   *resource.NewQuantity(int64(pool.Pods), resource.DecimalSI),
+		}
+		if pool.EphemeralStorage != "" {
+			list[corev1.ResourceEphemeralStorage] = resource.MustParse(pool.EphemeralStorage)
 		}
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels,

@@ -40,7 +40,8 @@ type Config struct {
 }
 
 // DefaultConfig is the small default test bed: 2 workers of 4 CPU / 16Gi / 110 pods in the
-// cluster and a 2-node backend fleet with room for 10,000 pods.
+// cluster and a 2-node backend fleet with room for 10,000 pods (and 20Ti of ephemeral storage
+// each, as pods normalized for CCI ask for it).
 func DefaultConfig(binDir, stateDir string) Config {
 	return Config{
 		BinDir:   binDir,
@@ -48,7 +49,7 @@ func DefaultConfig(binDir, stateDir string) Config {
 		ClusterWorkers: NodePool{Prefix: "kwok-worker", Count: 2, CPU: "4", Memory: "16Gi", Pods: 110,
 			Labels: map[string]string{"node-role.kubernetes.io/worker": ""}},
 		BackendFleet: NodePool{Prefix: "cci-fleet", Count: 2, CPU: "2000", Memory: "8Ti", Pods: 10000,
-			Labels: map[string]string{"node.cci.io/fleet": "true"}},
+			EphemeralStorage: "20Ti", Labels: map[string]string{"node.cci.io/fleet": "true"}},
 		Backend: BackendPlain,
 		CCI:     DefaultCCIOptions(),
 		Timeout: 3 * time.Minute,

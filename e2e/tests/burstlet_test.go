@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,14 @@ func freePort(t *testing.T) int {
 // waits until /readyz answers 200. It is stopped and its Node deleted when the test ends.
 func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
+	d := newDaemon(t, extra...)
+	d.waitReady(60 * time.Second)
+	return d
+}
+
+// newDaemon is startDaemon without waiting for /readyz.
+func newDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
 	bin := os.Getenv("BURSTLET")
 	if bin == "" {
 		t.Fatal("BURSTLET is not set (make e2e sets it to the release build of burstlet)")
@@ -65,7 +74,6 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 		}
 		_ = env.cluster.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{})
 	})
-	d.waitReady(60 * time.Second)
 	return d
 }
 
@@ -126,6 +134,65 @@ func (d *daemon) waitReady(timeout time.Duration) {
 		}
 		return nil
 	})
+}
+
+// running says whether the process has not exited yet.
+func (d *daemon) running() bool {
+	if d.cmd == nil {
+		return false
+	}
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// waitExit waits up to timeout for the process to exit by itself and returns its exit error
+// (nil for exit 0); the test fails when it keeps running.
+func (d *daemon) waitExit(timeout time.Duration) error {
+	d.t.Helper()
+	select {
+	case err := <-d.done:
+		d.cmd = nil
+		return err
+	case <-time.After(timeout):
+		d.t.Fatalf("burstlet still runs %v after start, want it to exit", timeout)
+		return nil
+	}
+}
+
+// readyz returns /readyz's status code and body (0 and the error text when it does not answer).
+func (d *daemon) readyz() (int, string) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + d.health + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// output is everything the process wrote so far.
+func (d *daemon) output() string {
+	data, _ := os.ReadFile(d.logs)
+	return string(data)
+}
+
+// consistently checks for the whole duration that check keeps returning nil, failing the test at
+// the first error.
+func consistently(t *testing.T, duration time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(duration)
+	for time.Now().Before(deadline) {
+		if err := check(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (d *daemon) printLogs() {

@@ -19,9 +19,6 @@ import (
 	"burstlet/e2e/testbed"
 )
 
-// cciBadSubnet is the subnet on which a CCI-mode backend makes Networks fail.
-const cciBadSubnet = "subnet-bad"
-
 // cciPlane is a backend plane in CCI mode with its clients.
 type cciPlane struct {
 	plane *testbed.Plane
@@ -29,8 +26,9 @@ type cciPlane struct {
 	dyn   dynamic.Interface
 }
 
-// cciBackend returns the run's backend plane when it is in CCI mode (BURSTLET_TESTBED_BACKEND=cci);
-// otherwise it starts a small test bed of its own in CCI mode, with a bad subnet, for this test.
+// cciBackend returns the run's backend plane when it is in CCI mode (the default); otherwise
+// (BURSTLET_TESTBED_BACKEND=plain) it starts a small test bed of its own in CCI mode, with the
+// bad and slow subnets, for this test.
 func cciBackend(t *testing.T) *cciPlane {
 	t.Helper()
 	plane := env.tb.Backend
@@ -42,7 +40,7 @@ func cciBackend(t *testing.T) *cciPlane {
 		cfg.ClusterWorkers.Count, cfg.BackendFleet.Count = 1, 1
 		cfg.KillWithParent = true
 		cfg.Backend = testbed.BackendCCI
-		cfg.CCI = testbed.CCIOptions{NetworkDelay: time.Second, FailedSubnets: []string{cciBadSubnet}}
+		cfg.CCI = cciTestOptions()
 		tb, err := testbed.Up(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("testbed up --backend cci: %v", err)

@@ -35,10 +35,27 @@ type cciDaemon struct {
 
 func (c *cciDaemon) backendNamespace() string { return "cce-burst-" + c.clusterID }
 
+// Subnets of the CCI-mode backend plane (TestMain configures its network controller): a Network
+// on cciGoodSubnet turns Active after a second, on cciSlowSubnet after cciSlowDelay, and on
+// cciBadSubnet it turns Failed. They are IDs as CCI gives them, so burstlet accepts them.
+const (
+	cciGoodSubnet = "0c0ffee0-5b1e-4a8e-9d6f-000000000001"
+	cciSlowSubnet = "0c0ffee0-5b1e-4a8e-9d6f-000000000510"
+	cciBadSubnet  = "0c0ffee0-5b1e-4a8e-9d6f-0000000000ba"
+	cciSlowDelay  = 20 * time.Second
+)
+
 // cciOptions change what startCciDaemon configures.
 type cciOptions struct {
 	clusterID     string
 	sweepInterval string
+	// api is provider.cci.api: "cci" (the default: the Network on subnet) or "kubernetes" (a plain
+	// backend: no Network, the backend namespace exempt from the plane's CCI policies).
+	api           string
+	subnet        string
+	activeTimeout string
+	// wait for /readyz (the default) or return once the process started.
+	wait bool
 }
 
 type cciOption func(*cciOptions)
@@ -50,12 +67,45 @@ func withClusterID(id string) cciOption { return func(o *cciOptions) { o.cluster
 // withSweepInterval sets provider.cci.sweepInterval ("1s" by default).
 func withSweepInterval(d string) cciOption { return func(o *cciOptions) { o.sweepInterval = d } }
 
+// withSubnet puts the Network on subnet (cciGoodSubnet by default).
+func withSubnet(subnet string) cciOption { return func(o *cciOptions) { o.subnet = subnet } }
+
+// withActiveTimeout sets provider.cci.network.activeTimeout.
+func withActiveTimeout(d string) cciOption { return func(o *cciOptions) { o.activeTimeout = d } }
+
+// withKubernetesAPI runs the provider with api: kubernetes against a plain backend namespace.
+func withKubernetesAPI() cciOption { return func(o *cciOptions) { o.api = "kubernetes" } }
+
+// withoutWaiting returns without waiting for /readyz (a daemon that is not ready, or exits).
+func withoutWaiting() cciOption { return func(o *cciOptions) { o.wait = false } }
+
+// cciNetworkConfig is the provider.cci.network block for subnet: IDs in CCI's formats, the
+// testbed's zone, a subnet clear of 10.247.0.0/16.
+func cciNetworkConfig(subnet, activeTimeout string) string {
+	body := fmt.Sprintf(`    network:
+      vpcID: 0c0ffee0-5b1e-4a8e-9d6f-00000000a0c0
+      subnetID: %s
+      networkID: %s
+      securityGroupID: 0c0ffee0-5b1e-4a8e-9d6f-0000000056a0
+      availabilityZone: testbed-1a
+      cidr: 192.168.0.0/24
+      domainID: 0123456789abcdef0123456789abcdef
+      projectID: fedcba9876543210fedcba9876543210
+`, subnet, "1"+subnet[1:])
+	if activeTimeout != "" {
+		body += "      activeTimeout: " + activeTimeout + "\n"
+	}
+	return body
+}
+
 // startCciDaemon writes a config for the cci provider (a fresh cluster ID, so each test has its
 // backend namespace, unless withClusterID) and starts burstlet with it, for a node of its own.
-// When the test ends, `burstlet cleanup` removes the backend namespace.
+// In CCI mode (the default) the backend namespace gets its Network on cciGoodSubnet. When the
+// test ends, `burstlet cleanup` removes the backend namespace and its Network.
 func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	t.Helper()
-	o := cciOptions{clusterID: fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000), sweepInterval: "1s"}
+	o := cciOptions{clusterID: fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000), sweepInterval: "1s",
+		api: "cci", subnet: cciGoodSubnet, wait: true}
 	for _, opt := range options {
 		opt(&o)
 	}
@@ -67,18 +117,42 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
     kubeconfig: %s
     clusterID: %s
     sweepInterval: %s
-`, env.tb.Backend.BurstletKubeconfig, id, o.sweepInterval)
+    api: %s
+`, env.tb.Backend.BurstletKubeconfig, id, o.sweepInterval, o.api)
+	if o.api == "cci" {
+		body += cciNetworkConfig(o.subnet, o.activeTimeout)
+	}
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := &cciDaemon{clusterID: id, config: config}
+	if o.api == "kubernetes" {
+		plainBackendNamespace(t, c.backendNamespace(), id)
+	}
 	t.Cleanup(func() {
 		if out, err := cleanup(config); err != nil {
 			t.Errorf("burstlet cleanup: %v\n%s", err, out)
 		}
 	})
-	c.daemon = startDaemon(t, "--config", config)
+	if o.wait {
+		c.daemon = startDaemon(t, "--config", config)
+	} else {
+		c.daemon = newDaemon(t, "--config", config)
+	}
 	return c
+}
+
+// plainBackendNamespace makes the backend namespace of a kubernetes-API daemon beforehand, as
+// burstlet would (its ownership labels), and labelled so that a CCI-mode plane treats it as a
+// plain Kubernetes backend. On a plain plane the label changes nothing.
+func plainBackendNamespace(t *testing.T, name, clusterID string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"burstlet.io/managed-by": "burstlet", "burstlet.io/cluster-id": clusterID,
+		testbed.PlainNamespaceLabel: testbed.PlainNamespaceValue}}}
+	if _, err := env.backend.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("plain backend namespace %s: %v", name, err)
+	}
 }
 
 func cleanup(config string) (string, error) {

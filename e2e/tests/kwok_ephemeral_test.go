@@ -15,7 +15,7 @@ import (
 // ephemeralcontainers subresource, each gets a running status, the ones there keep theirs, and
 // the pod's other statuses and conditions stay as they were.
 func TestKwokRunsEphemeralContainers(t *testing.T) {
-	ns := namespace(t, env.backend)
+	ns := plainNamespace(t)
 	ctx := context.Background()
 	pods := env.backend.CoreV1().Pods(ns)
 	pod := &corev1.Pod{

@@ -43,13 +43,13 @@ func run(m *testing.M) int {
 		cfg.StateDir = filepath.Join(filepath.Dir(cfg.StateDir), "e2e")
 	}
 	cfg.KillWithParent = true
-	// BURSTLET_TESTBED_BACKEND=cci runs the whole suite against a backend that refuses what CCI
-	// refuses (testbed.BackendCCI); plain by default.
+	// The backend plane refuses what CCI refuses (testbed.BackendCCI) unless
+	// BURSTLET_TESTBED_BACKEND=plain.
+	cfg.Backend = testbed.BackendCCI
 	if b := os.Getenv("BURSTLET_TESTBED_BACKEND"); b != "" {
 		cfg.Backend = b
 	}
-	// In CCI mode a Network on this subnet turns Failed (TestCciPlaneRefusesWhatCciRefuses).
-	cfg.CCI.FailedSubnets = []string{cciBadSubnet}
+	cfg.CCI = cciTestOptions()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -83,8 +83,28 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// cciTestOptions: Networks on cciBadSubnet fail, on cciSlowSubnet they take cciSlowDelay.
+func cciTestOptions() testbed.CCIOptions {
+	o := testbed.DefaultCCIOptions()
+	o.FailedSubnets = []string{cciBadSubnet}
+	o.SlowSubnets = map[string]time.Duration{cciSlowSubnet: cciSlowDelay}
+	return o
+}
+
 // namespace creates a namespace for one test on the given plane and deletes it afterwards.
 func namespace(t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	return labelledNamespace(t, cs, nil)
+}
+
+// plainNamespace is a namespace on the backend plane that a CCI-mode plane treats as a plain
+// Kubernetes backend (its policies do not apply): for pods the tests create straight on the fleet.
+func plainNamespace(t *testing.T) string {
+	t.Helper()
+	return labelledNamespace(t, env.backend, map[string]string{testbed.PlainNamespaceLabel: testbed.PlainNamespaceValue})
+}
+
+func labelledNamespace(t *testing.T, cs kubernetes.Interface, labels map[string]string) string {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(name) > 50 {
@@ -92,7 +112,7 @@ func namespace(t *testing.T, cs kubernetes.Interface) string {
 	}
 	name = fmt.Sprintf("%s-%d", strings.Trim(name, "-"), time.Now().UnixNano()%100000)
 	ctx := context.Background()
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}},
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}},
 		metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)

@@ -76,7 +76,7 @@ func TestSmokeClusterDeploymentRunsOnKwokWorkers(t *testing.T) {
 }
 
 func TestSmokeBackendPodRunsOnFleet(t *testing.T) {
-	ns := namespace(t, env.backend)
+	ns := plainNamespace(t)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: ns, Labels: map[string]string{"app": "smoke"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}},

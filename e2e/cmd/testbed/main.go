@@ -101,6 +101,8 @@ func cciFlags(fs *flag.FlagSet, o *testbed.CCIOptions) {
 		}
 		return nil
 	})
+	fs.Func(prefix+"slow-subnet", "ID=DURATION: a Network on this subnet stays Initializing that long; repeatable",
+		o.ParseSlowSubnet)
 }
 
 func networkController(args []string) {
@@ -159,7 +161,8 @@ func printPlanes(tb *testbed.Testbed) {
 		fmt.Printf("%-8s %s\n  admin kubeconfig:    %s\n  burstlet kubeconfig: %s\n  nodes: %v\n",
 			p.Name, p.Server, p.AdminKubeconfig, p.BurstletKubeconfig, p.NodeNames)
 		if p.CCI != nil {
-			fmt.Printf("  mode: cci (Networks Active after %v; failed subnets %v)\n", p.CCI.NetworkDelay, p.CCI.FailedSubnets)
+			fmt.Printf("  mode: cci (Networks Active after %v; failed subnets %v; slow subnets %v)\n",
+				p.CCI.NetworkDelay, p.CCI.FailedSubnets, p.CCI.SlowSubnets)
 		}
 	}
 }

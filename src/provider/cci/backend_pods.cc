@@ -174,6 +174,9 @@ asio::awaitable<Status> BackendPods::post(const PodRef& ref, const std::string& 
   std::string bns = backendNamespace_;
   auto created = co_await backend_.create(resources::kPods, bns, std::move(translated));
   if (!created.ok()) {
+    if (created.error().code == ErrorCode::kInvalid && onRefusal_) {
+      co_return onRefusal_(std::move(created).error());
+    }
     if (created.error().code != ErrorCode::kAlreadyExists) {
       co_return std::move(created).error();
     }

@@ -48,6 +48,12 @@ class BackendPods {
               const Clock& clock, CciStats& stats, Notify onChange);
   ~BackendPods();
 
+  // The backend refused a pod create as invalid (its own rules, not burstlet's admission): the
+  // hook may turn that error into another (a retryable one while the backend settles). Set
+  // before the first create.
+  using RefusalHook = std::function<Error(Error)>;
+  void onBackendRefusal(RefusalHook hook) { onRefusal_ = std::move(hook); }
+
   // The informer on the node's backend pods, for the owner to run.
   kube::Informer& informer() { return *informer_; }
 
@@ -99,6 +105,7 @@ class BackendPods {
   const Clock& clock_;
   CciStats& stats_;
   const Notify notify_;
+  RefusalHook onRefusal_;
   std::unique_ptr<kube::Informer> informer_;
   mutable std::mutex mu_;  // guards recent_
   // Pods created here that the informer has not shown yet: backend name -> pod and when it was

@@ -34,6 +34,7 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
                                     [this](const std::string& name) { return pods_->find(name); });
   if (options_.cci && options_.network) {
     network_ = std::make_unique<BackendNetwork>(backend, events, options_, clock);
+    pods_->onBackendRefusal([this](Error refused) { return settleRefusal(std::move(refused)); });
   }
 }
 
@@ -206,17 +207,19 @@ asio::awaitable<Status> CciProvider::createOnNetwork(Json pod) {
     co_return s;
   }
   // A named argument: GCC 12 mishandles class-type temporaries in a co_await (kube/rest.h).
-  auto s = co_await pods_->create(pod);
-  if (!s.ok() && s.error().code == ErrorCode::kInvalid) {
-    const auto since = network_->activeSince();
-    if (since && clock_.steadyNow() - *since < kNetworkSettle) {
-      co_return Error::make(ErrorCode::kUnavailable, kBackendNetworkNotActive,
-                            "refused right after the backend Network turned Active, tried "
-                            "again: " +
-                                s.error().message);
-    }
+  co_return co_await pods_->create(pod);
+}
+
+Error CciProvider::settleRefusal(Error refused) const {
+  // The backend's admission may not see a Network Active for a moment after it turned so: a pod
+  // it refuses then is tried again. burstlet's own refusals never get here (BackendPods).
+  const auto since = network_->activeSince();
+  if (since && clock_.steadyNow() - *since < kNetworkSettle) {
+    return Error::make(
+        ErrorCode::kUnavailable, kBackendNetworkNotActive,
+        "refused right after the backend Network turned Active, tried again: " + refused.message);
   }
-  co_return s;
+  return refused;
 }
 
 asio::awaitable<Status> CciProvider::updatePod(Json pod) { return pods_->update(std::move(pod)); }

@@ -96,6 +96,9 @@ class CciProvider final : public Provider {
   void notifyPod(const PodRef& ref);
   // createPod in CCI mode: held back while the Network is not Active.
   asio::awaitable<Status> createOnNetwork(Json pod);
+  // The backend refused a pod as invalid: within kNetworkSettle of the Network turning Active,
+  // kUnavailable kBackendNetworkNotActive (tried again); else `refused`.
+  Error settleRefusal(Error refused) const;
   // Follows the Network until stop(); its error (not ours) stops the provider.
   asio::awaitable<void> runNetwork();
   // kUnavailable kBackendNetworkNotActive while there is a Network and it is not Active.

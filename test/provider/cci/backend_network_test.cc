@@ -215,6 +215,33 @@ TEST(BackendNetworkTest, DeletedNetworkIsMadeAgainAndPodsWaitMeanwhile) {
   EXPECT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
 }
 
+TEST(BackendNetworkTest, BackendRefusalRightAfterActiveIsTriedAgainOwnRefusalIsNot) {
+  NetworkHarness h;
+  ASSERT_TRUE(h.startUntilCreated());
+  setState(h, "Active");
+  ASSERT_TRUE(h.advanceUntil([&] { return h.provider->ready(); }));
+  // The backend refuses at once after Active: retryable, naming the Network.
+  h.api.failNext(Verb::post, kPods, 1, 422, "Invalid");
+  Status s = h.createPod(clusterPod("web", "u1"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(s.error().reason, kBackendNetworkNotActive);
+  EXPECT_TRUE(h.createPod(clusterPod("web", "u1")).ok());
+  // burstlet's own refusal at the same moment stays final, with its rule.
+  auto host = clusterPod("host", "u2");
+  host.as_object()["spec"].as_object()["hostNetwork"] = true;
+  s = h.createPod(host);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(s.error().reason, "HostNetwork");
+  // Later, a backend refusal is final too.
+  h.clock.advance(std::chrono::seconds(11));
+  h.api.failNext(Verb::post, kPods, 1, 422, "Invalid");
+  s = h.createPod(clusterPod("late", "u3"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalid);
+}
+
 TEST(BackendNetworkTest, RefusedCreateIsShownAndTriedAgain) {
   NetworkHarness h;
   h.api.failNext(Verb::post, kNetworkPath, 1, 403, "Forbidden");

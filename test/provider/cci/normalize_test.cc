@@ -135,6 +135,8 @@ const std::vector<Case> kCases = {
      {},
      "1250m",
      "3Gi"},
+    // admit() refuses a pod with no CPU anywhere before normalizing (validate.h NoCPURequest, the
+    // product's rule on the pod as written); normalizePod alone still sizes it.
     {"MemoryOnlyContainerGetsCpuFromTheRatio",
      {R"({"limits":{"memory":"4Gi"}})"},
      {},
@@ -307,6 +309,7 @@ const std::vector<ErrorCase> kErrorCases = {
      "PodTooLarge",
      "pod needs 32250m CPU after normalization, CCI allows at most 32; pod needs 257Gi memory "
      "after normalization, CCI allows at most 256Gi"},
+    // Through admit() this pod is refused as NoCPURequest first (validate.h).
     {"MemoryOnlyPodTooLarge",
      {R"({"limits":{"memory":"300Gi"}})"},
      {},
