@@ -88,7 +88,7 @@ if [ "$backend_mode" = cci ]; then
   echo
   echo "demo: the backend namespace's Network, Active before any pod is sent (burstlet was not ready before)"
   "$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get networks.networking.cci.io \
-    -o custom-columns=NAME:.metadata.name,STATE:.status.state,SUBNET:.spec.subnetID,CIDR:.spec.cidr,OWNER:.metadata.labels.burstlet\.io/managed-by
+    -o 'custom-columns=NAME:.metadata.name,STATE:.status.state,SUBNET:.spec.subnetID,CIDR:.spec.cidr,OWNER:.metadata.labels.burstlet\.io/managed-by'
   echo "  backend pods so far: $("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods --no-headers 2>/dev/null | wc -l)"
   "$kubectl" get events -n default --field-selector involvedObject.name=burstlet,reason=BackendNetworkActive \
     -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
