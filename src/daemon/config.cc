@@ -235,7 +235,8 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"memory", stringInto(&c.backendCapacity.memory)},
                      {"pods", stringInto(&c.backendCapacity.pods)},
                      {"ephemeralStorage", stringInto(&c.backendCapacity.ephemeralStorage)},
-                     {"api", stringInto(&b.api)}},
+                     {"api", stringInto(&b.api)},
+                     {"backendVersion", stringInto(&b.backendVersion)}},
                     {{"network", networkSection}, {"cce", cceSection}});
   };
   auto providerSection = [&](const YAML::Node& n, const std::string& where) -> Status {

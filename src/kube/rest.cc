@@ -106,7 +106,8 @@ Result<std::unique_ptr<RestClient>> RestClient::create(asio::any_io_executor exe
   if (!transport.ok()) {
     return std::move(transport).error();
   }
-  return std::make_unique<RestClient>(std::move(executor), std::move(*transport), config, options);
+  return std::make_unique<RestClient>(std::move(executor), std::move(*transport), config,
+                                      std::move(options));
 }
 
 RestClient::RestClient(asio::any_io_executor executor, std::unique_ptr<Transport> transport,
@@ -114,10 +115,15 @@ RestClient::RestClient(asio::any_io_executor executor, std::unique_ptr<Transport
     : executor_(std::move(executor)),
       transport_(std::move(transport)),
       config_(std::move(config)),
-      options_(options),
-      clock_(options.clock != nullptr ? *options.clock : realClock()),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : realClock()),
       bucket_(config_.qps, config_.burst, clock_),
       rng_(std::random_device{}()) {}
+
+Error RestClient::errorOf(const HttpResponse& response, std::string_view what) const {
+  Error error = errorFromResponse(response, what);
+  return options_.dialect ? options_.dialect(std::move(error), response) : error;
+}
 
 asio::awaitable<void> RestClient::sleep(std::chrono::nanoseconds d) {
   if (d.count() <= 0) {
@@ -149,7 +155,7 @@ asio::awaitable<Result<HttpResponse>> RestClient::call(HttpRequest request, bool
     } else if (response->status >= 200 && response->status < 300) {
       co_return std::move(*response);
     } else {
-      error = errorFromResponse(*response, what);
+      error = errorOf(*response, what);
     }
     if (attempt >= options_.retry.maxRetries || !shouldRetry(*error, idempotent)) {
       counters_.errors.fetch_add(1, std::memory_order_relaxed);
@@ -319,7 +325,7 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::openStream(
       r.body += **piece;
     }
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    co_return errorFromResponse(r, what);
+    co_return errorOf(r, what);
   }
   co_return std::move(s);
 }

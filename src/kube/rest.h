@@ -61,9 +61,15 @@ struct DeleteOptions {
   std::string body() const;
 };
 
+// The server's own dialect of errors: given the error burstlet made of an answer (by its HTTP
+// status and Status reason) and the answer itself, the error to act on (retry or not, report).
+// A server with error codes of its own (CCI) reclassifies by them.
+using ErrorDialect = std::function<Error(Error, const HttpResponse&)>;
+
 struct RestOptions {
   RetryPolicy retry;
   const Clock* clock = nullptr;  // null: real clock
+  ErrorDialect dialect;          // null: Kubernetes' classes (errors.h) as they are
 };
 
 // Counts of requests by verb and result, for metrics.
@@ -172,6 +178,8 @@ class RestClient {
   const RequestCounters& counters() const { return counters_; }
 
  private:
+  // errorFromResponse, through the dialect when there is one.
+  Error errorOf(const HttpResponse& response, std::string_view what) const;
   asio::awaitable<Result<Json>> getCo(ResourceRef ref, std::string ns, std::string name,
                                       std::string subresource);
   asio::awaitable<Result<Json>> listCo(ResourceRef ref, std::string ns, ListOptions options);

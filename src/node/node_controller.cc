@@ -399,7 +399,7 @@ asio::awaitable<Status> NodeController::removeStaleConditions() {
 }
 
 asio::awaitable<void> NodeController::resolveKubeletVersion() {
-  auto release = co_await clusterRelease(client_);
+  auto release = co_await kube::serverRelease(client_);
   if (release.ok()) {
     kubeletVersion_ = kubeletVersionFor(*release, options_.burstletVersion);
     kubeletVersionSettled_ = true;

@@ -34,10 +34,11 @@ struct Fixture {
   FakeTransport* transport = nullptr;
   std::unique_ptr<RestClient> client;
 
-  explicit Fixture(FakeTransport::SendFn fn, int maxRetries = 3) {
+  explicit Fixture(FakeTransport::SendFn fn, int maxRetries = 3, ErrorDialect dialect = nullptr) {
     auto t = std::make_unique<FakeTransport>(std::move(fn));
     transport = t.get();
     RestOptions options;
+    options.dialect = std::move(dialect);
     options.retry.maxRetries = maxRetries;
     options.retry.baseDelay = std::chrono::milliseconds(1);
     options.retry.maxDelay = std::chrono::milliseconds(5);
@@ -176,6 +177,40 @@ TEST(RestClientTest, ConflictAndInvalidAreNotRetried) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(calls.load(), 1) << reason;
   }
+}
+
+TEST(RestClientTest, DialectDecidesRetriesAndWhatCallersSee) {
+  // A server whose 400 "busy" means "try later", and whose 400 "bad" is final.
+  ErrorDialect dialect = [](const Error& e, const HttpResponse& r) {
+    if (r.body.find("busy") != std::string::npos) {
+      return Error::make(ErrorCode::kUnavailable, "Busy", e.message);
+    }
+    return Error::make(ErrorCode::kInvalid, "Refused", e.message);
+  };
+  std::atomic<int> calls{0};
+  Fixture busy(
+      [&](const HttpRequest&) {
+        return Result<HttpResponse>(calls++ == 0
+                                        ? jsonResponse(400, status(400, "BadRequest", "busy"))
+                                        : jsonResponse(201, R"({"kind":"Pod"})"));
+      },
+      3, dialect);
+  EXPECT_TRUE(runSync(busy.io, busy.client->get(resources::kPods, "ns", "a")).ok());
+  EXPECT_EQ(calls.load(), 2);
+
+  calls = 0;
+  Fixture bad(
+      [&](const HttpRequest&) {
+        ++calls;
+        return Result<HttpResponse>(jsonResponse(400, status(400, "BadRequest", "bad")));
+      },
+      3, dialect);
+  auto r = runSync(bad.io, bad.client->get(resources::kPods, "ns", "a"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(r.error().reason, "Refused");
+  EXPECT_NE(r.error().message.find("bad"), std::string::npos) << r.error().message;
+  EXPECT_EQ(calls.load(), 1);
 }
 
 TEST(RestClientTest, ListAllFollowsContinueTokens) {

@@ -68,12 +68,18 @@ class MemoryApi {
   void failNext(kube::Verb method, std::string path, int count, unsigned status,
                 std::string reason = "") {
     state_->faults.push_back(
-        Fault{method, std::move(path), count, status, std::move(reason), false});
+        Fault{method, std::move(path), count, status, std::move(reason), false, ""});
+  }
+  // As failNext, answering `body` as it is (a server's own error format, e.g. CCI's errorCode).
+  void failNextWithBody(kube::Verb method, std::string path, int count, unsigned status,
+                        std::string body) {
+    state_->faults.push_back(
+        Fault{method, std::move(path), count, status, "", false, std::move(body)});
   }
   // The next `count` matching requests are carried out, then answered with a transport error
   // (kUnavailable "ConnectionReset"): the caller cannot know they happened.
   void loseAnswerNext(kube::Verb method, std::string path, int count = 1) {
-    state_->faults.push_back(Fault{method, std::move(path), count, 0, "", true});
+    state_->faults.push_back(Fault{method, std::move(path), count, 0, "", true, ""});
   }
   // Answers PATCH pods/<name>/ephemeralcontainers (as a Kubernetes API server from 1.23 does)
   // instead of 404.
@@ -159,6 +165,7 @@ class MemoryApi {
     unsigned status;
     std::string reason;
     bool loseAnswer;
+    std::string body;  // answered as it is when not empty
   };
   struct Event {
     int64_t rv;
@@ -642,6 +649,9 @@ class MemoryApi {
           const Fault f = *it;
           if (--it->count == 0) {
             state_->faults.erase(it);
+          }
+          if (!f.loseAnswer && !f.body.empty()) {
+            return kube::HttpResponse{f.status, f.body, "application/json", std::nullopt};
           }
           if (!f.loseAnswer) {
             return status(f.status, f.reason.empty() ? "InjectedFault" : f.reason,

@@ -9,8 +9,10 @@
 #include "common/wait.h"
 #include "kube/json_path.h"
 #include "kube/transport.h"
+#include "provider/cci/api_fields.h"
 #include "provider/cci/auth.h"
 #include "provider/cci/cce_discovery.h"
+#include "provider/cci/cci_errors.h"
 #include "provider/cci/cci_options.h"
 #include "provider/cci/translate.h"
 
@@ -42,6 +44,9 @@ Status validateBackend(const BackendConfig& c) {
                        fmt::format("backend namespace \"{}\" (namespacePrefix + "
                                    "clusterID) is not a DNS label of at most 63 characters",
                                    ns));
+  }
+  if (auto minor = backendMinor(c.backendVersion, std::nullopt, c.cciApi()); !minor.ok()) {
+    return std::move(minor).error();
   }
   if (c.usesEndpoint() == !c.kubeconfig.empty()) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig",
@@ -103,7 +108,11 @@ Result<std::unique_ptr<kube::RestClient>> connectBackend(const asio::any_io_exec
       return std::move(client).error();
     }
     client->userAgent = userAgent;
-    return kube::RestClient::create(executor, *client);
+    kube::RestOptions options;
+    if (config.cciApi()) {
+      options.dialect = cciError;  // a CCI stand-in behind a kubeconfig speaks CCI's errors too
+    }
+    return kube::RestClient::create(executor, *client, options);
   }
   return connectService(executor, config, config.endpoint, std::move(aksk), userAgent, clock);
 }
@@ -139,6 +148,9 @@ Result<std::unique_ptr<kube::RestClient>> connectService(
   }
   kube::RestOptions options;
   options.clock = &clock;
+  if (config.cciApi()) {
+    options.dialect = cciError;
+  }
   return std::make_unique<kube::RestClient>(executor, std::move(*transport), client, options);
 }
 

@@ -45,6 +45,9 @@ struct BackendConfig {
   // Network) or "kubernetes" (neither). Empty: cci with `endpoint`, kubernetes with
   // `kubeconfig`.
   std::string api;
+  // The backend's Kubernetes release for the pod field check (api_fields.h): "" reads GET
+  // /version (CCI mode: 1.19 when it does not answer), "1.NN" fixes it, "off" checks nothing.
+  std::string backendVersion;
   // The Network, in CCI mode. Settings left empty are discovered from CCE (below).
   NetworkSettings network;
   // Where the discovery reads: endpoints of CCE, VPC and IAM (empty: the region's, derived from

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/cci_errors.h"
 #include "provider/cci/translate.h"
 
 namespace burstlet::provider::cci {
@@ -62,6 +63,7 @@ asio::awaitable<Status> BackendNamespace::ensure(const Latch& stop) {
 
 asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
   std::string none;
+  bool nameTaken = false;
   for (int attempt = 0;; ++attempt) {
     std::string ns = name_;
     auto got = co_await backend_.get(resources::kNamespaces, none, ns);
@@ -69,17 +71,23 @@ asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
       if (auto owned = checkOwned(*got); !owned.ok()) {
         co_return owned;
       }
-      if (at(*got, {"metadata", "deletionTimestamp"}) == nullptr) {
+      const bool terminating = at(*got, {"metadata", "deletionTimestamp"}) != nullptr;
+      // CCI keeps a new namespace Pending for a while: no pod may go there until it is Active.
+      const bool pending = stringAt(*got, {"status", "phase"}) == "Pending";
+      if (!terminating && !pending) {
         co_return okStatus();
       }
-      // `burstlet cleanup` (or an operator) is deleting it: wait until it is gone.
+      // Terminating: `burstlet cleanup` (or an operator) is deleting it; wait until it is gone.
       bool slept = false;
       if (attempt <= kTerminatingPolls) {
         slept = co_await sleepFor(clock_, kTerminatingPoll, &stop);
       }
       if (!slept) {
-        co_return Error::make(ErrorCode::kUnavailable, "NamespaceTerminating",
-                              fmt::format("backend namespace {} is being deleted", name_));
+        co_return terminating
+            ? Error::make(ErrorCode::kUnavailable, "NamespaceTerminating",
+                          fmt::format("backend namespace {} is being deleted", name_))
+            : Error::make(ErrorCode::kUnavailable, "NamespacePending",
+                          fmt::format("backend namespace {} is still Pending", name_));
       }
       continue;
     }
@@ -90,10 +98,26 @@ asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
     auto created = co_await backend_.create(resources::kNamespaces, none, std::move(body));
     if (created.ok()) {
       spdlog::info("msg=\"created backend namespace\" namespace={}", name_);
-      co_return okStatus();
+      if (stringAt(*created, {"status", "phase"}) != "Pending") {
+        co_return okStatus();
+      }
+      continue;  // wait until it is Active
     }
     if (created.error().code != ErrorCode::kAlreadyExists) {
       co_return std::move(created).error();
+    }
+    // CCI's namespace names are unique across accounts: a name CCI says exists that this
+    // account cannot read (twice in a row, so not a race with a create of our own) is taken.
+    if (created.error().reason == kNamespaceNameTaken) {
+      if (nameTaken) {
+        co_return Error::make(
+            ErrorCode::kForbidden, kNamespaceNameTaken,
+            fmt::format("backend namespace {}: CCI says the name exists but this account "
+                        "cannot see it (names are unique across accounts); choose another "
+                        "provider.cci.clusterID or namespacePrefix: {}",
+                        name_, created.error().message));
+      }
+      nameTaken = true;
     }
   }
 }

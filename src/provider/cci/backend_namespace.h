@@ -2,7 +2,9 @@
 // with ownership labels (the cluster id; in CCI mode also the flavor annotation CCI requires),
 // or, when it exists, used only if it carries them: burstlet never writes into a namespace it
 // does not own. While `burstlet cleanup` (or an operator) deletes it, ensure() waits until it is
-// gone and makes it again.
+// gone and makes it again; a new namespace CCI keeps Pending is waited for until it is Active.
+// CCI's refusals stop ensure() with their reason (cci_errors.h): the namespace quota used up
+// (NamespaceQuotaExceeded), a name another account holds (NamespaceNameTaken).
 //
 // Owns nothing that changes: its settings are fixed at construction. Thread-safe; any number of
 // calls may run at once, each a coroutine on a strand (its sleeps are on the clock, wait.h).

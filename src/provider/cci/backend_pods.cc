@@ -7,6 +7,7 @@
 #include <set>
 
 #include "kube/json_path.h"
+#include "provider/cci/api_fields.h"
 #include "provider/cci/normalize.h"
 #include "provider/cci/pod_update.h"
 #include "provider/cci/validate.h"
@@ -129,6 +130,11 @@ asio::awaitable<Status> BackendPods::create(Json pod) {
     auto it = claimMap.find(claim);
     return it == claimMap.end() ? std::nullopt : std::optional<ClaimInfo>(it->second.info);
   };
+  if (const int minor = backendMinor_.load(); minor >= 0) {
+    if (auto s = checkBackendFields(pod, minor); !s.ok()) {
+      co_return s;
+    }
+  }
   if (auto s = admit(pod, validate_, lookup); !s.ok()) {
     co_return s;
   }

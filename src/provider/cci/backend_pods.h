@@ -15,6 +15,7 @@
 // `mu_` guards recent_; notify is called without it.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
@@ -53,6 +54,9 @@ class BackendPods {
   // before the first create.
   using RefusalHook = std::function<Error(Error)>;
   void onBackendRefusal(RefusalHook hook) { onRefusal_ = std::move(hook); }
+  // The backend's Kubernetes minor that pods are checked against (api_fields.h); none: no
+  // check. Set before the provider is ready.
+  void setBackendMinor(std::optional<int> minor) { backendMinor_.store(minor.value_or(-1)); }
 
   // The informer on the node's backend pods, for the owner to run.
   kube::Informer& informer() { return *informer_; }
@@ -106,6 +110,7 @@ class BackendPods {
   CciStats& stats_;
   const Notify notify_;
   RefusalHook onRefusal_;
+  std::atomic<int> backendMinor_{-1};
   std::unique_ptr<kube::Informer> informer_;
   mutable std::mutex mu_;  // guards recent_
   // Pods created here that the informer has not shown yet: backend name -> pod and when it was

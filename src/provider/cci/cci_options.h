@@ -37,6 +37,9 @@ struct CciOptions {
   std::string flavor = "general-computing";
   std::optional<NetworkSettings> network;
   ValidateOptions validate;
+  // provider.cci.backendVersion: the Kubernetes release pods are checked against (api_fields.h);
+  // "" reads it from the backend.
+  std::string backendVersion;
   NodeCapacity capacity;
   // How often unreferenced copies are looked for.
   std::chrono::milliseconds sweepInterval{30'000};

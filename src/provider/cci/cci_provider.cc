@@ -5,6 +5,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 
+#include "kube/server_version.h"
+#include "provider/cci/api_fields.h"
+
 namespace burstlet::provider::cci {
 
 namespace {
@@ -21,6 +24,7 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
                          ClusterObjects& cluster, kube::EventRecorder& events, CciOptions options,
                          const Clock& clock)
     : executor_(std::move(executor)),
+      backend_(backend),
       options_(std::move(options)),
       clock_(clock),
       namespace_(backend, options_, clock) {
@@ -80,6 +84,7 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
   if (stop_.isSet()) {
     co_return okStatus();
   }
+  co_await readBackendRelease();
   if (network_) {
     spawn(runNetwork());
   }
@@ -101,6 +106,26 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
   co_await copies_->drain();
   std::lock_guard lock(callbackMu_);
   co_return fatal_ ? Status(*fatal_) : okStatus();
+}
+
+asio::awaitable<void> CciProvider::readBackendRelease() {
+  std::optional<int> read;
+  if (options_.backendVersion.empty()) {
+    auto release = co_await kube::serverRelease(backend_);
+    if (release.ok()) {
+      read = kube::minorOf(*release);
+      spdlog::info("msg=\"backend release\" release={}", *release);
+    } else {
+      spdlog::warn("msg=\"backend release not read\" error=\"{}\"", release.error().toString());
+    }
+  }
+  // The setting was checked at start (validateBackend).
+  auto minor = backendMinor(options_.backendVersion, read, options_.cci);
+  const std::optional<int> checked = minor.ok() ? *minor : std::nullopt;
+  if (checked) {
+    spdlog::info("msg=\"pods checked against the backend's API\" kubernetes=1.{}", *checked);
+  }
+  pods_->setBackendMinor(checked);
 }
 
 asio::awaitable<void> CciProvider::runNetwork() {

@@ -99,12 +99,16 @@ class CciProvider final : public Provider {
   // The backend refused a pod as invalid: within kNetworkSettle of the Network turning Active,
   // kUnavailable kBackendNetworkNotActive (tried again); else `refused`.
   Error settleRefusal(Error refused) const;
+  // The backend's release (GET /version) and provider.cci.backendVersion: what pods are
+  // checked against (api_fields.h), handed to BackendPods.
+  asio::awaitable<void> readBackendRelease();
   // Follows the Network until stop(); its error (not ours) stops the provider.
   asio::awaitable<void> runNetwork();
   // kUnavailable kBackendNetworkNotActive while there is a Network and it is not Active.
   Status networkReady() const;
 
   asio::any_io_executor executor_;
+  kube::RestClient& backend_;
   const CciOptions options_;
   const Clock& clock_;
   CciStats stats_;

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "provider/cci/cci_errors.h"
 #include "provider/cci/cci_harness.h"
 
 namespace burstlet::provider::cci {
@@ -81,6 +82,7 @@ struct NamespaceHarness {
     kube::RestOptions ro;
     ro.retry.baseDelay = std::chrono::milliseconds(1);
     ro.retry.maxDelay = std::chrono::milliseconds(5);
+    ro.dialect = cciError;  // as in CCI mode
     client = std::make_unique<kube::RestClient>(io.get_executor(), api.transport(),
                                                 kube::ClientConfig{}, ro);
     ns = std::make_unique<BackendNamespace>(*client, defaultOptions(), clock);
@@ -142,6 +144,70 @@ TEST(BackendNamespaceTest, RetriesOnTheClockUntilStopped) {
   ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
   ASSERT_FALSE(h.result->ok());
   EXPECT_EQ(h.result->error().code, ErrorCode::kCancelled);
+}
+
+// CCI's refusal as it answers it: a Status with its errorCode.
+std::string cciRefusal(unsigned status, const std::string& code, const std::string& message) {
+  return json::serialize(json::object{{"kind", "Status"},
+                                      {"apiVersion", "v1"},
+                                      {"status", "Failure"},
+                                      {"code", status},
+                                      {"reason", status == 409 ? "AlreadyExists" : "BadRequest"},
+                                      {"message", message},
+                                      {"errorCode", code}});
+}
+
+// CCI keeps a new namespace Pending a while: ensure() returns only once it is Active.
+TEST(BackendNamespaceTest, WaitsWhileTheNamespaceIsPending) {
+  NamespaceHarness h;
+  auto pending = ownedNamespace();
+  pending.as_object()["status"] = json::object{{"phase", "Pending"}};
+  h.api.put(kNamespaces, pending);
+  h.ensure();
+  ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::get, kNamespaces) == 1; }));
+  h.clock.advance(std::chrono::milliseconds(500));
+  ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::get, kNamespaces) == 2; }));
+  EXPECT_FALSE(h.result.has_value());
+  auto active = ownedNamespace();
+  active.as_object()["status"] = json::object{{"phase", "Active"}};
+  h.api.put(kNamespaces, active);
+  h.clock.advance(std::chrono::milliseconds(500));
+  ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
+  EXPECT_TRUE(h.result->ok()) << errorText(*h.result);
+  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 0);
+}
+
+// The account's namespace quota is used up: ensure() stops at once with one line that says so.
+TEST(BackendNamespaceTest, QuotaExceededStopsWithItsReason) {
+  NamespaceHarness h;
+  h.api.failNextWithBody(
+      Verb::post, kNamespaces, 1, 400,
+      cciRefusal(400, "CCI.02.400106", "used namespaces exceeds quota, could not create any more"));
+  h.ensure();
+  ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
+  ASSERT_FALSE(h.result->ok());
+  EXPECT_EQ(h.result->error().code, ErrorCode::kForbidden);
+  EXPECT_EQ(h.result->error().reason, kNamespaceQuotaExceeded);
+  EXPECT_NE(h.result->error().message.find("used namespaces exceeds quota"), std::string::npos)
+      << h.result->error().message;
+  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 1);
+}
+
+// CCI says the name exists, but this account cannot see it: another account holds it.
+TEST(BackendNamespaceTest, NameHeldByAnotherAccountStopsWithItsReason) {
+  NamespaceHarness h;
+  h.api.failNextWithBody(Verb::post, kNamespaces, 2, 409,
+                         cciRefusal(409, "CCI.02.409101", "namespace name is already exist"));
+  h.ensure();
+  ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
+  ASSERT_FALSE(h.result->ok());
+  EXPECT_EQ(h.result->error().code, ErrorCode::kForbidden);
+  EXPECT_EQ(h.result->error().reason, kNamespaceNameTaken);
+  EXPECT_NE(h.result->error().message.find("choose another provider.cci.clusterID"),
+            std::string::npos)
+      << h.result->error().message;
+  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 2);
+  EXPECT_FALSE(h.api.get(kNamespaces, kNs).has_value());
 }
 
 TEST(BackendNamespaceTest, CheckReadsTheNamespace) {

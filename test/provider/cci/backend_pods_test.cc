@@ -10,6 +10,26 @@ using namespace test;  // NOLINT(google-build-using-namespace): the harness of t
 
 // --- createPod ------------------------------------------------------------------------------
 
+// The backend's API is older than the pod: a field it would drop is refused, naming it, and
+// nothing is sent; without such a field the pod goes.
+TEST(BackendPodsTest, FieldTheBackendReleaseLacksIsRefusedNotSent) {
+  CciOptions o = defaultOptions();
+  o.backendVersion = "1.19";
+  Harness h(o);
+  ASSERT_TRUE(h.startAndSettle());
+  auto pod = clusterPod("web", "u1");
+  pod.as_object()["spec"].as_object()["initContainers"] = json::array{
+      json::object{{"name", "sidecar"}, {"image", "proxy:1"}, {"restartPolicy", "Always"}}};
+  const Status s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalid);
+  EXPECT_EQ(s.error().reason, "FieldNotSupportedByBackend");
+  EXPECT_NE(s.error().message.find("spec.initContainers[0].restartPolicy"), std::string::npos)
+      << s.error().message;
+  EXPECT_EQ(h.api.writes(), 1);  // the namespace only
+  EXPECT_TRUE(h.createPod(clusterPod("plain", "u2")).ok());
+}
+
 TEST(BackendPodsTest, CreateCopiesConfigMapThenCreatesPod) {
   Harness h;
   ASSERT_TRUE(h.startAndSettle());
