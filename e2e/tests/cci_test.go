@@ -120,6 +120,8 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
     api: %s
 `, env.tb.Backend.BurstletKubeconfig, id, o.sweepInterval, o.api)
 	if o.api == "cci" {
+		// The testbed's backend reports its own release (1.36); CCI's API is 1.19.
+		body += "    backendVersion: \"1.19\"\n"
 		body += cciNetworkConfig(o.subnet, o.activeTimeout)
 	}
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
