@@ -220,6 +220,7 @@ std::vector<Error> allViolations(const json::value& pod, const ValidateOptions& 
   checkVolumeTypes(spec, out);
   checkEmptyDirSubPaths(spec, out);
   checkClaims(spec, options, lookup, out, missing);
+  checkLimits(spec, options.limits, out);
   // Retryable last, so the first error is a permanent one whenever there is one.
   std::move(missing.begin(), missing.end(), std::back_inserter(out));
   return out;

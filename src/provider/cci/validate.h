@@ -18,6 +18,8 @@
 //                             subPathExpr.
 //   "UnsupportedStorageClass" a claim whose CSI driver (or StorageClass name) is not allowed; the
 //                             doc allows SFS and SFS Turbo claims of CSI StorageClasses only.
+//   then CCI's further limits (limits.h): TooManyContainers, PrivilegedContainer,
+//                             UnsupportedProbe, EphemeralStorageTooLarge.
 // All of these are kInvalid: the same pod will never pass, so it is not retried. A malformed cpu
 // quantity met on the way is kInvalid "InvalidQuantity".
 //
@@ -36,6 +38,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "provider/cci/limits.h"
 
 namespace burstlet::provider::cci {
 
@@ -58,6 +61,8 @@ struct ValidateOptions {
   std::vector<std::string> storageDrivers = {"nas.csi.everest.io", "sfsturbo.csi.everest.io"};
   // StorageClass names accepted whatever their driver, for classes known to be SFS.
   std::vector<std::string> storageClasses;
+  // CCI's further limits (limits.h); a plain Kubernetes backend has CciLimits::none().
+  CciLimits limits;
 };
 
 // Every rule `pod` breaks, in the order above (each offending volume or mount once), with
