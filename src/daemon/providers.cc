@@ -147,9 +147,6 @@ Result<ProviderParts> makeCci(const Config& config, ProviderContext& c) {
   o.validate.storageDrivers = config.backend.storageDrivers;
   o.validate.storageClasses = config.backend.storageClasses;
   o.backendVersion = config.backend.backendVersion;
-  if (!o.cci) {
-    o.validate.limits = provider::cci::CciLimits::none();
-  }
   o.capacity = config.backendCapacity;
   o.sweepInterval = config.backend.sweepInterval;
   parts.provider = std::make_unique<provider::cci::CciProvider>(

@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <charconv>
 
+#include "provider/cci/translate.h"
+
 namespace burstlet::provider::cci {
 
 namespace json = boost::json;
@@ -213,12 +215,19 @@ std::optional<int> parseMinor(std::string_view s) {
 
 }  // namespace
 
+bool reachesBackend(std::string_view path) {
+  // "spec.<key>...": the top-level spec key, without a list marker.
+  std::string_view key = path.substr(path.find('.') + 1);
+  key = key.substr(0, key.find_first_of(".["));
+  return keptSpecField(key);
+}
+
 std::span<const NewerField> newerPodFields() { return kFields; }
 
 std::vector<UnknownField> fieldsUnknownTo(const json::value& pod, int minor) {
   std::vector<UnknownField> out;
   for (const auto& f : kFields) {
-    if (f.minor <= minor) {
+    if (f.minor <= minor || !reachesBackend(f.path)) {
       continue;
     }
     std::vector<std::string> found;

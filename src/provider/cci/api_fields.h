@@ -28,8 +28,14 @@ struct NewerField {
 // The table, oldest first.
 std::span<const NewerField> newerPodFields();
 
-// The fields `pod` sets that Kubernetes 1.<minor> does not know, as found (list indexes
-// filled in: "spec.initContainers[0].restartPolicy"), each with the release that added it.
+// Whether a field of the table reaches the backend at all: translation keeps only some spec
+// fields (translate.h keptSpecField); affinity, topology spread, scheduling gates and the like
+// stay in the cluster, so a field below them never matters to the backend.
+bool reachesBackend(std::string_view path);
+
+// The fields `pod` sets that Kubernetes 1.<minor> does not know and that reach the backend, as
+// found (list indexes filled in: "spec.initContainers[0].restartPolicy"), each with the release
+// that added it.
 struct UnknownField {
   std::string path;
   int minor;

@@ -22,6 +22,9 @@ namespace {
 // How often a terminating namespace is looked at, and for how many looks (about 5 minutes).
 constexpr std::chrono::milliseconds kTerminatingPoll{500};
 constexpr int kTerminatingPolls = 600;
+// How many times CCI may say a name exists that this account cannot see before it counts as
+// another account's.
+constexpr int kNameTakenTries = 3;
 
 // The wait before attempt `attempt` + 1 when the backend does not answer: 200 ms .. 10 s.
 std::chrono::milliseconds backoff(int attempt) {
@@ -63,7 +66,7 @@ asio::awaitable<Status> BackendNamespace::ensure(const Latch& stop) {
 
 asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
   std::string none;
-  bool nameTaken = false;
+  int nameTaken = 0;
   for (int attempt = 0;; ++attempt) {
     std::string ns = name_;
     auto got = co_await backend_.get(resources::kNamespaces, none, ns);
@@ -107,9 +110,10 @@ asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
       co_return std::move(created).error();
     }
     // CCI's namespace names are unique across accounts: a name CCI says exists that this
-    // account cannot read (twice in a row, so not a race with a create of our own) is taken.
+    // account still cannot read after a few tries a moment apart (so not a create of our own
+    // whose answer was lost, or a read that lags) is taken.
     if (created.error().reason == kNamespaceNameTaken) {
-      if (nameTaken) {
+      if (++nameTaken >= kNameTakenTries) {
         co_return Error::make(
             ErrorCode::kForbidden, kNamespaceNameTaken,
             fmt::format("backend namespace {}: CCI says the name exists but this account "
@@ -117,7 +121,10 @@ asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
                         "provider.cci.clusterID or namespacePrefix: {}",
                         name_, created.error().message));
       }
-      nameTaken = true;
+      if (!co_await sleepFor(clock_, kTerminatingPoll, &stop)) {
+        co_return Error::make(ErrorCode::kCancelled, "Stopped",
+                              "stopped before the backend namespace was ready");
+      }
     }
   }
 }

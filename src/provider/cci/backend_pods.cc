@@ -29,6 +29,15 @@ Status statusOf(Result<json::value> r) {
   return r.ok() ? okStatus() : Status(std::move(r).error());
 }
 
+// CCI's limits apply in CCI mode only; a plain Kubernetes backend checks none of them.
+ValidateOptions validateOptionsFor(const CciOptions& options) {
+  ValidateOptions v = options.validate;
+  if (!options.cci) {
+    v.limits = CciLimits::none();
+  }
+  return v;
+}
+
 }  // namespace
 
 BackendPods::BackendPods(kube::RestClient& backend, PodCopies& copies, const CciOptions& options,
@@ -36,7 +45,7 @@ BackendPods::BackendPods(kube::RestClient& backend, PodCopies& copies, const Cci
     : backend_(backend),
       copies_(copies),
       backendNamespace_(options.backendNamespace),
-      validate_(options.validate),
+      validate_(validateOptionsFor(options)),
       translate_(translateOptionsOf(options)),
       clock_(clock),
       stats_(stats),

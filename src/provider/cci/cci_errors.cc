@@ -21,10 +21,10 @@ constexpr CciErrorClass kRetry{ErrorCode::kUnavailable, ""};
 // CCI's error codes (api-cci "Error Codes", cci_02_1005; docs/cci.md "CCI's errors").
 constexpr std::array kTable{
     // Request bodies and parameters: CCI will refuse the same request again.
-    Row{"CCI.01.400101", kRefused},  // request body error
-    Row{"CCI.01.400102", kRefused},  // provide namespace requested
-    Row{"CCI.01.400103", kRefused},  // missing user token in the request header
-    Row{"CCI.01.400104", kAccount},  // no agency quota found from IAM
+    Row{"CCI.01.400101", kRefused},                        // request body error
+    Row{"CCI.01.400102", kRefused},                        // provide namespace requested
+    Row{"CCI.01.400103", {ErrorCode::kUnauthorized, ""}},  // missing user token: credentials
+    Row{"CCI.01.400104", kAccount},                        // no agency quota found from IAM
     Row{"CCI.01.400105", kRefused},  // must specify namespace name through fieldSelector
     Row{"CCI.01.400106", kRefused},  // volume import: request body error
     Row{"CCI.01.400107", kRefused},  // enterprise id not valid
@@ -148,12 +148,14 @@ Error cciError(Error error, const kube::HttpResponse& response) {
   // kube's message is "<what>: <Status message>", or "<what>: HTTP <status>: <body>" for a body
   // that is no Status (the gateway's): say CCI's message instead of the raw body then.
   std::string message = error.message;
-  if (!answer.message.empty()) {
+  // Server text goes into pod status and events: cut as kube cuts a body it cannot read.
+  const std::string said = answer.message.substr(0, 200);
+  if (!said.empty()) {
     const auto raw = message.find(fmt::format(": HTTP {}: ", response.status));
     if (raw != std::string::npos) {
-      message = message.substr(0, raw) + ": " + answer.message;
-    } else if (message.find(answer.message) == std::string::npos) {
-      message += ": " + answer.message;
+      message = message.substr(0, raw) + ": " + said;
+    } else if (message.find(said) == std::string::npos) {
+      message += ": " + said;
     }
   }
   message += fmt::format(" (CCI error {})", answer.code);

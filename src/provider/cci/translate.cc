@@ -1,6 +1,8 @@
 #include "provider/cci/translate.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <iterator>
 #include <vector>
 
 #include "kube/json_path.h"
@@ -132,6 +134,15 @@ constexpr std::string_view kKeptSpecFields[] = {
     "hostIPC",
     "hostUsers",
 };
+
+}  // namespace
+
+bool keptSpecField(std::string_view key) {
+  return std::find(std::begin(kKeptSpecFields), std::end(kKeptSpecFields), key) !=
+         std::end(kKeptSpecFields);
+}
+
+namespace {
 
 // The hostname the kubelet would give the pod: its name, cut to 63 characters. spec.hostname
 // must be a DNS label, so a dotted name has its dots turned into dashes.

@@ -84,6 +84,10 @@ struct TranslateOptions {
   std::string nodeIP;    // the virtual node's address: the pods' hostIP
 };
 
+// Whether toBackendPod keeps the pod spec field `key` (a top-level key of spec); the others
+// belong to the cluster and never reach the backend.
+bool keptSpecField(std::string_view key);
+
 // The backend pod for a (prepared: environment resolved) cluster pod. kInvalid "InvalidPod" when
 // the pod has no namespace or name.
 Result<boost::json::value> toBackendPod(const boost::json::value& clusterPod,

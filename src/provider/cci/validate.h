@@ -61,7 +61,7 @@ struct ValidateOptions {
   std::vector<std::string> storageDrivers = {"nas.csi.everest.io", "sfsturbo.csi.everest.io"};
   // StorageClass names accepted whatever their driver, for classes known to be SFS.
   std::vector<std::string> storageClasses;
-  // CCI's further limits (limits.h); a plain Kubernetes backend has CciLimits::none().
+  // CCI's further limits (limits.h); BackendPods uses CciLimits::none() outside CCI mode.
   CciLimits limits;
 };
 

@@ -47,6 +47,12 @@ class NewerFieldTest : public ::testing::TestWithParam<NewerField> {};
 TEST_P(NewerFieldTest, RefusedBelowItsReleaseAcceptedFromIt) {
   const NewerField& f = GetParam();
   const json::value pod = podWith(f.path);
+  if (!reachesBackend(f.path)) {
+    // Under a spec field translation leaves in the cluster: never sent, never refused.
+    EXPECT_TRUE(fieldsUnknownTo(pod, 19).empty()) << f.path;
+    EXPECT_TRUE(checkBackendFields(pod, 19).ok()) << f.path;
+    return;
+  }
   const auto below = fieldsUnknownTo(pod, f.minor - 1);
   ASSERT_EQ(below.size(), 1U) << f.path << " in " << json::serialize(pod);
   EXPECT_EQ(below[0].minor, f.minor);
@@ -92,6 +98,23 @@ TEST(ApiFieldsTest, NamesEveryOffendingElementAndItsRelease) {
             "the backend's API is Kubernetes 1.19, which would drop these fields without a word "
             "and run the pod otherwise than written: spec.initContainers[1].restartPolicy "
             "(Kubernetes 1.28), spec.initContainers[2].restartPolicy (Kubernetes 1.28)");
+}
+
+TEST(ApiFieldsTest, FieldsTheClusterKeepsAreNotChecked) {
+  // A Deployment's spreading with matchLabelKeys (1.25) and a scheduling gate (1.26) stay in the
+  // cluster; a sidecar goes to the backend.
+  EXPECT_FALSE(reachesBackend("spec.topologySpreadConstraints[].matchLabelKeys"));
+  EXPECT_FALSE(reachesBackend("spec.schedulingGates"));
+  EXPECT_FALSE(
+      reachesBackend("spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[]."
+                     "namespaceSelector"));
+  EXPECT_TRUE(reachesBackend("spec.initContainers[].restartPolicy"));
+  EXPECT_TRUE(reachesBackend("spec.hostUsers"));
+  const json::value pod = json::parse(R"({"spec":{"containers":[{"name":"app"}],
+      "topologySpreadConstraints":[{"maxSkew":1,"matchLabelKeys":["pod-template-hash"],
+                                    "minDomains":2}],
+      "schedulingGates":[{"name":"g"}]}})");
+  EXPECT_TRUE(checkBackendFields(pod, 19).ok());
 }
 
 TEST(ApiFieldsTest, APodOfOldFieldsAndNullsPasses) {

@@ -30,6 +30,26 @@ TEST(BackendPodsTest, FieldTheBackendReleaseLacksIsRefusedNotSent) {
   EXPECT_TRUE(h.createPod(clusterPod("plain", "u2")).ok());
 }
 
+// CCI's limits (limits.h) hold in CCI mode only: a plain Kubernetes backend takes a privileged
+// pod with a startup probe.
+TEST(BackendPodsTest, CciLimitsOnlyInCciMode) {
+  auto pod = clusterPod("web", "u1");
+  auto& c = pod.as_object()["spec"].as_object()["containers"].as_array()[0].as_object();
+  c["securityContext"] = json::object{{"privileged", true}};
+  c["startupProbe"] = json::object{{"exec", json::object{{"command", json::array{"true"}}}}};
+  Harness plain;  // defaultOptions(): api kubernetes
+  ASSERT_TRUE(plain.startAndSettle());
+  EXPECT_TRUE(plain.createPod(pod).ok());
+
+  CciOptions o = defaultOptions();
+  o.cci = true;  // no Network: only the pod path is looked at
+  Harness cci(o);
+  ASSERT_TRUE(cci.startAndSettle());
+  const Status s = cci.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "PrivilegedContainer");
+}
+
 TEST(BackendPodsTest, CreateCopiesConfigMapThenCreatesPod) {
   Harness h;
   ASSERT_TRUE(h.startAndSettle());

@@ -45,7 +45,7 @@ struct CodeCase {
 const CodeCase kCodes[] = {
     {"CCI.01.400101", 400, ErrorCode::kInvalid, kBackendRefused},
     {"CCI.01.400102", 400, ErrorCode::kInvalid, kBackendRefused},
-    {"CCI.01.400103", 400, ErrorCode::kInvalid, kBackendRefused},
+    {"CCI.01.400103", 400, ErrorCode::kUnauthorized, ""},
     {"CCI.01.400104", 400, ErrorCode::kForbidden, ""},
     {"CCI.01.400105", 400, ErrorCode::kInvalid, kBackendRefused},
     {"CCI.01.400106", 400, ErrorCode::kInvalid, kBackendRefused},
