@@ -152,9 +152,9 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
 }
 
 asio::awaitable<void> runCleanup(kube::RestClient* backend, std::string ns, std::string clusterID,
-                                 std::chrono::milliseconds timeout, Status* out) {
+                                 bool cciApi, std::chrono::milliseconds timeout, Status* out) {
   const Clock& clock = realClock();
-  *out = co_await provider::cci::cleanupBackend(*backend, ns, clusterID, timeout, clock);
+  *out = co_await provider::cci::cleanupBackend(*backend, ns, clusterID, cciApi, timeout, clock);
 }
 
 Result<kube::ClientConfig> clusterConfig(const Config& config) {
@@ -203,7 +203,9 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
   const std::string ns =
       provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
   Status result = okStatus();
-  asio::co_spawn(io, runCleanup(backend->get(), ns, config.backend.clusterID, timeout, &result),
+  asio::co_spawn(io,
+                 runCleanup(backend->get(), ns, config.backend.clusterID, config.backend.cciApi(),
+                            timeout, &result),
                  asio::detached);
   io.run();
   if (!result.ok()) {

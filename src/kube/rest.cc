@@ -294,10 +294,28 @@ asio::awaitable<Result<RestClient::Json>> RestClient::patchCo(ResourceRef ref, s
 asio::awaitable<Result<RestClient::Json>> RestClient::removeCo(ResourceRef ref, std::string ns,
                                                                std::string name,
                                                                DeleteOptions options) {
-  HttpRequest req{Verb::delete_, ref.path(ns, name), options.body(), "application/json"};
+  std::string target = ref.path(ns, name);
+  if (!options.query.empty()) {
+    target += "?" + options.query;
+  }
+  HttpRequest req{Verb::delete_, std::move(target), options.body(), "application/json"};
   std::string what =
       describe("delete", ref, ns, name);  // named: see rest.h on co_await temporaries
-  co_return co_await callJson(std::move(req), true, std::move(what));
+  auto response = co_await call(std::move(req), true, what);
+  if (!response.ok()) {
+    co_return std::move(response).error();
+  }
+  // Some servers answer a delete with no body at all (CCI's unbind): that is success too.
+  if (response->body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    co_return Json();
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(response->body, ec);
+  if (ec) {
+    co_return Error::make(ErrorCode::kInternal, "InvalidResponse",
+                          fmt::format("{}: response is not JSON: {}", what, ec.message()));
+  }
+  co_return v;
 }
 
 asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::openStream(HttpRequest request,

@@ -57,6 +57,9 @@ struct DeleteOptions {
   std::string propagationPolicy;  // "", "Foreground", "Background", "Orphan"
   std::string preconditionUid;
   std::string preconditionResourceVersion;
+  // Extra query parameters, already encoded ("deleteVolume=false&storageType=nfs": CCI's unbind
+  // of an imported claim); "" for none.
+  std::string query;
 
   std::string body() const;
 };

@@ -314,6 +314,28 @@ TEST(RestClientTest, DeleteSendsOptions) {
   EXPECT_EQ(v.at("preconditions").at("uid").as_string(), "uid-1");
 }
 
+TEST(RestClientTest, DeleteWithQueryAcceptsAnEmptyAnswer) {
+  std::string target;
+  Fixture f([&](const HttpRequest& r) {
+    target = r.target;
+    return jsonResponse(200, "");
+  });
+  DeleteOptions d;
+  d.query = "deleteVolume=false&storageType=nfs";
+  auto r = runSync(f.io, f.client->remove(resources::kPersistentVolumeClaims, "ns", "c", d));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->is_null());
+  EXPECT_EQ(target,
+            "/api/v1/namespaces/ns/persistentvolumeclaims/c?deleteVolume=false&storageType=nfs");
+}
+
+TEST(RestClientTest, DeleteAnswerThatIsNoJsonIsAnError) {
+  Fixture f([&](const HttpRequest&) { return jsonResponse(200, "<html>"); });
+  auto r = runSync(f.io, f.client->remove(resources::kPods, "ns", "a"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().reason, "InvalidResponse");
+}
+
 TEST(ResourceTest, Paths) {
   EXPECT_EQ(resources::kPods.path("", ""), "/api/v1/pods");
   EXPECT_EQ(resources::kNodes.path("ignored", "n1", "status"), "/api/v1/nodes/n1/status");

@@ -63,6 +63,10 @@ class MemoryApi {
   // A transport answering from this API. The API must outlive it.
   std::unique_ptr<kube::Transport> transport() { return std::make_unique<MemoryTransport>(state_); }
 
+  // Requests to collection path `from` act on collection `to` (a server with a second route to
+  // one resource, like CCI's extended-persistentvolumeclaims for claims).
+  void alias(std::string from, std::string to) { state_->aliases[std::move(from)] = std::move(to); }
+
   // The next `count` send() requests (not lists or watches) with `method` whose path is
   // `path` or below it answer `status` (with a Status body of `reason`) and change nothing.
   void failNext(kube::Verb method, std::string path, int count, unsigned status,
@@ -220,6 +224,7 @@ class MemoryApi {
     std::vector<Event> log;
     std::vector<Fault> faults;
     std::vector<Request> requests;
+    std::map<std::string, std::string> aliases;
     std::set<MemoryWatch*> watches;
     int64_t rv = 100;
     int64_t uids = 0;
@@ -670,7 +675,10 @@ class MemoryApi {
     }
 
     kube::HttpResponse act(const Request& r) {
-      const Route route = routeOf(r.path);
+      Route route = routeOf(r.path);
+      if (auto a = state_->aliases.find(route.collection); a != state_->aliases.end()) {
+        route.collection = a->second;
+      }
       if (route.subresource == "ephemeralcontainers" && state_->ephemeralContainers &&
           r.method == kube::Verb::patch) {
         return addEphemeralContainers(route, r.body);

@@ -14,6 +14,7 @@
 #include "provider/cci/cce_discovery.h"
 #include "provider/cci/cci_errors.h"
 #include "provider/cci/cci_options.h"
+#include "provider/cci/storage_import.h"
 #include "provider/cci/translate.h"
 
 namespace burstlet::provider::cci {
@@ -287,56 +288,38 @@ asio::awaitable<Status> forceStuckPods(kube::RestClient& backend, const std::str
   co_return okStatus();
 }
 
-}  // namespace
-
-asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
-                                       const std::string& clusterID,
-                                       std::chrono::milliseconds timeout, const Clock& clock) {
-  std::string none;
-  auto got = co_await backend.get(resources::kNamespaces, none, ns);
-  if (!got.ok() && got.error().code != ErrorCode::kNotFound) {
-    co_return std::move(got).error();
+// Unbinds every claim in `ns` (CCI mode): an imported claim deleted with its namespace would
+// take its file system along (storage_import.h).
+asio::awaitable<Status> unbindClaims(kube::RestClient& backend, const std::string& ns) {
+  const kube::ListOptions all;
+  auto claims = co_await backend.list(resources::kPersistentVolumeClaims, ns, all);
+  if (!claims.ok()) {
+    co_return claims.error().code == ErrorCode::kNotFound ? okStatus() : Status(claims.error());
   }
-  if (got.ok()) {
-    if (labelAt(*got, kManagedByLabel) != kManagedByValue ||
-        labelAt(*got, kClusterIdLabel) != clusterID) {
-      co_return Error::make(
-          ErrorCode::kForbidden, "NamespaceNotOwned",
-          fmt::format("backend namespace {} is not labelled as burstlet's for cluster {}: "
-                      "left alone",
-                      ns, clusterID));
-    }
-    if (auto s = co_await deleteNetworks(backend, ns, clusterID); !s.ok()) {
-      co_return s;
-    }
-    kube::DeleteOptions o;
-    o.propagationPolicy = "Background";
-    auto r = co_await backend.remove(resources::kNamespaces, none, ns, o);
+  const auto* items = kube::arrayAt(*claims, {"items"});
+  if (items == nullptr) {
+    co_return okStatus();
+  }
+  for (const auto& claim : *items) {
+    std::string name(kube::objectName(claim));
+    auto r = co_await backend.remove(resources::kPersistentVolumeClaims, ns, name, unbindOptions());
     if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
-      co_return std::move(r).error();
+      co_return Error::make(r.error().code, r.error().reason,
+                            fmt::format("backend namespace {} left in place: claim {} could not "
+                                        "be unbound, and deleting the namespace would delete its "
+                                        "file system: {}",
+                                        ns, name, r.error().message));
     }
-    spdlog::info("msg=\"deleting backend namespace\" namespace={}", ns);
+    spdlog::info("msg=\"unbound backend claim, its file system kept\" namespace={} claim={}", ns,
+                 name);
   }
-  // Volumes are cluster-scoped and outlive the namespace; ours carry the cluster id. Their
-  // reclaim policy is Retain: the file systems stay, only the backend's handles go.
-  kube::ListOptions lo;
-  lo.labelSelector =
-      fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kClusterIdLabel, clusterID);
-  auto pvs = co_await backend.list(resources::kPersistentVolumes, none, lo);
-  if (!pvs.ok() && pvs.error().code != ErrorCode::kForbidden) {
-    co_return std::move(pvs).error();
-  }
-  if (pvs.ok()) {
-    if (const auto* items = pvs->as_object().if_contains("items"); items && items->is_array()) {
-      for (const auto& pv : items->as_array()) {
-        std::string name(kube::objectName(pv));
-        auto r = co_await backend.remove(resources::kPersistentVolumes, none, name);
-        if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
-          co_return std::move(r).error();
-        }
-      }
-    }
-  }
+  co_return okStatus();
+}
+
+// Waits until `ns` is gone, forcing pods stuck terminating; kTimeout after `timeout`.
+asio::awaitable<Status> awaitNamespaceGone(kube::RestClient& backend, const std::string& ns,
+                                           std::chrono::milliseconds timeout, const Clock& clock) {
+  std::string none;
   const auto deadline = clock.steadyNow() + timeout;
   while (true) {
     auto still = co_await backend.get(resources::kNamespaces, none, ns);
@@ -360,6 +343,70 @@ asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::str
     }
     co_await sleepFor(clock, std::chrono::milliseconds(500));
   }
+}
+
+}  // namespace
+
+asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
+                                       const std::string& clusterID, bool cciApi,
+                                       std::chrono::milliseconds timeout, const Clock& clock) {
+  std::string none;
+  auto got = co_await backend.get(resources::kNamespaces, none, ns);
+  if (!got.ok() && got.error().code != ErrorCode::kNotFound) {
+    co_return std::move(got).error();
+  }
+  if (got.ok()) {
+    if (labelAt(*got, kManagedByLabel) != kManagedByValue ||
+        labelAt(*got, kClusterIdLabel) != clusterID) {
+      co_return Error::make(
+          ErrorCode::kForbidden, "NamespaceNotOwned",
+          fmt::format("backend namespace {} is not labelled as burstlet's for cluster {}: "
+                      "left alone",
+                      ns, clusterID));
+    }
+    if (auto s = co_await deleteNetworks(backend, ns, clusterID); !s.ok()) {
+      co_return s;
+    }
+    // Deleting the namespace deletes its claims; an imported one would take its file system
+    // with it. Every claim is unbound first, and the namespace stays when one cannot be.
+    if (cciApi) {
+      if (auto s = co_await unbindClaims(backend, ns); !s.ok()) {
+        co_return s;
+      }
+    }
+    kube::DeleteOptions o;
+    o.propagationPolicy = "Background";
+    auto r = co_await backend.remove(resources::kNamespaces, none, ns, o);
+    if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+      co_return std::move(r).error();
+    }
+    spdlog::info("msg=\"deleting backend namespace\" namespace={}", ns);
+  }
+  // Volumes are cluster-scoped and outlive the namespace; ours carry the cluster id. Their
+  // reclaim policy is Retain: the file systems stay, only the backend's handles go. CCI has no
+  // volume API: its imports were the claims.
+  if (cciApi) {
+    co_return co_await awaitNamespaceGone(backend, ns, timeout, clock);
+  }
+  kube::ListOptions lo;
+  lo.labelSelector =
+      fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kClusterIdLabel, clusterID);
+  auto pvs = co_await backend.list(resources::kPersistentVolumes, none, lo);
+  if (!pvs.ok() && pvs.error().code != ErrorCode::kForbidden) {
+    co_return std::move(pvs).error();
+  }
+  if (pvs.ok()) {
+    if (const auto* items = pvs->as_object().if_contains("items"); items && items->is_array()) {
+      for (const auto& pv : items->as_array()) {
+        std::string name(kube::objectName(pv));
+        auto r = co_await backend.remove(resources::kPersistentVolumes, none, name);
+        if (!r.ok() && r.error().code != ErrorCode::kNotFound) {
+          co_return std::move(r).error();
+        }
+      }
+    }
+  }
+  co_return co_await awaitNamespaceGone(backend, ns, timeout, clock);
 }
 
 }  // namespace burstlet::provider::cci

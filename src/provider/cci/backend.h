@@ -92,10 +92,12 @@ asio::awaitable<Result<NetworkSettings>> resolveNetwork(BackendConfig config,
 
 // Deletes the backend namespace `ns` (only when it carries clusterID's ownership labels), its
 // Networks of ours first, and the backend volumes made for it, then waits until the namespace
-// is gone or `timeout` passed.
+// is gone or `timeout` passed. `cciApi`: every claim in the namespace is unbound before the
+// namespace is deleted (storage_import.h), and the namespace stays when one cannot be; there
+// are no volumes.
 // Idempotent: an absent namespace is success.
 asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
-                                       const std::string& clusterID,
+                                       const std::string& clusterID, bool cciApi,
                                        std::chrono::milliseconds timeout, const Clock& clock);
 
 }  // namespace burstlet::provider::cci

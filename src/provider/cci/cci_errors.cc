@@ -36,10 +36,10 @@ constexpr std::array kTable{
     Row{"CCI.01.400303", kRefused},  // storage volume id too long
     Row{"CCI.01.400304", kRefused},  // storage request body invalid (release)
     Row{"CCI.01.400305", kRetry},    // storage volume not available (its status): may become so
-    Row{"CCI.01.400306", {ErrorCode::kNotFound, ""}},       // storage volume is not found
-    Row{"CCI.01.400307", kRefused},                         // nfs storage class: use nfs-rw
-    Row{"CCI.01.400308", kRefused},                         // storage volume type: sas/ssd/sata
-    Row{"CCI.01.400309", {ErrorCode::kAlreadyExists, ""}},  // storage volume already provisioned
+    Row{"CCI.01.400306", {ErrorCode::kNotFound, kVolumeNotFound}},  // storage volume is not found
+    Row{"CCI.01.400307", kRefused},                                 // nfs storage class: use nfs-rw
+    Row{"CCI.01.400308", kRefused},  // storage volume type: sas/ssd/sata
+    Row{"CCI.01.400309", {ErrorCode::kAlreadyExists, kVolumeAlreadyImported}},  // imported already
     // Billing requests.
     Row{"CCI.01.400401", kRefused}, Row{"CCI.01.400402", kRefused}, Row{"CCI.01.400403", kRefused},
     Row{"CCI.01.400404", kRefused},

@@ -29,6 +29,9 @@ namespace burstlet::provider::cci {
 inline constexpr const char* kBackendRefused = "BackendRefused";
 inline constexpr const char* kNamespaceQuotaExceeded = "NamespaceQuotaExceeded";
 inline constexpr const char* kNamespaceNameTaken = "NamespaceNameTaken";
+// The storage import: the file system is unknown to CCI / imported already.
+inline constexpr const char* kVolumeNotFound = "VolumeNotFound";
+inline constexpr const char* kVolumeAlreadyImported = "VolumeAlreadyImported";
 
 // One row of the table: how a CCI code is classed.
 struct CciErrorClass {

@@ -6,8 +6,10 @@
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
+#include "provider/cci/cci_errors.h"
 #include "provider/cci/claims.h"
 #include "provider/cci/references.h"
+#include "provider/cci/storage_import.h"
 
 namespace burstlet::provider::cci {
 
@@ -27,6 +29,7 @@ ClaimCopies::ClaimCopies(kube::RestClient& backend, ClusterObjects& cluster,
       nodeName_(options.nodeName),
       clusterID_(options.clusterID),
       translate_(translateOptionsOf(options)),
+      cci_(options.cci),
       stats_(stats) {}
 
 asio::awaitable<Result<PodClaims>> ClaimCopies::read(const json::value& pod) {
@@ -92,6 +95,9 @@ asio::awaitable<Status> ClaimCopies::readVolume(const std::string& claim, const 
   if (read.info.storageClass.empty()) {
     read.info.storageClass = stringAt(*pv, {"spec", "storageClassName"});
   }
+  if (cci_) {
+    read.info.notImportable = notImportable(*pv);
+  }
   read.pv = std::move(*pv);
   co_return okStatus();
 }
@@ -140,6 +146,9 @@ asio::awaitable<Status> ClaimCopies::ensure(const std::string& ns, const std::st
     co_return Error::make(
         ErrorCode::kUnavailable, "ClaimNotBound",
         fmt::format("persistentvolumeclaim \"{}\" is not bound to a volume yet", claim));
+  }
+  if (cci_) {
+    co_return co_await importClaim(ns, claim, name, read);
   }
   if (auto s = co_await ensureVolume(pvc, *read.pv); !s.ok()) {
     co_return s;
@@ -224,6 +233,50 @@ asio::awaitable<Status> ClaimCopies::reuseVolume(const json::value& wanted) {
   spdlog::info("msg=\"backend volume handed to a new claim copy\" volume={} claim={}", pvName,
                stringAt(wanted, {"spec", "claimRef", "name"}));
   co_return okStatus();
+}
+
+asio::awaitable<Status> ClaimCopies::importClaim(const std::string& ns, const std::string& claim,
+                                                 const std::string& name, const ReadClaim& read) {
+  auto body = toImportedClaim(read.pvc, *read.pv, translate_);
+  if (!body.ok()) {
+    co_return std::move(body).error();
+  }
+  const std::string volumeID = stringAt(*body, {"metadata", "annotations", "volumeID"});
+  std::string bns = backendNamespace_;
+  auto created = co_await backend_.create(kExtendedPersistentVolumeClaims, bns, std::move(*body));
+  if (created.ok()) {
+    spdlog::info("msg=\"file system imported\" claim={}/{} copy={} volume={}", ns, claim, name,
+                 volumeID);
+    stats_.copyCreates.fetch_add(1);
+    co_return okStatus();
+  }
+  Error error = std::move(created).error();
+  if (error.reason == kVolumeNotFound) {
+    // The cluster's volume names a file system CCI does not have (another region or project):
+    // asking again changes nothing.
+    co_return Error::make(ErrorCode::kInvalid, kVolumeNotFound,
+                          fmt::format("persistentvolumeclaim \"{}\": CCI cannot import file "
+                                      "system {}: {}",
+                                      claim, volumeID, error.message));
+  }
+  if (error.code != ErrorCode::kAlreadyExists) {
+    co_return error;
+  }
+  // CCI imports a file system once. Ours when the claim copy of that name is this claim's (the
+  // answer to an earlier import was lost); the claims informer may not show it yet.
+  auto live = co_await backend_.get(resources::kPersistentVolumeClaims, bns, name);
+  if (live.ok() && stringAt(*live, {"metadata", "annotations", kSourceUidAnnotation}) ==
+                       kube::objectUid(read.pvc)) {
+    co_return okStatus();
+  }
+  if (!live.ok() && live.error().code != ErrorCode::kNotFound) {
+    co_return std::move(live).error();
+  }
+  co_return Error::make(
+      ErrorCode::kUnavailable, kVolumeAlreadyImported,
+      fmt::format("persistentvolumeclaim \"{}\": file system {} is imported into CCI by another "
+                  "claim (CCI imports a file system once); waiting for it to be released: {}",
+                  claim, volumeID, error.message));
 }
 
 }  // namespace burstlet::provider::cci

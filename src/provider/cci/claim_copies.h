@@ -1,8 +1,9 @@
 // ClaimCopies: SFS claims of the cluster made available on the backend. A claim a pod mounts is
-// read (with its volume or storage class) for validation; its copy is a pair on the backend: a
-// PersistentVolume pre-bound to a claim copy in the backend namespace, both pointing at the same
-// file system. A volume of that name the backend has already is used, handed over from an earlier
-// copy of the claim, or refused (claims.h).
+// read (with its volume or storage class) for validation. On a Kubernetes backend its copy is a
+// pair: a PersistentVolume pre-bound to a claim copy in the backend namespace, both pointing at
+// the same file system; a volume of that name the backend has already is used, handed over from
+// an earlier copy of the claim, or refused (claims.h). In CCI mode, which has no volume API, the
+// file system is imported as the claim copy (storage_import.h) and never deleted plainly.
 //
 // Owns no state of its own: what the sweep deleted is in the CopyLedger, the claim copies the
 // backend has in the claims informer's store (both owned by Copies). Thread-safe.
@@ -48,6 +49,11 @@ class ClaimCopies {
   // The backend volume `wanted` names exists already: fine when it is ours and free for wanted's
   // claim, handed over when an earlier claim copy's binding holds it (claims.h), else an error.
   boost::asio::awaitable<Status> reuseVolume(const boost::json::value& wanted);
+  // CCI mode: imports the file system as claim copy `name`. An import CCI says exists already
+  // is ours when the claim copy of that name is this claim's (an answer lost); otherwise the
+  // file system is imported by another claim, and the pod waits (retried).
+  boost::asio::awaitable<Status> importClaim(const std::string& ns, const std::string& claim,
+                                             const std::string& name, const ReadClaim& read);
 
   kube::RestClient& backend_;
   ClusterObjects& cluster_;
@@ -57,6 +63,7 @@ class ClaimCopies {
   const std::string nodeName_;
   const std::string clusterID_;
   const TranslateOptions translate_;
+  const bool cci_;
   CciStats& stats_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "kube/json_path.h"
 #include "provider/cci/references.h"
+#include "provider/cci/storage_import.h"
 
 namespace burstlet::provider::cci {
 
@@ -36,6 +37,7 @@ CopySweep::CopySweep(kube::RestClient& backend, CopyLedger& ledger, CopyStores s
       clusterID_(options.clusterID),
       selector_(ourSelector(options)),
       interval_(options.sweepInterval),
+      cci_(options.cci),
       clock_(clock),
       stats_(stats) {}
 
@@ -59,6 +61,9 @@ asio::awaitable<Status> CopySweep::pass(const Latch& stop) {
   std::set<std::string> liveClaims;
   if (auto s = co_await sweepCopies(referenced, liveClaims, stop); !s.ok()) {
     co_return s;
+  }
+  if (cci_) {
+    co_return okStatus();  // CCI has no volumes of their own: the claim copy is the import
   }
   co_return co_await sweepVolumes(liveClaims, stop);
 }
@@ -92,7 +97,10 @@ asio::awaitable<Status> CopySweep::sweepCopies(const std::set<std::string>& refe
 
 asio::awaitable<Status> CopySweep::removeCopy(const std::string& kind, const std::string& name) {
   std::string bns = backendNamespace_;
-  auto r = co_await backend_.remove(copyResource(kind), bns, name);
+  // An imported claim is unbound, never deleted: a plain delete would delete the file system.
+  kube::DeleteOptions o =
+      cci_ && kind == "PersistentVolumeClaim" ? unbindOptions() : kube::DeleteOptions();
+  auto r = co_await backend_.remove(copyResource(kind), bns, name, o);
   const bool gone = r.ok() || r.error().code == ErrorCode::kNotFound;
   ledger_.deleted(copyId(kind, name), gone);  // gone until the informer shows the delete
   if (!gone) {

@@ -70,6 +70,8 @@ class CopySweep {
   const std::string clusterID_;
   const std::string selector_;
   const std::chrono::milliseconds interval_;
+  // CCI mode: claim copies are imports, unbound rather than deleted; no volumes to sweep.
+  const bool cci_;
   const Clock& clock_;
   CciStats& stats_;
 };

@@ -195,6 +195,11 @@ void checkClaims(const json::value* spec, const ValidateOptions& options, const 
     }
     if (contains(options.storageDrivers, info->driver) ||
         contains(options.storageClasses, info->storageClass)) {
+      if (!info->notImportable.empty()) {
+        out.push_back(
+            invalid("VolumeNotImportable", fmt::format("spec.volumes[{}] \"{}\": claim \"{}\": {}",
+                                                       i, name, claim, info->notImportable)));
+      }
       continue;
     }
     out.push_back(invalid(

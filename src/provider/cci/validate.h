@@ -49,6 +49,9 @@ struct ClaimInfo {
   std::string driver;
   // False when the claim does not exist; treated like an empty optional.
   bool found = true;
+  // CCI mode: why the bound volume cannot be imported into CCI (storage_import.h); "" when it
+  // can, or when that is not known yet (unbound).
+  std::string notImportable;
 };
 
 // Answers for a claim in the pod's own namespace (the caller binds the namespace). An empty

@@ -20,7 +20,8 @@ json::value network(const std::string& name, const json::object& labels) {
 }
 
 Status cleanup(Harness& h) {
-  return h.call(cleanupBackend(*h.backend, kNs, kClusterId, std::chrono::seconds(5), h.clock));
+  return h.call(
+      cleanupBackend(*h.backend, kNs, kClusterId, false, std::chrono::seconds(5), h.clock));
 }
 
 const json::object kOurs{{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}};

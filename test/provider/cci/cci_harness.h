@@ -21,8 +21,10 @@
 #include "mocks/fake_cluster_objects.h"
 #include "mocks/memory_api.h"
 #include "mocks/run_sync.h"
+#include "provider/cci/cci_errors.h"
 #include "provider/cci/cci_provider.h"
 #include "provider/cci/events.h"
+#include "provider/cci/storage_import.h"
 
 namespace burstlet::provider::cci::test {
 
@@ -138,6 +140,28 @@ inline void putOwnedNamespace(MemoryApi& api) {
                 {"labels", {{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}}}}}});
 }
 
+// CCI mode: a valid Network, the field check off (the in-memory backend has no /version).
+inline CciOptions cciModeOptions() {
+  CciOptions o = defaultOptions();
+  o.cci = true;
+  o.network = exampleNetwork();
+  o.backendVersion = "off";
+  return o;
+}
+
+// The backend as burstlet left it in CCI mode: its namespace and an Active Network of ours (the
+// provider adopts it and is ready at once); imports (storage_import.h) land among the claims.
+inline void putCciBackend(MemoryApi& api) {
+  putOwnedNamespace(api);
+  json::value n = networkObject(
+      *cciModeOptions().network, kNs,
+      json::object{{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}});
+  n.as_object()["status"] = json::object{{"state", "Active"}};
+  api.put(kNetworks.path(kNs), n);
+  api.alias(kExtendedPersistentVolumeClaims.path(kNs),
+            resources::kPersistentVolumeClaims.path(kNs));
+}
+
 // A provider on an in-memory backend. Tests run it (start) and call its methods (call) on the
 // test thread, which drives the io_context.
 struct Harness {
@@ -166,6 +190,9 @@ struct Harness {
     kube::RestOptions ro;
     ro.retry.baseDelay = retryDelay;
     ro.retry.maxDelay = std::max(retryDelay, std::chrono::milliseconds(5));
+    if (options.cci) {
+      ro.dialect = cciError;  // as connectBackend does
+    }
     backend = std::make_unique<kube::RestClient>(io.get_executor(), api.transport(),
                                                  kube::ClientConfig{}, ro);
     clusterClient = std::make_unique<kube::RestClient>(io.get_executor(), cluster.transport(),

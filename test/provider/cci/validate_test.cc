@@ -23,6 +23,8 @@ std::optional<ClaimInfo> lookupClaim(const std::string& name) {
       {"custom", {"my-sfs", "example.com/sfs"}},
       {"legacy", {"nfs", ""}},  // bound to a PV that is not a CSI volume
       {"deleted", {"", "", false}},
+      // CCI mode: bound to a volume CCI cannot import (storage_import.h says why).
+      {"noshare", {"csi-nas", "nas.csi.everest.io", true, "no share path"}},
   };
   auto it = kClaims.find(name);
   if (it == kClaims.end()) {
@@ -150,6 +152,10 @@ const std::vector<Case> kCases = {
      "spec.volumes[0] \"old\": claim \"legacy\" uses StorageClass \"nfs\" (driver none: not a CSI "
      "volume); CCI mounts only SFS/SFS Turbo volumes: CSI drivers nas.csi.everest.io, "
      "sfsturbo.csi.everest.io"},
+    {"ClaimCciCannotImport",
+     R"({"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"noshare"}}]})", "{}",
+     ErrorCode::kInvalid, "VolumeNotImportable",
+     "spec.volumes[0] \"data\": claim \"noshare\": no share path"},
     {"MissingClaimIsRetryable",
      R"({"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data-web-0"}}]})", "{}",
      ErrorCode::kNotFound, "ClaimNotFound",
