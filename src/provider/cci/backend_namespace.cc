@@ -94,7 +94,9 @@ asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
       }
       continue;
     }
-    if (got.error().code != ErrorCode::kNotFound) {
+    // Forbidden to read: CCI hides another account's namespace so (its names are unique across
+    // accounts). The create says which it is: a conflict (the name is taken) or forbidden too.
+    if (got.error().code != ErrorCode::kNotFound && got.error().code != ErrorCode::kForbidden) {
       co_return std::move(got).error();
     }
     json::value body = object();

@@ -217,6 +217,38 @@ TEST(BackendNamespaceTest, NameHeldByAnotherAccountStopsWithItsReason) {
   EXPECT_FALSE(h.api.get(kNamespaces, kNs).has_value());
 }
 
+// Another account's namespace may be forbidden to read rather than absent: the create's conflict
+// tells, as above.
+TEST(BackendNamespaceTest, NameForbiddenToReadAndTakenStopsWithItsReason) {
+  NamespaceHarness h;
+  h.api.failNextWithBody(Verb::get, kNamespaces, 3, 403,
+                         cciRefusal(403, "CCI.01.403104", "current user has no right"));
+  h.api.failNextWithBody(Verb::post, kNamespaces, 3, 409,
+                         cciRefusal(409, "CCI.02.409101", "namespace name is already exist"));
+  h.ensure();
+  for (int post = 1; post < 3; ++post) {
+    ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::post, kNamespaces) == post; }));
+    h.clock.advance(std::chrono::milliseconds(500));
+  }
+  ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
+  ASSERT_FALSE(h.result->ok());
+  EXPECT_EQ(h.result->error().reason, kNamespaceNameTaken);
+}
+
+// Forbidden to read and to create: the account's permissions, said as they are.
+TEST(BackendNamespaceTest, ForbiddenToReadAndCreateIsForbidden) {
+  NamespaceHarness h;
+  h.api.failNextWithBody(Verb::get, kNamespaces, 1, 403,
+                         cciRefusal(403, "CCI.01.403104", "current user has no right"));
+  h.api.failNextWithBody(Verb::post, kNamespaces, 1, 403,
+                         cciRefusal(403, "CCI.01.403105", "insufficient operation permission"));
+  h.ensure();
+  ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
+  ASSERT_FALSE(h.result->ok());
+  EXPECT_EQ(h.result->error().code, ErrorCode::kForbidden);
+  EXPECT_NE(h.result->error().reason, kNamespaceNameTaken);
+}
+
 // A 409 once (our own create whose answer was lost, a lagging read) is no taken name.
 TEST(BackendNamespaceTest, OneNameConflictIsTriedAgain) {
   NamespaceHarness h;
