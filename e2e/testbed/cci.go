@@ -81,10 +81,19 @@ type CCIOptions struct {
 	// SlowSubnets: a Network whose spec.subnetID or spec.networkID is a key stays Initializing
 	// for that long instead of NetworkDelay (a Network CCI is slow to activate).
 	SlowSubnets map[string]time.Duration `json:"slowSubnets,omitempty"`
+	// Accounts are the CCI gateway's accounts (DefaultCCIAccounts when empty); their keys and
+	// tokens are made at start and written to files (CCIGateway), never to state.json.
+	Accounts []CCIAccount `json:"accounts,omitempty"`
+	// NamespacePending is how long a namespace created through the CCI gateway reads as Pending
+	// (0: Active at once).
+	NamespacePending time.Duration `json:"namespacePending"`
 }
 
-// DefaultCCIOptions: Networks turn Active after 1 s; no subnet fails or is slow.
-func DefaultCCIOptions() CCIOptions { return CCIOptions{NetworkDelay: time.Second} }
+// DefaultCCIOptions: Networks turn Active after 1 s; no subnet fails or is slow; the gateway's
+// accounts are DefaultCCIAccounts and its new namespaces are Pending for 2 s.
+func DefaultCCIOptions() CCIOptions {
+	return CCIOptions{NetworkDelay: time.Second, Accounts: DefaultCCIAccounts(), NamespacePending: 2 * time.Second}
+}
 
 // delay is how long a Network on these subnet and network IDs stays Initializing.
 func (o CCIOptions) delay(ids ...string) time.Duration {
@@ -180,8 +189,9 @@ func applyManifest(ctx context.Context, dyn dynamic.Interface, data []byte) erro
 }
 
 // installCCI turns a started backend plane into the CCI stand-in: the Network CRD, the network
-// controller (a process of the plane), the admission policies; it returns once each policy bites
-// and the controller has made a Network Active.
+// controller (a process of the plane), the admission policies, then the CCI gateway in front of
+// the API server (cci_gateway*.go); it returns once each policy bites, the controller has made a
+// Network Active and the gateway answers.
 func (s *planeStarter) installCCI(ctx context.Context, cs kubernetes.Interface) error {
 	p := s.plane
 	cfg, err := p.RESTConfig()
@@ -219,9 +229,12 @@ func (s *planeStarter) installCCI(ctx context.Context, cs kubernetes.Interface) 
 	if err := applyManifest(ctx, dyn, policiesManifest); err != nil {
 		return err
 	}
-	return waitFor(ctx, ctrl, "CCI policies in force", func(ctx context.Context) error {
+	if err := waitFor(ctx, ctrl, "CCI policies in force", func(ctx context.Context) error {
 		return probeCCI(ctx, cs, dyn)
-	})
+	}); err != nil {
+		return err
+	}
+	return s.startCCIGateway(ctx)
 }
 
 const probeNamespace = "testbed-cci-probe"

@@ -79,6 +79,9 @@ type Plane struct {
 	AdminKey  string `json:"adminKey"`
 	// CCI is set when the plane behaves like CCI (BackendCCI): what its network controller does.
 	CCI *CCIOptions `json:"cci,omitempty"`
+	// CCIGateway is set in CCI mode: the gateway in front of the API server that adds what CCI
+	// does differently (authentication, accounts, storage import; cci_gateway.go).
+	CCIGateway *CCIGateway `json:"cciGateway,omitempty"`
 
 	Processes []*Process `json:"processes"`
 }

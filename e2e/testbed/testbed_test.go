@@ -113,7 +113,8 @@ func TestUpRefusesMissingBinaries(t *testing.T) {
 	}
 }
 
-// CCI mode adds the network controller to the backend plane; down stops it with the rest.
+// CCI mode adds the network controller and the CCI gateway to the backend plane; down stops them
+// with the rest.
 func TestCciModeUpThenDownLeavesNothingRunning(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Backend = BackendCCI
@@ -123,8 +124,10 @@ func TestCciModeUpThenDownLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("up: %v", err)
 	}
 	running := tb.Running()
-	if len(running) != 11 || !strings.Contains(strings.Join(running, " "), "backend/"+NetworkControllerName) {
-		t.Errorf("running %v, want the 10 components and backend/%s", running, NetworkControllerName)
+	if len(running) != 12 || !strings.Contains(strings.Join(running, " "), "backend/"+NetworkControllerName) ||
+		!strings.Contains(strings.Join(running, " "), "backend/"+CCIGatewayName) {
+		t.Errorf("running %v, want the 10 components, backend/%s and backend/%s", running, NetworkControllerName,
+			CCIGatewayName)
 	}
 	loaded, err := Load(cfg.StateDir)
 	if err != nil {
@@ -133,6 +136,26 @@ func TestCciModeUpThenDownLeavesNothingRunning(t *testing.T) {
 	if loaded.Backend.CCI == nil || loaded.Backend.CCI.NetworkDelay != cfg.CCI.NetworkDelay ||
 		loaded.Cluster.CCI != nil {
 		t.Errorf("state.json CCI options: backend %+v cluster %+v", loaded.Backend.CCI, loaded.Cluster.CCI)
+	}
+	gw := loaded.Backend.CCIGateway
+	if gw == nil || !strings.HasPrefix(gw.URL, "https://127.0.0.1:") || gw.CAFile != loaded.Backend.CAFile ||
+		len(gw.Accounts) != 2 || loaded.Cluster.CCIGateway != nil {
+		t.Fatalf("state.json CCI gateway: %+v", gw)
+	}
+	for _, a := range gw.Accounts {
+		for _, f := range []string{a.AKSKFile, a.TokenFile} {
+			if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("account file %s: %v %v", f, err, st)
+			}
+		}
+		acct, err := gw.Account(a.Name)
+		if err != nil || acct.AccessKey == "" || acct.SecretKey == "" || acct.Token == "" {
+			t.Errorf("account %s: %v", a.Name, err)
+		}
+		if data, _ := os.ReadFile(statePath(cfg.StateDir)); strings.Contains(string(data), acct.SecretKey) ||
+			strings.Contains(string(data), acct.Token) {
+			t.Errorf("state.json holds account %s's secrets", a.Name)
+		}
 	}
 	if err := Down(cfg.StateDir, true); err != nil {
 		t.Fatalf("down: %v", err)

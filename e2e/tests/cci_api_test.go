@@ -92,6 +92,12 @@ func refusedByBurstlet(t *testing.T, d *cciDaemon, ns, name, reason string, says
 	if b := backendPodFor(t, d.backendNamespace(), p); b != nil {
 		t.Errorf("backend pod %s exists for a refused pod", b.Name)
 	}
+	if d.account != "" {
+		// Refused before anything was sent: the CCI gateway never saw the pod.
+		if lines := gatewayLines(t, "method=POST", "/namespaces/"+d.backendNamespace()+"/pods", "pod=", name); len(lines) > 0 {
+			t.Errorf("the pod reached the CCI gateway: %v", lines)
+		}
+	}
 	if err := hasEvent(t, ns, name, corev1.EventTypeWarning, reason, says[0]); err != nil {
 		t.Error(err)
 	}

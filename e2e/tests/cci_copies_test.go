@@ -124,7 +124,8 @@ func TestCciNodesSharingABackendNamespaceKeepTheirCopies(t *testing.T) {
 // volume stays, Released and still naming the old claim copy: a new pod for the same claim makes
 // the claim copy again, the volume is handed to it, and the pod runs with the claim Bound.
 func TestCciClaimCopyMadeAgainBindsItsReleasedVolume(t *testing.T) {
-	d := startCciDaemon(t, withSweepInterval("1h")) // the test plays the sweep's part
+	// The pair of volume and claim copy is a Kubernetes backend's (CCI imports instead).
+	d := startCciDaemon(t, withSweepInterval("1h"), withKubernetesAPI()) // the test plays the sweep's part
 	ns := namespace(t, env.cluster)
 	bns := d.backendNamespace()
 	ctx := context.Background()

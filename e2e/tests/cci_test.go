@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,6 +32,9 @@ type cciDaemon struct {
 	*daemon
 	clusterID string
 	config    string
+	// account is the CCI gateway account the daemon signs with ("" when it reaches the backend
+	// plane with a kubeconfig: api kubernetes, or a plain backend plane).
+	account string
 }
 
 func (c *cciDaemon) backendNamespace() string { return "cce-burst-" + c.clusterID }
@@ -56,6 +60,12 @@ type cciOptions struct {
 	activeTimeout string
 	// wait for /readyz (the default) or return once the process started.
 	wait bool
+	// account of the CCI gateway to sign with (api cci on a CCI-mode backend plane; "e2e" by
+	// default); token authenticates with its X-Auth-Token instead of AK/SK.
+	account string
+	token   bool
+	// noCleanup: the test runs `burstlet cleanup` itself.
+	noCleanup bool
 }
 
 type cciOption func(*cciOptions)
@@ -78,6 +88,41 @@ func withKubernetesAPI() cciOption { return func(o *cciOptions) { o.api = "kuber
 
 // withoutWaiting returns without waiting for /readyz (a daemon that is not ready, or exits).
 func withoutWaiting() cciOption { return func(o *cciOptions) { o.wait = false } }
+
+// withAccount signs with another account of the CCI gateway ("full": its namespace quota is used
+// up).
+func withAccount(name string) cciOption { return func(o *cciOptions) { o.account = name } }
+
+// withoutCleanup leaves `burstlet cleanup` to the test.
+func withoutCleanup() cciOption { return func(o *cciOptions) { o.noCleanup = true } }
+
+// withToken authenticates with the account's IAM token (X-Auth-Token) instead of AK/SK.
+func withToken() cciOption { return func(o *cciOptions) { o.token = true } }
+
+// cciBackendConnection is how a CCI-mode daemon reaches the backend: through the CCI gateway as
+// CCI is reached (endpoint, CA, the account's AK/SK file or token file; the gateway answers
+// /version as 1.19), or, on a plain backend plane, with burstlet's kubeconfig and the release
+// fixed at 1.19.
+func cciBackendConnection(t *testing.T, o cciOptions) string {
+	t.Helper()
+	gw := env.tb.Backend.CCIGateway
+	if gw == nil {
+		return fmt.Sprintf("    kubeconfig: %s\n    backendVersion: \"1.19\"\n", env.tb.Backend.BurstletKubeconfig)
+	}
+	for _, a := range gw.Accounts {
+		if a.Name != o.account {
+			continue
+		}
+		auth := "    akskFile: " + a.AKSKFile + "\n"
+		if o.token {
+			auth = "    tokenFile: " + a.TokenFile + "\n"
+		}
+		return fmt.Sprintf("    endpoint: %s\n    caFile: %s\n    projectID: fedcba9876543210fedcba9876543210\n%s",
+			gw.URL, gw.CAFile, auth)
+	}
+	t.Fatalf("the CCI gateway has no account %q", o.account)
+	return ""
+}
 
 // cciNetworkConfig is the provider.cci.network block for subnet: IDs in CCI's formats, the
 // testbed's zone, a subnet clear of 10.247.0.0/16.
@@ -105,7 +150,7 @@ func cciNetworkConfig(subnet, activeTimeout string) string {
 func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	t.Helper()
 	o := cciOptions{clusterID: fmt.Sprintf("e2e%d", time.Now().UnixNano()%10000000), sweepInterval: "1s",
-		api: "cci", subnet: cciGoodSubnet, wait: true}
+		api: "cci", subnet: cciGoodSubnet, wait: true, account: "e2e"}
 	for _, opt := range options {
 		opt(&o)
 	}
@@ -114,28 +159,34 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	body := fmt.Sprintf(`provider:
   name: cci
   cci:
-    kubeconfig: %s
     clusterID: %s
     sweepInterval: %s
     api: %s
-`, env.tb.Backend.BurstletKubeconfig, id, o.sweepInterval, o.api)
+`, id, o.sweepInterval, o.api)
+	account := ""
 	if o.api == "cci" {
-		// The testbed's backend reports its own release (1.36); CCI's API is 1.19.
-		body += "    backendVersion: \"1.19\"\n"
+		body += cciBackendConnection(t, o)
 		body += cciNetworkConfig(o.subnet, o.activeTimeout)
+		if env.tb.Backend.CCIGateway != nil {
+			account = o.account
+		}
+	} else {
+		body += "    kubeconfig: " + env.tb.Backend.BurstletKubeconfig + "\n"
 	}
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &cciDaemon{clusterID: id, config: config}
+	c := &cciDaemon{clusterID: id, config: config, account: account}
 	if o.api == "kubernetes" {
 		plainBackendNamespace(t, c.backendNamespace(), id)
 	}
-	t.Cleanup(func() {
-		if out, err := cleanup(config); err != nil {
-			t.Errorf("burstlet cleanup: %v\n%s", err, out)
-		}
-	})
+	if !o.noCleanup {
+		t.Cleanup(func() {
+			if out, err := cleanup(config); err != nil {
+				t.Errorf("burstlet cleanup: %v\n%s", err, out)
+			}
+		})
+	}
 	if o.wait {
 		c.daemon = startDaemon(t, "--config", config)
 	} else {
@@ -510,7 +561,7 @@ func TestCciRejectsUnsupportedPods(t *testing.T) {
 	ctx := context.Background()
 
 	// Two statically provisioned volumes: one SFS (nas.csi.everest.io), one EVS disk.
-	staticClaim(t, ns, "sfs", "nas.csi.everest.io", "csi-nas")
+	sfsHandle := staticClaim(t, ns, "sfs", "nas.csi.everest.io", "csi-nas")
 	staticClaim(t, ns, "evs", "disk.csi.everest.io", "csi-disk")
 
 	claim := claimVolume
@@ -620,11 +671,19 @@ func TestCciRejectsUnsupportedPods(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		if env.tb.Backend.CCIGateway != nil {
+			// CCI mode: the claim copy is CCI's import of the file system.
+			if pvc.Annotations["volumeID"] != sfsHandle || pvc.Annotations["fsType"] != "nfs" ||
+				pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "nfs-rw" {
+				return fmt.Errorf("backend claim %s: annotations %v class %v", pvc.Name, pvc.Annotations, pvc.Spec.StorageClassName)
+			}
+			return nil
+		}
 		pv, err := env.backend.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != "nas.csi.everest.io" || pv.Spec.CSI.VolumeHandle != "handle-sfs" {
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != "nas.csi.everest.io" || pv.Spec.CSI.VolumeHandle != sfsHandle {
 			return fmt.Errorf("backend volume %+v", pv.Spec.PersistentVolumeSource)
 		}
 		if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimRetain {
@@ -654,25 +713,47 @@ func TestCciRejectsUnsupportedPods(t *testing.T) {
 		}
 		return nil
 	})
+	if env.tb.Backend.CCIGateway != nil {
+		// Unbound, not deleted: the file system is still there, and free.
+		fs, err := testbed.GetFileSystem(ctx, env.backend, sfsHandle)
+		if err != nil {
+			t.Fatalf("file system %s after its claim copy went: %v", sfsHandle, err)
+		}
+		if fs.BoundTo != "" {
+			t.Errorf("file system %s still bound to %s", sfsHandle, fs.BoundTo)
+		}
+	}
 	if pods := backendPods(t, bns); len(pods) != 0 {
 		t.Errorf("%d pods on the backend, want none", len(pods))
 	}
 }
 
 // staticClaim makes claim `name` in cluster namespace ns, bound to a statically provisioned CSI
-// volume of `driver` (handle "handle-<name>") and storage class `class`, as an operator imports
-// an existing SFS file system. The volume is deleted when the test ends.
-func staticClaim(t *testing.T, ns, name, driver, class string) {
+// volume of `driver` and StorageClass `class` as CCE's everest makes them (the file system's ID as
+// volume handle, its share path in everest.io/share-export-location, an SFS Turbo type in
+// everest.io/share-volume-type when `attrs` says). On a CCI-mode backend plane an SFS or SFS Turbo
+// file system is registered with the CCI gateway, as one that exists in the account is on CCI.
+// It returns the volume handle (the file system's ID).
+func staticClaim(t *testing.T, ns, name, driver, class string, attrs ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	pvName := ns + "-" + name
+	handle := fmt.Sprintf("fs-%x", sha256.Sum256([]byte(pvName)))[:24] // CCI: an ID of at most 64
+	share := "sfs-nas01.testbed.local:/share-" + pvName
+	if driver == "sfsturbo.csi.everest.io" {
+		share = "192.168.0.10:/" + pvName
+	}
+	attributes := map[string]string{"everest.io/share-export-location": share}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		attributes[attrs[i]] = attrs[i+1]
+	}
 	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:         corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
 			StorageClassName: class,
 			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-				Driver: driver, VolumeHandle: "handle-" + name}},
+				Driver: driver, VolumeHandle: handle, VolumeAttributes: attributes}},
 			ClaimRef: &corev1.ObjectReference{Namespace: ns, Name: name}}}
 	if _, err := env.cluster.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -688,6 +769,15 @@ func staticClaim(t *testing.T, ns, name, driver, class string) {
 	if _, err := env.cluster.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	fsType := map[string]string{"nas.csi.everest.io": testbed.FileSystemSFS,
+		"sfsturbo.csi.everest.io": testbed.FileSystemSFSTurbo}[driver]
+	if env.tb.Backend.CCIGateway != nil && fsType != "" {
+		fs := testbed.FileSystem{ID: handle, Type: fsType, SharePath: share}
+		if err := testbed.CreateFileSystem(ctx, env.backend, fs); err != nil {
+			t.Fatalf("file system %s: %v", handle, err)
+		}
+	}
+	return handle
 }
 
 // claimVolume is a pod volume "data" mounting claim `name`.

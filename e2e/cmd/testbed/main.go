@@ -5,6 +5,8 @@
 //	testbed status         print what runs and where its kubeconfigs are
 //	testbed cci-network-controller --kubeconfig K [flags]
 //	                       the backend's network controller in CCI mode (up starts it)
+//	testbed cci-gateway --kubeconfig K --burstlet-kubeconfig B --listen A [flags]
+//	                       the backend's CCI gateway in CCI mode (up starts it)
 package main
 
 import (
@@ -35,6 +37,8 @@ func main() {
 		status(os.Args[2:])
 	case testbed.NetworkControllerName:
 		networkController(os.Args[2:])
+	case testbed.CCIGatewayName:
+		cciGateway(os.Args[2:])
 	default:
 		usage()
 	}
@@ -103,6 +107,30 @@ func cciFlags(fs *flag.FlagSet, o *testbed.CCIOptions) {
 	})
 	fs.Func(prefix+"slow-subnet", "ID=DURATION: a Network on this subnet stays Initializing that long; repeatable",
 		o.ParseSlowSubnet)
+	if prefix == "" {
+		return
+	}
+	fs.DurationVar(&o.NamespacePending, "cci-namespace-pending", o.NamespacePending,
+		"how long a namespace created through the CCI gateway reads as Pending")
+	accountFlag(fs, "cci-account", &o.Accounts)
+}
+
+// accountFlag is a repeatable NAME=QUOTA flag (QUOTA: namespaces, or unlimited); its first use
+// replaces the default accounts.
+func accountFlag(fs *flag.FlagSet, name string, accounts *[]testbed.CCIAccount) {
+	replaced := false
+	fs.Func(name, "a CCI gateway account NAME=QUOTA (QUOTA: how many namespaces it may own, or unlimited); "+
+		"repeatable; replaces the default accounts e2e=unlimited and full=0", func(v string) error {
+		a, err := testbed.ParseCCIAccount(v)
+		if err != nil {
+			return err
+		}
+		if !replaced {
+			*accounts, replaced = nil, true
+		}
+		*accounts = append(*accounts, a)
+		return nil
+	})
 }
 
 func networkController(args []string) {
@@ -119,6 +147,46 @@ func networkController(args []string) {
 	defer stop()
 	if err := testbed.RunNetworkController(ctx, cfg, opts); err != nil {
 		fail("%s: %v", testbed.NetworkControllerName, err)
+	}
+}
+
+func cciGateway(args []string) {
+	fs := flag.NewFlagSet(testbed.CCIGatewayName, flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "the backend plane's admin kubeconfig (the gateway's own operations)")
+	burstletKubeconfig := fs.String("burstlet-kubeconfig", "",
+		"burstlet's kubeconfig on the backend plane: requests are forwarded with its token")
+	cfg := testbed.CCIGatewayConfig{NamespacePending: testbed.DefaultCCIOptions().NamespacePending}
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "address to serve HTTPS on")
+	fs.StringVar(&cfg.CertFile, "tls-cert-file", "", "serving certificate")
+	fs.StringVar(&cfg.KeyFile, "tls-private-key-file", "", "serving certificate's key")
+	dir := fs.String("accounts-dir", "", "directory of the accounts' <name>.aksk and <name>.token files")
+	fs.DurationVar(&cfg.NamespacePending, "namespace-pending", cfg.NamespacePending,
+		"how long a namespace created through the gateway reads as Pending")
+	accounts := testbed.DefaultCCIAccounts()
+	accountFlag(fs, "account", &accounts)
+	_ = fs.Parse(args)
+	var err error
+	if cfg.Admin, err = clientcmd.BuildConfigFromFlags("", *kubeconfig); err != nil {
+		fail("%v", err)
+	}
+	if cfg.Burstlet, err = clientcmd.BuildConfigFromFlags("", *burstletKubeconfig); err != nil {
+		fail("%v", err)
+	}
+	gw := &testbed.CCIGateway{Dir: *dir}
+	for _, a := range accounts {
+		gw.Accounts = append(gw.Accounts, testbed.CCIGatewayAccount{Name: a.Name, NamespaceQuota: a.NamespaceQuota})
+	}
+	for _, a := range gw.Accounts {
+		acct, err := gw.Account(a.Name)
+		if err != nil {
+			fail("%s: %v", testbed.CCIGatewayName, err)
+		}
+		cfg.Accounts = append(cfg.Accounts, acct)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := testbed.RunCCIGateway(ctx, cfg); err != nil {
+		fail("%s: %v", testbed.CCIGatewayName, err)
 	}
 }
 
@@ -163,6 +231,16 @@ func printPlanes(tb *testbed.Testbed) {
 		if p.CCI != nil {
 			fmt.Printf("  mode: cci (Networks Active after %v; failed subnets %v; slow subnets %v)\n",
 				p.CCI.NetworkDelay, p.CCI.FailedSubnets, p.CCI.SlowSubnets)
+		}
+		if gw := p.CCIGateway; gw != nil {
+			fmt.Printf("  cci gateway: %s (CA %s, log %s)\n", gw.URL, gw.CAFile, gw.Log)
+			for _, a := range gw.Accounts {
+				quota := fmt.Sprint(a.NamespaceQuota)
+				if a.NamespaceQuota < 0 {
+					quota = "unlimited"
+				}
+				fmt.Printf("    account %s (namespaces: %s): %s, %s\n", a.Name, quota, a.AKSKFile, a.TokenFile)
+			}
 		}
 	}
 }
