@@ -39,12 +39,26 @@ cat >"$config" <<YAML
 provider:
   name: cci
   cci:
-    kubeconfig: $state/backend/burstlet.kubeconfig
     clusterID: demo
     sweepInterval: 2s
 YAML
 if [ "$backend_mode" = cci ]; then
+  # CCI is reached as on Huawei Cloud: its endpoint (the testbed's CCI gateway in front of the
+  # backend plane) with AK/SK request signing; the gateway answers as CCI's 1.19 API does.
+  status=$("$bin/testbed" status --state "$state")
+  gateway=$(sed -n 's/^ *cci gateway: \([^ ]*\) (CA \([^,]*\),.*/\1/p' <<<"$status")
+  gateway_ca=$(sed -n 's/^ *cci gateway: \([^ ]*\) (CA \([^,]*\),.*/\2/p' <<<"$status")
+  if [ -z "$gateway" ] || [ -z "$gateway_ca" ]; then
+    echo "demo: the testbed reports no CCI gateway:" >&2
+    echo "$status" >&2
+    exit 1
+  fi
+  echo "demo: CCI endpoint (the testbed's CCI gateway): $gateway"
   cat >>"$config" <<YAML
+    endpoint: $gateway
+    caFile: $gateway_ca
+    akskFile: $state/backend/cci-gateway/e2e.aksk
+    projectID: fedcba9876543210fedcba9876543210
     api: cci
     network:
       vpcID: 0c0ffee0-5b1e-4a8e-9d6f-00000000a0c0
@@ -57,7 +71,10 @@ if [ "$backend_mode" = cci ]; then
       projectID: fedcba9876543210fedcba9876543210
 YAML
 else
-  echo "    api: kubernetes" >>"$config"
+  cat >>"$config" <<YAML
+    kubeconfig: $state/backend/burstlet.kubeconfig
+    api: kubernetes
+YAML
 fi
 echo
 echo "demo: starting burstlet (cci provider: pods run on the backend plane; log: $log)"
