@@ -252,17 +252,31 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"notReadyAfterProviderOutage", durationInto(&c.notReadyAfterProviderOutage)}},
                     {});
   };
+  auto admissionSection = [&c](const YAML::Node& n, const std::string& where) -> Status {
+    auto& a = c.admission;
+    return applyMap(n, where,
+                    {{"listen", stringInto(&a.listen)},
+                     {"certFile", stringInto(&a.certFile)},
+                     {"keyFile", stringInto(&a.keyFile)},
+                     {"caFile", stringInto(&a.caFile)},
+                     {"hosts", listInto(&a.hosts)},
+                     {"url", stringInto(&a.url)},
+                     {"register", boolInto(&a.registerWebhook)},
+                     {"skipNamespaces", listInto(&a.skipNamespaces)}},
+                    {});
+  };
   Status s;
   try {
-    s = applyMap(root, path,
-                 {{"kubeconfig", listInto(&c.kubeconfigs)},
-                  {"context", stringInto(&c.context)},
-                  {"inCluster", boolInto(&c.inCluster)},
-                  {"workers", intInto(&c.workers)},
-                  {"threads", intInto(&c.threads)},
-                  {"healthListen", stringInto(&c.healthListen)},
-                  {"logLevel", stringInto(&c.logLevel)}},
-                 {{"node", nodeSection}, {"provider", providerSection}});
+    s = applyMap(
+        root, path,
+        {{"kubeconfig", listInto(&c.kubeconfigs)},
+         {"context", stringInto(&c.context)},
+         {"inCluster", boolInto(&c.inCluster)},
+         {"workers", intInto(&c.workers)},
+         {"threads", intInto(&c.threads)},
+         {"healthListen", stringInto(&c.healthListen)},
+         {"logLevel", stringInto(&c.logLevel)}},
+        {{"node", nodeSection}, {"provider", providerSection}, {"admission", admissionSection}});
   } catch (const YAML::Exception& e) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig",
                        fmt::format("config file {}: {}", path, e.msg));
@@ -294,6 +308,14 @@ Status validate(const Config& c) {
       d.count() != 0 && d < std::chrono::seconds(10)) {
     // An outage is only known after a ping timed out (10s): shorter would never be seen.
     return invalid("node.notReadyAfterProviderOutage", "must be 0 (never) or at least 10s");
+  }
+  if (const auto& a = c.admission; !a.listen.empty()) {
+    if (a.certFile.empty() != a.keyFile.empty() || a.certFile.empty() != a.caFile.empty()) {
+      return invalid("admission", "certFile, keyFile and caFile go together (or none of them)");
+    }
+    if (!a.url.empty() && a.url.rfind("https://", 0) != 0) {
+      return invalid("admission.url", "must be an https:// URL");
+    }
   }
   if (c.provider == "cci") {
     if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {

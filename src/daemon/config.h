@@ -33,6 +33,20 @@ struct Config {
   // Listeners.
   std::string healthListen = "0.0.0.0:10255";
   std::string logLevel = "info";
+  // The burst-policy admission webhook (src/admission): off unless `listen` is set.
+  struct Admission {
+    std::string listen;  // "host:port"; "" : no webhook
+    // Serving certificate and the CA bundle the API server trusts for it, PEM files; without
+    // them a self-signed certificate for `hosts` is made at start (its own trust anchor).
+    std::string certFile;
+    std::string keyFile;
+    std::string caFile;
+    std::vector<std::string> hosts;  // default: the node IP
+    // How the API server reaches the webhook; default https://<first host>:<port>/mutate-pods.
+    std::string url;
+    bool registerWebhook = true;  // create or update the MutatingWebhookConfiguration
+    std::vector<std::string> skipNamespaces = {"kube-system"};
+  } admission;
   // Provider.
   std::string provider = "fake";
   provider::FakeProviderOptions fake;

@@ -18,6 +18,7 @@
 
 #include "common/metrics.h"
 #include "common/wait.h"
+#include "daemon/admission_server.h"
 #include "daemon/api_cluster_objects.h"
 #include "daemon/providers.h"
 #include "kube/events.h"
@@ -60,6 +61,7 @@ struct Parts {
   node::NodeController* node = nullptr;
   kube::EventRecorder* events = nullptr;
   server::HttpServer* health = nullptr;
+  server::HttpServer* admission = nullptr;  // null without the webhook
   asio::io_context* io = nullptr;
   const Clock* clock = nullptr;
 };
@@ -127,6 +129,10 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   co_await parts->shutdown.wait();
   boost::system::error_code ignored;
   signals->cancel(ignored);
+  // New pods are admitted unchanged from now on (failurePolicy Ignore): they stay local.
+  if (parts->admission != nullptr) {
+    parts->admission->stop();
+  }
   parts->pods->stop();
   co_await parts->podsDone.wait();
   parts->node->stop();
@@ -347,6 +353,18 @@ int run(const Config& config, const std::string& version) {
     return server::Response{200, std::string(metrics::kContentType), registry.render(), {}};
   });
   (*health)->start();
+  std::optional<AdmissionParts> admission;
+  if (!config.admission.listen.empty()) {
+    auto made = makeAdmission(io.get_executor(), config, **client, nodeOptions.internalIP,
+                              providerParts.backendCheck, clock);
+    if (!made.ok()) {
+      return fail("admission webhook", made.error());
+    }
+    admission = std::move(*made);
+    admission->server->start();
+    spdlog::info("msg=\"admission webhook listening\" port={} url={}", admission->server->port(),
+                 admission->registration.url);
+  }
   spdlog::info(
       "msg=\"burstlet starting\" version={} node={} provider={} api={} health=:{} "
       "workers={} threads={}",
@@ -359,6 +377,14 @@ int run(const Config& config, const std::string& version) {
   parts.events = &events;
   parts.services = &services;
   parts.health = health->get();
+  if (admission) {
+    parts.admission = admission->server.get();
+    if (config.admission.registerWebhook) {
+      asio::co_spawn(asio::make_strand(io),
+                     keepRegistered(**client, admission->registration, clock, parts.shutdown),
+                     asio::detached);
+    }
+  }
   parts.io = &io;
   parts.clock = &clock;
   parts.provider = provider;

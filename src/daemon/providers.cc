@@ -149,6 +149,16 @@ Result<ProviderParts> makeCci(const Config& config, ProviderContext& c) {
   o.backendVersion = config.backend.backendVersion;
   o.capacity = config.backendCapacity;
   o.sweepInterval = config.backend.sweepInterval;
+  // The webhook asks the provider's own rules (claims are not known yet: not checked).
+  provider::cci::ValidateOptions check = o.validate;
+  if (!o.cci) {
+    check.limits = provider::cci::CciLimits::none();
+  }
+  parts.backendCheck = [check](const boost::json::value& pod) -> std::string {
+    boost::json::value copy = pod;
+    const Status s = provider::cci::admit(copy, check, nullptr);
+    return s.ok() || s.error().code != ErrorCode::kInvalid ? std::string() : s.error().message;
+  };
   parts.provider = std::make_unique<provider::cci::CciProvider>(
       c.strand, *parts.backend, *parts.clusterObjects, c.events, o, c.clock);
   return parts;

@@ -7,6 +7,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/json/value.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,6 +34,9 @@ struct ProviderParts {
   std::unique_ptr<kube::RestClient> backend;
   std::unique_ptr<ApiClusterObjects> clusterObjects;
   std::unique_ptr<provider::Provider> provider;
+  // Why the backend could not run a pod ("" when it could), for the admission webhook; empty
+  // for a provider that runs anything.
+  std::function<std::string(const boost::json::value& pod)> backendCheck;
 };
 
 struct ProviderContext {

@@ -25,6 +25,9 @@ namespace resources = kube::resources;
 namespace {
 constexpr std::string_view kLeaseNamespace = "kube-node-lease";
 constexpr std::string_view kTaintKey = "virtual-kubelet.io/provider";
+// PreferNoSchedule: pods the burst policy makes `auto` or `localPrefer` tolerate kTaintKey only,
+// so the scheduler's TaintToleration score ranks ordinary nodes first (src/admission).
+constexpr std::string_view kPreferenceTaintKey = "virtual-kubelet.io/burst-preference";
 // The conditions burstlet writes, in the kubelet's order and then its own (statusObject() lists
 // them so).
 constexpr std::array<std::string_view, 5> kConditionOrder = {
@@ -147,6 +150,12 @@ bool NodeController::applyOurTaints(json::array& taints) const {
   if (find(kTaintKey) == taints.end()) {
     taints.push_back(json::object{
         {"key", kTaintKey}, {"value", std::string(provider_.name())}, {"effect", "NoSchedule"}});
+    changed = true;
+  }
+  if (find(kPreferenceTaintKey) == taints.end()) {
+    taints.push_back(json::object{{"key", kPreferenceTaintKey},
+                                  {"value", std::string(provider_.name())},
+                                  {"effect", "PreferNoSchedule"}});
     changed = true;
   }
   const auto unavailable = find(kProviderUnavailableTaint);

@@ -107,6 +107,33 @@ TEST(ConfigTest, BadFilesNameTheKey) {
   EXPECT_NE(missing.error().message.find("cannot be read"), std::string::npos);
 }
 
+TEST(ConfigTest, AdmissionSection) {
+  TempDir dir;
+  const std::string path = dir.write("burstlet.yaml", R"(
+admission:
+  listen: 127.0.0.1:8443
+  hosts: [127.0.0.1, burstlet.example]
+  url: https://burstlet.example:8443/mutate-pods
+  register: false
+  skipNamespaces: [kube-system, burstlet]
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->admission.listen, "127.0.0.1:8443");
+  EXPECT_EQ(c->admission.hosts, (std::vector<std::string>{"127.0.0.1", "burstlet.example"}));
+  EXPECT_EQ(c->admission.url, "https://burstlet.example:8443/mutate-pods");
+  EXPECT_FALSE(c->admission.registerWebhook);
+  EXPECT_EQ(c->admission.skipNamespaces, (std::vector<std::string>{"kube-system", "burstlet"}));
+  EXPECT_TRUE(validate(*c).ok());
+  Config bad = *c;
+  bad.admission.certFile = "/tls.crt";  // without its key and CA
+  EXPECT_NE(validate(bad).error().message.find("go together"), std::string::npos);
+  bad = *c;
+  bad.admission.url = "http://plain";
+  EXPECT_NE(validate(bad).error().message.find("admission.url"), std::string::npos);
+  EXPECT_TRUE(Config{}.admission.listen.empty());  // off unless asked for
+}
+
 TEST(ConfigTest, Validation) {
   Config c;
   EXPECT_TRUE(validate(c).ok());

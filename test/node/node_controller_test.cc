@@ -279,9 +279,13 @@ TEST(NodeControllerTest, RegistersWithLeaseOwnedByTheNode) {
   ASSERT_EQ(h.api.nodeCreates, 1);
   const auto& n = h.api.existingNode;
   EXPECT_EQ(n.at("metadata").at("labels").at("type"), "virtual-kubelet");
-  ASSERT_EQ(n.at("spec").at("taints").as_array().size(), 1U);
+  ASSERT_EQ(n.at("spec").at("taints").as_array().size(), 2U);
   EXPECT_EQ(n.at("spec").at("taints").at(0).at("key"), "virtual-kubelet.io/provider");
   EXPECT_EQ(n.at("spec").at("taints").at(0).at("value"), "stub");
+  EXPECT_EQ(n.at("spec").at("taints").at(0).at("effect"), "NoSchedule");
+  // Ranks the node after ordinary ones for pods that tolerate only the first (src/admission).
+  EXPECT_EQ(n.at("spec").at("taints").at(1).at("key"), "virtual-kubelet.io/burst-preference");
+  EXPECT_EQ(n.at("spec").at("taints").at(1).at("effect"), "PreferNoSchedule");
   EXPECT_EQ(n.at("status").at("capacity").at("pods"), "10000");
   EXPECT_EQ(n.at("status").at("addresses").at(0).at("address"), "10.1.2.3");
   EXPECT_EQ(n.at("status").at("nodeInfo").at("kubeletVersion"), "v0.1.0-burstlet");
@@ -387,7 +391,8 @@ TEST(NodeControllerTest, ProviderOutageTaintsTheNodeAndKeepsOthersTaints) {
   ASSERT_TRUE(runUntil(
       h.io, [&] { return h.taintKeys().count("virtual-kubelet.io/provider-unavailable") == 1; }));
   EXPECT_EQ(h.taintKeys(),
-            (std::set<std::string>{"dedicated", "other-team", "virtual-kubelet.io/provider",
+            (std::set<std::string>{"dedicated", "other-team", "virtual-kubelet.io/burst-preference",
+                                   "virtual-kubelet.io/provider",
                                    "virtual-kubelet.io/provider-unavailable"}));
   {
     std::lock_guard lock(h.api.mu);
@@ -421,7 +426,8 @@ TEST(NodeControllerTest, ProviderOutageTaintsTheNodeAndKeepsOthersTaints) {
   ASSERT_TRUE(runUntil(
       h.io, [&] { return h.taintKeys().count("virtual-kubelet.io/provider-unavailable") == 0; }));
   EXPECT_EQ(h.taintKeys(),
-            (std::set<std::string>{"dedicated", "other-team", "virtual-kubelet.io/provider"}));
+            (std::set<std::string>{"dedicated", "other-team", "virtual-kubelet.io/burst-preference",
+                                   "virtual-kubelet.io/provider"}));
   ASSERT_TRUE(h.statusWhere(
       [](const json::value& s) {
         return conditionOf(s, "ProviderUnavailable") == "False/ProviderReachable";
@@ -540,9 +546,10 @@ TEST(NodeControllerTest, AdoptsAnExistingNodeKeepingOthersTaints) {
   EXPECT_EQ(p.at("metadata").at("resourceVersion"), "77");  // conditional on what was read
   EXPECT_EQ(p.at("metadata").at("labels").at("type"), "virtual-kubelet");
   const auto& taints = p.at("spec").at("taints").as_array();
-  ASSERT_EQ(taints.size(), 2U);
+  ASSERT_EQ(taints.size(), 3U);
   EXPECT_EQ(taints[0].at("key"), "dedicated");
   EXPECT_EQ(taints[1].at("key"), "virtual-kubelet.io/provider");
+  EXPECT_EQ(taints[2].at("key"), "virtual-kubelet.io/burst-preference");
   EXPECT_EQ(h.api.existingNode.at("metadata").at("labels").at("team"), "a");
 }
 
@@ -557,7 +564,8 @@ TEST(NodeControllerTest, AdoptionDropsAStaleProviderUnavailableTaint) {
                          "effect":"NoSchedule"}]}})");
   h.start();
   ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
-  EXPECT_EQ(h.taintKeys(), (std::set<std::string>{"virtual-kubelet.io/provider"}));
+  EXPECT_EQ(h.taintKeys(), (std::set<std::string>{"virtual-kubelet.io/burst-preference",
+                                                  "virtual-kubelet.io/provider"}));
 }
 
 // The status as a kubelet writes it: the Hostname address is the node's name, the kubelet's

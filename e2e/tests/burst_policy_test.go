@@ -1,0 +1,193 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const burstLabel = "virtual-kubelet.io/burst-to-cci"
+
+// startPolicyDaemon runs burstlet (fake provider) with its admission webhook on a free loopback
+// port, and waits until the webhook is registered with the cluster. The registration is removed
+// when the test ends (burstlet leaves it: failurePolicy Ignore).
+func startPolicyDaemon(t *testing.T) *daemon {
+	t.Helper()
+	config := filepath.Join(t.TempDir(), "burstlet.yaml")
+	body := fmt.Sprintf("admission:\n  listen: 127.0.0.1:%d\n  hosts: [127.0.0.1]\n", freePort(t))
+	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--config", config)
+	name := "burstlet-" + d.node
+	t.Cleanup(func() {
+		_ = env.cluster.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), name,
+			metav1.DeleteOptions{})
+	})
+	eventually(t, 30*time.Second, "webhook registered", func() error {
+		c, err := env.cluster.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), name,
+			metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(c.Webhooks) != 1 || c.Webhooks[0].FailurePolicy == nil || *c.Webhooks[0].FailurePolicy != "Ignore" {
+			return fmt.Errorf("webhooks %+v", c.Webhooks)
+		}
+		return nil
+	})
+	return d
+}
+
+// labelledDeployment is a Deployment of n pods asking cpu each, labelled with the burst policy
+// `value` on the Deployment only (not its pod template), and with no selector or toleration
+// for the virtual node.
+func labelledDeployment(t *testing.T, ns, name, value string, n int32, cpu string) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	list := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("64Mi")}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{burstLabel: value}},
+		Spec: appsv1.DeploymentSpec{Replicas: int32p(n),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/app:1",
+					Resources: corev1.ResourceRequirements{Requests: list}}}}}}}
+	if _, err := env.cluster.AppsV1().Deployments(ns).Create(context.Background(), dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// placement waits until the Deployment's n pods are all scheduled (or, with pending > 0, that
+// many stay Pending) and returns how many run on the virtual node and elsewhere.
+func placement(t *testing.T, ns, app, node string, n, pending int) (virtual, local int) {
+	t.Helper()
+	eventually(t, 90*time.Second, fmt.Sprintf("%s: %d pods, %d unscheduled", app, n, pending), func() error {
+		pods := podsOf(t, ns, "app="+app)
+		virtual, local = 0, 0
+		unscheduled := 0
+		for _, p := range pods {
+			switch p.Spec.NodeName {
+			case "":
+				unscheduled++
+			case node:
+				virtual++
+			default:
+				local++
+			}
+		}
+		if len(pods) != n || unscheduled != pending {
+			return fmt.Errorf("%d pods: %d on the virtual node, %d local, %d unscheduled", len(pods), virtual, local,
+				unscheduled)
+		}
+		return nil
+	})
+	return virtual, local
+}
+
+// The burst-to-cci label on a Deployment places its pods, through burstlet's webhook and the
+// cluster's real scheduler: enforce on the virtual node, off never there, localPrefer and auto
+// there only for what the workers (2 × 4 CPU) cannot take; each pod names the rule that placed
+// it; an unknown value is denied with the allowed ones.
+func TestBurstPolicyLabelPlacesPods(t *testing.T) {
+	d := startPolicyDaemon(t)
+	ns := namespace(t, env.cluster)
+	ctx := context.Background()
+
+	labelledDeployment(t, ns, "always", "enforce", 3, "100m")
+	if v, l := placement(t, ns, "always", d.node, 3, 0); v != 3 || l != 0 {
+		t.Errorf("enforce: %d on the virtual node, %d local; want 3, 0", v, l)
+	}
+	for _, p := range podsOf(t, ns, "app=always") {
+		if got := p.Annotations["burstlet.io/burst-rule"]; !strings.Contains(got, "on Deployment always") {
+			t.Errorf("%s: burst-rule annotation %q", p.Name, got)
+		}
+	}
+
+	// localPrefer: 12 × 1 CPU on two workers of 4 CPU each fill the workers first.
+	free := workerFreeCPU(t)
+	labelledDeployment(t, ns, "peak", "localPrefer", 12, "1")
+	v, l := placement(t, ns, "peak", d.node, 12, 0)
+	if l != free || v != 12-free {
+		t.Errorf("localPrefer: %d local, %d on the virtual node; want %d and %d (free worker CPUs: %d)", l, v, free,
+			12-free, free)
+	}
+	if err := env.cluster.AppsV1().Deployments(ns).Delete(ctx, "peak", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "peak pods gone", func() error {
+		if n := len(podsOf(t, ns, "app=peak")); n > 0 {
+			return fmt.Errorf("%d pods", n)
+		}
+		return nil
+	})
+
+	// auto: the scheduler decides, ordinary nodes ranked first (the virtual node's
+	// PreferNoSchedule taint outweighs spreading and least-allocated): the workers fill first.
+	free = workerFreeCPU(t)
+	labelledDeployment(t, ns, "spread", "auto", int32(free+4), "1")
+	v, l = placement(t, ns, "spread", d.node, free+4, 0)
+	t.Logf("auto: %d local, %d on the virtual node (free worker CPUs: %d)", l, v, free)
+	if l != free || v != 4 {
+		t.Errorf("auto: %d local, %d on the virtual node; want %d and 4", l, v, free)
+	}
+	if err := env.cluster.AppsV1().Deployments(ns).Delete(ctx, "spread", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "spread pods gone", func() error {
+		if n := len(podsOf(t, ns, "app=spread")); n > 0 {
+			return fmt.Errorf("%d pods", n)
+		}
+		return nil
+	})
+
+	// off: what the workers cannot take stays Pending.
+	free = workerFreeCPU(t)
+	labelledDeployment(t, ns, "never", "off", int32(free+2), "1")
+	if v, _ := placement(t, ns, "never", d.node, free+2, 2); v != 0 {
+		t.Errorf("off: %d pods on the virtual node", v)
+	}
+
+	// An unknown value: the pod is denied, naming the allowed values.
+	bad := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bad", Labels: map[string]string{burstLabel: "always"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/app:1"}}}}
+	_, err := env.cluster.CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "is not one of auto, localPrefer, enforce, off") {
+		t.Errorf("a pod with burst-to-cci=always: %v", err)
+	}
+}
+
+// workerFreeCPU is how many whole CPUs the cluster's kwok workers have left for new pods.
+func workerFreeCPU(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := env.cluster.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := 0
+	for _, n := range nodes.Items {
+		pods, err := env.cluster.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := n.Status.Allocatable.Cpu().MilliValue()
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			for _, c := range p.Spec.Containers {
+				left -= c.Resources.Requests.Cpu().MilliValue()
+			}
+		}
+		free += int(left / 1000)
+	}
+	return free
+}

@@ -1,0 +1,103 @@
+#include "daemon/admission_server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace burstlet::daemon {
+
+namespace asio = boost::asio;
+
+asio::awaitable<Result<boost::json::value>> ApiOwnerSource::read(const kube::ResourceRef& resource,
+                                                                 std::string ns, std::string name) {
+  co_return co_await cluster_.get(resource, std::move(ns), std::move(name));
+}
+
+namespace {
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return Error::make(ErrorCode::kInvalid, "UnreadableFile",
+                       fmt::format("admission.caFile {} cannot be read", path));
+  }
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, const Config& config,
+                                     kube::RestClient& cluster, const std::string& nodeIP,
+                                     admission::BackendCheck check, const Clock& clock) {
+  const auto& a = config.admission;
+  AdmissionParts parts;
+  std::vector<std::string> hosts = a.hosts.empty() ? std::vector<std::string>{nodeIP} : a.hosts;
+  server::Options options;
+  options.clock = &clock;
+  options.maxBodyBytes = size_t{3} << 20;  // the API server's own request limit is 3 MiB
+  server::TlsOptions tls;
+  if (!a.certFile.empty()) {
+    tls.certFile = a.certFile;
+    tls.keyFile = a.keyFile;
+  } else {
+    tls.selfSignedHosts = hosts;
+  }
+  options.tls = tls;
+  auto server = server::HttpServer::create(executor, a.listen, options);
+  if (!server.ok()) {
+    return std::move(server).error();
+  }
+  parts.server = std::move(*server);
+  if (!a.caFile.empty()) {
+    auto ca = readFile(a.caFile);
+    if (!ca.ok()) {
+      return std::move(ca).error();
+    }
+    parts.registration.caBundlePem = std::move(*ca);
+  } else {
+    // A self-signed certificate is its own trust anchor.
+    parts.registration.caBundlePem = parts.server->tls()->certificatePem();
+  }
+  parts.registration.name = "burstlet-" + config.nodeName;
+  parts.registration.url =
+      !a.url.empty()
+          ? a.url
+          : fmt::format("https://{}:{}{}",
+                        hosts.front().find(':') != std::string::npos ? "[" + hosts.front() + "]"
+                                                                     : hosts.front(),
+                        parts.server->port(), admission::kWebhookPath);
+  parts.registration.skipNamespaces = a.skipNamespaces;
+  parts.owners = std::make_unique<ApiOwnerSource>(cluster);
+  parts.webhook = std::make_unique<admission::AdmissionWebhook>(
+      *parts.owners, admission::PlacementOptions{}, std::move(check));
+  auto* webhook = parts.webhook.get();
+  parts.server->route(std::string(admission::kWebhookPath),
+                      [webhook](server::Exchange& exchange) -> asio::awaitable<server::Response> {
+                        co_return co_await webhook->handle(exchange.request());
+                      },
+                      {"POST"});
+  return parts;
+}
+
+asio::awaitable<void> keepRegistered(kube::RestClient& cluster,
+                                     admission::Registration registration, const Clock& clock,
+                                     const Latch& stop) {
+  while (!stop.isSet()) {
+    admission::Registration r = registration;
+    const Status s = co_await admission::ensureRegistration(cluster, std::move(r));
+    if (s.ok()) {
+      co_return;
+    }
+    spdlog::warn("msg=\"admission webhook not registered yet\" configuration={} error=\"{}\"",
+                 registration.name, s.error().toString());
+    if (!co_await sleepFor(clock, std::chrono::seconds(10), &stop)) {
+      co_return;
+    }
+  }
+}
+
+}  // namespace burstlet::daemon

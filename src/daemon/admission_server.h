@@ -1,0 +1,52 @@
+// The admission webhook's part of `burstlet run`: its HTTPS listener (files, or a self-signed
+// certificate made at start), owners read from the cluster, and the MutatingWebhookConfiguration
+// registered (tried again every 10 s until it is).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+
+#include "admission/registration.h"
+#include "admission/webhook.h"
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/wait.h"
+#include "daemon/config.h"
+#include "kube/rest.h"
+#include "server/http_server.h"
+
+namespace burstlet::daemon {
+
+// Owners read from the cluster's API server, one GET each.
+class ApiOwnerSource final : public admission::OwnerSource {
+ public:
+  explicit ApiOwnerSource(kube::RestClient& cluster) : cluster_(cluster) {}
+  boost::asio::awaitable<Result<boost::json::value>> read(const kube::ResourceRef& resource,
+                                                          std::string ns,
+                                                          std::string name) override;
+
+ private:
+  kube::RestClient& cluster_;
+};
+
+struct AdmissionParts {
+  std::unique_ptr<ApiOwnerSource> owners;
+  std::unique_ptr<admission::AdmissionWebhook> webhook;
+  std::unique_ptr<server::HttpServer> server;
+  admission::Registration registration;
+};
+
+// Listening (not started) on config.admission.listen with the webhook's route.
+Result<AdmissionParts> makeAdmission(const boost::asio::any_io_executor& executor,
+                                     const Config& config, kube::RestClient& cluster,
+                                     const std::string& nodeIP, admission::BackendCheck check,
+                                     const Clock& clock);
+
+// Registers `registration` until it succeeds or `stop` is set.
+boost::asio::awaitable<void> keepRegistered(kube::RestClient& cluster,
+                                            admission::Registration registration,
+                                            const Clock& clock, const Latch& stop);
+
+}  // namespace burstlet::daemon
