@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -190,4 +191,95 @@ func workerFreeCPU(t *testing.T) int {
 		free += int(left / 1000)
 	}
 	return free
+}
+
+// The label on a StatefulSet, a Job and a CronJob (not on their pod templates) places their pods
+// too; a DaemonSet that tolerates every taint gets no pod on the virtual node, and none is
+// created there and failed over and over.
+func TestBurstPolicyWorkloadKindsAndDaemonSets(t *testing.T) {
+	d := startPolicyDaemon(t)
+	ns := namespace(t, env.cluster)
+	ctx := context.Background()
+	enforce := map[string]string{burstLabel: "enforce"}
+	podSpec := func(app string, restart corev1.RestartPolicy) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
+			Spec: corev1.PodSpec{RestartPolicy: restart,
+				Containers: []corev1.Container{{Name: "app", Image: "registry.local/app:1"}}}}
+	}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Labels: enforce},
+		Spec: appsv1.StatefulSetSpec{Replicas: int32p(2), ServiceName: "db",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: podSpec("db", corev1.RestartPolicyAlways)}}
+	if _, err := env.cluster.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "once", Labels: enforce},
+		Spec: batchv1.JobSpec{Template: podSpec("once", corev1.RestartPolicyNever)}}
+	if _, err := env.cluster.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cron := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "tick", Labels: enforce},
+		Spec: batchv1.CronJobSpec{Schedule: "* * * * *",
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: podSpec("tick", corev1.RestartPolicyNever)}}}}
+	if _, err := env.cluster.BatchV1().CronJobs(ns).Create(ctx, cron, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tolerateAll := podSpec("agent", corev1.RestartPolicyAlways)
+	tolerateAll.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+			Template: tolerateAll}}
+	if _, err := env.cluster.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, app := range []string{"db", "once"} {
+		eventually(t, 60*time.Second, app+" pods on the virtual node", func() error {
+			pods := podsOf(t, ns, "app="+app)
+			if len(pods) == 0 {
+				return fmt.Errorf("no pods")
+			}
+			for _, p := range pods {
+				if p.Spec.NodeName != d.node {
+					return fmt.Errorf("%s on %q", p.Name, p.Spec.NodeName)
+				}
+			}
+			return nil
+		})
+	}
+	// The CronJob's first Job starts within its minute.
+	eventually(t, 90*time.Second, "a CronJob pod on the virtual node", func() error {
+		pods := podsOf(t, ns, "app=tick")
+		if len(pods) == 0 {
+			return fmt.Errorf("no pods yet")
+		}
+		if pods[0].Spec.NodeName != d.node {
+			return fmt.Errorf("%s on %q", pods[0].Name, pods[0].Spec.NodeName)
+		}
+		return nil
+	})
+	// The DaemonSet runs on the workers and never on the virtual node.
+	eventually(t, 60*time.Second, "agent pods on the workers", func() error {
+		if n := len(podsOf(t, ns, "app=agent")); n < 2 {
+			return fmt.Errorf("%d agent pods", n)
+		}
+		return nil
+	})
+	consistently(t, 30*time.Second, "no agent pod on the virtual node", func() error {
+		for _, p := range podsOf(t, ns, "app=agent") {
+			if p.Spec.NodeName == d.node {
+				return fmt.Errorf("%s on the virtual node", p.Name)
+			}
+		}
+		return nil
+	})
+	events, err := env.cluster.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.InvolvedObject.Kind == "DaemonSet" && (e.Reason == "FailedDaemonPod" || e.Reason == "SuccessfulDelete") {
+			t.Errorf("DaemonSet churn: %s %s", e.Reason, e.Message)
+		}
+	}
 }

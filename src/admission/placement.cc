@@ -164,6 +164,71 @@ json::array placementPatch(const json::value& pod, const Choice& choice,
   return ops;
 }
 
+json::array daemonSetPatch(const json::value& daemonSet, const PlacementOptions& options) {
+  json::array ops;
+  const json::value* podSpec = kube::at(daemonSet, {"spec", "template", "spec"});
+  if (podSpec == nullptr || !podSpec->is_object()) {
+    return ops;
+  }
+  const json::value pod = json::object{{"spec", *podSpec}};
+  if (!tolerates(pod, options.taintKey, "NoSchedule")) {
+    return ops;  // the taint keeps it away already
+  }
+  const json::value expression = json::object{{"key", options.nodeLabelKey},
+                                              {"operator", "NotIn"},
+                                              {"values", json::array{options.nodeLabelValue}}};
+  const std::string base = "/spec/template/spec";
+  const json::value term = json::object{{"matchExpressions", json::array{expression}}};
+  const auto* affinity = kube::at(*podSpec, {"affinity"});
+  if (affinity == nullptr || !affinity->is_object()) {
+    ops.push_back(add(
+        base + "/affinity",
+        json::object{{"nodeAffinity",
+                      json::object{{"requiredDuringSchedulingIgnoredDuringExecution",
+                                    json::object{{"nodeSelectorTerms", json::array{term}}}}}}}));
+    return ops;
+  }
+  const auto* node = kube::at(*affinity, {"nodeAffinity"});
+  if (node == nullptr || !node->is_object()) {
+    ops.push_back(add(base + "/affinity/nodeAffinity",
+                      json::object{{"requiredDuringSchedulingIgnoredDuringExecution",
+                                    json::object{{"nodeSelectorTerms", json::array{term}}}}}));
+    return ops;
+  }
+  const auto* terms =
+      kube::at(*node, {"requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"});
+  if (terms == nullptr || !terms->is_array() || terms->get_array().empty()) {
+    ops.push_back(
+        add(base + "/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution",
+            json::object{{"nodeSelectorTerms", json::array{term}}}));
+    return ops;
+  }
+  // Terms are alternatives: each must exclude virtual nodes.
+  const auto& list = terms->get_array();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto* expressions = kube::at(list[i], {"matchExpressions"});
+    bool has = false;
+    if (expressions != nullptr && expressions->is_array()) {
+      for (const auto& e : expressions->get_array()) {
+        has = has || e == expression;
+      }
+    }
+    if (has) {
+      continue;
+    }
+    const std::string at = fmt::format(
+        "{}/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/"
+        "{}/matchExpressions",
+        base, i);
+    if (expressions != nullptr && expressions->is_array()) {
+      ops.push_back(add(at + "/-", expression));
+    } else {
+      ops.push_back(add(at, json::array{expression}));
+    }
+  }
+  return ops;
+}
+
 Decision decide(const json::value& pod, std::span<const Labelled> owners,
                 const std::optional<ProfileChoice>& profile, const PlacementOptions& options,
                 const BackendCheck& check) {

@@ -38,6 +38,14 @@ struct PlacementOptions {
 boost::json::array placementPatch(const boost::json::value& pod, const Choice& choice,
                                   const PlacementOptions& options);
 
+// DaemonSets never run on virtual nodes, but one that tolerates every taint (log and metrics
+// agents do) would get a pod there that the backend refuses, again and again. The operations
+// that keep `daemonSet`'s pods off virtual nodes (a required node affinity term `type NotIn
+// [virtual-kubelet]` in each of its node selector terms) when its pod template tolerates the
+// virtual node's NoSchedule taint; empty when it does not, or has them already.
+boost::json::array daemonSetPatch(const boost::json::value& daemonSet,
+                                  const PlacementOptions& options);
+
 // Why the backend could not run `pod` ("" when it could): the provider's validation.
 using BackendCheck = std::function<std::string(const boost::json::value& pod)>;
 

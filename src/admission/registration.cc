@@ -28,6 +28,12 @@ json::value webhookConfiguration(const Registration& r) {
                                          {"apiVersions", json::array{"v1"}},
                                          {"operations", json::array{"CREATE"}},
                                          {"resources", json::array{"pods"}},
+                                         {"scope", "Namespaced"}},
+                            // DaemonSets that tolerate every taint are kept off virtual nodes.
+                            json::object{{"apiGroups", json::array{"apps"}},
+                                         {"apiVersions", json::array{"v1"}},
+                                         {"operations", json::array{"CREATE", "UPDATE"}},
+                                         {"resources", json::array{"daemonsets"}},
                                          {"scope", "Namespaced"}}}},
       {"failurePolicy", "Ignore"},
       {"sideEffects", "None"},

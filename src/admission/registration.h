@@ -1,5 +1,6 @@
 // The MutatingWebhookConfiguration through which the API server calls burstlet's webhook: pods
-// only, on create, failurePolicy Ignore (while burstlet is down new pods are admitted unchanged
+// on create, and DaemonSets on create and update (placement.h daemonSetPatch); failurePolicy
+// Ignore (while burstlet is down new pods are admitted unchanged
 // and stay local), a timeout well under the API server's, and namespaces skipped (kube-system,
 // burstlet's own).
 #pragma once

@@ -90,11 +90,19 @@ Result<ReviewRequest> parseReview(std::string_view body) {
             stringAt(*request, {"resource", "version"}) == "v1" &&
             stringAt(*request, {"resource", "resource"}) == "pods" &&
             stringAt(*request, {"subResource"}).empty();
+  r.isDaemonSet = stringAt(*request, {"resource", "group"}) == "apps" &&
+                  stringAt(*request, {"resource", "version"}) == "v1" &&
+                  stringAt(*request, {"resource", "resource"}) == "daemonsets" &&
+                  stringAt(*request, {"subResource"}).empty();
   if (const auto* object = kube::at(*request, {"object"}); object != nullptr) {
     r.object = *object;
   }
   if (r.isPod && r.operation == "CREATE" && !r.object.is_object()) {
     return invalidReview("request.object is not a pod");
+  }
+  if (r.isDaemonSet && (r.operation == "CREATE" || r.operation == "UPDATE") &&
+      !r.object.is_object()) {
+    return invalidReview("request.object is not a DaemonSet");
   }
   return r;
 }
@@ -135,6 +143,9 @@ asio::awaitable<server::Response> AdmissionWebhook::handle(const server::Request
   Decision decision;
   if (review->isPod && review->operation == "CREATE") {
     decision = co_await decidePod(*review);
+  } else if (review->isDaemonSet &&
+             (review->operation == "CREATE" || review->operation == "UPDATE")) {
+    decision.patch = daemonSetPatch(review->object, options_);
   }
   co_return jsonAnswer(200, reviewResponse(review->uid, decision));
 }

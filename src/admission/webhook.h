@@ -37,7 +37,8 @@ struct ReviewRequest {
   std::string uid;
   std::string operation;  // CREATE, ...
   std::string ns;
-  bool isPod = false;  // request.resource is core/v1 pods (no subresource)
+  bool isPod = false;        // request.resource is core/v1 pods (no subresource)
+  bool isDaemonSet = false;  // apps/v1 daemonsets (no subresource)
   boost::json::value object;
 };
 

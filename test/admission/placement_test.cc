@@ -137,6 +137,56 @@ TEST(PlacementTest, ExistingAffinityWithoutNodeAffinityGetsOne) {
             1U);
 }
 
+json::value daemonSet(json::object podSpec) {
+  return json::object{{"metadata", {{"name", "agent"}}},
+                      {"spec", {{"template", {{"spec", std::move(podSpec)}}}}}};
+}
+
+const char* kExclusion = R"({"key":"type","operator":"NotIn","values":["virtual-kubelet"]})";
+
+// A DaemonSet that tolerates every taint is kept off virtual nodes; in each of its node
+// selector terms, once.
+TEST(DaemonSetPatchTest, TolerateAllGetsTheExclusionInEveryTerm) {
+  const json::array tolerateAll{json::object{{"operator", "Exists"}}};
+  // No affinity at all.
+  json::value ds = daemonSet({{"tolerations", tolerateAll}});
+  json::value out = apply(ds, daemonSetPatch(ds, kOptions));
+  const auto* terms =
+      kube::at(out, {"spec", "template", "spec", "affinity", "nodeAffinity",
+                     "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"});
+  ASSERT_NE(terms, nullptr);
+  EXPECT_EQ(json::serialize(*terms), std::string("[{\"matchExpressions\":[") + kExclusion + "]}]");
+  EXPECT_TRUE(daemonSetPatch(out, kOptions).empty());  // idempotent: an update adds nothing
+  // Two terms, one without expressions: both get it.
+  ds = daemonSet(
+      {{"tolerations", tolerateAll},
+       {"affinity",
+        {{"nodeAffinity",
+          {{"requiredDuringSchedulingIgnoredDuringExecution",
+            {{"nodeSelectorTerms",
+              json::array{
+                  json::object{
+                      {"matchExpressions",
+                       json::array{json::object{
+                           {"key", "os"}, {"operator", "In"}, {"values", json::array{"linux"}}}}}},
+                  json::object{{"matchFields", json::array{}}}}}}}}}}}});
+  out = apply(ds, daemonSetPatch(ds, kOptions));
+  terms = kube::at(out, {"spec", "template", "spec", "affinity", "nodeAffinity",
+                         "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"});
+  ASSERT_EQ(terms->as_array().size(), 2U);
+  for (const auto& t : terms->as_array()) {
+    EXPECT_NE(json::serialize(t).find(kExclusion), std::string::npos) << t;
+  }
+  EXPECT_TRUE(daemonSetPatch(out, kOptions).empty());
+}
+
+TEST(DaemonSetPatchTest, DaemonSetWithoutTheTolerationIsLeftAlone) {
+  const json::value ds = daemonSet(
+      {{"tolerations", json::array{json::object{{"key", "gpu"}, {"operator", "Exists"}}}}});
+  EXPECT_TRUE(daemonSetPatch(ds, kOptions).empty());
+  EXPECT_TRUE(daemonSetPatch(json::value{{"spec", json::object{}}}, kOptions).empty());
+}
+
 json::value labelled(std::string_view value) {
   json::value p = pod();
   p.as_object()["metadata"].as_object()["labels"] = json::object{{kBurstLabel, value}};

@@ -36,7 +36,9 @@ TEST(RegistrationTest, PodsOnCreateIgnoredWhenDownSkippingNamespaces) {
   EXPECT_EQ(base64Decode(stringAt(w, {"clientConfig", "caBundle"})), "-----BEGIN CERT-----");
   EXPECT_EQ(json::serialize(w.at("rules")),
             R"([{"apiGroups":[""],"apiVersions":["v1"],"operations":["CREATE"],)"
-            R"("resources":["pods"],"scope":"Namespaced"}])");
+            R"("resources":["pods"],"scope":"Namespaced"},)"
+            R"({"apiGroups":["apps"],"apiVersions":["v1"],"operations":["CREATE","UPDATE"],)"
+            R"("resources":["daemonsets"],"scope":"Namespaced"}])");
   EXPECT_EQ(json::serialize(w.at("namespaceSelector")),
             R"({"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"NotIn",)"
             R"("values":["kube-system","burstlet"]}]})");

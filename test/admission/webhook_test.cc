@@ -155,6 +155,30 @@ TEST(WebhookTest, OtherRequestsAreAllowedUnchanged) {
   }
 }
 
+TEST(WebhookTest, DaemonSetsThatTolerateEverythingAreKeptOffVirtualNodes) {
+  Fixture f;
+  const json::value ds = json::object{
+      {"metadata", {{"name", "agent"}}},
+      {"spec",
+       {{"template",
+         {{"spec", {{"tolerations", json::array{json::object{{"operator", "Exists"}}}}}}}}}}};
+  for (const char* op : {"CREATE", "UPDATE"}) {
+    std::string body = json::serialize(json::object{
+        {"apiVersion", "admission.k8s.io/v1"},
+        {"kind", "AdmissionReview"},
+        {"request",
+         json::object{
+             {"uid", "r-1"},
+             {"operation", op},
+             {"namespace", "app"},
+             {"resource", {{"group", "apps"}, {"version", "v1"}, {"resource", "daemonsets"}}},
+             {"object", ds}}}});
+    const auto response = f.response(body);
+    EXPECT_TRUE(response.at("allowed").as_bool());
+    EXPECT_NE(json::serialize(patchOf(response)).find("NotIn"), std::string::npos) << op;
+  }
+}
+
 TEST(WebhookTest, BadBodiesAre400) {
   Fixture f;
   for (const std::string& body :
