@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 const burstLabel = "virtual-kubelet.io/burst-to-cci"
@@ -139,6 +140,37 @@ func TestBurstPolicyLabelPlacesPods(t *testing.T) {
 	if l != free || v != 4 {
 		t.Errorf("auto: %d local, %d on the virtual node; want %d and 4", l, v, free)
 	}
+	// Scaled in by as many as burst: the burst pods go (their deletion cost is lower).
+	eventually(t, 60*time.Second, "burst pods carry their deletion cost", func() error {
+		for _, p := range podsOf(t, ns, "app=spread") {
+			if p.Spec.NodeName == d.node && p.Annotations["controller.kubernetes.io/pod-deletion-cost"] != "-100" {
+				return fmt.Errorf("%s: annotations %v", p.Name, p.Annotations)
+			}
+		}
+		return nil
+	})
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, l)
+	if _, err := env.cluster.AppsV1().Deployments(ns).Patch(ctx, "spread", types.MergePatchType, []byte(patch),
+		metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "only the local pods left", func() error {
+		pods := podsOf(t, ns, "app=spread")
+		live := 0
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			live++
+			if p.Spec.NodeName == d.node {
+				return fmt.Errorf("%s kept on the virtual node", p.Name)
+			}
+		}
+		if live != l {
+			return fmt.Errorf("%d live pods", live)
+		}
+		return nil
+	})
 	if err := env.cluster.AppsV1().Deployments(ns).Delete(ctx, "spread", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -495,6 +495,26 @@ asio::awaitable<Result<bool>> PodController::updateOnProvider(
   co_return true;
 }
 
+asio::awaitable<void> PodController::markBurst(const json::value& pod) {
+  // A pod the burst policy placed (src/admission) goes first when its workload scales in:
+  // a lower deletion cost than the pods on ordinary nodes (0 unless set).
+  if (kube::stringAt(pod, {"metadata", "annotations", kBurstRuleAnnotation}).empty() ||
+      kube::at(pod, {"metadata", "annotations", kDeletionCostAnnotation}) != nullptr) {
+    co_return;
+  }
+  PodRef ref = provider::podRefOf(pod);
+  std::string body = json::serialize(json::object{
+      {"metadata",
+       json::object{{"annotations", json::object{{kDeletionCostAnnotation, kBurstDeletionCost}}},
+                    {"uid", ref.uid}}}});
+  auto r = co_await client_.patch(kube::resources::kPods, ref.ns, ref.name,
+                                  kube::PatchType::kJsonMerge, std::move(body));
+  if (!r.ok()) {
+    spdlog::warn("msg=\"deletion cost not set on burst pod\" pod={} error=\"{}\"", ref.key(),
+                 r.error().toString());
+  }
+}
+
 asio::awaitable<Status> PodController::createOnProvider(
     const json::value& pod, const std::map<std::string, int64_t>& restartBase) {
   PodRef ref = provider::podRefOf(pod);
@@ -546,6 +566,7 @@ asio::awaitable<Status> PodController::createOnProvider(
     std::lock_guard lock(mu_);
     known_[ref.key()] = ref.uid;
   }
+  co_await markBurst(pod);
   // Push the status at once: a provider that starts pods quickly is Running already, and this
   // saves a round through the queue.
   auto providerPod = co_await provider_.getPod(ref);

@@ -42,6 +42,14 @@
 
 namespace burstlet::pod {
 
+// The annotation the burst-policy webhook (src/admission) puts on the pods it placed, and the
+// deletion cost such a pod gets once it runs here: below ordinary pods' (0), so that its
+// workload scales in by its burst pods first.
+inline constexpr std::string_view kBurstRuleAnnotation = "burstlet.io/burst-rule";
+inline constexpr std::string_view kDeletionCostAnnotation =
+    "controller.kubernetes.io/pod-deletion-cost";
+inline constexpr std::string_view kBurstDeletionCost = "-100";
+
 namespace asio = boost::asio;
 
 struct PodControllerOptions {
@@ -148,6 +156,8 @@ class PodController {
   // was written; a pod gone or replaced meanwhile is success (its own sync follows). A patch the
   // API server refuses as invalid is logged once and not sent again unchanged.
   asio::awaitable<Status> writeStatus(const boost::json::value& pod, boost::json::value patch);
+  // Gives a pod the burst policy placed a deletion cost below ordinary pods' (after its create).
+  asio::awaitable<void> markBurst(const boost::json::value& pod);
   asio::awaitable<void> reportFailure(const boost::json::value& pod, const Error& error,
                                       bool permanent);
   asio::awaitable<void> reportConfigError(const boost::json::value& pod, const Error& error);

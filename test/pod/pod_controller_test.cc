@@ -74,6 +74,7 @@ struct Cluster {
   std::vector<std::string> pods;
   std::vector<std::string> statusPatches;
   std::vector<std::string> finalDeletes;
+  std::vector<std::string> metadataPatches;
   std::vector<std::string> events;
   int version = 100;
   bool refuseStatus = false;  // answer status patches 422, as for an invalid status
@@ -100,6 +101,10 @@ struct Cluster {
       answered.at("metadata").as_object()["resourceVersion"] = std::to_string(++version);
       answered.as_object()["status"] = json::parse(r.body).at("status");
       return jsonResponse(200, json::serialize(answered));
+    }
+    if (r.method == kube::Verb::patch) {  // not /status: metadata
+      metadataPatches.push_back(r.target + " " + r.body);
+      return jsonResponse(200, pods.at(0));
     }
     if (r.method == kube::Verb::delete_) {
       finalDeletes.push_back(r.target + " " + r.body);
@@ -216,6 +221,30 @@ TEST(PodControllerTest, CreatesThenWritesStatusOnceAndCoalescesNotifications) {
   EXPECT_LE(h.cluster.patches(), 3U);  // the first write, then at most two for 20 events
   EXPECT_EQ(h.provider.creates, 1);
   h.stop();
+}
+
+// A pod the burst policy placed gets a deletion cost below ordinary pods' once it runs here, so
+// its workload scales in by its burst pods first; others are left as they are.
+TEST(PodControllerTest, BurstPodsGetALowDeletionCost) {
+  auto annotated = [](const std::string& name, const json::object& annotations) {
+    json::value p = json::parse(pod(name));
+    p.at("metadata").as_object()["annotations"] = annotations;
+    return json::serialize(p);
+  };
+  Harness h({annotated("burst", {{"burstlet.io/burst-rule", "label x on Deployment web"}}),
+             pod("plain"),
+             annotated("costed", {{"burstlet.io/burst-rule", "profile p"},
+                                  {"controller.kubernetes.io/pod-deletion-cost", "5"}})});
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.creates == 3; }));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patches() >= 3; }));
+  std::lock_guard lock(h.cluster.mu);
+  ASSERT_EQ(h.cluster.metadataPatches.size(), 1U);
+  const std::string& p = h.cluster.metadataPatches[0];
+  EXPECT_EQ(p.rfind("/api/v1/namespaces/ns/pods/burst ", 0), 0U) << p;
+  EXPECT_NE(p.find(R"("controller.kubernetes.io/pod-deletion-cost":"-100")"), std::string::npos)
+      << p;
+  EXPECT_NE(p.find(R"("uid":"u-burst")"), std::string::npos) << p;  // precondition
 }
 
 TEST(PodControllerTest, TransientFailuresRetryAndPermanentOnesAreShownOnce) {
