@@ -30,7 +30,15 @@ func startPolicyDaemon(t *testing.T) *daemon {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, "--config", config)
-	name := "burstlet-" + d.node
+	waitWebhookRegistered(t, d.node)
+	return d
+}
+
+// waitWebhookRegistered waits until node's burstlet registered its webhook, and removes the
+// registration when the test ends (burstlet leaves it: failurePolicy Ignore).
+func waitWebhookRegistered(t *testing.T, node string) {
+	t.Helper()
+	name := "burstlet-" + node
 	t.Cleanup(func() {
 		_ = env.cluster.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), name,
 			metav1.DeleteOptions{})
@@ -46,7 +54,6 @@ func startPolicyDaemon(t *testing.T) *daemon {
 		}
 		return nil
 	})
-	return d
 }
 
 // labelledDeployment is a Deployment of n pods asking cpu each, labelled with the burst policy
@@ -312,6 +319,34 @@ func TestBurstPolicyWorkloadKindsAndDaemonSets(t *testing.T) {
 	for _, e := range events.Items {
 		if e.InvolvedObject.Kind == "DaemonSet" && (e.Reason == "FailedDaemonPod" || e.Reason == "SuccessfulDelete") {
 			t.Errorf("DaemonSet churn: %s %s", e.Reason, e.Message)
+		}
+	}
+}
+
+// With the cci provider the webhook asks the provider's own rules: an enforce pod CCI cannot run
+// (hostNetwork) is denied naming the rule; an auto one is admitted unchanged and stays local.
+func TestBurstPolicyEnforceRefusesWhatTheBackendCannotRun(t *testing.T) {
+	d := startCciDaemon(t, withAdmission())
+	waitWebhookRegistered(t, d.node)
+	ns := namespace(t, env.cluster)
+	ctx := context.Background()
+	hostNet := func(name, value string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{burstLabel: value}},
+			Spec: corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "app", Image: "registry.local/app:1",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}}}}}}
+	}
+	_, err := env.cluster.CoreV1().Pods(ns).Create(ctx, hostNet("forced", "enforce"), metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "is enforce, but the backend cannot run this pod") ||
+		!strings.Contains(err.Error(), "hostNetwork") {
+		t.Errorf("enforce hostNetwork pod: %v", err)
+	}
+	p, err := env.cluster.CoreV1().Pods(ns).Create(ctx, hostNet("maybe", "auto"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tol := range p.Spec.Tolerations {
+		if tol.Key == "virtual-kubelet.io/provider" {
+			t.Errorf("auto hostNetwork pod made eligible: %+v", p.Spec.Tolerations)
 		}
 	}
 }

@@ -66,6 +66,8 @@ type cciOptions struct {
 	token   bool
 	// noCleanup: the test runs `burstlet cleanup` itself.
 	noCleanup bool
+	// admission: serve the burst-policy webhook on a free loopback port.
+	admission bool
 }
 
 type cciOption func(*cciOptions)
@@ -92,6 +94,9 @@ func withoutWaiting() cciOption { return func(o *cciOptions) { o.wait = false } 
 // withAccount signs with another account of the CCI gateway ("full": its namespace quota is used
 // up).
 func withAccount(name string) cciOption { return func(o *cciOptions) { o.account = name } }
+
+// withAdmission serves the burst-policy webhook (admission.listen on a free loopback port).
+func withAdmission() cciOption { return func(o *cciOptions) { o.admission = true } }
 
 // withoutCleanup leaves `burstlet cleanup` to the test.
 func withoutCleanup() cciOption { return func(o *cciOptions) { o.noCleanup = true } }
@@ -172,6 +177,9 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 		}
 	} else {
 		body += "    kubeconfig: " + env.tb.Backend.BurstletKubeconfig + "\n"
+	}
+	if o.admission {
+		body += fmt.Sprintf("admission:\n  listen: 127.0.0.1:%d\n  hosts: [127.0.0.1]\n", freePort(t))
 	}
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
