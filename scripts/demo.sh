@@ -76,6 +76,12 @@ else
     api: kubernetes
 YAML
 fi
+# The burst-policy webhook: the API server calls it for every new pod (docs/burst-policy.md).
+cat >>"$config" <<YAML
+admission:
+  listen: 127.0.0.1:10356
+  hosts: [127.0.0.1]
+YAML
 echo
 echo "demo: starting burstlet (cci provider: pods run on the backend plane; log: $log)"
 "$burstlet" run --config "$config" --kubeconfig "$state/cluster/burstlet.kubeconfig" \
@@ -193,6 +199,53 @@ for _ in $(seq 1 100); do
 done
 "$kubectl" -n demo get pods -o wide
 "$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods -o wide
+echo
+echo "demo: the label alone: a Deployment labelled virtual-kubelet.io/burst-to-cci=auto, 12 x 1 CPU,"
+echo "      no selector or toleration; the two 4-CPU kwok workers fill first, the rest bursts"
+for _ in $(seq 1 50); do
+  "$kubectl" get mutatingwebhookconfiguration burstlet-burstlet >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"$kubectl" apply -f - <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: peak
+  namespace: demo
+  labels: {virtual-kubelet.io/burst-to-cci: auto}
+spec:
+  replicas: 12
+  selector: {matchLabels: {app: peak}}
+  template:
+    metadata: {labels: {app: peak}}
+    spec:
+      containers:
+      - name: app
+        image: nginx:1.27
+        resources: {requests: {cpu: "1", memory: 1Gi}}
+YAML
+"$kubectl" -n demo rollout status deployment/peak --timeout=90s
+echo "  pods per node:"
+"$kubectl" -n demo get pods -l app=peak -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | uniq -c
+bursted=$("$kubectl" -n demo get pods -l app=peak --field-selector spec.nodeName=burstlet -o jsonpath='{.items[0].metadata.name}')
+echo "  $bursted: $("$kubectl" -n demo get pod "$bursted" -o jsonpath='{.metadata.annotations.burstlet\.io/burst-rule}')"
+echo "  backend pods of the peak: $("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods --no-headers -l burstlet.io/managed-by=burstlet 2>/dev/null | grep -c '^demo-peak' || true)"
+echo
+echo "demo: the peak is over: scaling to 8 removes the burst pods first (their deletion cost is lower)"
+for _ in $(seq 1 50); do
+  costed=$("$kubectl" -n demo get pods -l app=peak --field-selector spec.nodeName=burstlet \
+    -o jsonpath='{range .items[*]}{.metadata.annotations.controller\.kubernetes\.io/pod-deletion-cost}{"\n"}{end}' | grep -c -- -100 || true)
+  [ "$costed" -ge 4 ] && break
+  sleep 0.2
+done
+"$kubectl" -n demo scale deployment/peak --replicas=8 >/dev/null
+for _ in $(seq 1 100); do
+  n=$("$kubectl" -n demo get pods -l app=peak --field-selector spec.nodeName=burstlet --no-headers 2>/dev/null | wc -l)
+  [ "$n" -eq 0 ] && break
+  sleep 0.2
+done
+echo "  pods per node:"
+"$kubectl" -n demo get pods -l app=peak -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | uniq -c
 echo
 echo "demo: uninstall: stop burstlet, then 'burstlet cleanup' removes the backend namespace (its Network first)"
 kill -TERM "$burstlet_pid" 2>/dev/null || true
