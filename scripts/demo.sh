@@ -248,9 +248,11 @@ echo "  pods per node:"
 "$kubectl" -n demo get pods -l app=peak -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | uniq -c
 echo
 echo "demo: uninstall: stop burstlet, then 'burstlet cleanup' removes the backend namespace (its Network first)"
+echo "      and the webhook's registration"
 kill -TERM "$burstlet_pid" 2>/dev/null || true
 wait "$burstlet_pid" 2>/dev/null || true
-"$burstlet" cleanup --config "$config" --timeout 2m
+"$burstlet" cleanup --config "$config" --timeout 2m \
+  --kubeconfig "$state/cluster/burstlet.kubeconfig" --node-name burstlet
 "$kubectl" --kubeconfig "$backend_kubeconfig" get namespaces
 if [ "$backend_mode" = cci ]; then
   echo "  Networks left: $("$kubectl" --kubeconfig "$backend_kubeconfig" get networks.networking.cci.io -A --no-headers 2>/dev/null | wc -l)"

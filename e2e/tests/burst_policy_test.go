@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -348,5 +350,17 @@ func TestBurstPolicyEnforceRefusesWhatTheBackendCannotRun(t *testing.T) {
 		if tol.Key == "virtual-kubelet.io/provider" {
 			t.Errorf("auto hostNetwork pod made eligible: %+v", p.Spec.Tolerations)
 		}
+	}
+	// Uninstalled: `burstlet cleanup` removes the registration with the backend namespace.
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if out, err := cleanup(d.config, "--kubeconfig", env.tb.Cluster.BurstletKubeconfig, "--node-name", d.node); err != nil ||
+		!strings.Contains(out, "webhook registration burstlet-"+d.node+" is gone") {
+		t.Fatalf("burstlet cleanup: %v\n%s", err, out)
+	}
+	if _, err := env.cluster.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "burstlet-"+d.node,
+		metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("webhook registration after cleanup: %v", err)
 	}
 }

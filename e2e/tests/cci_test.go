@@ -190,7 +190,12 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	}
 	if !o.noCleanup {
 		t.Cleanup(func() {
-			if out, err := cleanup(config); err != nil {
+			var extra []string
+			if o.admission && c.daemon != nil {
+				// It also removes the webhook's registration, from the cluster.
+				extra = []string{"--kubeconfig", env.tb.Cluster.BurstletKubeconfig, "--node-name", c.node}
+			}
+			if out, err := cleanup(config, extra...); err != nil {
 				t.Errorf("burstlet cleanup: %v\n%s", err, out)
 			}
 		})
@@ -216,8 +221,9 @@ func plainBackendNamespace(t *testing.T, name, clusterID string) {
 	}
 }
 
-func cleanup(config string) (string, error) {
-	cmd := exec.Command(os.Getenv("BURSTLET"), "cleanup", "--config", config, "--timeout", "2m")
+func cleanup(config string, extra ...string) (string, error) {
+	cmd := exec.Command(os.Getenv("BURSTLET"), append([]string{"cleanup", "--config", config, "--timeout", "2m"},
+		extra...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -163,6 +163,12 @@ asio::awaitable<void> runCleanup(kube::RestClient* backend, std::string ns, std:
   *out = co_await provider::cci::cleanupBackend(*backend, ns, clusterID, cciApi, timeout, clock);
 }
 
+asio::awaitable<void> removeRegistration(kube::RestClient* cluster, std::string name, Status* out) {
+  std::string none;
+  auto r = co_await cluster->remove(admission::kMutatingWebhookConfigurations, none, name);
+  *out = r.ok() || r.error().code == ErrorCode::kNotFound ? okStatus() : Status(r.error());
+}
+
 Result<kube::ClientConfig> clusterConfig(const Config& config) {
   return config.inCluster ? kube::inClusterConfig()
                           : kube::loadKubeconfig(kube::KubeconfigOptions{config.kubeconfigs,
@@ -185,7 +191,8 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
   }
   asio::io_context io(1);
   std::unique_ptr<kube::RestClient> cluster;
-  if (!config.backend.akskSecret.empty()) {
+  const bool webhook = !config.admission.listen.empty() && config.admission.registerWebhook;
+  if (!config.backend.akskSecret.empty() || webhook) {
     auto cc = clusterConfig(config);
     if (!cc.ok()) {
       std::fprintf(stderr, "burstlet cleanup: cluster connection: %s\n",
@@ -219,6 +226,20 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
     return 1;
   }
   std::printf("backend namespace %s is gone\n", ns.c_str());
+  if (webhook) {
+    // Without burstlet its registration only costs each pod create a failed call.
+    const std::string name = "burstlet-" + config.nodeName;
+    Status removed = okStatus();
+    asio::co_spawn(io, removeRegistration(cluster.get(), name, &removed), asio::detached);
+    io.restart();
+    io.run();
+    if (!removed.ok()) {
+      std::fprintf(stderr, "burstlet cleanup: webhook registration %s: %s\n", name.c_str(),
+                   removed.error().toString().c_str());
+      return 1;
+    }
+    std::printf("webhook registration %s is gone\n", name.c_str());
+  }
   return 0;
 }
 

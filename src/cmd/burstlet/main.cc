@@ -131,7 +131,11 @@ int main(int argc, char** argv) {
       ->required();
   auto* cleanupKubeconfigOpt =
       cleanupCmd->add_option("--kubeconfig", cleanupFlags.kubeconfigs,
-                             "kubeconfig of the cluster (only to read provider.cci.akskSecret)");
+                             "kubeconfig of the cluster (to read provider.cci.akskSecret and to "
+                             "remove the webhook registration)");
+  auto* cleanupNodeOpt = cleanupCmd->add_option(
+      "--node-name", cleanupFlags.nodeName,
+      "the virtual node burstlet ran as (its webhook registration is burstlet-<node>)");
   auto* cleanupInClusterOpt = cleanupCmd->add_flag("--in-cluster", cleanupFlags.inCluster,
                                                    "use the in-cluster ServiceAccount");
   cleanupCmd->add_option("--timeout", cleanupTimeout,
@@ -148,6 +152,9 @@ int main(int argc, char** argv) {
       }
       if (cleanupInClusterOpt->count() > 0) {
         loaded->inCluster = cleanupFlags.inCluster;
+      }
+      if (cleanupNodeOpt->count() > 0) {
+        loaded->nodeName = cleanupFlags.nodeName;
       }
       auto timeout = burstlet::daemon::parseDuration(cleanupTimeout);
       if (!timeout.ok()) {
