@@ -306,7 +306,7 @@ func TestBurstPolicyWorkloadKindsAndDaemonSets(t *testing.T) {
 		}
 		return nil
 	})
-	consistently(t, 30*time.Second, "no agent pod on the virtual node", func() error {
+	consistently(t, 2*time.Minute, "no agent pod on the virtual node", func() error {
 		for _, p := range podsOf(t, ns, "app=agent") {
 			if p.Spec.NodeName == d.node {
 				return fmt.Errorf("%s on the virtual node", p.Name)
