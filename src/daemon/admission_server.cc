@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/json.hpp>
 #include <fstream>
 #include <sstream>
 
@@ -12,10 +13,26 @@ namespace asio = boost::asio;
 
 asio::awaitable<Result<boost::json::value>> ApiOwnerSource::read(const kube::ResourceRef& resource,
                                                                  std::string ns, std::string name) {
-  co_return co_await cluster_.get(resource, std::move(ns), std::move(name));
+  kube::HttpRequest request{kube::Verb::get, resource.path(ns, name)};
+  request.timeout = perRead_;
+  std::string what = fmt::format("get {} {}/{}", resource.resource, ns, name);
+  auto response = co_await cluster_.call(std::move(request), true, what);
+  if (!response.ok()) {
+    co_return std::move(response).error();
+  }
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(response->body, ec);
+  if (ec || !v.is_object()) {
+    co_return Error::make(ErrorCode::kInternal, "InvalidResponse",
+                          fmt::format("{}: response is not a JSON object", what));
+  }
+  co_return v;
 }
 
 namespace {
+
+// Three reads at most per review, under the registration's 5 s timeout.
+constexpr std::chrono::milliseconds kOwnerReadTimeout{1000};
 
 Result<std::string> readFile(const std::string& path) {
   std::ifstream in(path);
@@ -31,10 +48,19 @@ Result<std::string> readFile(const std::string& path) {
 }  // namespace
 
 Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, const Config& config,
-                                     kube::RestClient& cluster, const std::string& nodeIP,
-                                     admission::BackendCheck check, const Clock& clock) {
+                                     const kube::ClientConfig& clusterConfig,
+                                     const std::string& nodeIP, admission::BackendCheck check,
+                                     const Clock& clock) {
   const auto& a = config.admission;
   AdmissionParts parts;
+  kube::RestOptions readOptions;
+  readOptions.retry.maxRetries = 0;
+  readOptions.clock = &clock;
+  auto client = kube::RestClient::create(executor, clusterConfig, readOptions);
+  if (!client.ok()) {
+    return std::move(client).error();
+  }
+  parts.client = std::move(*client);
   std::vector<std::string> hosts = a.hosts.empty() ? std::vector<std::string>{nodeIP} : a.hosts;
   server::Options options;
   options.clock = &clock;
@@ -71,7 +97,7 @@ Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, cons
                                                                      : hosts.front(),
                         parts.server->port(), admission::kWebhookPath);
   parts.registration.skipNamespaces = a.skipNamespaces;
-  parts.owners = std::make_unique<ApiOwnerSource>(cluster);
+  parts.owners = std::make_unique<ApiOwnerSource>(*parts.client, kOwnerReadTimeout);
   parts.webhook = std::make_unique<admission::AdmissionWebhook>(
       *parts.owners, admission::PlacementOptions{}, std::move(check));
   auto* webhook = parts.webhook.get();

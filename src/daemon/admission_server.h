@@ -5,6 +5,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -19,19 +20,24 @@
 
 namespace burstlet::daemon {
 
-// Owners read from the cluster's API server, one GET each.
+// Owners read from the cluster's API server, one GET each, each given `perRead` at most: with
+// a client that does not retry, the three reads of a chain stay well inside the webhook's
+// timeout (the API server then admits the pod unchanged, and it stays local).
 class ApiOwnerSource final : public admission::OwnerSource {
  public:
-  explicit ApiOwnerSource(kube::RestClient& cluster) : cluster_(cluster) {}
+  ApiOwnerSource(kube::RestClient& cluster, std::chrono::milliseconds perRead)
+      : cluster_(cluster), perRead_(perRead) {}
   boost::asio::awaitable<Result<boost::json::value>> read(const kube::ResourceRef& resource,
                                                           std::string ns,
                                                           std::string name) override;
 
  private:
   kube::RestClient& cluster_;
+  const std::chrono::milliseconds perRead_;
 };
 
 struct AdmissionParts {
+  std::unique_ptr<kube::RestClient> client;  // the owner reads': no retries
   std::unique_ptr<ApiOwnerSource> owners;
   std::unique_ptr<admission::AdmissionWebhook> webhook;
   std::unique_ptr<server::HttpServer> server;
@@ -40,7 +46,7 @@ struct AdmissionParts {
 
 // Listening (not started) on config.admission.listen with the webhook's route.
 Result<AdmissionParts> makeAdmission(const boost::asio::any_io_executor& executor,
-                                     const Config& config, kube::RestClient& cluster,
+                                     const Config& config, const kube::ClientConfig& clusterConfig,
                                      const std::string& nodeIP, admission::BackendCheck check,
                                      const Clock& clock);
 

@@ -376,7 +376,7 @@ int run(const Config& config, const std::string& version) {
   (*health)->start();
   std::optional<AdmissionParts> admission;
   if (!config.admission.listen.empty()) {
-    auto made = makeAdmission(io.get_executor(), config, **client, nodeOptions.internalIP,
+    auto made = makeAdmission(io.get_executor(), config, *clientConfig, nodeOptions.internalIP,
                               providerParts.backendCheck, clock);
     if (!made.ok()) {
       return fail("admission webhook", made.error());
