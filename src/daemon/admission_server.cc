@@ -4,8 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
-#include <fstream>
-#include <sstream>
+
+#include "kube/config.h"
 
 namespace burstlet::daemon {
 
@@ -33,17 +33,6 @@ namespace {
 
 // Three reads at most per review, under the registration's 5 s timeout.
 constexpr std::chrono::milliseconds kOwnerReadTimeout{1000};
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return Error::make(ErrorCode::kInvalid, "UnreadableFile",
-                       fmt::format("admission.caFile {} cannot be read", path));
-  }
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 
@@ -79,7 +68,7 @@ Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, cons
   }
   parts.server = std::move(*server);
   if (!a.caFile.empty()) {
-    auto ca = readFile(a.caFile);
+    auto ca = kube::readFileNamed(a.caFile, "admission.caFile");
     if (!ca.ok()) {
       return std::move(ca).error();
     }

@@ -11,7 +11,6 @@
 namespace burstlet::provider::cci {
 
 namespace json = boost::json;
-using internal::emptyOrNull;
 using internal::ownLabels;
 using internal::sourceAnnotations;
 using kube::stringAt;
@@ -97,34 +96,19 @@ std::string notImportable(const json::value& clusterPv) {
 
 Result<json::value> toImportedClaim(const json::value& clusterPvc, const json::value& clusterPv,
                                     const TranslateOptions& options) {
+  BURSTLET_RETURN_IF_ERROR(internal::checkBound(clusterPvc, clusterPv));
   const std::string ns = stringAt(clusterPvc, {"metadata", "namespace"});
   const std::string claim = stringAt(clusterPvc, {"metadata", "name"});
   const std::string pvName = stringAt(clusterPv, {"metadata", "name"});
-  if (ns.empty() || claim.empty() || pvName.empty()) {
-    return internal::invalid("PersistentVolumeClaim", "or its volume without namespace or name");
-  }
-  if (stringAt(clusterPvc, {"spec", "volumeName"}) != pvName) {
-    return Error::make(ErrorCode::kUnavailable, "ClaimNotBound",
-                       "claim " + ns + "/" + claim + " is not bound to volume " + pvName);
-  }
   if (const std::string why = notImportable(clusterPv); !why.empty()) {
     return notImportableError(pvName, why);
   }
   const ImportClass* row = *classOf(clusterPv);
   json::object spec;
-  const json::value* modes = kube::at(clusterPvc, {"spec", "accessModes"});
-  if (emptyOrNull(modes)) {
-    modes = kube::at(clusterPv, {"spec", "accessModes"});
+  if (!internal::copyModesAndSize(clusterPvc, clusterPv, spec)) {
+    // CCI gives the size no meaning, but wants one.
+    spec["resources"] = json::object{{"requests", json::object{{"storage", "1Gi"}}}};
   }
-  if (!emptyOrNull(modes)) {
-    spec["accessModes"] = *modes;
-  }
-  const json::value* storage = kube::at(clusterPvc, {"spec", "resources", "requests", "storage"});
-  if (storage == nullptr) {
-    storage = kube::at(clusterPv, {"spec", "capacity", "storage"});
-  }
-  spec["resources"] =
-      json::object{{"requests", json::object{{"storage", storage != nullptr ? *storage : "1Gi"}}}};
   spec["storageClassName"] = row->cciClass;
   json::object annotations = sourceAnnotations("PersistentVolumeClaim", ns, claim,
                                                stringAt(clusterPvc, {"metadata", "uid"}));

@@ -77,4 +77,37 @@ void copyIfPresent(const json::value& from, json::object& to,
   }
 }
 
+Status checkBound(const json::value& pvc, const json::value& pv) {
+  const std::string ns = kube::stringAt(pvc, {"metadata", "namespace"});
+  const std::string claim = kube::stringAt(pvc, {"metadata", "name"});
+  const std::string pvName = kube::stringAt(pv, {"metadata", "name"});
+  if (ns.empty() || claim.empty() || pvName.empty()) {
+    return invalid("PersistentVolumeClaim", "or its volume without namespace or name");
+  }
+  if (kube::stringAt(pvc, {"spec", "volumeName"}) != pvName) {
+    return Error::make(ErrorCode::kUnavailable, "ClaimNotBound",
+                       "claim " + ns + "/" + claim + " is not bound to volume " + pvName);
+  }
+  return okStatus();
+}
+
+bool copyModesAndSize(const json::value& pvc, const json::value& pv, json::object& spec) {
+  const json::value* modes = kube::at(pvc, {"spec", "accessModes"});
+  if (emptyOrNull(modes)) {
+    modes = kube::at(pv, {"spec", "accessModes"});
+  }
+  if (!emptyOrNull(modes)) {
+    spec["accessModes"] = *modes;
+  }
+  const json::value* storage = kube::at(pvc, {"spec", "resources", "requests", "storage"});
+  if (storage == nullptr) {
+    storage = kube::at(pv, {"spec", "capacity", "storage"});
+  }
+  if (storage == nullptr) {
+    return false;
+  }
+  spec["resources"] = json::object{{"requests", json::object{{"storage", *storage}}}};
+  return true;
+}
+
 }  // namespace burstlet::provider::cci::internal

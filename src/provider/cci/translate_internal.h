@@ -39,6 +39,14 @@ Error invalid(std::string_view kind, std::string_view what);
 // A ConfigMap or Secret copy's metadata; kInvalid without a namespace or name.
 Result<boost::json::object> copyMetadata(std::string_view kind, const boost::json::value& source,
                                          const TranslateOptions& options);
+// Shared by a claim's backend copy and its CCI import: kInvalid when `pvc` or `pv` has no
+// namespace or name, kUnavailable "ClaimNotBound" when `pvc` is not bound to `pv`.
+Status checkBound(const boost::json::value& pvc, const boost::json::value& pv);
+// Into `spec`: the access modes (the claim's, else the volume's; left out when neither has any)
+// and the storage request (the claim's, else the volume's capacity). False when neither gives a
+// size.
+bool copyModesAndSize(const boost::json::value& pvc, const boost::json::value& pv,
+                      boost::json::object& spec);
 // Copies the members `keys` of `from` that are present and not null into `to`.
 void copyIfPresent(const boost::json::value& from, boost::json::object& to,
                    std::initializer_list<std::string_view> keys);

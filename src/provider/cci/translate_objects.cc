@@ -102,16 +102,10 @@ namespace {
 
 // Checks that `pvc` is bound to `pv` and that `pv` can be reproduced in the backend.
 Status checkClaim(const json::value& pvc, const json::value& pv) {
+  BURSTLET_RETURN_IF_ERROR(checkBound(pvc, pv));
   const std::string ns = stringAt(pvc, {"metadata", "namespace"});
   const std::string claim = stringAt(pvc, {"metadata", "name"});
   const std::string pvName = stringAt(pv, {"metadata", "name"});
-  if (ns.empty() || claim.empty() || pvName.empty()) {
-    return invalid("PersistentVolumeClaim", "or its volume without namespace or name");
-  }
-  if (stringAt(pvc, {"spec", "volumeName"}) != pvName) {
-    return Error::make(ErrorCode::kUnavailable, "ClaimNotBound",
-                       "claim " + ns + "/" + claim + " is not bound to volume " + pvName);
-  }
   const auto* csi = path(&pv, {"spec", "csi"});
   if (csi == nullptr || !csi->is_object()) {
     return Error::make(ErrorCode::kInvalid, "UnsupportedVolume",
@@ -165,20 +159,7 @@ Result<json::value> toBackendPersistentVolumeClaim(const json::value& clusterPvc
   const json::value* pvcSpec = child(&clusterPvc, "spec");
   const json::value* pvSpec = child(&clusterPv, "spec");
   json::object spec;
-  const auto* modes = child(pvcSpec, "accessModes");
-  if (emptyOrNull(modes)) {
-    modes = child(pvSpec, "accessModes");
-  }
-  if (modes != nullptr) {
-    spec["accessModes"] = *modes;
-  }
-  const json::value* storage = path(pvcSpec, {"resources", "requests", "storage"});
-  if (storage == nullptr) {
-    storage = path(pvSpec, {"capacity", "storage"});
-  }
-  if (storage != nullptr) {
-    spec["resources"] = json::object{{"requests", json::object{{"storage", *storage}}}};
-  }
+  copyModesAndSize(clusterPvc, clusterPv, spec);
   // Explicit even when empty: an absent class would get the backend's default one and no
   // longer match the volume.
   spec["storageClassName"] = json::string(stringOf(child(pvSpec, "storageClassName")));
