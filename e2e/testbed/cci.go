@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,6 +189,58 @@ func applyManifest(ctx context.Context, dyn dynamic.Interface, data []byte) erro
 	return nil
 }
 
+// waitEstablished returns once the CustomResourceDefinition `name` is Established.
+func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) error {
+	crd := kindResources["CustomResourceDefinition"]
+	return waitFor(ctx, nil, "CRD "+name+" established", func(ctx context.Context) error {
+		obj, err := dyn.Resource(crd).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+				return nil
+			}
+		}
+		return errors.New("not established yet")
+	})
+}
+
+// installCRDs applies the plane's CRD files and waits until each CRD is served.
+func (s *planeStarter) installCRDs(ctx context.Context) error {
+	if len(s.spec.CRDFiles) == 0 {
+		return nil
+	}
+	cfg, err := s.plane.RESTConfig()
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	for _, file := range s.spec.CRDFiles {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		objs, err := decodeUnstructured(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if err := applyManifest(ctx, dyn, data); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		for _, o := range objs {
+			if err := waitEstablished(ctx, dyn, o.GetName()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // installCCI turns a started backend plane into the CCI stand-in: the Network CRD, the network
 // controller (a process of the plane), the admission policies, then the CCI gateway in front of
 // the API server (cci_gateway*.go); it returns once each policy bites, the controller has made a
@@ -205,20 +258,7 @@ func (s *planeStarter) installCCI(ctx context.Context, cs kubernetes.Interface) 
 	if err := applyManifest(ctx, dyn, networkCRDManifest); err != nil {
 		return err
 	}
-	crd := kindResources["CustomResourceDefinition"]
-	if err := waitFor(ctx, nil, "Network CRD established", func(ctx context.Context) error {
-		obj, err := dyn.Resource(crd).Get(ctx, "networks.networking.cci.io", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-				return nil
-			}
-		}
-		return errors.New("not established yet")
-	}); err != nil {
+	if err := waitEstablished(ctx, dyn, "networks.networking.cci.io"); err != nil {
 		return err
 	}
 	ctrl, err := s.start(ctx, NetworkControllerName, filepath.Join(s.binDir, "testbed"),

@@ -49,6 +49,7 @@ type PlaneSpec struct {
 	PodCIDR        string
 	Nodes          NodePool
 	RBACFile       string   // applied after start; defines the burstlet identity
+	CRDFiles       []string // CustomResourceDefinitions applied after start, waited for
 	FeatureGates   []string // extra kube-apiserver feature gates, e.g. ExtendWebSocketsToKubelet=false
 	KillWithParent bool
 	// CCI, when set, makes the plane behave like CCI (the backend's CCI mode, cci.go).
@@ -368,6 +369,9 @@ leaderElection:
 		if p.BurstletKubeconfig, err = createBurstletIdentity(ctx, cs, p, s.spec.RBACFile); err != nil {
 			return err
 		}
+	}
+	if err := s.installCRDs(ctx); err != nil {
+		return err
 	}
 	if s.spec.CCI != nil {
 		p.CCI = s.spec.CCI

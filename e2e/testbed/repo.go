@@ -31,7 +31,7 @@ func isDir(p string) bool {
 }
 
 // WithRepoDefaults fills unset paths from the repository layout: bin/ for binaries and
-// deploy/rbac/ for burstlet's identity on each plane.
+// deploy/rbac/ for burstlet's identity on each plane, deploy/crds/ for its CRDs.
 func (c *Config) WithRepoDefaults() error {
 	root, err := RepoRoot()
 	if err != nil {
@@ -45,6 +45,11 @@ func (c *Config) WithRepoDefaults() error {
 	}
 	if c.ClusterRBAC == "" {
 		c.ClusterRBAC = filepath.Join(root, "deploy", "rbac", "cluster.yaml")
+	}
+	if c.ClusterCRDs == nil {
+		if c.ClusterCRDs, err = filepath.Glob(filepath.Join(root, "deploy", "crds", "*.yaml")); err != nil {
+			return err
+		}
 	}
 	if c.BackendRBAC == "" {
 		c.BackendRBAC = filepath.Join(root, "deploy", "rbac", "backend.yaml")

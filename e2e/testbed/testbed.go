@@ -33,6 +33,9 @@ type Config struct {
 	CCI     CCIOptions
 	// ClusterRBAC and BackendRBAC define burstlet's identity on each plane.
 	ClusterRBAC, BackendRBAC string
+	// ClusterCRDs are the CustomResourceDefinitions burstlet installs in the cluster
+	// (deploy/crds/*.yaml), applied to the cluster plane and waited for.
+	ClusterCRDs []string
 	// KillWithParent ties the components' lifetime to the calling process (tests).
 	KillWithParent bool
 	// Timeout bounds the whole start.
@@ -102,7 +105,7 @@ func Up(ctx context.Context, cfg Config) (*Testbed, error) {
 
 	specs := []PlaneSpec{
 		{Name: "cluster", ServiceCIDR: "10.96.0.0/16", PodCIDR: "10.244.0.0/16", Nodes: cfg.ClusterWorkers,
-			RBACFile: cfg.ClusterRBAC, FeatureGates: cfg.ClusterFeatureGates, KillWithParent: cfg.KillWithParent},
+			RBACFile: cfg.ClusterRBAC, CRDFiles: cfg.ClusterCRDs, FeatureGates: cfg.ClusterFeatureGates, KillWithParent: cfg.KillWithParent},
 		{Name: "backend", ServiceCIDR: "10.97.0.0/16", PodCIDR: "10.245.0.0/16", Nodes: cfg.BackendFleet,
 			RBACFile: cfg.BackendRBAC, KillWithParent: cfg.KillWithParent, CCI: backendCCI},
 	}

@@ -95,7 +95,7 @@ Result<Choice> choose(const Labelled& pod, std::span<const Labelled> owners,
     }
   }
   if (profile) {
-    return Choice{profile->strategy, fmt::format("profile {}", profile->name)};
+    return Choice{profile->strategy, fmt::format("profile {}", profile->name), true};
   }
   return Choice{Strategy::kOff, "none"};
 }

@@ -49,6 +49,7 @@ struct Choice {
   // Which rule placed the pod, for its annotation and messages: `label
   // virtual-kubelet.io/burst-to-cci=auto on Deployment web`, `profile batch`, or `none`.
   std::string rule;
+  bool byProfile = false;  // the profile chose it (no label did)
 };
 
 // The strategy for a pod: the first labelled object among `pod` and `owners` (nearest first),

@@ -1,11 +1,13 @@
 #include "admission/webhook.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
 #include <vector>
 
+#include "admission/profile_patch.h"
 #include "common/base64.h"
 #include "kube/json_path.h"
 
@@ -86,6 +88,9 @@ Result<ReviewRequest> parseReview(std::string_view body) {
   }
   r.operation = stringAt(*request, {"operation"});
   r.ns = stringAt(*request, {"namespace"});
+  if (const auto* dry = kube::at(*request, {"dryRun"}); dry != nullptr && dry->is_bool()) {
+    r.dryRun = dry->get_bool();
+  }
   r.isPod = stringAt(*request, {"resource", "group"}).empty() &&
             stringAt(*request, {"resource", "version"}) == "v1" &&
             stringAt(*request, {"resource", "resource"}) == "pods" &&
@@ -130,8 +135,11 @@ std::string reviewResponse(std::string_view uid, const Decision& decision) {
 }
 
 AdmissionWebhook::AdmissionWebhook(OwnerSource& owners, PlacementOptions options,
-                                   BackendCheck check)
-    : owners_(owners), options_(std::move(options)), check_(std::move(check)) {}
+                                   BackendCheck check, ProfileSources profiles)
+    : owners_(owners),
+      options_(std::move(options)),
+      check_(std::move(check)),
+      profiles_(profiles) {}
 
 asio::awaitable<server::Response> AdmissionWebhook::handle(const server::Request& request) {
   auto review = parseReview(request.body);
@@ -196,7 +204,58 @@ asio::awaitable<Decision> AdmissionWebhook::decidePod(const ReviewRequest& revie
     }
     meta.as_object()["name"] = stringAt(review.object, {"metadata", "generateName"}) + "*";
   }
-  co_return decide(pod, owners, std::nullopt, options_, check_);
+  std::optional<BurstProfile> profile;
+  std::vector<std::string> others;
+  if (profiles_.index != nullptr) {
+    const auto list = profiles_.index->inNamespace(review.ns);
+    if (const auto* p = pickProfile(list, kube::at(pod, {"metadata", "labels"}), &others);
+        p != nullptr) {
+      profile = *p;
+    }
+  }
+  std::optional<ProfileChoice> profileChoice;
+  if (profile) {
+    profileChoice = ProfileChoice{profile->name, profile->strategy};
+  }
+  Decision d = decide(pod, owners, profileChoice, options_, check_);
+  if (d.allowed && d.choice.byProfile && d.choice.strategy != Strategy::kOff) {
+    if (!others.empty()) {
+      d.warnings.push_back(
+          fmt::format("BurstProfiles {} select this pod too; {} (the oldest) applies",
+                      fmt::join(others, ", "), profile->name));
+    }
+    placeByProfile(review, pod, *profile, d);
+  }
+  co_return d;
+}
+
+void AdmissionWebhook::placeByProfile(const ReviewRequest& review, const json::value& pod,
+                                      const BurstProfile& profile, Decision& d) {
+  std::optional<Slot> slot;
+  if (profiles_.ledger != nullptr) {
+    slot = profiles_.ledger->admit(profile, d.choice.strategy, review.uid, !review.dryRun);
+  }
+  if (!slot) {
+    slot = Slot::kLocal;
+    if (profile.localMax || profile.burstMax) {
+      d.warnings.push_back(fmt::format(
+          "profile {}: its maxNum is not applied to this pod (burstlet is still reading the "
+          "cluster's pods)",
+          profile.name));
+    }
+  }
+  if (*slot == Slot::kBurst || *slot == Slot::kBurstGated) {
+    // local.maxNum sends it to the backend as enforce would, if the pod lets it.
+    const std::string selected = stringAt(pod, {"spec", "nodeSelector", options_.nodeLabelKey});
+    if (!selected.empty() && selected != options_.nodeLabelValue) {
+      d.warnings.push_back(fmt::format(
+          "profile {}: local.maxNum is reached, but the pod's nodeSelector {}={} excludes "
+          "virtual nodes; it stays local",
+          profile.name, options_.nodeLabelKey, selected));
+      *slot = Slot::kLocal;
+    }
+  }
+  d.patch = profilePatch(pod, d.choice, profile, *slot, review.uid, options_);
 }
 
 }  // namespace burstlet::admission

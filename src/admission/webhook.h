@@ -12,6 +12,8 @@
 #include <string_view>
 
 #include "admission/placement.h"
+#include "admission/profile.h"
+#include "admission/profile_ledger.h"
 #include "common/result.h"
 #include "kube/resource.h"
 #include "server/exchange.h"
@@ -39,6 +41,7 @@ struct ReviewRequest {
   std::string ns;
   bool isPod = false;        // request.resource is core/v1 pods (no subresource)
   bool isDaemonSet = false;  // apps/v1 daemonsets (no subresource)
+  bool dryRun = false;       // nothing will be stored: the profile ledger reserves nothing
   boost::json::value object;
 };
 
@@ -48,20 +51,31 @@ Result<ReviewRequest> parseReview(std::string_view body);
 // The AdmissionReview v1 answer for `uid`.
 std::string reviewResponse(std::string_view uid, const Decision& decision);
 
+// The BurstProfiles and the ledger that holds their maxNum (both null: no profiles).
+struct ProfileSources {
+  const ProfileIndex* index = nullptr;
+  ProfileLedger* ledger = nullptr;
+};
+
 class AdmissionWebhook {
  public:
-  // `owners` must outlive this.
-  AdmissionWebhook(OwnerSource& owners, PlacementOptions options, BackendCheck check);
+  // `owners` and the profile sources must outlive this.
+  AdmissionWebhook(OwnerSource& owners, PlacementOptions options, BackendCheck check,
+                   ProfileSources profiles = {});
 
   // The route's handler (POST).
   boost::asio::awaitable<server::Response> handle(const server::Request& request);
 
  private:
   boost::asio::awaitable<Decision> decidePod(const ReviewRequest& review);
+  // A profile chose `d`: its slot (the ledger's counts), patch and labels.
+  void placeByProfile(const ReviewRequest& review, const boost::json::value& pod,
+                      const BurstProfile& profile, Decision& d);
 
   OwnerSource& owners_;
   const PlacementOptions options_;
   const BackendCheck check_;
+  const ProfileSources profiles_;
 };
 
 }  // namespace burstlet::admission

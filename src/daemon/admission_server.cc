@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "kube/config.h"
@@ -59,6 +60,8 @@ Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, cons
     tls.certFile = a.certFile;
     tls.keyFile = a.keyFile;
   } else {
+    // A stand-in until the certificates kept in the Secret are loaded: WebhookCertificates::run
+    // starts the listener then.
     tls.selfSignedHosts = hosts;
   }
   options.tls = tls;
@@ -74,8 +77,9 @@ Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, cons
     }
     parts.registration.caBundlePem = std::move(*ca);
   } else {
-    // A self-signed certificate is its own trust anchor.
-    parts.registration.caBundlePem = parts.server->tls()->certificatePem();
+    // burstlet's own CA, kept in a Secret: WebhookCertificates::run registers its bundle.
+    parts.certificates =
+        std::make_unique<WebhookCertificates>(webhookCertOptions(config, hosts), clock);
   }
   parts.registration.name = "burstlet-" + config.nodeName;
   parts.registration.url =
@@ -86,9 +90,17 @@ Result<AdmissionParts> makeAdmission(const asio::any_io_executor& executor, cons
                                                                      : hosts.front(),
                         parts.server->port(), admission::kWebhookPath);
   parts.registration.skipNamespaces = a.skipNamespaces;
+  // burstlet's own namespace is never sent to the webhook.
+  if (std::string own = ownNamespace(a);
+      std::find(a.skipNamespaces.begin(), a.skipNamespaces.end(), own) == a.skipNamespaces.end()) {
+    parts.registration.skipNamespaces.push_back(std::move(own));
+  }
   parts.owners = std::make_unique<ApiOwnerSource>(*parts.client, kOwnerReadTimeout);
+  parts.caches = std::make_unique<AdmissionCaches>(*parts.client, *parts.owners,
+                                                   admission::PlacementOptions{}, clock);
   parts.webhook = std::make_unique<admission::AdmissionWebhook>(
-      *parts.owners, admission::PlacementOptions{}, std::move(check));
+      parts.caches->owners(), admission::PlacementOptions{}, std::move(check),
+      parts.caches->profileSources());
   auto* webhook = parts.webhook.get();
   parts.server->route(std::string(admission::kWebhookPath),
                       [webhook](server::Exchange& exchange) -> asio::awaitable<server::Response> {

@@ -1,6 +1,6 @@
-// The admission webhook's part of `burstlet run`: its HTTPS listener (files, or a self-signed
-// certificate made at start), owners read from the cluster, and the MutatingWebhookConfiguration
-// registered (tried again every 10 s until it is).
+// The admission webhook's part of `burstlet run`: its HTTPS listener (files, or burstlet's own
+// CA and certificate kept in a Secret, webhook_certs.h), owners read from the cluster, and the
+// MutatingWebhookConfiguration registered (tried again every 10 s until it is).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -14,7 +14,9 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "common/wait.h"
+#include "daemon/admission_caches.h"
 #include "daemon/config.h"
+#include "daemon/webhook_certs.h"
 #include "kube/rest.h"
 #include "server/http_server.h"
 
@@ -38,9 +40,14 @@ class ApiOwnerSource final : public admission::OwnerSource {
 
 struct AdmissionParts {
   std::unique_ptr<kube::RestClient> client;  // the owner reads': no retries
-  std::unique_ptr<ApiOwnerSource> owners;
+  std::unique_ptr<ApiOwnerSource> owners;    // the caches' fallback
+  // Owners, profiles and the profiles' ledger from informers; start() them, stop() at shutdown.
+  std::unique_ptr<AdmissionCaches> caches;
   std::unique_ptr<admission::AdmissionWebhook> webhook;
   std::unique_ptr<server::HttpServer> server;
+  // Without certificate files: burstlet's own, from a Secret; its run() starts `server` once
+  // they are loaded and keeps `registration` (caBundle empty here) registered.
+  std::unique_ptr<WebhookCertificates> certificates;
   admission::Registration registration;
 };
 

@@ -53,6 +53,19 @@ namespace {
 
 using Setter = std::function<Status(const YAML::Node&, const std::string& where)>;
 
+// RFC 1123 label, as namespace names are.
+bool isDnsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') {
+    return false;
+  }
+  for (const char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Error invalid(const std::string& where, const std::string& what) {
   return Error::make(ErrorCode::kInvalid, "InvalidConfig", fmt::format("{}: {}", where, what));
 }
@@ -260,6 +273,9 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"keyFile", stringInto(&a.keyFile)},
                      {"caFile", stringInto(&a.caFile)},
                      {"hosts", listInto(&a.hosts)},
+                     {"namespace", stringInto(&a.ns)},
+                     {"certValidity", durationInto(&a.certValidity)},
+                     {"caValidity", durationInto(&a.caValidity)},
                      {"url", stringInto(&a.url)},
                      {"register", boolInto(&a.registerWebhook)},
                      {"skipNamespaces", listInto(&a.skipNamespaces)}},
@@ -315,6 +331,18 @@ Status validate(const Config& c) {
     }
     if (!a.url.empty() && a.url.rfind("https://", 0) != 0) {
       return invalid("admission.url", "must be an https:// URL");
+    }
+    if (!a.ns.empty() && !isDnsLabel(a.ns)) {
+      return invalid("admission.namespace", "must be a namespace name (a DNS label)");
+    }
+    // Renewed with a third left and checked every sixth: shorter would not be served long.
+    if (a.certValidity < std::chrono::seconds(30)) {
+      return invalid("admission.certValidity", "must be at least 30s");
+    }
+    // The CA is renewed with a third left: a serving certificate it signed until then still
+    // expires before it.
+    if (a.caValidity < 3 * a.certValidity) {
+      return invalid("admission.caValidity", "must be at least three times certValidity");
     }
   }
   if (c.provider == "cci") {

@@ -37,11 +37,18 @@ struct Config {
   struct Admission {
     std::string listen;  // "host:port"; "" : no webhook
     // Serving certificate and the CA bundle the API server trusts for it, PEM files; without
-    // them a self-signed certificate for `hosts` is made at start (its own trust anchor).
+    // them burstlet's own CA and a serving certificate for `hosts` it signs, kept in the Secret
+    // burstlet-webhook-<node> in `ns` and renewed once a third of their validity is left
+    // (daemon/webhook_certs.h).
     std::string certFile;
     std::string keyFile;
     std::string caFile;
     std::vector<std::string> hosts;  // default: the node IP
+    // burstlet's own namespace (the Secret's; never sent to the webhook). Empty: $POD_NAMESPACE,
+    // else kube-system.
+    std::string ns;
+    std::chrono::milliseconds certValidity{std::chrono::hours(24 * 365)};
+    std::chrono::milliseconds caValidity{std::chrono::hours(24 * 365 * 10)};
     // How the API server reaches the webhook; default https://<first host>:<port>/mutate-pods.
     std::string url;
     bool registerWebhook = true;  // create or update the MutatingWebhookConfiguration

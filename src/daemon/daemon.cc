@@ -62,6 +62,10 @@ struct Parts {
   kube::EventRecorder* events = nullptr;
   server::HttpServer* health = nullptr;
   server::HttpServer* admission = nullptr;  // null without the webhook
+  AdmissionCaches* admissionCaches = nullptr;
+  // The webhook's own certificates (webhook_certs.h), when running.
+  bool webhookCertificates = false;
+  Latch webhookCertificatesDone;
   asio::io_context* io = nullptr;
   const Clock* clock = nullptr;
 };
@@ -132,6 +136,7 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   // New pods are admitted unchanged from now on (failurePolicy Ignore): they stay local.
   if (parts->admission != nullptr) {
     parts->admission->stop();
+    co_await parts->admissionCaches->stop();
   }
   parts->pods->stop();
   co_await parts->podsDone.wait();
@@ -151,6 +156,10 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   if (!co_await waitFor(parts->eventsDone, *parts->clock, std::chrono::seconds(5))) {
     spdlog::warn("msg=\"event recorder did not stop in time\"");
   }
+  if (parts->webhookCertificates &&
+      !co_await waitFor(parts->webhookCertificatesDone, *parts->clock, std::chrono::seconds(5))) {
+    spdlog::warn("msg=\"webhook certificates did not stop in time\"");
+  }
   parts->health->stop();
   spdlog::info("msg=\"stopped\"");
   // Provider timers (pods that start or exit later) would keep the loop alive.
@@ -166,6 +175,13 @@ asio::awaitable<void> runCleanup(kube::RestClient* backend, std::string ns, std:
 asio::awaitable<void> removeRegistration(kube::RestClient* cluster, std::string name, Status* out) {
   std::string none;
   auto r = co_await cluster->remove(admission::kMutatingWebhookConfigurations, none, name);
+  *out = r.ok() || r.error().code == ErrorCode::kNotFound ? okStatus() : Status(r.error());
+}
+
+// The webhook's own CA and serving certificate (webhook_certs.h), when burstlet made them.
+asio::awaitable<void> removeCertSecret(kube::RestClient* cluster, std::string ns, std::string name,
+                                       Status* out) {
+  auto r = co_await cluster->remove(kube::resources::kSecrets, ns, name);
   *out = r.ok() || r.error().code == ErrorCode::kNotFound ? okStatus() : Status(r.error());
 }
 
@@ -192,7 +208,8 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
   asio::io_context io(1);
   std::unique_ptr<kube::RestClient> cluster;
   const bool webhook = !config.admission.listen.empty() && config.admission.registerWebhook;
-  if (!config.backend.akskSecret.empty() || webhook) {
+  const bool ownCerts = !config.admission.listen.empty() && config.admission.certFile.empty();
+  if (!config.backend.akskSecret.empty() || webhook || ownCerts) {
     auto cc = clusterConfig(config);
     if (!cc.ok()) {
       std::fprintf(stderr, "burstlet cleanup: cluster connection: %s\n",
@@ -239,6 +256,21 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
       return 1;
     }
     std::printf("webhook registration %s is gone\n", name.c_str());
+  }
+  if (ownCerts) {
+    const WebhookCertOptions certs = webhookCertOptions(config, {});
+    Status removed = okStatus();
+    asio::co_spawn(io, removeCertSecret(cluster.get(), certs.ns, certs.secretName, &removed),
+                   asio::detached);
+    io.restart();
+    io.run();
+    if (!removed.ok()) {
+      std::fprintf(stderr, "burstlet cleanup: webhook certificate Secret %s/%s: %s\n",
+                   certs.ns.c_str(), certs.secretName.c_str(), removed.error().toString().c_str());
+      return 1;
+    }
+    std::printf("webhook certificate Secret %s/%s is gone\n", certs.ns.c_str(),
+                certs.secretName.c_str());
   }
   return 0;
 }
@@ -382,7 +414,9 @@ int run(const Config& config, const std::string& version) {
       return fail("admission webhook", made.error());
     }
     admission = std::move(*made);
-    admission->server->start();
+    if (!admission->certificates) {
+      admission->server->start();  // else once the certificates are loaded
+    }
     spdlog::info("msg=\"admission webhook listening\" port={} url={}", admission->server->port(),
                  admission->registration.url);
   }
@@ -400,7 +434,19 @@ int run(const Config& config, const std::string& version) {
   parts.health = health->get();
   if (admission) {
     parts.admission = admission->server.get();
-    if (config.admission.registerWebhook) {
+    parts.admissionCaches = admission->caches.get();
+    admission->caches->start(io);
+    if (admission->certificates) {
+      parts.webhookCertificates = true;
+      spawnPart(asio::make_strand(io),
+                admission->certificates->run(
+                    **client, *admission->server,
+                    config.admission.registerWebhook
+                        ? std::optional<admission::Registration>(admission->registration)
+                        : std::nullopt,
+                    parts.shutdown),
+                &parts.webhookCertificatesDone, "webhook certificates");
+    } else if (config.admission.registerWebhook) {
       asio::co_spawn(asio::make_strand(io),
                      keepRegistered(**client, admission->registration, clock, parts.shutdown),
                      asio::detached);

@@ -497,16 +497,30 @@ asio::awaitable<Result<bool>> PodController::updateOnProvider(
 
 asio::awaitable<void> PodController::markBurst(const json::value& pod) {
   // A pod the burst policy placed (src/admission) goes first when its workload scales in:
-  // a lower deletion cost than the pods on ordinary nodes (0 unless set).
-  if (kube::stringAt(pod, {"metadata", "annotations", kBurstRuleAnnotation}).empty() ||
-      kube::at(pod, {"metadata", "annotations", kDeletionCostAnnotation}) != nullptr) {
+  // a lower deletion cost than the pods on ordinary nodes (0 unless set), or the cost its
+  // BurstProfile's scale-down order gave it (kBurstCostAnnotation), which replaces the cost it
+  // had for its local slot.
+  if (kube::stringAt(pod, {"metadata", "annotations", kBurstRuleAnnotation}).empty()) {
     co_return;
+  }
+  const std::string ordered =
+      kube::stringAt(pod, {"metadata", "annotations", kBurstCostAnnotation});
+  const auto* current = kube::at(pod, {"metadata", "annotations", kDeletionCostAnnotation});
+  std::string cost;
+  if (!ordered.empty()) {
+    if (current != nullptr && current->is_string() && current->get_string() == ordered) {
+      co_return;
+    }
+    cost = ordered;
+  } else if (current != nullptr) {
+    co_return;
+  } else {
+    cost = kBurstDeletionCost;
   }
   PodRef ref = provider::podRefOf(pod);
   std::string body = json::serialize(json::object{
-      {"metadata",
-       json::object{{"annotations", json::object{{kDeletionCostAnnotation, kBurstDeletionCost}}},
-                    {"uid", ref.uid}}}});
+      {"metadata", json::object{{"annotations", json::object{{kDeletionCostAnnotation, cost}}},
+                                {"uid", ref.uid}}}});
   auto r = co_await client_.patch(kube::resources::kPods, ref.ns, ref.name,
                                   kube::PatchType::kJsonMerge, std::move(body));
   if (!r.ok()) {

@@ -49,6 +49,8 @@ inline constexpr std::string_view kBurstRuleAnnotation = "burstlet.io/burst-rule
 inline constexpr std::string_view kDeletionCostAnnotation =
     "controller.kubernetes.io/pod-deletion-cost";
 inline constexpr std::string_view kBurstDeletionCost = "-100";
+// The deletion cost a BurstProfile's scale-down order asks for once the pod runs here.
+inline constexpr std::string_view kBurstCostAnnotation = "burstlet.io/burst-deletion-cost";
 
 namespace asio = boost::asio;
 

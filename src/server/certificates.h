@@ -21,6 +21,8 @@ enum class KeyType {
 struct PemPair {
   std::string certificate;
   std::string key;
+
+  bool operator==(const PemPair&) const = default;
 };
 
 struct CertificateSpec {
@@ -34,7 +36,7 @@ struct CertificateSpec {
   bool isCa = false;
   KeyType keyType = KeyType::kEcdsaP256;
   // Valid from an hour before `clock.now()` (tolerates skew) until `validity` after it.
-  std::chrono::hours validity{24 * 365};
+  std::chrono::seconds validity{std::chrono::hours(24 * 365)};
 };
 
 // A new key and certificate for `spec`, self-signed when `issuer` is null, else signed by

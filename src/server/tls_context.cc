@@ -178,9 +178,9 @@ struct TlsContext::State {
 
   const TlsOptions options;
   const Clock& clock;
-  PemPair generated;  // set once by create() when not from files
 
-  std::mutex mu;  // guards the members below
+  std::mutex mu;      // guards the members below
+  PemPair generated;  // when not from files: made by create(), replaced by useCertificate()
   Material loaded;
   std::shared_ptr<ssl::context> context;
   Clock::SteadyTime lastCheck{};
@@ -236,6 +236,25 @@ std::shared_ptr<ssl::context> TlsContext::forNewConnection() {
 Result<bool> TlsContext::reload() {
   std::lock_guard lock(state_->mu);
   return state_->reloadLocked();
+}
+
+Status TlsContext::useCertificate(PemPair pair) {
+  std::lock_guard lock(state_->mu);
+  if (state_->fromFiles()) {
+    return invalidOptions("the certificate comes from files");
+  }
+  Material m{pair.certificate, pair.key, state_->loaded.clientCa};
+  if (m == state_->loaded) {
+    return okStatus();
+  }
+  auto ctx = buildContext(m, state_->options.requireClientCertificate);
+  if (!ctx.ok()) {
+    return std::move(ctx).error();
+  }
+  state_->generated = std::move(pair);
+  state_->loaded = std::move(m);
+  state_->context = std::move(*ctx);
+  return okStatus();
 }
 
 std::string TlsContext::certificatePem() const {

@@ -1,6 +1,6 @@
 // TlsContext: the serving certificate of a TLS listener, from PEM files (re-read when they
-// change) or generated self-signed in memory, plus optional verification of client
-// certificates against a CA bundle. TLS 1.2 and 1.3 only.
+// change), or generated self-signed in memory (and replaced in memory later by its owner), plus
+// optional verification of client certificates against a CA bundle. TLS 1.2 and 1.3 only.
 #pragma once
 
 #include <chrono>
@@ -55,6 +55,11 @@ class TlsContext {
   // Checks the files now: true when they changed and the new set is in use, false when
   // unchanged (or nothing is read from files). An error leaves the old set in use.
   Result<bool> reload();
+  // Serves `pair` (certificate chain, leaf first, and key, PEM in memory) to new connections
+  // from now on, in place of the generated one; connections keep what they started with. For
+  // a context made without files. A pair that does not load leaves the previous one in use.
+  // Errors: kInvalid "InvalidTlsOptions" (a context reading files), and create()'s for the pair.
+  Status useCertificate(PemPair pair);
   // The serving certificate in use (PEM), e.g. for a client to trust the generated one.
   std::string certificatePem() const;
 

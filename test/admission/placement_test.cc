@@ -8,45 +8,21 @@
 #include <vector>
 
 #include "kube/json_path.h"
+#include "mocks/json_patch_apply.h"
 
 namespace burstlet::admission {
 namespace {
 
 namespace json = boost::json;
 
-// Applies RFC 6902 "add" operations (all placementPatch makes) to a copy of `doc`.
+// Applies the operations (all "add", as placementPatch makes) to a copy of `doc`.
 json::value apply(json::value doc, const json::array& ops) {
   for (const auto& op : ops) {
     EXPECT_EQ(kube::stringAt(op, {"op"}), "add");
-    std::string path = kube::stringAt(op, {"path"});
-    std::vector<std::string> tokens;
-    for (size_t start = 1; start <= path.size();) {
-      const size_t slash = std::min(path.find('/', start), path.size());
-      std::string t = path.substr(start, slash - start);
-      for (size_t i; (i = t.find("~1")) != std::string::npos;) {
-        t.replace(i, 2, "/");
-      }
-      for (size_t i; (i = t.find("~0")) != std::string::npos;) {
-        t.replace(i, 2, "~");
-      }
-      tokens.push_back(t);
-      start = slash + 1;
-    }
-    json::value* cur = &doc;
-    for (size_t i = 0; i + 1 < tokens.size(); ++i) {
-      cur = cur->is_array() ? &cur->as_array().at(std::stoul(tokens[i]))
-                            : &cur->as_object().at(tokens[i]);
-    }
-    const json::value& value = op.as_object().at("value");
-    if (cur->is_array()) {
-      EXPECT_EQ(tokens.back(), "-");
-      cur->as_array().push_back(value);
-    } else {
-      EXPECT_FALSE(cur->as_object().contains(tokens.back())) << "add over " << path;
-      cur->as_object()[tokens.back()] = value;
-    }
   }
-  return doc;
+  auto r = testing::applyJsonPatch(std::move(doc), ops);
+  EXPECT_EQ(r.error, "");
+  return std::move(r.doc);
 }
 
 json::value pod(json::object spec = {}) {

@@ -2,6 +2,7 @@
 // Deployment, Job then CronJob, a DaemonSet by kind alone), bad bodies answered 400.
 #include "admission/webhook.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,7 @@
 
 #include "common/base64.h"
 #include "kube/json_path.h"
+#include "mocks/fake_clock.h"
 #include "mocks/fake_owner_source.h"
 #include "mocks/run_sync.h"
 
@@ -193,6 +195,119 @@ TEST(WebhookTest, BadBodiesAre400) {
     EXPECT_EQ(r.status, 400U) << body;
     EXPECT_NE(r.body.find("not an AdmissionReview v1"), std::string::npos) << r.body;
   }
+}
+
+// Profiles: the oldest matching profile places the pod through the ledger's counts; a label
+// wins over it; several matching profiles are warned about.
+struct ProfileFixture {
+  boost::asio::io_context io;
+  FakeOwnerSource owners;
+  testing::FakeClock clock;
+  ProfileIndex index;
+  ProfileLedger ledger{clock};
+  AdmissionWebhook webhook{owners, PlacementOptions{}, nullptr, ProfileSources{&index, &ledger}};
+
+  ProfileFixture() {
+    ledger.upsertNode("virtual");
+    ledger.markSynced();
+    addProfile("web", R"({"strategy":"auto","selector":{"matchLabels":{"app":"web"}},
+                          "local":{"maxNum":2}})",
+               "2026-01-01T00:00:00Z");
+  }
+  void addProfile(std::string_view name, std::string_view spec, std::string_view created) {
+    const json::value p = json::object{
+        {"metadata",
+         json::object{{"name", name}, {"namespace", "app"}, {"creationTimestamp", created}}},
+        {"spec", json::parse(spec)}};
+    ASSERT_TRUE(index.upsert(p).ok());
+  }
+  json::value admit(json::value pod, std::string uid) {
+    std::string body = review(pod);
+    const auto at = body.find("\"r-1\"");
+    body.replace(at, 5, "\"" + uid + "\"");
+    server::Request r;
+    r.method = "POST";
+    r.path = "/mutate-pods";
+    r.body = std::move(body);
+    const auto response = testing::runSync(io, webhook.handle(r));
+    EXPECT_EQ(response.status, 200U) << response.body;
+    return json::parse(response.body).at("response");
+  }
+};
+
+json::value webPod(const json::object& labels = {{"app", "web"}}) {
+  return json::object{{"metadata", {{"name", "web-1"}, {"namespace", "app"}, {"labels", labels}}},
+                      {"spec", json::object{}}};
+}
+
+TEST(WebhookProfileTest, LocalMaxNumSendsLaterPodsToTheBackend) {
+  ProfileFixture f;
+  for (int i = 0; i < 4; ++i) {
+    const auto response = f.admit(webPod(), fmt::format("adm-{}", i));
+    ASSERT_TRUE(response.at("allowed").as_bool());
+    const std::string patch = json::serialize(patchOf(response));
+    EXPECT_NE(patch.find(R"("path":"/metadata/labels/burstlet.io~1profile","value":"web")"),
+              std::string::npos)
+        << patch;
+    const bool burst = i >= 2;
+    EXPECT_EQ(patch.find("/spec/nodeSelector") != std::string::npos, burst) << i << patch;
+    EXPECT_EQ(patch.find("local.maxNum 2 reached") != std::string::npos, burst) << patch;
+    EXPECT_NE(patch.find(fmt::format("adm-{}", i)), std::string::npos);
+  }
+  const Counts c = f.ledger.counts("app/web");
+  EXPECT_EQ(c.local, 2);
+  EXPECT_EQ(c.burst, 2);
+}
+
+TEST(WebhookProfileTest, ALabelWinsOverTheProfile) {
+  ProfileFixture f;
+  const auto response = f.admit(webPod({{"app", "web"}, {kBurstLabel, "off"}}), "adm-1");
+  EXPECT_TRUE(response.at("allowed").as_bool());
+  EXPECT_EQ(response.as_object().if_contains("patch"), nullptr);
+  EXPECT_EQ(f.ledger.counts("app/web").local, 0);
+}
+
+TEST(WebhookProfileTest, UnselectedPodsAndOtherNamespacesAreLeftAlone) {
+  ProfileFixture f;
+  const auto response = f.admit(webPod({{"app", "api"}}), "adm-1");
+  EXPECT_EQ(response.as_object().if_contains("patch"), nullptr);
+}
+
+TEST(WebhookProfileTest, SeveralMatchingProfilesAreWarnedAbout) {
+  ProfileFixture f;
+  f.addProfile("newer", R"({"strategy":"enforce"})", "2026-02-01T00:00:00Z");
+  const auto response = f.admit(webPod(), "adm-1");
+  ASSERT_NE(response.as_object().if_contains("warnings"), nullptr);
+  const std::string warnings = json::serialize(response.at("warnings"));
+  EXPECT_NE(warnings.find("BurstProfiles newer select this pod too; web (the oldest) applies"),
+            std::string::npos)
+      << warnings;
+}
+
+TEST(WebhookProfileTest, BeforeTheLedgerSyncedMaxNumIsNotAppliedAndSaysSo) {
+  ProfileFixture f;
+  ProfileLedger fresh(f.clock);
+  AdmissionWebhook webhook{f.owners, PlacementOptions{}, nullptr, ProfileSources{&f.index, &fresh}};
+  server::Request r;
+  r.method = "POST";
+  r.body = review(webPod());
+  const auto out = testing::runSync(f.io, webhook.handle(r));
+  const json::value response = json::parse(out.body).at("response");
+  EXPECT_TRUE(response.at("allowed").as_bool());
+  EXPECT_NE(json::serialize(response.at("warnings")).find("maxNum is not applied"),
+            std::string::npos);
+}
+
+TEST(WebhookProfileTest, LocalMaxNumDoesNotOverrideANodeSelectorThatExcludesVirtualNodes) {
+  ProfileFixture f;
+  f.addProfile("web", R"({"strategy":"auto","local":{"maxNum":0}})", "2026-01-01T00:00:00Z");
+  json::value pod = webPod();
+  pod.as_object()["spec"].as_object()["nodeSelector"] = json::object{{"type", "gpu"}};
+  const auto response = f.admit(pod, "adm-1");
+  EXPECT_TRUE(response.at("allowed").as_bool());
+  EXPECT_NE(json::serialize(response.at("warnings")).find("excludes virtual nodes"),
+            std::string::npos);
+  EXPECT_EQ(json::serialize(patchOf(response)).find("/spec/nodeSelector/"), std::string::npos);
 }
 
 }  // namespace

@@ -134,6 +134,34 @@ admission:
   EXPECT_TRUE(Config{}.admission.listen.empty());  // off unless asked for
 }
 
+TEST(ConfigTest, AdmissionOwnCertificates) {
+  TempDir dir;
+  const std::string path = dir.write("burstlet.yaml", R"(
+admission:
+  listen: 127.0.0.1:8443
+  namespace: burstlet-system
+  certValidity: 1m
+  caValidity: 720h
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->admission.ns, "burstlet-system");
+  EXPECT_EQ(c->admission.certValidity, std::chrono::minutes(1));
+  EXPECT_EQ(c->admission.caValidity, std::chrono::hours(720));
+  EXPECT_TRUE(validate(*c).ok());
+  EXPECT_EQ(Config{}.admission.certValidity, std::chrono::hours(24 * 365));
+  EXPECT_EQ(Config{}.admission.caValidity, std::chrono::hours(24 * 3650));
+  Config bad = *c;
+  bad.admission.ns = "Not_A_Namespace";
+  EXPECT_NE(validate(bad).error().message.find("admission.namespace"), std::string::npos);
+  bad = *c;
+  bad.admission.certValidity = std::chrono::seconds(10);
+  EXPECT_NE(validate(bad).error().message.find("admission.certValidity"), std::string::npos);
+  bad = *c;
+  bad.admission.caValidity = std::chrono::minutes(2);
+  EXPECT_NE(validate(bad).error().message.find("admission.caValidity"), std::string::npos);
+}
+
 TEST(ConfigTest, Validation) {
   Config c;
   EXPECT_TRUE(validate(c).ok());

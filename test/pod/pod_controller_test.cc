@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -234,17 +235,37 @@ TEST(PodControllerTest, BurstPodsGetALowDeletionCost) {
   Harness h({annotated("burst", {{"burstlet.io/burst-rule", "label x on Deployment web"}}),
              pod("plain"),
              annotated("costed", {{"burstlet.io/burst-rule", "profile p"},
-                                  {"controller.kubernetes.io/pod-deletion-cost", "5"}})});
+                                  {"controller.kubernetes.io/pod-deletion-cost", "5"}}),
+             // A profile's scale-down order: its burst cost replaces the local slot's.
+             annotated("ordered", {{"burstlet.io/burst-rule", "profile p"},
+                                   {"burstlet.io/burst-deletion-cost", "-20"},
+                                   {"controller.kubernetes.io/pod-deletion-cost", "-5"}}),
+             annotated("ordered-done", {{"burstlet.io/burst-rule", "profile p"},
+                                        {"burstlet.io/burst-deletion-cost", "-20"},
+                                        {"controller.kubernetes.io/pod-deletion-cost", "-20"}})});
   h.start();
-  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.creates == 3; }));
-  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patches() >= 3; }));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.provider.creates == 5; }));
+  // A status patch per pod, and the two deletion costs.
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.cluster.mu);
+    return h.cluster.statusPatches.size() >= 5 && h.cluster.metadataPatches.size() >= 2;
+  }));
   std::lock_guard lock(h.cluster.mu);
-  ASSERT_EQ(h.cluster.metadataPatches.size(), 1U);
-  const std::string& p = h.cluster.metadataPatches[0];
-  EXPECT_EQ(p.rfind("/api/v1/namespaces/ns/pods/burst ", 0), 0U) << p;
-  EXPECT_NE(p.find(R"("controller.kubernetes.io/pod-deletion-cost":"-100")"), std::string::npos)
-      << p;
-  EXPECT_NE(p.find(R"("uid":"u-burst")"), std::string::npos) << p;  // precondition
+  ASSERT_EQ(h.cluster.metadataPatches.size(), 2U);
+  std::map<std::string, std::string> byPod;
+  for (const auto& p : h.cluster.metadataPatches) {
+    const auto start = p.rfind('/', p.find(' ')) + 1;
+    byPod[p.substr(start, p.find(' ') - start)] = p;
+  }
+  ASSERT_EQ(byPod.count("burst"), 1U);
+  ASSERT_EQ(byPod.count("ordered"), 1U);
+  EXPECT_NE(byPod["burst"].find(R"("controller.kubernetes.io/pod-deletion-cost":"-100")"),
+            std::string::npos)
+      << byPod["burst"];
+  EXPECT_NE(byPod["burst"].find(R"("uid":"u-burst")"), std::string::npos);  // precondition
+  EXPECT_NE(byPod["ordered"].find(R"("controller.kubernetes.io/pod-deletion-cost":"-20")"),
+            std::string::npos)
+      << byPod["ordered"];
 }
 
 TEST(PodControllerTest, TransientFailuresRetryAndPermanentOnesAreShownOnce) {

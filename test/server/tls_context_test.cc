@@ -174,6 +174,43 @@ TEST_F(TlsTest, FilesAreReloadedWhenTheyChange) {
   EXPECT_FALSE(*unchanged);
 }
 
+TEST_F(TlsTest, InMemoryPairReplacedForNewConnections) {
+  TlsOptions tls;
+  tls.selfSignedHosts = {"127.0.0.1"};
+  start(tls);
+  auto ctx = clientTlsContext(ca_.certificate);
+  TlsClient before(server_->port(), *ctx);
+  EXPECT_TRUE(before.connectError) << "the generated certificate is not from ca_";
+
+  ASSERT_TRUE(server_->tls()->useCertificate(serving("server-a")).ok());
+  TlsClient open(server_->port(), *ctx);
+  ASSERT_FALSE(open.connectError) << open.connectError.message();
+  EXPECT_EQ(servedName(open), "server-a");
+  const PemPair b = serving("server-b");
+  ASSERT_TRUE(server_->tls()->useCertificate(b).ok());
+  EXPECT_EQ(server_->tls()->certificatePem(), b.certificate);
+  TlsClient next(server_->port(), *ctx);
+  ASSERT_FALSE(next.connectError) << next.connectError.message();
+  EXPECT_EQ(servedName(next), "server-b");
+  EXPECT_EQ(open.request("GET", "/who").res.result_int(), 200u);
+  EXPECT_EQ(servedName(open), "server-a");  // a connection keeps what it started with
+
+  // A pair that does not load leaves the previous one; files cannot be replaced this way.
+  const Status mismatch = server_->tls()->useCertificate({serving("server-c").certificate, b.key});
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.error().reason, "KeyMismatch");
+  EXPECT_EQ(mismatch.error().message.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_EQ(server_->tls()->certificatePem(), b.certificate);
+  clock_.advance(std::chrono::minutes(2));  // a periodic check keeps the pair too
+  TlsClient after(server_->port(), *ctx);
+  EXPECT_EQ(servedName(after), "server-b");
+
+  writePair(serving("server-f"));
+  auto files = TlsContext::create(fileOptions(), clock_);
+  ASSERT_TRUE(files.ok());
+  EXPECT_EQ((*files)->useCertificate(b).error().reason, "InvalidTlsOptions");
+}
+
 TEST_F(TlsTest, ClientCertificatesAreVerifiedAgainstTheCaBundle) {
   TlsOptions tls;
   tls.selfSignedHosts = {"127.0.0.1"};
