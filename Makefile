@@ -103,6 +103,8 @@ bench-bin: deps
 	cd bench && $(GO) build -o $(BIN)/bench-informer ./informer/driver
 	cd bench && $(GO) build -o $(BIN)/bench-burst ./burst/driver
 	cd bench && $(GO) build -o $(BIN)/bench-cci ./cci/driver
+	cd bench && $(GO) build -o $(BIN)/admission-peer ./admission/peer
+	cd bench && $(GO) build -o $(BIN)/bench-admission ./admission/driver
 
 PODS ?= 10000
 ROUNDS ?= 5
@@ -136,6 +138,15 @@ endif
 .PHONY: bench-cci
 bench-cci: testbed-bin build bench-bin
 	$(BIN)/bench-cci -root $(CURDIR) -pods $(PODS_CCI) -command "make bench-cci PODS=$(PODS_CCI)"
+
+# Admission latency (issue 12): pod CREATE (dryRun=All) at RATE/s open loop for DURATION through
+# the API server, with no webhook, a minimal Go webhook and burstlet's, on one testbed.
+RATE ?= 100
+DURATION ?= 60s
+.PHONY: bench-admission
+bench-admission: testbed-bin build bench-bin
+	$(BIN)/bench-admission -root $(CURDIR) -rate $(RATE) -duration $(DURATION) \
+	  -command "make bench-admission RATE=$(RATE) DURATION=$(DURATION)"
 
 clean:
 	rm -rf build $(BIN)
