@@ -86,7 +86,7 @@ asio::awaitable<Result<json::value>> CachedOwnerSource::read(const kube::Resourc
 }
 
 AdmissionCaches::AdmissionCaches(kube::RestClient& cluster, admission::OwnerSource& fallback,
-                                 admission::PlacementOptions options, const Clock& clock)
+                                 const admission::PlacementOptions& options, const Clock& clock)
     : cluster_(cluster),
       clock_(clock),
       ledger_(clock),

@@ -48,7 +48,7 @@ class AdmissionCaches {
  public:
   // `cluster` and `fallback` must outlive this.
   AdmissionCaches(kube::RestClient& cluster, admission::OwnerSource& fallback,
-                  admission::PlacementOptions options, const Clock& clock);
+                  const admission::PlacementOptions& options, const Clock& clock);
 
   CachedOwnerSource& owners() { return *owners_; }
   admission::ProfileSources profileSources() { return {&profiles_, &ledger_}; }

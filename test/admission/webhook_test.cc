@@ -221,7 +221,7 @@ struct ProfileFixture {
         {"spec", json::parse(spec)}};
     ASSERT_TRUE(index.upsert(p).ok());
   }
-  json::value admit(json::value pod, std::string uid) {
+  json::value admit(const json::value& pod, const std::string& uid) {
     std::string body = review(pod);
     const auto at = body.find("\"r-1\"");
     body.replace(at, 5, "\"" + uid + "\"");
