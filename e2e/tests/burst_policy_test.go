@@ -213,10 +213,35 @@ func TestBurstPolicyLabelPlacesPods(t *testing.T) {
 	}
 }
 
-// workerFreeCPU is how many whole CPUs the cluster's kwok workers have left for new pods.
+// workerFreeCPU is how many whole CPUs the cluster's kwok workers have left for new pods, once
+// what earlier tests left is gone (no namespace terminating, no pod being deleted), so that the
+// count does not change under the caller.
 func workerFreeCPU(t *testing.T) int {
 	t.Helper()
 	ctx := context.Background()
+	eventually(t, 120*time.Second, "earlier tests' pods gone from the workers", func() error {
+		nss, err := env.cluster.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		terminating := map[string]bool{}
+		for _, n := range nss.Items {
+			terminating[n.Name] = n.Status.Phase == corev1.NamespaceTerminating
+		}
+		pods, err := env.cluster.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if !strings.HasPrefix(p.Spec.NodeName, "kwok-") && p.Spec.NodeName != "" {
+				continue // the workers only: pods of a stopped virtual node may never go
+			}
+			if p.Spec.NodeName != "" && (p.DeletionTimestamp != nil || terminating[p.Namespace]) {
+				return fmt.Errorf("pod %s/%s on %s going", p.Namespace, p.Name, p.Spec.NodeName)
+			}
+		}
+		return nil
+	})
 	nodes, err := env.cluster.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/worker"})
 	if err != nil {
 		t.Fatal(err)
