@@ -498,20 +498,7 @@ func selfSigned(dir, name string) ([]byte, string, string, error) {
 }
 
 // rssMB reads VmRSS, the resident set now.
-func rssMB(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
-			return kb / 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
+func rssMB(pid int) (float64, error) { return proc.StatusMB(pid, "VmRSS") }
 
 // buildInfo names the burstlet binary measured: its modification time and the repository's
 // commit, flagging uncommitted changes under src/ (the binary may or may not include them).

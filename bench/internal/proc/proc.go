@@ -106,19 +106,22 @@ func (p *Process) CPUSeconds() (float64, error) {
 }
 
 // PeakRSSMB reads VmHWM, the largest resident set the process has had.
-func (p *Process) PeakRSSMB() (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
+func (p *Process) PeakRSSMB() (float64, error) { return StatusMB(p.Pid, "VmHWM") }
+
+// StatusMB reads a kB field of /proc/<pid>/status (VmRSS, VmHWM, ...) in MB.
+func StatusMB(pid int, field string) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb float64
 			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
 			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.Pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // ResetPeakRSS sets VmHWM back to the current RSS (clear_refs 5), so that the peak of a
