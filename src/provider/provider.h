@@ -55,6 +55,7 @@ struct LogOptions {
   std::optional<int64_t> tailLines;
   std::optional<int64_t> sinceSeconds;
   std::optional<int64_t> limitBytes;
+  std::optional<std::string> sinceTime;  // RFC 3339; at most one of sinceSeconds and sinceTime
 };
 
 // Bytes produced over time (logs; later exec/attach channels).
