@@ -47,6 +47,19 @@ build-asan: deps $(ASAN_DIR)/build.ninja
 unit: build-asan
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer on the SPDY frame and header-block decoders: a clang build of its own (coverage,
+# ASan, UBSan), seeded from test/kubelet/spdy/fuzz/corpus; new inputs stay in build/fuzz/corpus.
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-spdy
+fuzz-spdy: deps
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DBURSTLET_FUZZ=ON
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target spdy_frame_fuzzer
+	@mkdir -p $(FUZZ_DIR)/corpus/spdy_frame
+	$(FUZZ_DIR)/test/spdy_frame_fuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus/spdy_frame test/kubelet/spdy/fuzz/corpus
+
 # --- testbed (real Kubernetes from the official Go modules) --------------------------------
 testbed-bin: deps
 	@mkdir -p $(BIN)

@@ -281,18 +281,34 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"skipNamespaces", listInto(&a.skipNamespaces)}},
                     {});
   };
+  auto kubeletSection = [&c](const YAML::Node& n, const std::string& where) -> Status {
+    auto& k = c.kubeletApi;
+    return applyMap(n, where,
+                    {{"enabled", boolInto(&k.enabled)},
+                     {"listen", stringInto(&k.listen)},
+                     {"certFile", stringInto(&k.certFile)},
+                     {"keyFile", stringInto(&k.keyFile)},
+                     {"clientCAFile", stringInto(&k.clientCAFile)},
+                     {"serverTLSBootstrap", boolInto(&k.serverTLSBootstrap)},
+                     {"approveOwnRequest", boolInto(&k.approveOwnRequest)},
+                     {"authentication", boolInto(&k.authentication)},
+                     {"webSocketsToKubelet", boolInto(&k.webSocketsToKubelet)}},
+                    {});
+  };
   Status s;
   try {
-    s = applyMap(
-        root, path,
-        {{"kubeconfig", listInto(&c.kubeconfigs)},
-         {"context", stringInto(&c.context)},
-         {"inCluster", boolInto(&c.inCluster)},
-         {"workers", intInto(&c.workers)},
-         {"threads", intInto(&c.threads)},
-         {"healthListen", stringInto(&c.healthListen)},
-         {"logLevel", stringInto(&c.logLevel)}},
-        {{"node", nodeSection}, {"provider", providerSection}, {"admission", admissionSection}});
+    s = applyMap(root, path,
+                 {{"kubeconfig", listInto(&c.kubeconfigs)},
+                  {"context", stringInto(&c.context)},
+                  {"inCluster", boolInto(&c.inCluster)},
+                  {"workers", intInto(&c.workers)},
+                  {"threads", intInto(&c.threads)},
+                  {"healthListen", stringInto(&c.healthListen)},
+                  {"logLevel", stringInto(&c.logLevel)}},
+                 {{"node", nodeSection},
+                  {"provider", providerSection},
+                  {"admission", admissionSection},
+                  {"kubeletApi", kubeletSection}});
   } catch (const YAML::Exception& e) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig",
                        fmt::format("config file {}: {}", path, e.msg));
@@ -344,6 +360,12 @@ Status validate(const Config& c) {
     if (a.caValidity < 3 * a.certValidity) {
       return invalid("admission.caValidity", "must be at least three times certValidity");
     }
+  }
+  if (const auto& k = c.kubeletApi; k.certFile.empty() != k.keyFile.empty()) {
+    return invalid("kubeletApi", "certFile and keyFile go together (or neither)");
+  }
+  if (const auto& k = c.kubeletApi; k.serverTLSBootstrap && !k.certFile.empty()) {
+    return invalid("kubeletApi.serverTLSBootstrap", "cannot be used with certFile/keyFile");
   }
   if (c.provider == "cci") {
     if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {

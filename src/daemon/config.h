@@ -54,6 +54,29 @@ struct Config {
     bool registerWebhook = true;  // create or update the MutatingWebhookConfiguration
     std::vector<std::string> skipNamespaces = {"kube-system"};
   } admission;
+  // The kubelet API (src/kubelet): logs, exec, attach, port-forward and stats of the node's
+  // pods for the API server and metrics-server.
+  struct KubeletApi {
+    bool enabled = true;
+    std::string listen;  // "host:port"; default <node IP>:<kubeletPort>
+    // Serving certificate, PEM files (re-read when they change). Without them a self-signed
+    // one for the node's IP and name (an API server run with --kubelet-certificate-authority,
+    // or metrics-server without --kubelet-insecure-tls, will not trust it).
+    std::string certFile;
+    std::string keyFile;
+    // CAs whose client certificates are accepted (the API server's --kubelet-client-certificate
+    // is signed by the cluster CA). Empty: bearer tokens only.
+    std::string clientCAFile;
+    // Without certificate files: ask the cluster's CSR API for a kubernetes.io/kubelet-serving
+    // certificate (daemon/kubelet_certs.h) and serve it once issued; `approveOwnRequest` has
+    // burstlet approve it (RBAC permitting), else an operator does.
+    bool serverTLSBootstrap = false;
+    bool approveOwnRequest = false;
+    // Off: requests are served without authentication or authorization (local debugging only).
+    bool authentication = true;
+    // Declare ExtendWebSocketsToKubelet in the node's status.declaredFeatures.
+    bool webSocketsToKubelet = true;
+  } kubeletApi;
   // Provider.
   std::string provider = "fake";
   provider::FakeProviderOptions fake;

@@ -20,6 +20,7 @@
 #include "common/wait.h"
 #include "daemon/admission_server.h"
 #include "daemon/api_cluster_objects.h"
+#include "daemon/kubelet_server.h"
 #include "daemon/providers.h"
 #include "kube/events.h"
 #include "kube/rest.h"
@@ -61,7 +62,8 @@ struct Parts {
   node::NodeController* node = nullptr;
   kube::EventRecorder* events = nullptr;
   server::HttpServer* health = nullptr;
-  server::HttpServer* admission = nullptr;  // null without the webhook
+  server::HttpServer* admission = nullptr;   // null without the webhook
+  server::HttpServer* kubeletApi = nullptr;  // null when turned off
   AdmissionCaches* admissionCaches = nullptr;
   // The webhook's own certificates (webhook_certs.h), when running.
   bool webhookCertificates = false;
@@ -134,6 +136,9 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   boost::system::error_code ignored;
   signals->cancel(ignored);
   // New pods are admitted unchanged from now on (failurePolicy Ignore): they stay local.
+  if (parts->kubeletApi != nullptr) {
+    parts->kubeletApi->stop();  // ends log streams and exec sessions
+  }
   if (parts->admission != nullptr) {
     parts->admission->stop();
     co_await parts->admissionCaches->stop();
@@ -306,6 +311,9 @@ int run(const Config& config, const std::string& version) {
   nodeOptions.kubeletPort = config.kubeletPort;
   nodeOptions.burstletVersion = version;  // kubeletVersion: the cluster's, read at start
   nodeOptions.notReadyAfterProviderOutage = config.notReadyAfterProviderOutage;
+  if (config.kubeletApi.enabled && config.kubeletApi.webSocketsToKubelet) {
+    nodeOptions.declaredFeatures.emplace_back("ExtendWebSocketsToKubelet");
+  }
 
   auto providerStrand = asio::make_strand(io);
   kube::EventRecorderOptions eventOptions;
@@ -406,6 +414,19 @@ int run(const Config& config, const std::string& version) {
     return server::Response{200, std::string(metrics::kContentType), registry.render(), {}};
   });
   (*health)->start();
+  std::optional<KubeletParts> kubeletApi;
+  if (config.kubeletApi.enabled) {
+    auto made = makeKubeletApi(io.get_executor(), config, **client, *provider, pods.pods(),
+                               nodeOptions.internalIP, clock);
+    if (!made.ok()) {
+      return fail("kubelet API", made.error());
+    }
+    kubeletApi = std::move(*made);
+    kubeletApi->server->start();
+    spdlog::info("msg=\"kubelet API listening\" address={} port={} clientCA={}",
+                 kubeletApi->address, kubeletApi->server->port(),
+                 config.kubeletApi.clientCAFile.empty() ? "none" : config.kubeletApi.clientCAFile);
+  }
   std::optional<AdmissionParts> admission;
   if (!config.admission.listen.empty()) {
     auto made = makeAdmission(io.get_executor(), config, *clientConfig, nodeOptions.internalIP,
@@ -432,6 +453,11 @@ int run(const Config& config, const std::string& version) {
   parts.events = &events;
   parts.services = &services;
   parts.health = health->get();
+  parts.kubeletApi = kubeletApi ? kubeletApi->server.get() : nullptr;
+  if (kubeletApi && kubeletApi->certificates) {
+    asio::co_spawn(asio::make_strand(io), kubeletApi->certificates->run(parts.shutdown),
+                   asio::detached);
+  }
   if (admission) {
     parts.admission = admission->server.get();
     parts.admissionCaches = admission->caches.get();

@@ -247,7 +247,12 @@ json::value NodeController::statusObject() const {
                          cond("Ready", readyCondition_),
                          cond("ProviderUnavailable", providerCondition_)};
   const std::string providerName(provider_.name());
+  json::array declared;
+  for (const auto& feature : options_.declaredFeatures) {
+    declared.emplace_back(feature);
+  }
   return json::object{
+      {"declaredFeatures", std::move(declared)},
       {"capacity", resources},
       {"allocatable", resources},
       {"conditions", std::move(conditions)},

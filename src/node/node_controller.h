@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/wait.h"
@@ -59,6 +60,10 @@ struct NodeOptions {
   // Once the provider has been unreachable this long, Ready goes False (reason
   // KubeletNotReady) and the cluster evicts the pods by their tolerations; 0 = never.
   std::chrono::milliseconds notReadyAfterProviderOutage{0};
+  // status.declaredFeatures: features of the kubelet API the API server may rely on, e.g.
+  // "ExtendWebSocketsToKubelet" (a 1.36 API server then passes exec/attach WebSockets and
+  // port-forward tunnels straight through instead of translating them to SPDY).
+  std::vector<std::string> declaredFeatures;
 };
 
 // The taint on the node while the provider cannot be reached (effect NoSchedule).

@@ -55,23 +55,23 @@ bool addExtension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
 }
 
 // subjectAltName built as structures (not configuration text), so a host cannot inject
-// further names.
-bool addSubjectAltNames(X509* cert, const std::vector<std::string>& hosts) {
+// further names. Null on failure.
+GeneralNamesPtr generalNames(const std::vector<std::string>& hosts) {
   GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
   if (!names) {
-    return false;
+    return nullptr;
   }
   for (const auto& host : hosts) {
     GeneralNamePtr name(GENERAL_NAME_new());
     if (!name) {
-      return false;
+      return nullptr;
     }
     boost::system::error_code ec;
     boost::asio::ip::make_address(host, ec);
     if (!ec) {
       ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());
       if (ip == nullptr) {
-        return false;
+        return nullptr;
       }
       GENERAL_NAME_set0_value(name.get(), GEN_IPADD, ip);
     } else {
@@ -79,22 +79,29 @@ bool addSubjectAltNames(X509* cert, const std::vector<std::string>& hosts) {
       if (dns == nullptr || host.size() > static_cast<size_t>(INT_MAX) ||
           ASN1_STRING_set(dns, host.data(), static_cast<int>(host.size())) != 1) {
         ASN1_IA5STRING_free(dns);
-        return false;
+        return nullptr;
       }
       GENERAL_NAME_set0_value(name.get(), GEN_DNS, dns);
     }
     if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
-      return false;
+      return nullptr;
     }
     (void)name.release();  // owned by `names` now
   }
-  return sk_GENERAL_NAME_num(names.get()) == 0 ||
-         X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) == 1;
+  return names;
 }
 
-Result<std::string> toPem(X509* cert, EVP_PKEY* key) {
+bool addSubjectAltNames(X509* cert, const std::vector<std::string>& hosts) {
+  auto names = generalNames(hosts);
+  return names &&
+         (sk_GENERAL_NAME_num(names.get()) == 0 ||
+          X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) == 1);
+}
+
+Result<std::string> toPem(X509* cert, EVP_PKEY* key, X509_REQ* request = nullptr) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   const bool ok = bio && (cert == nullptr || PEM_write_bio_X509(bio.get(), cert) == 1) &&
+                  (request == nullptr || PEM_write_bio_X509_REQ(bio.get(), request) == 1) &&
                   (key == nullptr || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0,
                                                               nullptr, nullptr) == 1);
   if (!ok) {
@@ -198,6 +205,63 @@ Result<PemPair> generateCertificate(const CertificateSpec& spec, const Clock& cl
     return std::move(keyPem).error();
   }
   return PemPair{std::move(*certPem), std::move(*keyPem)};
+}
+
+Result<CertificateRequest> generateCertificateRequest(const CertificateSpec& spec) {
+  if (spec.commonName.empty() || spec.isCa) {
+    return Error::make(ErrorCode::kInvalid, "InvalidCertificateSpec",
+                       "a certificate request needs a common name and cannot be for a CA");
+  }
+  for (const auto& host : spec.hosts) {
+    if (host.empty()) {
+      return Error::make(ErrorCode::kInvalid, "InvalidCertificateSpec", "empty host name");
+    }
+  }
+  using RequestPtr = std::unique_ptr<X509_REQ, OpenSslFree<X509_REQ_free>>;
+  struct FreeExtensions {
+    void operator()(STACK_OF(X509_EXTENSION) * s) const {
+      sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+    }
+  };
+  using ExtensionsPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), FreeExtensions>;
+  EvpPkeyPtr key = newKey(spec.keyType);
+  RequestPtr request(X509_REQ_new());
+  if (!key || !request || X509_REQ_set_version(request.get(), X509_REQ_VERSION_1) != 1 ||
+      X509_REQ_set_pubkey(request.get(), key.get()) != 1) {
+    return openSslError("certificate request");
+  }
+  X509_NAME* subject = X509_REQ_get_subject_name(request.get());
+  bool named = addNameEntry(subject, NID_commonName, spec.commonName);
+  for (const auto& org : spec.organizations) {
+    named = named && addNameEntry(subject, NID_organizationName, org);
+  }
+  if (!named) {
+    return openSslError("subject");
+  }
+  if (!spec.hosts.empty()) {
+    auto names = generalNames(spec.hosts);
+    ExtensionsPtr extensions(sk_X509_EXTENSION_new_null());
+    ExtensionPtr san(names ? X509V3_EXT_i2d(NID_subject_alt_name, 0, names.get()) : nullptr);
+    if (!extensions || !san || sk_X509_EXTENSION_push(extensions.get(), san.get()) == 0) {
+      return openSslError("subjectAltName");
+    }
+    (void)san.release();  // owned by `extensions` now
+    if (X509_REQ_add_extensions(request.get(), extensions.get()) != 1) {
+      return openSslError("subjectAltName");
+    }
+  }
+  if (X509_REQ_sign(request.get(), key.get(), EVP_sha256()) <= 0) {
+    return openSslError("signing the request");
+  }
+  auto requestPem = toPem(nullptr, nullptr, request.get());
+  auto keyPem = toPem(nullptr, key.get());
+  if (!requestPem.ok()) {
+    return std::move(requestPem).error();
+  }
+  if (!keyPem.ok()) {
+    return std::move(keyPem).error();
+  }
+  return CertificateRequest{std::move(*requestPem), std::move(*keyPem)};
 }
 
 }  // namespace burstlet::server

@@ -45,4 +45,15 @@ struct CertificateSpec {
 Result<PemPair> generateCertificate(const CertificateSpec& spec, const Clock& clock,
                                     const PemPair* issuer = nullptr);
 
+// A PKCS#10 certificate signing request (PEM) and its new private key (PKCS#8 PEM), for a CA
+// that signs through an API (the cluster's CertificateSigningRequest, kubelet-serving).
+struct CertificateRequest {
+  std::string request;
+  std::string key;
+};
+
+// A request for spec.commonName, spec.organizations and spec.hosts (subjectAltName); validity
+// and CA flag are the signer's. Errors: kInvalid "InvalidCertificateSpec", kInternal "OpenSsl".
+Result<CertificateRequest> generateCertificateRequest(const CertificateSpec& spec);
+
 }  // namespace burstlet::server

@@ -162,6 +162,37 @@ admission:
   EXPECT_NE(validate(bad).error().message.find("admission.caValidity"), std::string::npos);
 }
 
+TEST(ConfigTest, KubeletApiSection) {
+  TempDir dir;
+  const std::string path = dir.write("burstlet.yaml", R"(
+kubeletApi:
+  listen: 10.250.0.1:10250
+  clientCAFile: /etc/kubernetes/pki/ca.crt
+  serverTLSBootstrap: true
+  approveOwnRequest: true
+  webSocketsToKubelet: false
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_TRUE(c->kubeletApi.enabled);
+  EXPECT_EQ(c->kubeletApi.listen, "10.250.0.1:10250");
+  EXPECT_EQ(c->kubeletApi.clientCAFile, "/etc/kubernetes/pki/ca.crt");
+  EXPECT_TRUE(c->kubeletApi.serverTLSBootstrap);
+  EXPECT_TRUE(c->kubeletApi.approveOwnRequest);
+  EXPECT_FALSE(c->kubeletApi.webSocketsToKubelet);
+  EXPECT_TRUE(c->kubeletApi.authentication);
+  EXPECT_TRUE(validate(*c).ok());
+  Config bad = *c;
+  bad.kubeletApi.certFile = "/tmp/tls.crt";
+  EXPECT_NE(validate(bad).error().message.find("kubeletApi"), std::string::npos);
+  bad.kubeletApi.keyFile = "/tmp/tls.key";
+  EXPECT_NE(validate(bad).error().message.find("serverTLSBootstrap"), std::string::npos);
+  const std::string typo = dir.write("typo.yaml", "kubeletApi:\n  authenticaton: false\n");
+  auto refused = loadConfigFile(typo, Config{});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("authenticaton"), std::string::npos);
+}
+
 TEST(ConfigTest, Validation) {
   Config c;
   EXPECT_TRUE(validate(c).ok());

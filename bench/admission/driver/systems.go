@@ -239,8 +239,13 @@ func (b *bench) runBurstlet(ctx context.Context) (*result, error) {
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		return nil, err
 	}
+	kubeletAPI, err := proc.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"run", "--config", cfgPath, "--kubeconfig", b.tb.Cluster.BurstletKubeconfig,
-		"--node-name", nodeName, "--node-ip", "127.0.0.1", "--health-listen", health}
+		"--node-name", nodeName, "--node-ip", "127.0.0.1", "--health-listen", health,
+		"--kubelet-listen", kubeletAPI}
 	sp, err := proc.Start(b.o.burstletBin, args, nil, filepath.Join(b.logDir, "burstlet.log"))
 	if err != nil {
 		return nil, err

@@ -56,8 +56,12 @@ func burstletSystem(cs kubernetes.Interface, bin string, tb *testbed.State, logD
 	}
 	s := &system{name: "burstlet", node: "bench-burstlet", fresh: true,
 		metricsURL: "http://" + health + "/metrics"}
+	kubeletAPI, err := proc.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"run", "--kubeconfig", tb.Cluster.BurstletKubeconfig, "--node-name", s.node,
-		"--node-ip", "127.0.0.1", "--health-listen", health}
+		"--node-ip", "127.0.0.1", "--health-listen", health, "--kubelet-listen", kubeletAPI}
 	s.settings = "`burstlet run --kubeconfig <burstlet.kubeconfig> --node-name " + s.node +
 		" --node-ip 127.0.0.1 --health-listen 127.0.0.1:<port>`: defaults otherwise (fake provider, pods " +
 		"Running at once, `--workers 16`, `--threads 2`); burstlet's ServiceAccount identity (deploy/rbac)"

@@ -74,8 +74,13 @@ func runBurstlet(ctx context.Context, cs, bs kubernetes.Interface, tb *testbed.S
 	if err != nil {
 		return nil, nil, err
 	}
+	kubeletAPI, err := proc.FreeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
 	args := []string{"run", "--config", cfgPath, "--kubeconfig", tb.Cluster.BurstletKubeconfig,
 		"--node-name", nodeName, "--node-ip", "127.0.0.1", "--health-listen", health,
+		"--kubelet-listen", kubeletAPI,
 		"--workers", fmt.Sprint(workers), "--threads", fmt.Sprint(threads)}
 	pr := &process{
 		Settings: fmt.Sprintf("`burstlet run --config <cci.yaml> --kubeconfig <cluster burstlet.kubeconfig> "+

@@ -44,6 +44,16 @@ int main(int argc, char** argv) {
                                     "InternalIP the node reports (default: detected)");
   auto* kubeletPortOpt = run->add_option("--kubelet-port", runFlags.kubeletPort,
                                          "port of the kubelet API the node advertises (10250)");
+  auto* kubeletListenOpt =
+      run->add_option("--kubelet-listen", runFlags.kubeletApi.listen,
+                      "address of the kubelet API (default <node IP>:<kubelet port>)");
+  auto* kubeletCertOpt = run->add_option("--kubelet-cert-file", runFlags.kubeletApi.certFile,
+                                         "kubelet API serving certificate (default self-signed)");
+  auto* kubeletKeyOpt = run->add_option("--kubelet-key-file", runFlags.kubeletApi.keyFile,
+                                        "key of --kubelet-cert-file");
+  auto* kubeletCaOpt =
+      run->add_option("--kubelet-client-ca-file", runFlags.kubeletApi.clientCAFile,
+                      "CAs of the client certificates the kubelet API accepts (the API server's)");
   auto* notReadyOpt = run->add_option(
       "--not-ready-after-provider-outage", notReadyAfter,
       "once the provider has been unreachable this long (e.g. 30m), the node turns NotReady and "
@@ -88,6 +98,10 @@ int main(int argc, char** argv) {
       take(nodeNameOpt, config.nodeName, runFlags.nodeName);
       take(nodeIPOpt, config.nodeIP, runFlags.nodeIP);
       take(kubeletPortOpt, config.kubeletPort, runFlags.kubeletPort);
+      take(kubeletListenOpt, config.kubeletApi.listen, runFlags.kubeletApi.listen);
+      take(kubeletCertOpt, config.kubeletApi.certFile, runFlags.kubeletApi.certFile);
+      take(kubeletKeyOpt, config.kubeletApi.keyFile, runFlags.kubeletApi.keyFile);
+      take(kubeletCaOpt, config.kubeletApi.clientCAFile, runFlags.kubeletApi.clientCAFile);
       take(workersOpt, config.workers, runFlags.workers);
       take(threadsOpt, config.threads, runFlags.threads);
       take(healthOpt, config.healthListen, runFlags.healthListen);
