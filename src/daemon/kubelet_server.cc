@@ -56,7 +56,9 @@ Result<KubeletParts> makeKubeletApi(const boost::asio::any_io_executor& executor
   kubelet::KubeletApiOptions apiOptions;
   apiOptions.nodeName = config.nodeName;
   apiOptions.startTime = clock.now();
-  parts.api = std::make_unique<kubelet::KubeletApi>(provider, *parts.pods, *parts.auth, apiOptions);
+  parts.spdy = std::make_unique<kubelet::SpdyStreamsImpl>();
+  parts.api = std::make_unique<kubelet::KubeletApi>(provider, *parts.pods, *parts.auth, apiOptions,
+                                                    parts.spdy.get());
   parts.api->install(*parts.server);
   if (k.serverTLSBootstrap) {
     KubeletCertOptions certOptions;

@@ -15,6 +15,7 @@
 #include "kube/rest.h"
 #include "kubelet/auth.h"
 #include "kubelet/kubelet_api.h"
+#include "kubelet/spdy_streams.h"
 #include "provider/provider.h"
 #include "server/http_server.h"
 
@@ -24,6 +25,7 @@ struct KubeletParts {
   std::unique_ptr<kubelet::ApiReviews> reviews;
   std::unique_ptr<kubelet::RequestAuth> auth;
   std::unique_ptr<kubelet::StorePodSource> pods;
+  std::unique_ptr<kubelet::SpdyStreamsImpl> spdy;
   std::unique_ptr<kubelet::KubeletApi> api;
   std::unique_ptr<server::HttpServer> server;  // listening, not started
   // With kubeletApi.serverTLSBootstrap: run() it until shutdown.

@@ -204,7 +204,8 @@ asio::awaitable<server::Response> KubeletApi::containerLogs(server::Exchange& ex
   const std::string what = ref->key();
   auto pump = pumpLogs(exchange, **stream, what);
   auto watch = cancelWhenGone(exchange, **stream);
-  co_await (std::move(pump) || std::move(watch));
+  auto ended = co_await (std::move(pump) || std::move(watch));
+  (void)ended;
   co_return server::Response{};
 }
 
@@ -263,8 +264,10 @@ asio::awaitable<server::Response> KubeletApi::portForward(server::Exchange& exch
   if (!ref.ok()) {
     co_return errorResponse(ref.error());
   }
-  if (!isSpdyUpgrade(request) || spdy_ == nullptr) {
-    co_return text(400, "port-forward needs an upgrade to SPDY/3.1 (portforward.k8s.io)");
+  if ((!isSpdyUpgrade(request) && !exchange.isWebSocketUpgrade()) || spdy_ == nullptr) {
+    co_return text(400,
+                   "port-forward needs an upgrade to SPDY/3.1 (portforward.k8s.io) or a WebSocket "
+                   "tunnel (SPDY/3.1+portforward.k8s.io)");
   }
   co_return co_await spdy_->portForward(exchange, provider_, *ref);
 }

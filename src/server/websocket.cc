@@ -105,6 +105,8 @@ class WebSocketImpl final : public WebSocket {
 
   unsigned short closeCode() const override { return ws_.reason().code; }
 
+  void abort() override { beast::get_lowest_layer(ws_).close(); }
+
  private:
   websocket::stream<Stream> ws_;
   SocketClaim claim_;  // after ws_: closes its socket before it goes

@@ -40,6 +40,9 @@ class WebSocket {
   virtual boost::asio::awaitable<Status> close(unsigned short code, std::string_view reason) = 0;
   // The code of the peer's close frame, 0 before one arrived.
   virtual unsigned short closeCode() const = 0;
+  // Closes the connection at once, without a close frame (a protocol carried inside the
+  // messages ended, or failed); pending operations complete with errors.
+  virtual void abort() = 0;
 };
 
 class RawStream {

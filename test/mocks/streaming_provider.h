@@ -145,6 +145,51 @@ class EchoSession final : public provider::ExecSession {
   std::atomic<int>& cancels_;
 };
 
+// A connection to a pod's port that echoes what it gets; the write side's close ends it.
+class EchoPortStream final : public provider::PortStream {
+ public:
+  EchoPortStream(const asio::any_io_executor& executor, std::atomic<int>& cancels)
+      : wake_(std::make_shared<WakeUp>(executor)), cancels_(cancels) {}
+  asio::awaitable<Status> write(std::string data) override {
+    if (data.empty()) {
+      closed_ = true;
+    } else {
+      pending_ += data;
+    }
+    wake_->notify();
+    co_return okStatus();
+  }
+  asio::awaitable<Result<std::optional<std::string>>> read() override {
+    for (;;) {
+      if (cancelled_->load()) {
+        co_return Error::make(ErrorCode::kCancelled, "Cancelled", "port stream cancelled");
+      }
+      if (!pending_.empty()) {
+        std::string out = std::move(pending_);
+        pending_.clear();
+        co_return std::optional<std::string>(std::move(out));
+      }
+      if (closed_) {
+        co_return std::optional<std::string>();
+      }
+      co_await wake_->wait();
+    }
+  }
+  void cancel() override {
+    if (!cancelled_->exchange(true)) {
+      ++cancels_;
+    }
+    asio::post(wake_->executor(), [wake = wake_] { wake->notify(); });
+  }
+
+ private:
+  std::shared_ptr<WakeUp> wake_;
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+  std::string pending_;
+  bool closed_ = false;
+  std::atomic<int>& cancels_;
+};
+
 class StreamingProvider final : public provider::Provider {
  public:
   std::string_view name() const override { return "streaming"; }
@@ -182,6 +227,18 @@ class StreamingProvider final : public provider::Provider {
       provider::PodRef pod, provider::ExecOptions options) override {
     co_return co_await session(std::move(pod), std::move(options));
   }
+  // Port 99 is refused; others echo.
+  asio::awaitable<Result<std::unique_ptr<provider::PortStream>>> portForward(
+      provider::PodRef, uint16_t port) override {
+    auto executor = co_await asio::this_coro::executor;
+    std::lock_guard lock(mu);
+    forwardedPorts.push_back(port);
+    if (port == 99) {
+      co_return Error::make(ErrorCode::kUnavailable, "ConnectionRefused", "connection refused");
+    }
+    co_return std::unique_ptr<provider::PortStream>(
+        std::make_unique<EchoPortStream>(executor, portCancels));
+  }
   asio::awaitable<Result<boost::json::value>> statsSummary() override {
     std::lock_guard lock(mu);
     if (statsError) {
@@ -200,6 +257,8 @@ class StreamingProvider final : public provider::Provider {
   std::optional<Error> execError;
   std::vector<provider::ExecOptions> execOptions;
   std::atomic<int> sessionCancels{0};
+  std::vector<uint16_t> forwardedPorts;
+  std::atomic<int> portCancels{0};
   boost::json::value stats;
   std::optional<Error> statsError;
   std::vector<boost::json::value> running;
