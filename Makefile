@@ -29,6 +29,7 @@ all: build
 deps:
 	@bash scripts/deps.sh
 	@cd e2e && $(GO) mod download
+	@cd e2e/tools/metrics-server && $(GO) mod download
 	@cd bench && $(GO) mod download
 
 # --- C++ -----------------------------------------------------------------------------------
@@ -66,6 +67,7 @@ testbed-bin: deps
 	cd e2e && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/kube ./cmd/kube
 	ln -sf kube $(BIN)/kubectl
 	cd e2e && $(GO) build -o $(BIN)/kwok sigs.k8s.io/kwok/cmd/kwok
+	cd e2e/tools/metrics-server && $(GO) build -o $(BIN)/metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server
 	cd e2e && $(GO) build -o $(BIN)/testbed ./cmd/testbed
 
 testbed-up: testbed-bin

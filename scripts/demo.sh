@@ -15,7 +15,15 @@ trap cleanup EXIT
 
 backend_mode="${TESTBED_BACKEND:-cci}"
 echo "demo: starting the testbed (cluster + backend control planes, kwok nodes; backend mode $backend_mode)"
-"$bin/testbed" up --state "$state" --backend "$backend_mode"
+# --metrics: metrics-server on both planes (metrics.k8s.io, kubectl top).
+"$bin/testbed" up --state "$state" --backend "$backend_mode" --metrics
+# The virtual node's address: the testbed's veth address, which the API server proxies to (it
+# refuses loopback); burstlet's kubelet API listens there.
+node_ip=$(sed -n 's/^node address \([^ ]*\) .*/\1/p' <<<"$("$bin/testbed" status --state "$state")")
+if [ -z "$node_ip" ]; then
+  echo "demo: the testbed reports no node address" >&2
+  exit 1
+fi
 export KUBECONFIG="$state/cluster/admin.kubeconfig"
 kubectl="$bin/kubectl"
 
@@ -85,7 +93,7 @@ YAML
 echo
 echo "demo: starting burstlet (cci provider: pods run on the backend plane; log: $log)"
 "$burstlet" run --config "$config" --kubeconfig "$state/cluster/burstlet.kubeconfig" \
-  --node-name burstlet --node-ip 127.0.0.1 --health-listen "$health" >"$log" 2>&1 &
+  --node-name burstlet --node-ip "$node_ip" --kubelet-port 10250 --health-listen "$health" >"$log" 2>&1 &
 burstlet_pid=$!
 cleanup() {
   if kill -0 "$burstlet_pid" 2>/dev/null; then

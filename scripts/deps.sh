@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, idempotently and only what is missing, the Debian packages burstlet builds with
-# (DESIGN.md section 2). Safe to run on every `make` invocation: it does nothing when all
+# (DESIGN.md section 2), and iproute2, with which the testbed makes its veth pair and netns. Safe to run on every `make` invocation: it does nothing when all
 # packages are present.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ PKGS=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib curl
+  iproute2
 )
 
 missing=()

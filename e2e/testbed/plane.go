@@ -52,32 +52,50 @@ type PlaneSpec struct {
 	CRDFiles       []string // CustomResourceDefinitions applied after start, waited for
 	FeatureGates   []string // extra kube-apiserver feature gates, e.g. ExtendWebSocketsToKubelet=false
 	KillWithParent bool
+	// NodeIP is the test bed's node address (Network.HostIP): kubelet serving certificates
+	// name it besides loopback.
+	NodeIP string
+	// Streams makes the plane's kwok serve logs, exec, attach and port-forward for its pods
+	// (streams.go).
+	Streams bool
+	// Metrics makes the plane's kwok simulate resource metrics and runs metrics-server
+	// (metrics.go).
+	Metrics bool
 	// CCI, when set, makes the plane behave like CCI (the backend's CCI mode, cci.go).
 	CCI *CCIOptions
 }
 
 // Plane is a running control plane and the files a client needs to reach it.
 type Plane struct {
-	Name      string   `json:"name"`
-	Dir       string   `json:"dir"`
-	Server    string   `json:"server"` // https://127.0.0.1:<port>
-	CAFile    string   `json:"caFile"`
-	EtcdURL   string   `json:"etcdURL"`
-	KwokPort  int      `json:"kwokPort"`
-	PodCIDR   string   `json:"podCIDR"`
-	NodeNames []string `json:"nodeNames"`
+	Name     string `json:"name"`
+	Dir      string `json:"dir"`
+	Server   string `json:"server"` // https://127.0.0.1:<port>
+	CAFile   string `json:"caFile"`
+	EtcdURL  string `json:"etcdURL"`
+	KwokPort int    `json:"kwokPort"` // kwok's kubelet API
+	// KubeletPort is the kubelet port the plane's kwok nodes advertise: KwokPort, or with pod
+	// streams the kwok front's (KwokFrontName).
+	KubeletPort int      `json:"kubeletPort"`
+	PodCIDR     string   `json:"podCIDR"`
+	NodeNames   []string `json:"nodeNames"`
 	// Admin identity (system:masters) as a kubeconfig with embedded client certificate.
 	AdminKubeconfig string `json:"adminKubeconfig"`
 	// burstlet's identity: a ServiceAccount token bound by the RBAC in deploy/rbac.
 	BurstletKubeconfig string `json:"burstletKubeconfig"`
 	// The client certificate kube-apiserver presents to kubelets (cluster plane).
 	KubeletClientCert string `json:"kubeletClientCert"`
-	// A serving certificate for a kubelet API on 127.0.0.1, signed by this plane's CA.
+	// A serving certificate for a kubelet API on 127.0.0.1 and the test bed's node address
+	// (Testbed.NodeIP), signed by this plane's CA.
 	KubeletServingCert string `json:"kubeletServingCert"`
 	KubeletServingKey  string `json:"kubeletServingKey"`
 	// Client certificate/key for direct use (client-certificate auth tests).
 	AdminCert string `json:"adminCert"`
 	AdminKey  string `json:"adminKey"`
+	// Streams is set when the plane's kwok serves logs, exec, attach and port-forward for the
+	// pods of its nodes (the backend plane): the files and addresses behind them.
+	Streams *PodStreams `json:"streams,omitempty"`
+	// MetricsServer is set when the plane runs metrics-server (Config.Metrics).
+	MetricsServer *MetricsServer `json:"metricsServer,omitempty"`
 	// CCI is set when the plane behaves like CCI (BackendCCI): what its network controller does.
 	CCI *CCIOptions `json:"cci,omitempty"`
 	// CCIGateway is set in CCI mode: the gateway in front of the API server that adds what CCI
@@ -173,8 +191,12 @@ func (s *planeStarter) run(ctx context.Context) error {
 		return err
 	}
 	p.KubeletClientCert = kubeletClient.CertPath
+	kubeletIPs := loopback
+	if ip := net.ParseIP(s.spec.NodeIP); ip != nil {
+		kubeletIPs = append([]net.IP{ip}, loopback...)
+	}
 	kubeletServing, err := s.ca.issueTo(pki, "kubelet-serving", certSpec{commonName: "burstlet",
-		server: true, dnsNames: []string{"localhost"}, ips: loopback})
+		server: true, dnsNames: []string{"localhost"}, ips: kubeletIPs})
 	if err != nil {
 		return err
 	}
@@ -191,6 +213,21 @@ func (s *planeStarter) run(ctx context.Context) error {
 	kwokCert, err := s.ca.issueTo(pki, "kwok", certSpec{commonName: "kwok-controller",
 		organization: []string{"system:masters"}, client: true, server: true,
 		dnsNames: []string{"localhost"}, ips: loopback})
+	if err != nil {
+		return err
+	}
+	// The aggregation layer: the API server proxies to extension API servers (metrics-server)
+	// with a front-proxy client certificate from a CA of its own, as kubeadm sets it up.
+	frontProxyCA, err := newCA(s.spec.Name + "-front-proxy-ca")
+	if err != nil {
+		return err
+	}
+	frontProxyCAFile := filepath.Join(pki, "front-proxy-ca.crt")
+	if err := os.WriteFile(frontProxyCAFile, frontProxyCA.pem, 0o644); err != nil {
+		return err
+	}
+	frontProxyClient, err := frontProxyCA.issueTo(pki, "front-proxy-client", certSpec{
+		commonName: "front-proxy-client", client: true})
 	if err != nil {
 		return err
 	}
@@ -245,6 +282,13 @@ func (s *planeStarter) run(ctx context.Context) error {
 		"--kubelet-client-certificate=" + kubeletClient.CertPath,
 		"--kubelet-client-key=" + kubeletClient.KeyPath,
 		"--kubelet-preferred-address-types=InternalIP,Hostname",
+		"--requestheader-client-ca-file=" + frontProxyCAFile,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + frontProxyClient.CertPath, "--proxy-client-key-file=" + frontProxyClient.KeyPath,
+		// Extension API servers are reached at their endpoints: there is no service proxy.
+		"--enable-aggregator-routing=true",
 		"--profiling=false",
 		"--max-requests-inflight=1000", "--max-mutating-requests-inflight=500",
 		// PodTemplates bypass the watch cache so that a watch from a compacted
@@ -323,18 +367,35 @@ leaderElection:
 	stages := strings.Join([]string{nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
 		podfast.DefaultPodReady, podfast.DefaultPodComplete, podDeleteStage, podSlowDeleteStage, podExitStage,
 		podRestartStage, podEphemeralStage}, "\n---\n")
+	if s.spec.Streams {
+		if p.Streams, err = newPodStreams(filepath.Join(p.Dir, "streams"), s.spec.NodeIP); err != nil {
+			return err
+		}
+		stages += "\n---\n" + p.Streams.kwokConfig()
+	}
+	if s.spec.Metrics {
+		stages += "\n---\n" + kwokMetricsConfig()
+	}
 	if err := os.WriteFile(kwokStages, []byte(stages), 0o644); err != nil {
 		return err
 	}
 	if p.KwokPort, err = freePort(); err != nil {
 		return err
 	}
+	// The nodes advertise kwok's port, or with pod streams the port of the kwok front, which
+	// runs exec itself (kwok_front.go).
+	p.KubeletPort = p.KwokPort
+	if p.Streams != nil {
+		if p.KubeletPort, err = freePort(); err != nil {
+			return err
+		}
+	}
 	kwok, err := s.start(ctx, "kwok", filepath.Join(s.binDir, "kwok"), []string{
 		"--kubeconfig=" + kwokConfig, "--config=" + kwokStages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=fake",
 		"--cidr=" + s.spec.PodCIDR, "--node-ip=127.0.0.1", "--node-name=kwok-controller",
-		fmt.Sprintf("--node-port=%d", p.KwokPort),
+		fmt.Sprintf("--node-port=%d", p.KubeletPort),
 		fmt.Sprintf("--server-address=127.0.0.1:%d", p.KwokPort),
 		"--tls-cert-file=" + kwokCert.CertPath, "--tls-private-key-file=" + kwokCert.KeyPath,
 		"--node-lease-duration-seconds=40",
@@ -342,10 +403,23 @@ leaderElection:
 	if err != nil {
 		return err
 	}
+	var front *Process
+	if p.Streams != nil {
+		if front, err = s.startKwokFront(ctx, p.KubeletPort, kwokCert); err != nil {
+			return err
+		}
+	}
 
 	cs, err := p.Clientset()
 	if err != nil {
 		return err
+	}
+	// metrics-server starts while the nodes come up; the plane waits for it at the end.
+	metricsLive := func() error { return nil }
+	if s.spec.Metrics {
+		if metricsLive, err = s.startMetricsServer(ctx, cs); err != nil {
+			return err
+		}
 	}
 	if err := s.createNodes(ctx, cs); err != nil {
 		return err
@@ -361,6 +435,11 @@ leaderElection:
 		return err
 	}); err != nil {
 		return err
+	}
+	if front != nil {
+		if err := waitKwokFront(ctx, front, p); err != nil {
+			return err
+		}
 	}
 	if sched.exited() {
 		return fmt.Errorf("kube-scheduler exited; log tail:\n%s", sched.logTail(30))
@@ -379,7 +458,7 @@ leaderElection:
 			return fmt.Errorf("CCI mode: %w", err)
 		}
 	}
-	return nil
+	return metricsLive()
 }
 
 func (s *planeStarter) createNodes(ctx context.Context, cs kubernetes.Interface) error {
@@ -404,10 +483,13 @@ func (s *planeStarter) createNodes(ctx context.Context, cs kubernetes.Interface)
 		if pool.EphemeralStorage != "" {
 			list[corev1.ResourceEphemeralStorage] = resource.MustParse(pool.EphemeralStorage)
 		}
+		annotations := map[string]string{KwokNodeAnnotation: "fake"}
+		if s.spec.Metrics {
+			annotations[ResourceMetricsPathAnnotation] = "/metrics/nodes/" + name + "/metrics/resource"
+		}
 		node := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels,
-				Annotations: map[string]string{KwokNodeAnnotation: "fake"}},
-			Status: corev1.NodeStatus{Capacity: list, Allocatable: list},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations},
+			Status:     corev1.NodeStatus{Capacity: list, Allocatable: list},
 		}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil &&
 			!apierrors.IsAlreadyExists(err) {

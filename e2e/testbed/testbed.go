@@ -36,6 +36,11 @@ type Config struct {
 	// ClusterCRDs are the CustomResourceDefinitions burstlet installs in the cluster
 	// (deploy/crds/*.yaml), applied to the cluster plane and waited for.
 	ClusterCRDs []string
+	// Metrics runs metrics-server on both planes (metrics.k8s.io through the aggregation layer,
+	// kubectl top): on the backend it scrapes kwok's simulated resource metrics, on the cluster
+	// the kwok workers' and the virtual nodes' kubelet APIs. Off by default: it costs a process
+	// per plane, a scrape every MetricsResolution and about a second of start.
+	Metrics bool
 	// KillWithParent ties the components' lifetime to the calling process (tests).
 	KillWithParent bool
 	// Timeout bounds the whole start.
@@ -61,11 +66,24 @@ func DefaultConfig(binDir, stateDir string) Config {
 
 // Testbed is a running test bed. It is also the content of <state>/state.json.
 type Testbed struct {
-	StateDir string        `json:"stateDir"`
+	StateDir string `json:"stateDir"`
+	// Network is the test bed's veth pair and network namespace (network.go): its HostIP is the
+	// address nodes that the API servers must proxy to (burstlet's virtual node) use.
+	Network  *Network      `json:"network"`
 	Cluster  *Plane        `json:"cluster"`
 	Backend  *Plane        `json:"backend"`
 	Started  time.Time     `json:"started"`
 	StartDur time.Duration `json:"startDurationNs"`
+}
+
+// NodeIP is the non-loopback address of this machine that the test bed owns (Network.HostIP):
+// a node giving it as InternalIP can be reached through the API servers' nodes/<n>/proxy, and a
+// process in the root namespace can listen on it (burstlet's --node-ip and kubelet API).
+func (tb *Testbed) NodeIP() string {
+	if tb.Network == nil {
+		return ""
+	}
+	return tb.Network.HostIP
 }
 
 func statePath(stateDir string) string { return filepath.Join(stateDir, "state.json") }
@@ -77,16 +95,20 @@ func Up(ctx context.Context, cfg Config) (*Testbed, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 3 * time.Minute
 	}
-	bins := []string{"kube", "kwok"}
+	// testbed runs the backend's kwok front (pod streams) and, in CCI mode, its network
+	// controller and CCI gateway.
+	bins := []string{"kube", "kwok", "testbed"}
 	var backendCCI *CCIOptions
 	switch cfg.Backend {
 	case "", BackendPlain:
 	case BackendCCI:
-		bins = append(bins, "testbed") // runs the network controller
 		opts := cfg.CCI
 		backendCCI = &opts
 	default:
 		return nil, fmt.Errorf("unknown backend mode %q (want %s or %s)", cfg.Backend, BackendPlain, BackendCCI)
+	}
+	if cfg.Metrics {
+		bins = append(bins, MetricsServerName)
 	}
 	for _, bin := range bins {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, bin)); err != nil {
@@ -102,12 +124,17 @@ func Up(ctx context.Context, cfg Config) (*Testbed, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	start := time.Now()
+	network, err := setupNetwork(ctx, cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 
 	specs := []PlaneSpec{
 		{Name: "cluster", ServiceCIDR: "10.96.0.0/16", PodCIDR: "10.244.0.0/16", Nodes: cfg.ClusterWorkers,
-			RBACFile: cfg.ClusterRBAC, CRDFiles: cfg.ClusterCRDs, FeatureGates: cfg.ClusterFeatureGates, KillWithParent: cfg.KillWithParent},
+			RBACFile: cfg.ClusterRBAC, CRDFiles: cfg.ClusterCRDs, FeatureGates: cfg.ClusterFeatureGates, KillWithParent: cfg.KillWithParent,
+			NodeIP: network.HostIP, Metrics: cfg.Metrics},
 		{Name: "backend", ServiceCIDR: "10.97.0.0/16", PodCIDR: "10.245.0.0/16", Nodes: cfg.BackendFleet,
-			RBACFile: cfg.BackendRBAC, KillWithParent: cfg.KillWithParent, CCI: backendCCI},
+			RBACFile: cfg.BackendRBAC, KillWithParent: cfg.KillWithParent, CCI: backendCCI, NodeIP: network.HostIP, Streams: true, Metrics: cfg.Metrics},
 	}
 	planes := make([]*Plane, len(specs))
 	errs := make([]error, len(specs))
@@ -120,7 +147,7 @@ func Up(ctx context.Context, cfg Config) (*Testbed, error) {
 		}()
 	}
 	wg.Wait()
-	tb := &Testbed{StateDir: cfg.StateDir, Cluster: planes[0], Backend: planes[1], Started: start,
+	tb := &Testbed{StateDir: cfg.StateDir, Network: network, Cluster: planes[0], Backend: planes[1], Started: start,
 		StartDur: time.Since(start)}
 	if err := errors.Join(errs...); err != nil {
 		tb.Stop()
@@ -158,7 +185,7 @@ func Load(stateDir string) (*Testbed, error) {
 	return tb, nil
 }
 
-// Stop stops every process of both planes (clients before etcd).
+// Stop stops every process of both planes (clients before etcd) and removes the network.
 func (tb *Testbed) Stop() {
 	var wg sync.WaitGroup
 	for _, p := range []*Plane{tb.Cluster, tb.Backend} {
@@ -172,6 +199,7 @@ func (tb *Testbed) Stop() {
 		}()
 	}
 	wg.Wait()
+	teardownNetwork(context.Background(), tb.StateDir, tb.Network)
 	_ = os.Remove(statePath(tb.StateDir))
 }
 
@@ -199,6 +227,9 @@ func Down(stateDir string, wipe bool) error {
 	case err == nil:
 		tb.Stop()
 	case errors.Is(err, os.ErrNotExist):
+		// The network's names derive from the state directory: a start that died before
+		// writing state.json leaves nothing behind either.
+		teardownNetwork(context.Background(), stateDir, nil)
 	default:
 		return err
 	}

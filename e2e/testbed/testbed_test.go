@@ -15,7 +15,7 @@ func testConfig(t *testing.T) Config {
 	if err := cfg.WithRepoDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{"kube", "kwok"} {
+	for _, b := range []string{"kube", "kwok", "testbed"} {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
 			t.Fatalf("testbed binaries not built (make testbed-bin): %v", err)
 		}
@@ -49,8 +49,9 @@ func TestUpThenDownLeavesNothingRunning(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}
-	if got := len(tb.Running()); got != 10 {
-		t.Errorf("%d components running, want 10 (5 per plane): %v", got, tb.Running())
+	if got := len(tb.Running()); got != 11 {
+		t.Errorf("%d components running, want 11 (5 per plane and the backend's %s): %v", got, KwokFrontName,
+			tb.Running())
 	}
 	for _, p := range []*Plane{tb.Cluster, tb.Backend} {
 		for _, f := range []string{p.AdminKubeconfig, p.BurstletKubeconfig, p.CAFile} {
@@ -81,8 +82,10 @@ func TestUpThenDownLeavesNothingRunning(t *testing.T) {
 func TestFailedStartNamesComponentAndStopsEverything(t *testing.T) {
 	cfg := testConfig(t)
 	bin := t.TempDir()
-	if err := os.Symlink(filepath.Join(cfg.BinDir, "kube"), filepath.Join(bin, "kube")); err != nil {
-		t.Fatal(err)
+	for _, b := range []string{"kube", "testbed"} {
+		if err := os.Symlink(filepath.Join(cfg.BinDir, b), filepath.Join(bin, b)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A kwok that dies at once: the start must fail naming kwok, with its log tail.
 	script := "#!/bin/sh\necho 'kwok: simulated start failure' >&2\nexit 3\n"
@@ -124,9 +127,9 @@ func TestCciModeUpThenDownLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("up: %v", err)
 	}
 	running := tb.Running()
-	if len(running) != 12 || !strings.Contains(strings.Join(running, " "), "backend/"+NetworkControllerName) ||
+	if len(running) != 13 || !strings.Contains(strings.Join(running, " "), "backend/"+NetworkControllerName) ||
 		!strings.Contains(strings.Join(running, " "), "backend/"+CCIGatewayName) {
-		t.Errorf("running %v, want the 10 components, backend/%s and backend/%s", running, NetworkControllerName,
+		t.Errorf("running %v, want the 11 components, backend/%s and backend/%s", running, NetworkControllerName,
 			CCIGatewayName)
 	}
 	loaded, err := Load(cfg.StateDir)

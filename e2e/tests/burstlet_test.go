@@ -18,17 +18,24 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"burstlet/e2e/testbed"
 )
 
 // daemon is one `burstlet run` process serving a virtual node of its own on the cluster plane.
 type daemon struct {
-	t      *testing.T
-	node   string
-	args   []string
-	health string
-	logs   string
-	cmd    *exec.Cmd
-	done   chan error
+	t    *testing.T
+	node string
+	args []string
+	// nodeIP is the address the node reports (--node-ip): the test bed's node address, which
+	// the API servers proxy to (nodes/<n>/proxy, and logs, exec, ... of its pods).
+	nodeIP string
+	// kubeletPort is the port of its kubelet API (--kubelet-port), which listens on nodeIP.
+	kubeletPort int
+	health      string
+	logs        string
+	cmd         *exec.Cmd
+	done        chan error
 }
 
 func freePort(t *testing.T) int {
@@ -64,8 +71,14 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 	node = fmt.Sprintf("vk-%s-%d", strings.Trim(node, "-"), time.Now().UnixNano()%100000)
 	d := &daemon{t: t, node: node, logs: filepath.Join(t.TempDir(), "burstlet.log")}
 	d.health = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d.nodeIP = env.tb.NodeIP()
+	var err error
+	if d.kubeletPort, err = testbed.FreePort(d.nodeIP); err != nil {
+		t.Fatalf("a free kubelet port on the node address %s: %v", d.nodeIP, err)
+	}
 	d.args = append([]string{"run", "--kubeconfig", env.tb.Cluster.BurstletKubeconfig,
-		"--node-name", node, "--node-ip", "127.0.0.1", "--health-listen", d.health}, extra...)
+		"--node-name", node, "--node-ip", d.nodeIP, "--kubelet-port", fmt.Sprint(d.kubeletPort),
+		"--health-listen", d.health}, extra...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop(syscall.SIGTERM)
@@ -91,6 +104,11 @@ func (d *daemon) start() {
 	}
 	d.done = make(chan error, 1)
 	go func() { d.done <- d.cmd.Wait(); out.Close() }()
+}
+
+// kubeletAddr is host:port of the daemon's kubelet API.
+func (d *daemon) kubeletAddr() string {
+	return net.JoinHostPort(d.nodeIP, fmt.Sprint(d.kubeletPort))
 }
 
 // stop signals the process and waits for it; it returns the exit error (nil for exit 0).

@@ -351,7 +351,7 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 				if !strings.HasPrefix(p.Status.PodIP, "10.245.") {
 					return fmt.Errorf("%s podIP %q is not from the backend fleet", p.Name, p.Status.PodIP)
 				}
-				if p.Status.HostIP != "127.0.0.1" {
+				if p.Status.HostIP != d.nodeIP {
 					return fmt.Errorf("%s hostIP %q, want the virtual node's", p.Name, p.Status.HostIP)
 				}
 				if len(p.Status.ContainerStatuses) != 1 || !p.Status.ContainerStatuses[0].Ready {

@@ -43,6 +43,9 @@ func run(m *testing.M) int {
 		cfg.StateDir = filepath.Join(filepath.Dir(cfg.StateDir), "e2e")
 	}
 	cfg.KillWithParent = true
+	// metrics-server on both planes (kubectl top, metrics_test.go): about no start time, a scrape
+	// per plane every testbed.MetricsResolution.
+	cfg.Metrics = true
 	// The backend plane refuses what CCI refuses (testbed.BackendCCI) unless
 	// BURSTLET_TESTBED_BACKEND=plain.
 	cfg.Backend = testbed.BackendCCI

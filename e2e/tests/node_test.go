@@ -92,10 +92,10 @@ func TestVirtualNodeRegistersAndRenewsLease(t *testing.T) {
 	for _, a := range node.Status.Addresses {
 		addr[a.Type] = a.Address
 	}
-	if addr[corev1.NodeInternalIP] != "127.0.0.1" || addr[corev1.NodeHostName] != d.node {
-		t.Errorf("addresses %+v, want InternalIP 127.0.0.1 and Hostname %s", node.Status.Addresses, d.node)
+	if addr[corev1.NodeInternalIP] != d.nodeIP || addr[corev1.NodeHostName] != d.node {
+		t.Errorf("addresses %+v, want InternalIP %s and Hostname %s", node.Status.Addresses, d.nodeIP, d.node)
 	}
-	if node.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
+	if node.Status.DaemonEndpoints.KubeletEndpoint.Port != int32(d.kubeletPort) {
 		t.Errorf("kubelet port %d", node.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	}
 	// The cluster's version, marked as burstlet's: v1.36.3-burstlet.<burstlet version>.

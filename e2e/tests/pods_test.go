@@ -82,7 +82,7 @@ func TestPodsRunOnVirtualNodeAndDeletionsFinish(t *testing.T) {
 	})
 	for _, p := range podsOf(t, ns, "app=web") {
 		st := p.Status
-		if !strings.HasPrefix(st.PodIP, "10.246.") || len(st.PodIPs) != 1 || st.HostIP != "127.0.0.1" ||
+		if !strings.HasPrefix(st.PodIP, "10.246.") || len(st.PodIPs) != 1 || st.HostIP != d.nodeIP ||
 			st.StartTime == nil {
 			t.Errorf("%s: podIP %q podIPs %v hostIP %q startTime %v", p.Name, st.PodIP, st.PodIPs, st.HostIP,
 				st.StartTime)

@@ -138,7 +138,7 @@ func rowRunning(t *testing.T, s *statusSuite) {
 		if st.ObservedGeneration != got.Generation || got.Generation == 0 {
 			return fmt.Errorf("observedGeneration %d, generation %d", st.ObservedGeneration, got.Generation)
 		}
-		if st.HostIP != "127.0.0.1" || len(st.HostIPs) != 1 || st.PodIP == "" || len(st.PodIPs) != 1 ||
+		if st.HostIP != s.d.nodeIP || len(st.HostIPs) != 1 || st.PodIP == "" || len(st.PodIPs) != 1 ||
 			st.StartTime == nil {
 			return fmt.Errorf("hostIP %q hostIPs %v podIP %q podIPs %v startTime %v", st.HostIP,
 				st.HostIPs, st.PodIP, st.PodIPs, st.StartTime)

@@ -7,6 +7,8 @@
 //	                       the backend's network controller in CCI mode (up starts it)
 //	testbed cci-gateway --kubeconfig K --burstlet-kubeconfig B --listen A [flags]
 //	                       the backend's CCI gateway in CCI mode (up starts it)
+//	testbed kwok-front --listen A --kwok URL [flags]
+//	                       the backend kwok's kubelet API front: exec, the rest to kwok (up starts it)
 package main
 
 import (
@@ -39,6 +41,8 @@ func main() {
 		networkController(os.Args[2:])
 	case testbed.CCIGatewayName:
 		cciGateway(os.Args[2:])
+	case testbed.KwokFrontName:
+		kwokFront(os.Args[2:])
 	default:
 		usage()
 	}
@@ -67,6 +71,8 @@ func up(args []string) {
 	fs.IntVar(&cfg.BackendFleet.Pods, "fleet-pods", cfg.BackendFleet.Pods, "pod capacity of each fleet node")
 	spdyOnly := fs.Bool("spdy-exec", false,
 		"start the cluster apiserver with ExtendWebSocketsToKubelet=false (exec/attach to kubelets over SPDY)")
+	fs.BoolVar(&cfg.Metrics, "metrics", cfg.Metrics,
+		"run metrics-server on both planes (metrics.k8s.io, kubectl top; kwok simulates the resource metrics)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up starting after this long")
 	fs.StringVar(&cfg.Backend, "backend", cfg.Backend,
 		"backend plane mode: plain (runs any pod) or cci (refuses what CCI refuses: Network CRD, admission policies)")
@@ -190,6 +196,24 @@ func cciGateway(args []string) {
 	}
 }
 
+func kwokFront(args []string) {
+	fs := flag.NewFlagSet(testbed.KwokFrontName, flag.ExitOnError)
+	var cfg testbed.KwokFrontConfig
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "address to serve HTTPS on (the nodes' kubelet port)")
+	fs.StringVar(&cfg.CertFile, "tls-cert-file", "", "serving certificate")
+	fs.StringVar(&cfg.KeyFile, "tls-private-key-file", "", "serving certificate's key")
+	fs.StringVar(&cfg.Kwok, "kwok", "", "kwok's kubelet API, https://host:port")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "CA of kwok's serving certificate")
+	fs.StringVar(&cfg.Plane, "plane", "", "plane name, in "+testbed.ExecEnv+" of exec'd commands")
+	fs.StringVar(&cfg.ExecDir, "exec-dir", "", "working directory of exec'd commands")
+	_ = fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := testbed.RunKwokFront(ctx, cfg); err != nil {
+		fail("%s: %v", testbed.KwokFrontName, err)
+	}
+}
+
 func down(args []string) {
 	fs := flag.NewFlagSet("down", flag.ExitOnError)
 	state := fs.String("state", "", "state directory (default <repo>/.state/testbed)")
@@ -225,9 +249,20 @@ func status(args []string) {
 }
 
 func printPlanes(tb *testbed.Testbed) {
+	if nw := tb.Network; nw != nil {
+		fmt.Printf("node address %s (veth %s <-> %s in netns %s at %s, %s)\n", nw.HostIP, nw.HostInterface,
+			nw.PeerInterface, nw.Namespace, nw.PeerIP, nw.CIDR)
+	}
 	for _, p := range []*testbed.Plane{tb.Cluster, tb.Backend} {
 		fmt.Printf("%-8s %s\n  admin kubeconfig:    %s\n  burstlet kubeconfig: %s\n  nodes: %v\n",
 			p.Name, p.Server, p.AdminKubeconfig, p.BurstletKubeconfig, p.NodeNames)
+		if s := p.Streams; s != nil {
+			fmt.Printf("  pod streams: logs %s (previous %s), attach %s, exec in %s, port-forward to %s (pod port %d echoes)\n",
+				s.LogFile, s.PreviousLogFile, s.AttachFile, s.ExecDir, s.PortForwardTarget, s.EchoPort)
+		}
+		if m := p.MetricsServer; m != nil {
+			fmt.Printf("  metrics-server: %s (log %s)\n", m.URL, m.Log)
+		}
 		if p.CCI != nil {
 			fmt.Printf("  mode: cci (Networks Active after %v; failed subnets %v; slow subnets %v)\n",
 				p.CCI.NetworkDelay, p.CCI.FailedSubnets, p.CCI.SlowSubnets)
