@@ -93,7 +93,8 @@ YAML
 echo
 echo "demo: starting burstlet (cci provider: pods run on the backend plane; log: $log)"
 "$burstlet" run --config "$config" --kubeconfig "$state/cluster/burstlet.kubeconfig" \
-  --node-name burstlet --node-ip "$node_ip" --kubelet-port 10250 --health-listen "$health" >"$log" 2>&1 &
+  --node-name burstlet --node-ip "$node_ip" --kubelet-port 10250 --health-listen "$health" \
+  --kubelet-client-ca-file "$state/cluster/pki/ca.crt" >"$log" 2>&1 &
 burstlet_pid=$!
 cleanup() {
   if kill -0 "$burstlet_pid" 2>/dev/null; then
@@ -194,6 +195,14 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 echo "  backend copy now serves: $got"
+echo
+echo "demo: kubectl logs and exec of $pod: the cluster's API server -> burstlet's kubelet API ($node_ip:10250) -> the backend"
+streams_log=$("$bin/testbed" status --state "$state" | sed -n 's/^  pod streams: logs \([^ ]*\) .*/\1/p')
+if [ -n "$streams_log" ]; then
+  printf '%s stdout F hello from the backend, logged at %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$(date -u +%T)" >>"$streams_log"
+fi
+"$kubectl" -n demo logs "$pod" --tail=3
+"$kubectl" -n demo exec "$pod" -- sh -c 'echo "exec ran in backend pod $TESTBED_POD_NAMESPACE/$TESTBED_POD_NAME"; exit 0'
 echo
 echo "demo: burstlet's metrics (excerpt of http://$health/metrics)"
 curl -fsS "http://$health/metrics" | grep -E '^burstlet_(pods|provider_creates_total|pod_status_patches_total|node_ready|backend_requests_total)' | head -20

@@ -78,7 +78,9 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 	}
 	d.args = append([]string{"run", "--kubeconfig", env.tb.Cluster.BurstletKubeconfig,
 		"--node-name", node, "--node-ip", d.nodeIP, "--kubelet-port", fmt.Sprint(d.kubeletPort),
-		"--health-listen", d.health}, extra...)
+		"--health-listen", d.health,
+		// The API server's kubelet client certificate is signed by the cluster CA.
+		"--kubelet-client-ca-file", env.tb.Cluster.CAFile}, extra...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop(syscall.SIGTERM)

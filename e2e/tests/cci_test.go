@@ -68,6 +68,8 @@ type cciOptions struct {
 	noCleanup bool
 	// admission: serve the burst-policy webhook on a free loopback port.
 	admission bool
+	// kubelet: lines of the config file's kubeletApi section ("  key: value\n").
+	kubelet string
 }
 
 type cciOption func(*cciOptions)
@@ -97,6 +99,9 @@ func withAccount(name string) cciOption { return func(o *cciOptions) { o.account
 
 // withAdmission serves the burst-policy webhook (admission.listen on a free loopback port).
 func withAdmission() cciOption { return func(o *cciOptions) { o.admission = true } }
+
+// withKubeletConfig adds lines to the kubeletApi section of the config file.
+func withKubeletConfig(lines string) cciOption { return func(o *cciOptions) { o.kubelet += lines } }
 
 // withoutCleanup leaves `burstlet cleanup` to the test.
 func withoutCleanup() cciOption { return func(o *cciOptions) { o.noCleanup = true } }
@@ -177,6 +182,9 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 		}
 	} else {
 		body += "    kubeconfig: " + env.tb.Backend.BurstletKubeconfig + "\n"
+	}
+	if o.kubelet != "" {
+		body += "kubeletApi:\n" + o.kubelet
 	}
 	if o.admission {
 		body += fmt.Sprintf("admission:\n  listen: 127.0.0.1:%d\n  hosts: [127.0.0.1]\n", freePort(t))
