@@ -172,6 +172,15 @@ func (s *planeStarter) run(ctx context.Context) error {
 	if err := os.WriteFile(p.CAFile, s.ca.pem, 0o644); err != nil {
 		return err
 	}
+	// The controller-manager signs approved CSRs (kubelet-serving and the others) with the CA.
+	caKeyPEM, err := encodeKey(s.ca.key)
+	if err != nil {
+		return err
+	}
+	caKeyFile := filepath.Join(pki, "ca.key")
+	if err := os.WriteFile(caKeyFile, caKeyPEM, 0o600); err != nil {
+		return err
+	}
 	loopback := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
 	serving, err := s.ca.issueTo(pki, "apiserver", certSpec{commonName: "kube-apiserver", server: true,
 		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
@@ -335,6 +344,7 @@ func (s *planeStarter) run(ctx context.Context) error {
 		"--authentication-kubeconfig=" + kcmConfig, "--authorization-kubeconfig=" + kcmConfig,
 		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
 		"--service-account-private-key-file=" + saKey, "--root-ca-file=" + p.CAFile,
+		"--cluster-signing-cert-file=" + p.CAFile, "--cluster-signing-key-file=" + caKeyFile,
 		"--use-service-account-credentials=true",
 		"--kube-api-qps=1000", "--kube-api-burst=2000",
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",

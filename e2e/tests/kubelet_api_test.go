@@ -487,3 +487,50 @@ func selfSignedClientCert(t *testing.T, cn string) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// With serverTLSBootstrap the kubelet API's certificate comes from the cluster's CSR API
+// (kubernetes.io/kubelet-serving, approved by burstlet itself here, signed by the
+// controller-manager): a client that trusts only the cluster CA verifies the node.
+func TestKubeletServingCertificateFromTheCluster(t *testing.T) {
+	config := fmt.Sprintf("%s/burstlet.yaml", t.TempDir())
+	if err := os.WriteFile(config, []byte("kubeletApi:\n  serverTLSBootstrap: true\n  approveOwnRequest: true\n"),
+		0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--config", config)
+	caPEM, err := os.ReadFile(env.tb.Cluster.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	var served *x509.Certificate
+	eventually(t, 60*time.Second, "a serving certificate the cluster CA verifies", func() error {
+		conn, err := tls.Dial("tcp", d.kubeletAddr(), &tls.Config{RootCAs: roots, ServerName: d.nodeIP})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		served = conn.ConnectionState().PeerCertificates[0]
+		return nil
+	})
+	if want := "system:node:" + d.node; served.Subject.CommonName != want {
+		t.Errorf("subject CN %q, want %q", served.Subject.CommonName, want)
+	}
+	csrs, err := env.cluster.CertificatesV1().CertificateSigningRequests().List(context.Background(),
+		metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range csrs.Items {
+		if strings.HasPrefix(c.Name, "burstlet-serving-"+d.node+"-") {
+			found = c.Spec.SignerName == "kubernetes.io/kubelet-serving" && len(c.Status.Certificate) > 0
+			_ = env.cluster.CertificatesV1().CertificateSigningRequests().Delete(context.Background(), c.Name,
+				metav1.DeleteOptions{})
+		}
+	}
+	if !found {
+		t.Error("no issued kubelet-serving CSR of the node")
+	}
+}
