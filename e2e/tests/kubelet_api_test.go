@@ -93,6 +93,14 @@ func TestKubeletAPIThroughTheCluster(t *testing.T) {
 		t.Fatal("the backend plane has no pod streams (testbed.PodStreams)")
 	}
 	c := startCciDaemon(t)
+	node, err := env.cluster.CoreV1().Nodes().Get(context.Background(), c.node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The API server passes WebSockets through to the node only when it declares so.
+	if fs := node.Status.DeclaredFeatures; len(fs) != 1 || fs[0] != "ExtendWebSocketsToKubelet" {
+		t.Errorf("declared features %v, want [ExtendWebSocketsToKubelet]", fs)
+	}
 	ns, pod := burstPod(t, c.daemon)
 	cfg := clusterRESTConfig(t)
 	t.Run("logs", func(t *testing.T) { clusterLogs(t, st, ns, pod) })

@@ -318,18 +318,26 @@ asio::awaitable<Result<RestClient::Json>> RestClient::removeCo(ResourceRef ref, 
   co_return v;
 }
 
-asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::openStream(HttpRequest request,
-                                                                                std::string what) {
+asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::stream(HttpRequest request,
+                                                                            std::string what) {
   counters_.total.fetch_add(1, std::memory_order_relaxed);
   auto stream = co_await transport_->stream(request);
   if (observer_) {
     const std::string code = stream.ok() ? std::to_string((*stream)->status())
                                          : std::string(errorCodeName(stream.error().code));
-    observer_(request.target.find("watch=true") != std::string::npos ? "WATCH" : "LIST", code);
+    std::string_view verb = boost::beast::http::to_string(request.method);
+    if (request.target.find("watch=true") != std::string::npos) {
+      verb = "WATCH";
+    } else if (request.compressedStream) {
+      verb = "LIST";
+    }
+    observer_(verb, code);
   }
   if (!stream.ok()) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    co_return std::move(stream).error();
+    auto error = std::move(stream).error();
+    error.message = fmt::format("{}: {}", what, error.message);
+    co_return error;
   }
   auto& s = *stream;
   if (s->status() < 200 || s->status() >= 300) {
@@ -348,6 +356,33 @@ asio::awaitable<Result<std::unique_ptr<ResponseStream>>> RestClient::openStream(
   co_return std::move(s);
 }
 
+asio::awaitable<Result<std::unique_ptr<WebSocketConnection>>> RestClient::websocket(
+    WebSocketRequest request, std::string what) {
+  counters_.total.fetch_add(1, std::memory_order_relaxed);
+  auto upgraded = co_await transport_->websocket(std::move(request));
+  if (observer_) {
+    // As the API server counts these requests: verb CONNECT, 101 when upgraded.
+    std::string code;
+    if (!upgraded.ok()) {
+      code = std::string(errorCodeName(upgraded.error().code));
+    } else {
+      code = upgraded->connection ? "101" : std::to_string(upgraded->refusal.status);
+    }
+    observer_("CONNECT", code);
+  }
+  if (!upgraded.ok()) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    auto error = std::move(upgraded).error();
+    error.message = fmt::format("{}: {}", what, error.message);
+    co_return error;
+  }
+  if (!upgraded->connection) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    co_return errorOf(upgraded->refusal, what);
+  }
+  co_return std::move(upgraded->connection);
+}
+
 asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(ResourceRef ref,
                                                                         std::string ns,
                                                                         ListOptions options) {
@@ -356,7 +391,7 @@ asio::awaitable<Result<std::unique_ptr<WatchStream>>> RestClient::watch(Resource
   req.timeout =
       std::chrono::seconds(options.timeoutSeconds > 0 ? options.timeoutSeconds + 30 : 330);
   std::string what = describe("watch", ref, ns, "");  // named: see rest.h on co_await temporaries
-  auto stream = co_await openStream(std::move(req), std::move(what));
+  auto stream = co_await this->stream(std::move(req), std::move(what));
   if (!stream.ok()) {
     co_return std::move(stream).error();
   }
@@ -369,7 +404,7 @@ asio::awaitable<Result<std::unique_ptr<ListStream>>> RestClient::listStream(Reso
   HttpRequest req{Verb::get, ref.path(ns) + options.query(false)};
   req.compressedStream = true;
   std::string what = describe("list", ref, ns, "");  // named: see rest.h on co_await temporaries
-  auto stream = co_await openStream(std::move(req), std::move(what));
+  auto stream = co_await this->stream(std::move(req), std::move(what));
   if (!stream.ok()) {
     co_return std::move(stream).error();
   }

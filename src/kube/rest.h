@@ -171,9 +171,20 @@ class RestClient {
   // Any request, with retries and error classification; the body of a 2xx response.
   asio::awaitable<Result<HttpResponse>> call(HttpRequest request, bool idempotent,
                                              std::string what);
+  // Any streaming request (a pod's log): the body as it arrives, once the answer is 2xx; any
+  // other answer is its classified error. Not retried. `request.timeout` bounds the silence
+  // between reads (kNoTimeout: none, for a stream that may be quiet for hours).
+  asio::awaitable<Result<std::unique_ptr<ResponseStream>>> stream(HttpRequest request,
+                                                                  std::string what);
+  // Opens a WebSocket (pods/exec, pods/attach, pods/portforward) with the client's TLS settings
+  // and credentials; a refused upgrade is the classified error of the server's answer (through
+  // the dialect). Not retried: a session is the caller's to open again.
+  asio::awaitable<Result<std::unique_ptr<WebSocketConnection>>> websocket(WebSocketRequest request,
+                                                                          std::string what);
 
-  // Called after every request with its verb (GET, POST, ..., LIST and WATCH for streams) and
-  // the HTTP status code, or the error class when there was no answer. Set before use.
+  // Called after every request with its verb (GET, POST, ..., LIST and WATCH for streams,
+  // CONNECT for WebSockets) and the HTTP status code (101 for a WebSocket opened), or the error
+  // class when there was no answer. Set before use.
   using RequestObserver = std::function<void(std::string_view verb, std::string_view code)>;
   void setRequestObserver(RequestObserver observer) { observer_ = std::move(observer); }
 
@@ -197,9 +208,6 @@ class RestClient {
   asio::awaitable<Result<Json>> removeCo(ResourceRef ref, std::string ns, std::string name,
                                          DeleteOptions options);
   asio::awaitable<Result<Json>> callJson(HttpRequest request, bool idempotent, std::string what);
-  // Opens a streaming request; a non-2xx answer becomes a classified error.
-  asio::awaitable<Result<std::unique_ptr<ResponseStream>>> openStream(HttpRequest request,
-                                                                      std::string what);
   asio::awaitable<void> sleep(std::chrono::nanoseconds d);
 
   asio::any_io_executor executor_;

@@ -247,12 +247,7 @@ json::value NodeController::statusObject() const {
                          cond("Ready", readyCondition_),
                          cond("ProviderUnavailable", providerCondition_)};
   const std::string providerName(provider_.name());
-  json::array declared;
-  for (const auto& feature : options_.declaredFeatures) {
-    declared.emplace_back(feature);
-  }
-  return json::object{
-      {"declaredFeatures", std::move(declared)},
+  json::object status{
       {"capacity", resources},
       {"allocatable", resources},
       {"conditions", std::move(conditions)},
@@ -272,6 +267,15 @@ json::value NodeController::statusObject() const {
                                 {"kubeProxyVersion", ""},
                                 {"operatingSystem", "linux"},
                                 {"architecture", architecture()}}}};
+  if (!options_.declaredFeatures.empty()) {
+    // Absent, not empty, without any: what a kubelet that declares nothing writes.
+    json::array declared;
+    for (const auto& feature : options_.declaredFeatures) {
+      declared.emplace_back(feature);
+    }
+    status["declaredFeatures"] = std::move(declared);
+  }
+  return status;
 }
 
 json::value NodeController::leaseObject() const {

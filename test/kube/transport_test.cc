@@ -420,6 +420,41 @@ TEST(TransportTest, ChunkedWatchStream) {
   EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "DELETED"}));
 }
 
+// A stream's timeout is the silence it tolerates between pieces; kNoTimeout tolerates any (a
+// followed log that is quiet for hours).
+TEST(TransportTest, StreamSilenceLimitAndNone) {
+  TestServer server([](const auto&) {
+    Reply r{Reply::kChunked};
+    r.chunks = {"a", "b", "c"};  // 20 ms apart
+    return r;
+  });
+  boost::asio::io_context io;
+  auto t = transportFor(io, server.url());
+  auto readAll = [&](std::chrono::milliseconds timeout) -> Result<std::string> {
+    auto s = runSync(io, t->stream(get("/api/v1/namespaces/n/pods/p/log?follow=true", timeout)));
+    if (!s.ok()) {
+      return std::move(s).error();
+    }
+    std::string out;
+    while (true) {
+      auto piece = runSync(io, (*s)->read());
+      if (!piece.ok()) {
+        return std::move(piece).error();
+      }
+      if (!piece->has_value()) {
+        return out;
+      }
+      out += **piece;
+    }
+  };
+  auto cut = readAll(std::chrono::milliseconds(5));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code, ErrorCode::kTimeout);
+  auto whole = readAll(kNoTimeout);
+  ASSERT_TRUE(whole.ok()) << whole.error().toString();
+  EXPECT_EQ(*whole, "abc");
+}
+
 // A credential with extra headers and a signer that records what it was shown.
 class HeaderCredentials final : public CredentialSource {
  public:

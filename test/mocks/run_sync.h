@@ -7,6 +7,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 
 namespace burstlet::testing {
 
@@ -49,6 +50,31 @@ inline bool runUntil(boost::asio::io_context& io, const std::function<bool()>& p
     io.run_one_for(std::chrono::milliseconds(10));
   }
   return pred();
+}
+
+// Runs `work` to completion like runSync, but returns as soon as it is done, even when other
+// work stays pending on the io_context (the timers of an open WebSocket, a server's loop).
+template <typename T>
+T runDone(boost::asio::io_context& io, boost::asio::awaitable<T> work,
+          std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  std::optional<T> out;
+  std::exception_ptr error;
+  bool done = false;
+  auto wrapper = [&out](boost::asio::awaitable<T> w) -> boost::asio::awaitable<void> {
+    out.emplace(co_await std::move(w));
+  };
+  boost::asio::co_spawn(io, wrapper(std::move(work)), [&](std::exception_ptr e) {
+    error = e;
+    done = true;
+  });
+  if (!runUntil(
+          io, [&done] { return done; }, limit)) {
+    throw std::runtime_error("runDone: the work did not finish in time");
+  }
+  if (error) {
+    std::rethrow_exception(error);
+  }
+  return std::move(*out);
 }
 
 }  // namespace burstlet::testing

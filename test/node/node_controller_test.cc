@@ -571,6 +571,19 @@ TEST(NodeControllerTest, AdoptionDropsAStaleProviderUnavailableTaint) {
 // The status as a kubelet writes it: the Hostname address is the node's name, the kubelet's
 // conditions in its order with its reasons and messages, then ProviderUnavailable, and no
 // NetworkUnavailable; a virtual node has no kernel.
+TEST(NodeControllerTest, DeclaredFeaturesAreInTheStatus) {
+  Harness h(true, [](NodeOptions& o) { o.declaredFeatures = {"ExtendWebSocketsToKubelet"}; });
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.node->ready(); }));
+  h.fakeClock.advance(seconds(61));
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.statusPatches() > 0; }));
+  std::lock_guard lock(h.api.mu);
+  for (const auto* written : {&h.api.existingNode, &h.api.statusPatches.back()}) {
+    EXPECT_EQ(written->at("status").at("declaredFeatures"),
+              json::parse(R"(["ExtendWebSocketsToKubelet"])"));
+  }
+}
+
 TEST(NodeControllerTest, StatusIsWhatAKubeletWrites) {
   Harness h(true);
   h.start();

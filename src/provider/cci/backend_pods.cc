@@ -374,14 +374,20 @@ asio::awaitable<std::optional<Status>> BackendPods::removeAgain(const PodRef& po
   co_return statusOf(std::move(removed));
 }
 
-asio::awaitable<Result<Json>> BackendPods::get(PodRef pod) {
-  const std::string name = backendName(pod.ns, pod.name);
-  auto existing = find(name);
+kube::ObjectPtr BackendPods::findSource(const PodRef& pod) const {
+  auto existing = find(backendName(pod.ns, pod.name));
   if (existing) {
     auto src = sourceRefOf(*existing);
     if (src && (pod.uid.empty() || src->uid == pod.uid)) {
-      co_return toSourcePod(*existing, nullptr, translate_);
+      return existing;
     }
+  }
+  return nullptr;
+}
+
+asio::awaitable<Result<Json>> BackendPods::get(PodRef pod) {
+  if (auto existing = findSource(pod)) {
+    co_return toSourcePod(*existing, nullptr, translate_);
   }
   co_return Error::make(ErrorCode::kNotFound, "NotFound",
                         fmt::format("pod {} not found on the backend", pod.key()));

@@ -70,6 +70,9 @@ class BackendPods {
 
   // The backend pod `name` (backend name), as created here or as the informer shows it; null.
   kube::ObjectPtr find(const std::string& name) const;
+  // The backend pod that stands for the source pod `pod` (its uid too when `pod` has one), as
+  // find() sees it; null when this node runs no such pod.
+  kube::ObjectPtr findSource(const PodRef& pod) const;
   // Every backend pod of the node: the informer's and those created here it does not show yet
   // (forgetting those older than kRecentTtl). The sweep's view of what pods reference.
   std::vector<kube::ObjectPtr> all();

@@ -36,6 +36,16 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
   events_ =
       std::make_unique<EventMirror>(backend, events, options_, stats_,
                                     [this](const std::string& name) { return pods_->find(name); });
+  podStats_ = std::make_unique<BackendStats>(backend, options_.backendNamespace);
+  streams_ = std::make_unique<BackendStreams>(
+      backend, options_.backendNamespace, [this](const PodRef& ref) -> Result<std::string> {
+        if (auto pod = pods_->findSource(ref)) {
+          return std::string(kube::objectName(*pod));
+        }
+        return Error::make(
+            ErrorCode::kNotFound, "NotFound",
+            fmt::format("pod {} does not run on virtual node {}", ref.key(), options_.nodeName));
+      });
   if (options_.cci && options_.network) {
     network_ = std::make_unique<BackendNetwork>(backend, events, options_, clock);
     pods_->onBackendRefusal([this](Error refused) { return settleRefusal(std::move(refused)); });
@@ -256,5 +266,33 @@ asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSe
 asio::awaitable<Result<Json>> CciProvider::getPod(PodRef pod) { return pods_->get(std::move(pod)); }
 
 asio::awaitable<Result<std::vector<Json>>> CciProvider::listPods() { return pods_->list(); }
+
+asio::awaitable<Result<std::unique_ptr<ByteStream>>> CciProvider::logs(PodRef pod,
+                                                                       LogOptions options) {
+  return streams_->logs(std::move(pod), std::move(options));
+}
+
+asio::awaitable<Result<std::unique_ptr<ExecSession>>> CciProvider::exec(PodRef pod,
+                                                                        ExecOptions options) {
+  return streams_->exec(std::move(pod), std::move(options));
+}
+
+asio::awaitable<Result<std::unique_ptr<ExecSession>>> CciProvider::attach(PodRef pod,
+                                                                          ExecOptions options) {
+  return streams_->attach(std::move(pod), std::move(options));
+}
+
+asio::awaitable<Result<std::unique_ptr<PortStream>>> CciProvider::portForward(PodRef pod,
+                                                                              uint16_t port) {
+  return streams_->portForward(std::move(pod), port);
+}
+
+asio::awaitable<Result<Json>> CciProvider::statsSummary() {
+  auto pods = co_await pods_->list();
+  if (!pods.ok()) {
+    co_return pods.error();
+  }
+  co_return co_await podStats_->summary(*pods);
+}
 
 }  // namespace burstlet::provider::cci

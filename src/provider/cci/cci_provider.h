@@ -7,7 +7,8 @@
 //                      Active (no pod goes to the backend before);
 //   BackendPods      — the pods: create, update, delete, get/list, status changes back;
 //   Copies           — the ConfigMaps, Secrets and SFS claims pods mount: ensure, refresh, sweep;
-//   EventMirror      — the backend pods' events, on the cluster pods.
+//   EventMirror      — the backend pods' events, on the cluster pods;
+//   BackendStreams   — the kubelet API's logs, exec, attach and port-forward, from the backend.
 // Pods reach copies only through PodCopies (ensure before create, forget on delete); copies
 // reach pods through two callbacks (the sweep's list of backend pods, waking a pod whose
 // source appeared); the event mirror finds backend pods through one. Informers on the backend
@@ -36,6 +37,8 @@
 #include "provider/cci/backend_namespace.h"
 #include "provider/cci/backend_network.h"
 #include "provider/cci/backend_pods.h"
+#include "provider/cci/backend_stats.h"
+#include "provider/cci/backend_streams.h"
 #include "provider/cci/cci_options.h"
 #include "provider/cci/cluster_objects.h"
 #include "provider/cci/copies.h"
@@ -82,6 +85,19 @@ class CciProvider final : public Provider {
   // kUnavailable kBackendNetworkNotActive while the Network is not Active.
   asio::awaitable<Status> ping() override;
 
+  // The kubelet API's streams, served by the backend's API server (backend_streams.h). A pod this
+  // node does not run is kNotFound.
+  asio::awaitable<Result<std::unique_ptr<ByteStream>>> logs(PodRef pod,
+                                                            LogOptions options) override;
+  asio::awaitable<Result<std::unique_ptr<ExecSession>>> exec(PodRef pod,
+                                                             ExecOptions options) override;
+  asio::awaitable<Result<std::unique_ptr<ExecSession>>> attach(PodRef pod,
+                                                               ExecOptions options) override;
+  asio::awaitable<Result<std::unique_ptr<PortStream>>> portForward(PodRef pod,
+                                                                   uint16_t port) override;
+  // The node's pods' CPU and memory from the backend's metrics API (backend_stats.h).
+  asio::awaitable<Result<Json>> statsSummary() override;
+
   const CciStats& stats() const { return stats_; }
   const std::string& backendNamespace() const { return options_.backendNamespace; }
 
@@ -117,6 +133,8 @@ class CciProvider final : public Provider {
   std::unique_ptr<Copies> copies_;
   std::unique_ptr<BackendPods> pods_;
   std::unique_ptr<EventMirror> events_;
+  std::unique_ptr<BackendStreams> streams_;
+  std::unique_ptr<BackendStats> podStats_;
   Signals signals_;
   Latch stop_;             // set by stop()
   Latch readyOrStopping_;  // set when ready or by stop(): what ping() waits for

@@ -17,6 +17,8 @@
 #include <fstream>
 #include <set>
 
+#include "provider/fake/fake_streams.h"
+
 namespace burstlet::provider {
 
 namespace json = boost::json;
@@ -27,6 +29,8 @@ constexpr std::string_view kFailCreates = "fake.burstlet.io/fail-creates";
 constexpr std::string_view kReject = "fake.burstlet.io/reject";
 constexpr std::string_view kExitAfter = "fake.burstlet.io/exit-after-ms";
 constexpr std::string_view kExitCode = "fake.burstlet.io/exit-code";
+constexpr std::string_view kLogs = "fake.burstlet.io/logs";
+constexpr std::string_view kExecExitCode = "fake.burstlet.io/exec-exit-code";
 
 const json::object* objectAt(const json::value& v, std::string_view key) {
   const auto* o = v.if_object();
@@ -589,26 +593,6 @@ asio::awaitable<Status> FakeProvider::ping() {
   co_return okStatus();
 }
 
-namespace {
-// The whole log at once, then the end.
-class StringStream final : public ByteStream {
- public:
-  explicit StringStream(std::string text) : text_(std::move(text)) {}
-  asio::awaitable<Result<std::optional<std::string>>> read() override {
-    if (done_) {
-      co_return std::optional<std::string>{};
-    }
-    done_ = true;
-    co_return std::optional<std::string>(std::move(text_));
-  }
-  void cancel() override {}
-
- private:
-  std::string text_;
-  bool done_ = false;
-};
-}  // namespace
-
 asio::awaitable<Result<std::unique_ptr<ByteStream>>> FakeProvider::logs(PodRef pod,
                                                                         LogOptions options) {
   std::lock_guard lock(state_->mu);
@@ -617,8 +601,37 @@ asio::awaitable<Result<std::unique_ptr<ByteStream>>> FakeProvider::logs(PodRef p
     co_return Error::make(ErrorCode::kNotFound, "NotFound",
                           fmt::format("pod {} not found", pod.key()));
   }
-  co_return std::unique_ptr<ByteStream>(std::make_unique<StringStream>(
-      fmt::format("fake log of {} container {}\n", pod.key(), options.container)));
+  std::string text = annotation(it->second.object, kLogs);
+  if (text.empty()) {
+    text = fmt::format("fake log of {} container {}\n", pod.key(), options.container);
+  }
+  co_return makeTextStream(std::move(text));
+}
+
+asio::awaitable<Result<std::unique_ptr<ExecSession>>> FakeProvider::exec(PodRef pod,
+                                                                         ExecOptions options) {
+  std::lock_guard lock(state_->mu);
+  auto it = state_->pods.find(pod.key());
+  if (it == state_->pods.end()) {
+    co_return Error::make(ErrorCode::kNotFound, "NotFound",
+                          fmt::format("pod {} not found", pod.key()));
+  }
+  std::string banner;
+  for (const auto& arg : options.command) {
+    banner += (banner.empty() ? "" : " ") + arg;
+  }
+  if (!banner.empty()) {
+    banner += "\n";
+  }
+  const auto code = static_cast<int>(annotationInt(it->second.object, kExecExitCode, 0));
+  co_return makeEchoSession(clock_, std::move(banner), options.stdinOpen, code);
+}
+
+asio::awaitable<Result<std::unique_ptr<ExecSession>>> FakeProvider::attach(PodRef pod,
+                                                                           ExecOptions options) {
+  // As exec of no command: the echo alone.
+  options.command.clear();
+  return exec(std::move(pod), std::move(options));
 }
 
 void FakeProvider::setUnreachable(bool unreachable) {

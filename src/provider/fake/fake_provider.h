@@ -9,6 +9,11 @@
 //   fake.burstlet.io/exit-after-ms: "T"   containers exit T ms after starting, with
 //   fake.burstlet.io/exit-code: "C"       exit code C (default 0): Succeeded or Failed unless
 //                                         restartPolicy is Always
+// The kubelet API hooks, for its unit tests (fake_streams.h):
+//   fake.burstlet.io/logs: "<text>"       the log (default: a line naming the pod and container)
+//   fake.burstlet.io/exec-exit-code: "C"  exec and attach end with C (default 0); they write the
+//                                         command line, then echo stdin (and resizes on stderr)
+//                                         until stdin closes
 // and globally by options (transient failure rate, unreachable backend).
 #pragma once
 
@@ -58,6 +63,10 @@ class FakeProvider final : public Provider {
   asio::awaitable<Status> ping() override;
   asio::awaitable<Result<std::unique_ptr<ByteStream>>> logs(PodRef pod,
                                                             LogOptions options) override;
+  asio::awaitable<Result<std::unique_ptr<ExecSession>>> exec(PodRef pod,
+                                                             ExecOptions options) override;
+  asio::awaitable<Result<std::unique_ptr<ExecSession>>> attach(PodRef pod,
+                                                               ExecOptions options) override;
 
   // Makes ping() fail (the backend "goes away") or recover.
   void setUnreachable(bool unreachable);

@@ -292,14 +292,66 @@ TEST(FakeProviderTest, KubeletHooks) {
   ASSERT_TRUE(text.ok() && text->has_value());
   EXPECT_NE((*text)->find("container app"), std::string::npos);
   EXPECT_FALSE(testing::runSync(io, p->logs(PodRef{"ns", "b", "u2"}, lo)).ok());
+  EXPECT_EQ(testing::runSync(io, p->exec(PodRef{"ns", "b", "u2"}, ExecOptions{})).error().code,
+            ErrorCode::kNotFound);
   // What the fake does not do is a clear "not supported", not a crash or a hang.
-  auto exec = testing::runSync(io, p->exec(PodRef{"ns", "a", "u1"}, ExecOptions{}));
-  ASSERT_FALSE(exec.ok());
-  EXPECT_EQ(exec.error().reason, "NotSupported");
-  EXPECT_NE(exec.error().message.find("exec"), std::string::npos);
   EXPECT_EQ(testing::runSync(io, p->portForward(PodRef{"ns", "a", "u1"}, 80)).error().reason,
             "NotSupported");
   EXPECT_EQ(testing::runSync(io, p->statsSummary()).error().reason, "NotSupported");
+}
+
+}  // namespace
+}  // namespace burstlet::provider
+
+namespace burstlet::provider {
+namespace {
+
+// Logs from an annotation; exec writes its command line, echoes stdin and resizes, and ends with
+// the annotation's exit code once stdin closes.
+TEST(FakeProviderTest, LogsAndExecForKubeletApiTests) {
+  boost::asio::io_context io;
+  testing::FakeClock clock;
+  auto p = make(io, clock);
+  auto a = pod("a", "u1");
+  a.as_object()["metadata"].as_object()["annotations"] = boost::json::object{
+      {"fake.burstlet.io/logs", "one\ntwo\n"}, {"fake.burstlet.io/exec-exit-code", "3"}};
+  ASSERT_TRUE(testing::runSync(io, p->createPod(a)).ok());
+  auto logs = testing::runSync(io, p->logs(PodRef{"ns", "a", "u1"}, LogOptions{}));
+  ASSERT_TRUE(logs.ok());
+  auto text = testing::runSync(io, (*logs)->read());
+  ASSERT_TRUE(text.ok() && text->has_value());
+  EXPECT_EQ(**text, "one\ntwo\n");
+
+  ExecOptions o;
+  o.command = {"echo", "hi"};
+  o.stdinOpen = true;
+  auto exec = testing::runSync(io, p->exec(PodRef{"ns", "a", "u1"}, o));
+  ASSERT_TRUE(exec.ok());
+  auto& s = **exec;
+  ASSERT_TRUE(testing::runSync(io, s.writeStdin("typed")).ok());
+  ASSERT_TRUE(testing::runSync(io, s.resize(TerminalSize{80, 24})).ok());
+  ASSERT_TRUE(testing::runSync(io, s.writeStdin("")).ok());
+  std::vector<std::pair<int, std::string>> got;
+  while (true) {
+    auto r = testing::runSync(io, s.read());
+    ASSERT_TRUE(r.ok());
+    if (!r->has_value()) {
+      break;
+    }
+    got.emplace_back((*r)->stream, (*r)->data);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<int, std::string>>{
+                     {1, "echo hi\n"}, {1, "typed"}, {2, "resize 80x24\n"}}));
+  auto code = testing::runSync(io, s.exitCode());
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 3);
+
+  // Without stdin, attach ends at once (no command line to write).
+  auto attach = testing::runSync(io, p->attach(PodRef{"ns", "a", "u1"}, ExecOptions{}));
+  ASSERT_TRUE(attach.ok());
+  auto end = testing::runSync(io, (*attach)->read());
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(end->has_value());
 }
 
 }  // namespace
