@@ -110,9 +110,9 @@ func TestVirtualNodeRegistersAndRenewsLease(t *testing.T) {
 	if k := node.Status.NodeInfo.KernelVersion; k != "" {
 		t.Errorf("kernelVersion %q: a virtual node has no kernel", k)
 	}
-	// burstlet declares no feature (README: "The virtual node's status").
-	if f := node.Status.DeclaredFeatures; len(f) != 0 {
-		t.Errorf("declaredFeatures %v", f)
+	// burstlet declares only what its kubelet API does (README: "The virtual node's status").
+	if f := node.Status.DeclaredFeatures; len(f) != 1 || f[0] != "ExtendWebSocketsToKubelet" {
+		t.Errorf("declaredFeatures %v, want [ExtendWebSocketsToKubelet]", f)
 	}
 
 	lease, err := env.cluster.CoordinationV1().Leases("kube-node-lease").Get(ctx, d.node, metav1.GetOptions{})

@@ -475,6 +475,7 @@ asio::awaitable<server::Response> SpdyStreamsImpl::command(server::Exchange& exc
   }
   spdy::SessionOptions sessionOptions;
   sessionOptions.server = true;
+  sessionOptions.idleTimeout = options_.idleTimeout;
   auto spdySession = spdy::Session::create(rawStreamChannel(std::move(*raw)), sessionOptions);
   if (!spdySession.ok()) {
     session.cancel();
@@ -521,6 +522,7 @@ asio::awaitable<server::Response> SpdyStreamsImpl::portForward(server::Exchange&
   }
   spdy::SessionOptions sessionOptions;
   sessionOptions.server = true;
+  sessionOptions.idleTimeout = options_.idleTimeout;
   auto session = spdy::Session::create(std::move(channel), sessionOptions);
   if (!session.ok()) {
     co_return server::Response{};

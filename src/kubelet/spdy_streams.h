@@ -33,6 +33,9 @@ struct SpdyOptions {
   std::chrono::milliseconds streamCreationTimeout{std::chrono::seconds(30)};
   // Time the client gets to close the connection once the command ended.
   std::chrono::milliseconds closeGrace{std::chrono::seconds(10)};
+  // A session without any frame for this long is closed (the kubelet's
+  // streamingConnectionIdleTimeout).
+  std::chrono::milliseconds idleTimeout{std::chrono::hours(4)};
 };
 
 class SpdyStreamsImpl final : public SpdyStreams {

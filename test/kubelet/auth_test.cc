@@ -56,7 +56,7 @@ class FakeReviews final : public ReviewApi {
   UserInfo lastUser;
 };
 
-server::Request request(std::string method, std::string path, std::string token = "") {
+server::Request request(std::string method, std::string path, const std::string& token = "") {
   server::Request r;
   r.method = std::move(method);
   r.path = std::move(path);

@@ -77,7 +77,10 @@ json::value BackendStats::summarize(const std::vector<json::value>& pods,
         const auto container = kube::stringAt(c, {"name"});
         const double rate = nanos(kube::stringAt(c, {"usage", "cpu"}));
         const double workingSet = bytes(kube::stringAt(c, {"usage", "memory"}));
-        auto& counter = counters_[uid + "/" + container];
+        std::string key = uid;
+        key += '/';
+        key += container;
+        auto& counter = counters_[key];
         if (counter.sampleTime == Clock::WallTime{}) {
           counter.sampleTime = sampleTime;
           counter.nanoCores = rate;

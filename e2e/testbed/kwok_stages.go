@@ -1,0 +1,204 @@
+package testbed
+
+// kwok's pod stages the testbed adds to its defaults (plane.go writes them into kwok's --config):
+// exits and restarts on request, slow deletion, and ephemeral containers.
+
+// ExitCodeAnnotation makes a running kwok pod's containers exit with this code, as a kubelet
+// would then handle it by the pod's restartPolicy: with Never (or OnFailure and "0") the pod ends
+// (phase Succeeded for "0", Failed otherwise); with Always (or OnFailure and another code) the
+// containers run again once, restartCount 1 and the exit in lastState. kwok runs no containers,
+// so run-to-completion pods (Jobs) need it to finish; on the backend plane it stands for a
+// container that exits.
+const ExitCodeAnnotation = "testbed.burstlet.io/exit-code"
+
+// DeleteDelayAnnotation makes kwok finish a terminating pod only after this long (a Go
+// duration, "20s"), standing for containers that take their grace period to stop; "never"
+// keeps the pod terminating until a delete with grace 0 removes it.
+const DeleteDelayAnnotation = "testbed.burstlet.io/delete-delay"
+
+// podDeleteStage is kwok's fast pod-delete stage, for pods without DeleteDelayAnnotation.
+const podDeleteStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-delete
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+      operator: 'DoesNotExist'
+  next:
+    delete: true
+`
+
+// podSlowDeleteStage deletes a terminating pod with DeleteDelayAnnotation after that delay.
+const podSlowDeleteStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-delete-slow
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+      operator: 'NotIn'
+      values:
+      - 'never'
+  delay:
+    durationFrom:
+      expressionFrom: '.metadata.annotations["` + DeleteDelayAnnotation + `"]'
+  next:
+    delete: true
+`
+
+const podExitStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-exit
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
+      operator: 'In'
+      values:
+      - 'true'
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {{ $code }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`
+
+// podRestartStage restarts the containers of a pod with ExitCodeAnnotation whose restartPolicy
+// runs them again, once: Running, ready, restartCount 1, the exit in lastState.
+const podRestartStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-restart
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.spec.restartPolicy == "Always" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] != "0")'
+      operator: 'In'
+      values:
+      - 'true'
+    - key: '.status.containerStatuses[0].lastState.terminated'
+      operator: 'DoesNotExist'
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        ready: true
+        restartCount: 1
+        started: true
+        lastState:
+          terminated:
+            exitCode: {{ $code }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+        state:
+          running:
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+`
+
+// podEphemeralStage runs the ephemeral containers (kubectl debug) of a Running pod: kwok's own
+// stages set no status for them. It matches while a container of spec.ephemeralContainers has no
+// status yet. kwok applies a statusTemplate as a strategic merge patch of the status subresource,
+// which replaces only the lists it names (container status lists have no merge key): the
+// containerStatuses and conditions the other stages wrote stay as they are. Containers that had
+// a status keep their startedAt.
+const podEphemeralStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-ephemeral-containers
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '([.spec.ephemeralContainers[]?.name] - [.status.ephemeralContainerStatuses[]?.name]) | length > 0'
+      operator: 'In'
+      values:
+      - 'true'
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $status := .status }}
+      ephemeralContainerStatuses:
+      {{ range $c := .spec.ephemeralContainers }}
+      {{ $started := $now }}
+      {{ range $status.ephemeralContainerStatuses }}
+      {{ if eq .name $c.name }}{{ with .state }}{{ with .running }}{{ $started = .startedAt }}{{ end }}{{ end }}{{ end }}
+      {{ end }}
+      - image: {{ $c.image | Quote }}
+        name: {{ $c.name | Quote }}
+        ready: false
+        restartCount: 0
+        state:
+          running:
+            startedAt: {{ $started | Quote }}
+      {{ end }}
+`
