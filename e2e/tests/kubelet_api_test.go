@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -234,22 +236,58 @@ func clusterExec(t *testing.T, cfg *rest.Config, c *cciDaemon, ns, pod string) {
 			if exitCode(err) != 5 || !strings.HasSuffix(out, "got:typed\r\n") {
 				t.Errorf("tty with stdin: %v %q", err, out)
 			}
-			// kubectl cp: tar over exec, both ways.
-			payload := fmt.Sprintf("payload-%d\n", time.Now().UnixNano())
-			file := fmt.Sprintf("/tmp/burstlet-cp-%s-%d", ex.name, time.Now().UnixNano())
-			t.Cleanup(func() { _ = os.Remove(file) })
-			_, _, err = run(&corev1.PodExecOptions{Container: "app", Stdin: true, Stdout: true, Stderr: true,
-				Command: []string{"sh", "-c", "cat > " + file}}, strings.NewReader(payload))
+			// A TTY resized by the client: the command sees the size.
+			e, err := ex.make(cfg, clusterExecURL(ns, pod, &corev1.PodExecOptions{Container: "app",
+				Stdout: true, TTY: true, Command: []string{"sh", "-c", "sleep 1; stty size"}}))
 			if err != nil {
-				t.Errorf("copy in: %v", err)
+				t.Fatal(err)
 			}
-			out, _, err = run(&corev1.PodExecOptions{Container: "app", Stdout: true, Stderr: true,
-				Command: []string{"cat", file}}, nil)
-			if err != nil || out != payload {
-				t.Errorf("copy out: %v %q", err, out)
+			var sized syncBuffer
+			err = e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &sized, Tty: true,
+				TerminalSizeQueue: &oneSize{size: &remotecommand.TerminalSize{Width: 123, Height: 45}}})
+			if err != nil || sized.String() != "45 123\r\n" {
+				t.Errorf("tty resize: %v %q, want 45 123", err, sized.String())
+			}
+			// kubectl cp: tar over exec, into the container and back out.
+			dir := fmt.Sprintf("/tmp/burstlet-cp-%s-%d", ex.name, time.Now().UnixNano())
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			payload := fmt.Sprintf("payload-%d\n", time.Now().UnixNano())
+			var archive bytes.Buffer
+			tw := tar.NewWriter(&archive)
+			_ = tw.WriteHeader(&tar.Header{Name: "file.txt", Mode: 0o644, Size: int64(len(payload))})
+			_, _ = tw.Write([]byte(payload))
+			_ = tw.Close()
+			_, errOut, err = run(&corev1.PodExecOptions{Container: "app", Stdin: true, Stdout: true, Stderr: true,
+				Command: []string{"sh", "-c", "mkdir -p " + dir + " && tar xf - -C " + dir}},
+				bytes.NewReader(archive.Bytes()))
+			if err != nil {
+				t.Fatalf("cp into the pod: %v %s", err, errOut)
+			}
+			out, errOut, err = run(&corev1.PodExecOptions{Container: "app", Stdout: true, Stderr: true,
+				Command: []string{"tar", "cf", "-", "-C", dir, "file.txt"}}, nil)
+			if err != nil {
+				t.Fatalf("cp out of the pod: %v %s", err, errOut)
+			}
+			tr := tar.NewReader(strings.NewReader(out))
+			hdr, err := tr.Next()
+			if err != nil || hdr.Name != "file.txt" {
+				t.Fatalf("archive from the pod: %v %v", hdr, err)
+			}
+			back, _ := io.ReadAll(tr)
+			if string(back) != payload {
+				t.Errorf("copied back %q, want %q", back, payload)
 			}
 		})
 	}
+}
+
+// oneSize reports one terminal size, then none (the queue's end).
+type oneSize struct{ size *remotecommand.TerminalSize }
+
+func (q *oneSize) Next() *remotecommand.TerminalSize {
+	s := q.size
+	q.size = nil
+	return s
 }
 
 func clusterAttach(t *testing.T, st *testbed.PodStreams, cfg *rest.Config, ns, pod string) {
