@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -188,14 +189,34 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func execURL(ns, pod string, opts *corev1.PodExecOptions) *url.URL {
-	return env.backend.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).
+func execURL(cs kubernetes.Interface, ns, pod string, opts *corev1.PodExecOptions) *url.URL {
+	return cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).
 		SubResource("exec").VersionedParams(opts, scheme.ParameterCodec).URL()
 }
 
-func attachURL(ns, pod string, opts *corev1.PodAttachOptions) *url.URL {
-	return env.backend.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).
+func attachURL(cs kubernetes.Interface, ns, pod string, opts *corev1.PodAttachOptions) *url.URL {
+	return cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).
 		SubResource("attach").VersionedParams(opts, scheme.ParameterCodec).URL()
+}
+
+// runExec runs the exec at u with ex: its stdout, stderr (none with a TTY) and how it ended.
+func runExec(ctx context.Context, t *testing.T, ex executor, cfg *rest.Config, u *url.URL, tty bool,
+	stdin io.Reader) (string, string, error) {
+	t.Helper()
+	e, err := ex.make(cfg, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	so := remotecommand.StreamOptions{Stdout: &stdout, Tty: tty}
+	if !tty {
+		so.Stderr = &stderr
+	}
+	if stdin != nil {
+		so.Stdin = stdin
+	}
+	err = e.StreamWithContext(ctx, so)
+	return stdout.String(), stderr.String(), err
 }
 
 func portForwardURL(ns, pod string) *url.URL {
@@ -233,20 +254,7 @@ func backendExec(t *testing.T, st *testbed.PodStreams, cfg *rest.Config, ns, pod
 			defer cancel()
 			run := func(opts *corev1.PodExecOptions, stdin io.Reader) (string, string, error) {
 				t.Helper()
-				e, err := ex.make(cfg, execURL(ns, pod, opts))
-				if err != nil {
-					t.Fatal(err)
-				}
-				var stdout, stderr syncBuffer
-				so := remotecommand.StreamOptions{Stdout: &stdout, Tty: opts.TTY}
-				if !opts.TTY {
-					so.Stderr = &stderr
-				}
-				if stdin != nil {
-					so.Stdin = stdin
-				}
-				err = e.StreamWithContext(ctx, so)
-				return stdout.String(), stderr.String(), err
+				return runExec(ctx, t, ex, cfg, execURL(env.backend, ns, pod, opts), opts.TTY, stdin)
 			}
 			// A real command on this machine: output on both streams, the exit code, the
 			// testbed's working directory and environment.
@@ -292,7 +300,7 @@ func backendAttach(t *testing.T, st *testbed.PodStreams, cfg *rest.Config, ns, p
 		t.Run(ex.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			e, err := ex.make(cfg, attachURL(ns, pod, &corev1.PodAttachOptions{Container: "app", Stdout: true,
+			e, err := ex.make(cfg, attachURL(env.backend, ns, pod, &corev1.PodAttachOptions{Container: "app", Stdout: true,
 				Stderr: true}))
 			if err != nil {
 				t.Fatal(err)

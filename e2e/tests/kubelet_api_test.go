@@ -16,7 +16,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -26,7 +25,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -67,16 +65,6 @@ func clusterRESTConfig(t *testing.T) *rest.Config {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-func clusterExecURL(ns, pod string, opts *corev1.PodExecOptions) *url.URL {
-	return env.cluster.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).
-		SubResource("exec").VersionedParams(opts, scheme.ParameterCodec).URL()
-}
-
-func clusterAttachURL(ns, pod string, opts *corev1.PodAttachOptions) *url.URL {
-	return env.cluster.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).
-		SubResource("attach").VersionedParams(opts, scheme.ParameterCodec).URL()
 }
 
 // nodeProxy GETs /api/v1/nodes/<node>/proxy/<path> through the cluster's API server.
@@ -200,20 +188,7 @@ func clusterExec(t *testing.T, cfg *rest.Config, c *cciDaemon, ns, pod string) {
 			defer cancel()
 			run := func(opts *corev1.PodExecOptions, stdin io.Reader) (string, string, error) {
 				t.Helper()
-				e, err := ex.make(cfg, clusterExecURL(ns, pod, opts))
-				if err != nil {
-					t.Fatal(err)
-				}
-				var stdout, stderr syncBuffer
-				so := remotecommand.StreamOptions{Stdout: &stdout, Tty: opts.TTY}
-				if !opts.TTY {
-					so.Stderr = &stderr
-				}
-				if stdin != nil {
-					so.Stdin = stdin
-				}
-				err = e.StreamWithContext(ctx, so)
-				return stdout.String(), stderr.String(), err
+				return runExec(ctx, t, ex, cfg, execURL(env.cluster, ns, pod, opts), opts.TTY, stdin)
 			}
 			// The command runs in the backend pod (its namespace is the backend's).
 			out, errOut, err := run(&corev1.PodExecOptions{Container: "app", Stdout: true, Stderr: true,
@@ -237,7 +212,7 @@ func clusterExec(t *testing.T, cfg *rest.Config, c *cciDaemon, ns, pod string) {
 				t.Errorf("tty with stdin: %v %q", err, out)
 			}
 			// A TTY resized by the client: the command sees the size.
-			e, err := ex.make(cfg, clusterExecURL(ns, pod, &corev1.PodExecOptions{Container: "app",
+			e, err := ex.make(cfg, execURL(env.cluster, ns, pod, &corev1.PodExecOptions{Container: "app",
 				Stdout: true, TTY: true, Command: []string{"sh", "-c", "sleep 1; stty size"}}))
 			if err != nil {
 				t.Fatal(err)
@@ -295,7 +270,7 @@ func clusterAttach(t *testing.T, st *testbed.PodStreams, cfg *rest.Config, ns, p
 		t.Run(ex.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			e, err := ex.make(cfg, clusterAttachURL(ns, pod, &corev1.PodAttachOptions{Container: "app",
+			e, err := ex.make(cfg, attachURL(env.cluster, ns, pod, &corev1.PodAttachOptions{Container: "app",
 				Stdout: true, Stderr: true}))
 			if err != nil {
 				t.Fatal(err)
