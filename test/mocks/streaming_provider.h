@@ -42,6 +42,16 @@ class WakeUp {
   asio::steady_timer timer_;
 };
 
+// What the streams' cancel() does (thread-safe): mark `cancelled` (counting the first time in
+// `cancels`) and wake the stream's reader on its executor.
+inline void cancelOnce(std::atomic<bool>& cancelled, std::atomic<int>& cancels,
+                       const std::shared_ptr<WakeUp>& wake) {
+  if (!cancelled.exchange(true)) {
+    ++cancels;
+  }
+  asio::post(wake->executor(), [wake] { wake->notify(); });
+}
+
 class ScriptedLogStream final : public provider::ByteStream {
  public:
   ScriptedLogStream(const asio::any_io_executor& executor, std::vector<std::string> chunks,
@@ -66,12 +76,7 @@ class ScriptedLogStream final : public provider::ByteStream {
       co_await wake_->wait();
     }
   }
-  void cancel() override {
-    if (!cancelled_->exchange(true)) {
-      ++cancels_;
-    }
-    asio::post(wake_->executor(), [wake = wake_] { wake->notify(); });
-  }
+  void cancel() override { cancelOnce(*cancelled_, cancels_, wake_); }
 
  private:
   std::shared_ptr<WakeUp> wake_;
@@ -129,12 +134,7 @@ class EchoSession final : public provider::ExecSession {
     co_return okStatus();
   }
   asio::awaitable<Result<int>> exitCode() override { co_return exitCode_; }
-  void cancel() override {
-    if (!cancelled_->exchange(true)) {
-      ++cancels_;
-    }
-    asio::post(wake_->executor(), [wake = wake_] { wake->notify(); });
-  }
+  void cancel() override { cancelOnce(*cancelled_, cancels_, wake_); }
 
  private:
   std::shared_ptr<WakeUp> wake_;
@@ -175,12 +175,7 @@ class EchoPortStream final : public provider::PortStream {
       co_await wake_->wait();
     }
   }
-  void cancel() override {
-    if (!cancelled_->exchange(true)) {
-      ++cancels_;
-    }
-    asio::post(wake_->executor(), [wake = wake_] { wake->notify(); });
-  }
+  void cancel() override { cancelOnce(*cancelled_, cancels_, wake_); }
 
  private:
   std::shared_ptr<WakeUp> wake_;
