@@ -70,6 +70,8 @@ type cciOptions struct {
 	admission bool
 	// kubelet: lines of the config file's kubeletApi section ("  key: value\n").
 	kubelet string
+	// config: YAML appended to the config file at its top level (sections of their own).
+	config string
 }
 
 type cciOption func(*cciOptions)
@@ -102,6 +104,9 @@ func withAdmission() cciOption { return func(o *cciOptions) { o.admission = true
 
 // withKubeletConfig adds lines to the kubeletApi section of the config file.
 func withKubeletConfig(lines string) cciOption { return func(o *cciOptions) { o.kubelet += lines } }
+
+// withConfig appends top-level sections to the config file (e.g. "network:\n  clusterDNS: [...]\n").
+func withConfig(yaml string) cciOption { return func(o *cciOptions) { o.config += yaml } }
 
 // withoutCleanup leaves `burstlet cleanup` to the test.
 func withoutCleanup() cciOption { return func(o *cciOptions) { o.noCleanup = true } }
@@ -189,6 +194,7 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	if o.admission {
 		body += fmt.Sprintf("admission:\n  listen: 127.0.0.1:%d\n  hosts: [127.0.0.1]\n", freePort(t))
 	}
+	body += o.config
 	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

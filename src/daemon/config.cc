@@ -7,6 +7,10 @@
 #include <functional>
 #include <map>
 
+#include "common/quantity.h"
+#include "network/api_server.h"
+#include "network/dns.h"
+
 namespace burstlet::daemon {
 
 Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
@@ -173,6 +177,46 @@ Status applyMap(
   return okStatus();
 }
 
+Status validateNetwork(const Config::Network& w) {
+  network::DnsOptions dns;
+  dns.clusterDNS = w.clusterDNS;
+  dns.clusterDomain = w.clusterDomain;
+  if (auto s = network::validateDnsOptions(dns); !s.ok()) {
+    return s;
+  }
+  if (!w.apiServer.empty()) {
+    if (auto e = network::parseApiServerEndpoint(w.apiServer, "network.apiServer"); !e.ok()) {
+      return std::move(e).error();
+    }
+  }
+  const auto& p = w.proxy;
+  if (!p.enabled) {
+    return okStatus();
+  }
+  if (p.image.empty()) {
+    return invalid("network.proxy.image",
+                   "must be set when the proxy is enabled (burstlet's "
+                   "own image)");
+  }
+  if (p.command.empty()) {
+    return invalid("network.proxy.command", "must name the image's burstlet binary");
+  }
+  if (!isDnsLabel(p.serviceAccount) && p.serviceAccount.find('.') == std::string::npos) {
+    return invalid("network.proxy.serviceAccount", "must be a ServiceAccount name");
+  }
+  if (!p.ns.empty() && !isDnsLabel(p.ns)) {
+    return invalid("network.proxy.namespace", "must be a namespace name (a DNS label)");
+  }
+  // The TokenRequest API's floor is 10 minutes.
+  if (p.tokenLifetime < std::chrono::minutes(10)) {
+    return invalid("network.proxy.tokenLifetime", "must be at least 10m");
+  }
+  if (!Quantity::parse(p.cpu).ok() || !Quantity::parse(p.memory).ok()) {
+    return invalid("network.proxy", "cpu and memory must be quantities (e.g. 100m, 64Mi)");
+  }
+  return okStatus();
+}
+
 }  // namespace
 
 Result<Config> loadConfigFile(const std::string& path, Config base) {
@@ -295,6 +339,27 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"webSocketsToKubelet", boolInto(&k.webSocketsToKubelet)}},
                     {});
   };
+  auto podNetworkSection = [&c](const YAML::Node& n, const std::string& where) -> Status {
+    auto& w = c.network;
+    auto proxySection = [&w](const YAML::Node& p, const std::string& at) -> Status {
+      return applyMap(p, at,
+                      {{"enabled", boolInto(&w.proxy.enabled)},
+                       {"image", stringInto(&w.proxy.image)},
+                       {"command", listInto(&w.proxy.command)},
+                       {"cpu", stringInto(&w.proxy.cpu)},
+                       {"memory", stringInto(&w.proxy.memory)},
+                       {"serviceAccount", stringInto(&w.proxy.serviceAccount)},
+                       {"namespace", stringInto(&w.proxy.ns)},
+                       {"tokenLifetime", durationInto(&w.proxy.tokenLifetime)}},
+                      {});
+    };
+    return applyMap(n, where,
+                    {{"clusterDNS", listInto(&w.clusterDNS)},
+                     {"clusterDomain", stringInto(&w.clusterDomain)},
+                     {"apiServer", stringInto(&w.apiServer)},
+                     {"apiServerName", stringInto(&w.apiServerName)}},
+                    {{"proxy", proxySection}});
+  };
   Status s;
   try {
     s = applyMap(root, path,
@@ -308,7 +373,8 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                  {{"node", nodeSection},
                   {"provider", providerSection},
                   {"admission", admissionSection},
-                  {"kubeletApi", kubeletSection}});
+                  {"kubeletApi", kubeletSection},
+                  {"network", podNetworkSection}});
   } catch (const YAML::Exception& e) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig",
                        fmt::format("config file {}: {}", path, e.msg));
@@ -366,6 +432,9 @@ Status validate(const Config& c) {
   }
   if (const auto& k = c.kubeletApi; k.serverTLSBootstrap && !k.certFile.empty()) {
     return invalid("kubeletApi.serverTLSBootstrap", "cannot be used with certFile/keyFile");
+  }
+  if (auto s = validateNetwork(c.network); !s.ok()) {
+    return s;
   }
   if (c.provider == "cci") {
     if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {

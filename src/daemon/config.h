@@ -77,6 +77,32 @@ struct Config {
     // Declare ExtendWebSocketsToKubelet in the node's status.declaredFeatures.
     bool webSocketsToKubelet = true;
   } kubeletApi;
+  // Service networking of burst pods (src/network, docs/networking.md).
+  struct Network {
+    // The cluster DNS (the kubelet's --cluster-dns, --cluster-domain): ClusterFirst pods go to
+    // the backend with dnsPolicy None and these. Empty: DNS is left to the backend.
+    std::vector<std::string> clusterDNS;
+    std::string clusterDomain = "cluster.local";
+    // Where backend pods reach the API server ("host:port"): KUBERNETES_SERVICE_* without the
+    // proxy, and the proxy's own connection. "" = the address in the EndpointSlice
+    // default/kubernetes. `apiServerName`: the name to check in its certificate when the host
+    // is not in it.
+    std::string apiServer;
+    std::string apiServerName;
+    // The network proxy sidecar (network/sidecar.h), off by default.
+    struct Proxy {
+      bool enabled = false;
+      std::string image;
+      std::vector<std::string> command = {"burstlet"};
+      std::string cpu = "100m";
+      std::string memory = "64Mi";
+      // Its read-only identity in the cluster; namespace "" = burstlet's ($POD_NAMESPACE, else
+      // kube-system).
+      std::string serviceAccount = "burstlet-netproxy";
+      std::string ns;
+      std::chrono::milliseconds tokenLifetime{std::chrono::hours(1)};
+    } proxy;
+  } network;
   // Provider.
   std::string provider = "fake";
   provider::FakeProviderOptions fake;

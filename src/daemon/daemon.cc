@@ -21,6 +21,7 @@
 #include "daemon/admission_server.h"
 #include "daemon/api_cluster_objects.h"
 #include "daemon/kubelet_server.h"
+#include "daemon/network_parts.h"
 #include "daemon/providers.h"
 #include "kube/events.h"
 #include "kube/rest.h"
@@ -71,6 +72,18 @@ struct Parts {
   asio::io_context* io = nullptr;
   const Clock* clock = nullptr;
 };
+
+// The provider's pod: its environment resolved, then DNS and the proxy sidecar.
+asio::awaitable<Result<boost::json::value>> preparePod(pod::PodPreparer* preparer,
+                                                       const NetworkParts* network,
+                                                       kube::EventRecorder* events,
+                                                       boost::json::value pod) {
+  auto prepared = co_await preparer->prepare(pod);
+  if (!prepared.ok()) {
+    co_return std::move(prepared).error();
+  }
+  co_return finishPreparing(std::move(*prepared), *network, *events);
+}
 
 // Runs `work` on `executor`; `done` is set when it ends, however it ends.
 void spawnPart(const asio::any_io_executor& executor, asio::awaitable<void> work, Latch* done,
@@ -326,6 +339,10 @@ int run(const Config& config, const std::string& version) {
   }
   ProviderParts providerParts = std::move(*made);
   provider::Provider* provider = providerParts.provider.get();
+  auto networkParts = makeNetwork(io, config, **client, *provider, clock);
+  if (!networkParts.ok()) {
+    return fail("network", networkParts.error());
+  }
   std::vector<std::unique_ptr<kube::Informer>> feeds;
   for (const auto& kind : provider->followedKinds()) {
     const auto* resource = followedResource(kind);
@@ -363,7 +380,10 @@ int run(const Config& config, const std::string& version) {
                                                 {"memory", capacity.memory},
                                                 {"pods", capacity.pods},
                                                 {"ephemeral-storage", capacity.ephemeralStorage}});
-  pods.setPreparePod([&preparer](const boost::json::value& pod) { return preparer.prepare(pod); });
+  preparer.setServiceEnvironment(networkParts->serviceEnv);
+  pods.setPreparePod([&preparer, &networkParts, &events](const boost::json::value& pod) {
+    return preparePod(&preparer, &*networkParts, &events, pod);
+  });
 
   auto& syncSeconds = registry.histogram("burstlet_pod_sync_duration_seconds",
                                          "Duration of one pod sync (provider and API calls).");
@@ -456,6 +476,10 @@ int run(const Config& config, const std::string& version) {
   parts.kubeletApi = kubeletApi ? kubeletApi->server.get() : nullptr;
   if (kubeletApi && kubeletApi->certificates) {
     asio::co_spawn(asio::make_strand(io), kubeletApi->certificates->run(parts.shutdown),
+                   asio::detached);
+  }
+  if (networkParts->credentials) {
+    asio::co_spawn(asio::make_strand(io), networkParts->credentials->run(parts.shutdown),
                    asio::detached);
   }
   if (admission) {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "network/sidecar.h"
+
 namespace burstlet::daemon {
 
 std::string kubeletListenAddress(const Config& config, const std::string& nodeIP) {
@@ -56,6 +58,9 @@ Result<KubeletParts> makeKubeletApi(const boost::asio::any_io_executor& executor
   kubelet::KubeletApiOptions apiOptions;
   apiOptions.nodeName = config.nodeName;
   apiOptions.startTime = clock.now();
+  if (config.network.proxy.enabled) {
+    apiOptions.injectedContainers.emplace_back(network::kProxyContainerName);
+  }
   parts.spdy = std::make_unique<kubelet::SpdyStreamsImpl>();
   parts.api = std::make_unique<kubelet::KubeletApi>(provider, *parts.pods, *parts.auth, apiOptions,
                                                     parts.spdy.get());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 
@@ -169,7 +170,9 @@ Result<provider::PodRef> KubeletApi::findPod(const std::string& ns, const std::s
                        fmt::format("pod {}/{}{} is not on node {}", ns, name,
                                    uid.empty() ? "" : " (uid " + uid + ")", options_.nodeName));
   }
-  if (!container.empty() && !hasContainer(*pod, container)) {
+  const auto& injected = options_.injectedContainers;
+  if (!container.empty() && !hasContainer(*pod, container) &&
+      std::find(injected.begin(), injected.end(), container) == injected.end()) {
     return Error::make(ErrorCode::kNotFound, "ContainerNotFound",
                        fmt::format("container \"{}\" is not in pod {}/{}", container, ns, name));
   }

@@ -58,6 +58,10 @@ class SpdyStreams {
 
 struct KubeletApiOptions {
   std::string nodeName;
+  // Containers burstlet adds to every pod on the backend (the network proxy sidecar): not in
+  // the cluster's pod, so the API server never names them, but served when a caller of the
+  // kubelet API itself asks (nodes/<node>/proxy/containerLogs/<ns>/<pod>/<name>).
+  std::vector<std::string> injectedContainers;
   Clock::WallTime startTime = std::chrono::system_clock::now();
 };
 

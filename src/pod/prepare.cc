@@ -64,6 +64,7 @@ class FetchedSources final : public EnvSources {
   std::map<std::string, std::optional<json::object>> configMaps;
   std::map<std::string, std::optional<json::object>> secrets;
   const kube::Store* serviceStore = nullptr;
+  const ServiceEnvironment* serviceEnv = nullptr;
 
   std::optional<json::object> configMap(const std::string& /*ns*/,
                                         const std::string& name) override {
@@ -76,6 +77,13 @@ class FetchedSources final : public EnvSources {
   }
   std::vector<json::value> services(const std::string& ns) override {
     std::vector<json::value> out;
+    if (serviceEnv != nullptr && !serviceEnv->clusterIPs) {
+      // Only the master Service, at an address the pod reaches.
+      if (ns == "default" && serviceEnv->kubernetes.is_object()) {
+        out.push_back(serviceEnv->kubernetes);
+      }
+      return out;
+    }
     if (serviceStore == nullptr) {
       return out;
     }
@@ -110,6 +118,7 @@ asio::awaitable<Result<json::value>> PodPreparer::prepare(const json::value& pod
   const std::string ns(kube::objectNamespace(pod));
   FetchedSources sources;
   sources.serviceStore = services_;
+  sources.serviceEnv = &serviceEnv_;
   for (const auto& name : cmNames) {
     auto got = co_await client_.get(resources::kConfigMaps, ns, name);
     if (got.ok()) {

@@ -15,6 +15,17 @@
 
 namespace burstlet::pod {
 
+// What a prepared pod's service variables point at (docs/networking.md).
+struct ServiceEnvironment {
+  // The service-link variables and KUBERNETES_SERVICE_* name the ClusterIPs, as on a kubelet:
+  // right when the pod can reach them (the network proxy sidecar runs in it).
+  bool clusterIPs = true;
+  // Otherwise the pod gets no service-link variables (they would name addresses it cannot
+  // reach), and KUBERNETES_SERVICE_* come from this "kubernetes" Service (network/api_server.h
+  // kubernetesServiceAt: the API server's own address), or none when null.
+  boost::json::value kubernetes;
+};
+
 class PodPreparer {
  public:
   // `services` is an informer store of Services with an index "namespace" (see
@@ -26,12 +37,16 @@ class PodPreparer {
   // waits, as on a kubelet), or API errors while reading them (retried).
   boost::asio::awaitable<Result<boost::json::value>> prepare(const boost::json::value& pod);
 
+  // Before the first prepare().
+  void setServiceEnvironment(ServiceEnvironment env) { serviceEnv_ = std::move(env); }
+
  private:
   kube::RestClient& client_;
   const kube::Store* services_;
   kube::EventRecorder& events_;
   std::string nodeIP_;
   boost::json::object nodeAllocatable_;
+  ServiceEnvironment serviceEnv_;
 };
 
 inline constexpr const char* kServiceNamespaceIndex = "namespace";

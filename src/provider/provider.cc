@@ -20,6 +20,27 @@ void Provider::stop() { stop_.set(); }
 
 const Signals& Provider::signals() const { return signals_; }
 
+std::set<std::string> injectedNames(const Json& pod, std::string_view list) {
+  std::set<std::string> out;
+  const auto* names = kube::arrayAt(pod, {kInjectedKey, list});
+  if (names == nullptr) {
+    return out;
+  }
+  for (const auto& n : *names) {
+    if (n.is_string()) {
+      out.emplace(n.as_string());
+    }
+  }
+  return out;
+}
+
+asio::awaitable<Status> Provider::putNodeSecret(std::string purpose,
+                                                std::map<std::string, std::string> /*data*/) {
+  co_return Error::make(
+      ErrorCode::kNotSupported, kNotSupported,
+      fmt::format("provider {} keeps no node secrets (asked for {:?})", name(), purpose));
+}
+
 PodRef podRefOf(const Json& pod) {
   return PodRef{kube::stringAt(pod, {"metadata", "namespace"}),
                 kube::stringAt(pod, {"metadata", "name"}),

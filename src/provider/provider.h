@@ -12,8 +12,10 @@
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -143,6 +145,22 @@ inline constexpr const char* kBackendNetworkActive = "BackendNetworkActive";
 // run()'s error (code kForbidden) when the backend's network object of that name is not ours.
 inline constexpr const char* kNetworkNotOwned = "NetworkNotOwned";
 
+// The top-level key of a prepared pod that lists what burstlet itself added to it (the network
+// proxy sidecar, src/network): {"containers": [names], "volumes": [names]}. It is not a Pod field,
+// so the API server never lets a user set it; the preparer writes it. Providers run what it
+// names but keep it out of the pod the cluster sees (container lists and statuses), and an
+// injected volume refers to the provider's node secret (nodeSecretName), not to a cluster
+// object.
+inline constexpr const char* kInjectedKey = "burstletInjected";
+
+// The annotation a provider sets on its pod once the pod's own containers are done and will not
+// run again (restartPolicy Never, or OnFailure after they succeeded): injected containers watch
+// it through the downward API and exit, so that the pod can end (a Job's pod completes).
+inline constexpr const char* kInjectedStopAnnotation = "burstlet.io/injected-stop";
+
+// The names listed under kInjectedKey[list] ("containers" or "volumes") of a prepared pod.
+std::set<std::string> injectedNames(const Json& pod, std::string_view list);
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -215,6 +233,15 @@ class Provider {
                                                                            uint16_t port);
   // The kubelet's /stats/summary document (node and pods), for metrics-server and kubectl top.
   virtual asio::awaitable<Result<Json>> statsSummary();
+
+  // A Secret the node's pods share where they run (the network proxy's credentials), for
+  // `purpose` (a DNS label): its name there, which an injected volume of a prepared pod names;
+  // "" when the provider has no such secrets (the default).
+  virtual std::string nodeSecretName(std::string_view /*purpose*/) const { return ""; }
+  // Creates or replaces that Secret with `data` (keys to plain values). The default answers
+  // kNotSupported.
+  virtual asio::awaitable<Status> putNodeSecret(std::string purpose,
+                                                std::map<std::string, std::string> data);
 
  private:
   // The default run()'s.

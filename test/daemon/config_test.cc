@@ -392,5 +392,66 @@ provider:
       << typo.error().message;
 }
 
+TEST(ConfigTest, NetworkSection) {
+  TempDir dir;
+  const std::string path = dir.write("burstlet.yaml", R"(
+network:
+  clusterDNS: [10.96.0.10]
+  clusterDomain: corp.local
+  apiServer: 192.168.0.10:6443
+  apiServerName: kubernetes.default.svc
+  proxy:
+    enabled: true
+    image: registry.example/burstlet:1.2
+    command: [/usr/bin/burstlet]
+    cpu: 200m
+    memory: 128Mi
+    serviceAccount: netproxy
+    namespace: burstlet
+    tokenLifetime: 2h
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  const auto& w = c->network;
+  EXPECT_EQ(w.clusterDNS, (std::vector<std::string>{"10.96.0.10"}));
+  EXPECT_EQ(w.clusterDomain, "corp.local");
+  EXPECT_EQ(w.apiServer, "192.168.0.10:6443");
+  EXPECT_EQ(w.apiServerName, "kubernetes.default.svc");
+  EXPECT_TRUE(w.proxy.enabled);
+  EXPECT_EQ(w.proxy.image, "registry.example/burstlet:1.2");
+  EXPECT_EQ(w.proxy.command, (std::vector<std::string>{"/usr/bin/burstlet"}));
+  EXPECT_EQ(w.proxy.cpu, "200m");
+  EXPECT_EQ(w.proxy.serviceAccount, "netproxy");
+  EXPECT_EQ(w.proxy.ns, "burstlet");
+  EXPECT_EQ(w.proxy.tokenLifetime, std::chrono::hours(2));
+  EXPECT_TRUE(validate(*c).ok());
+  // Off, DNS left to the backend, by default.
+  EXPECT_FALSE(Config{}.network.proxy.enabled);
+  EXPECT_TRUE(Config{}.network.clusterDNS.empty());
+
+  const std::vector<std::pair<std::function<void(Config&)>, std::string>> bad{
+      {[](Config& b) { b.network.clusterDNS = {"kube-dns"}; }, "network.clusterDNS"},
+      {[](Config& b) { b.network.clusterDomain = "-bad-"; }, "network.clusterDomain"},
+      {[](Config& b) { b.network.apiServer = "no-port"; }, "network.apiServer"},
+      {[](Config& b) { b.network.proxy.image.clear(); }, "network.proxy.image"},
+      {[](Config& b) { b.network.proxy.tokenLifetime = std::chrono::minutes(5); },
+       "network.proxy.tokenLifetime"},
+      {[](Config& b) { b.network.proxy.memory = "lots"; }, "network.proxy"},
+      {[](Config& b) { b.network.proxy.ns = "Not_A_Namespace"; }, "network.proxy.namespace"},
+  };
+  for (const auto& [change, key] : bad) {
+    Config b = *c;
+    change(b);
+    auto s = validate(b);
+    ASSERT_FALSE(s.ok()) << key;
+    EXPECT_NE(s.error().message.find(key), std::string::npos) << s.error().message;
+  }
+  const std::string typo = dir.write("typo.yaml", "network:\n  proxy:\n    enable: true\n");
+  auto t = loadConfigFile(typo, Config{});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("network.proxy.enable: unknown key"), std::string::npos)
+      << t.error().message;
+}
+
 }  // namespace
 }  // namespace burstlet::daemon

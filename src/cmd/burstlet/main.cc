@@ -11,6 +11,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "kube/get_command.h"
+#include "network/netproxy/netproxy.h"
 
 int main(int argc, char** argv) {
   burstlet::tuneAllocator();
@@ -75,6 +76,24 @@ int main(int argc, char** argv) {
                                   "fake provider: share of creates that fail transiently (0..1)");
   auto* podsOpt = run->add_option("--fake-pods", runFlags.fake.capacity.pods,
                                   "fake provider: pod capacity of the node (10000)");
+  auto* clusterDnsOpt =
+      run->add_option("--cluster-dns", runFlags.network.clusterDNS,
+                      "cluster DNS address(es) for ClusterFirst pods (like the kubelet's); "
+                      "default: DNS left to the backend")
+          ->delimiter(',');
+  auto* clusterDomainOpt = run->add_option("--cluster-domain", runFlags.network.clusterDomain,
+                                           "cluster domain (cluster.local)");
+  auto* apiServerOpt =
+      run->add_option("--api-server-endpoint", runFlags.network.apiServer,
+                      "host:port where backend pods reach the API server (default: the "
+                      "EndpointSlice default/kubernetes)");
+  auto* apiServerNameOpt =
+      run->add_option("--api-server-name", runFlags.network.apiServerName,
+                      "name to check in the API server's certificate at that address");
+  auto* proxyOpt = run->add_flag("--network-proxy", runFlags.network.proxy.enabled,
+                                 "add the network proxy sidecar to backend pods (ClusterIPs)");
+  auto* proxyImageOpt = run->add_option("--network-proxy-image", runFlags.network.proxy.image,
+                                        "burstlet's image, for the network proxy sidecar");
   run->callback([&] {
     action = [&]() -> int {
       burstlet::daemon::Config config;
@@ -109,6 +128,12 @@ int main(int argc, char** argv) {
       take(stateOpt, config.fake.stateFile, runFlags.fake.stateFile);
       take(rateOpt, config.fake.transientFailureRate, runFlags.fake.transientFailureRate);
       take(podsOpt, config.fake.capacity.pods, runFlags.fake.capacity.pods);
+      take(clusterDnsOpt, config.network.clusterDNS, runFlags.network.clusterDNS);
+      take(clusterDomainOpt, config.network.clusterDomain, runFlags.network.clusterDomain);
+      take(apiServerOpt, config.network.apiServer, runFlags.network.apiServer);
+      take(apiServerNameOpt, config.network.apiServerName, runFlags.network.apiServerName);
+      take(proxyOpt, config.network.proxy.enabled, runFlags.network.proxy.enabled);
+      take(proxyImageOpt, config.network.proxy.image, runFlags.network.proxy.image);
       if (delayOpt->count() > 0) {
         auto d = burstlet::daemon::parseDuration(startDelay);
         if (!d.ok()) {
@@ -178,6 +203,21 @@ int main(int argc, char** argv) {
       return burstlet::daemon::cleanup(*loaded, *timeout, BURSTLET_VERSION);
     };
   });
+
+  auto* netproxyCmd = app.add_subcommand(
+      "netproxy",
+      "Make the cluster's ClusterIP Services reachable from this network namespace (the sidecar "
+      "of burst pods; needs CAP_NET_ADMIN)");
+  burstlet::network::NetProxyOptions netproxy;
+  netproxyCmd
+      ->add_option("--credentials", netproxy.credentialsDir,
+                   "directory with token, ca.crt, server (and tls-server-name) of a read-only "
+                   "cluster identity")
+      ->required();
+  netproxyCmd->add_option("--stop-file", netproxy.stopFile,
+                          "the pod's annotations (downward API): exit once burstlet marks the "
+                          "pod's own containers done");
+  netproxyCmd->callback([&] { action = [&] { return burstlet::network::runNetProxy(netproxy); }; });
 
   auto* kube = app.add_subcommand("kube", "Talk to an API server with burstlet's client");
   kube->require_subcommand(1);

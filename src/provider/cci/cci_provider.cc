@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/json/serialize.hpp>
 
+#include "common/base64.h"
 #include "kube/server_version.h"
 #include "provider/cci/api_fields.h"
+#include "provider/cci/pod_update.h"
 
 namespace burstlet::provider::cci {
 
@@ -263,7 +266,29 @@ asio::awaitable<Status> CciProvider::deletePod(PodRef pod, int64_t gracePeriodSe
   return pods_->remove(std::move(pod), gracePeriodSeconds);
 }
 
-asio::awaitable<Result<Json>> CciProvider::getPod(PodRef pod) { return pods_->get(std::move(pod)); }
+asio::awaitable<Result<Json>> CciProvider::getPod(PodRef pod) {
+  auto got = co_await pods_->get(pod);
+  if (!got.ok()) {
+    co_return got;
+  }
+  // The pod's own containers are done: the injected ones (the network proxy) stop too, so that
+  // the pod ends. Tried again at the next sync when the patch fails.
+  if (auto backendPod = pods_->findSource(pod); backendPod && injectedShouldStop(*backendPod)) {
+    const std::string ns = options_.backendNamespace;
+    const std::string name(kube::objectName(*backendPod));
+    const std::string body = boost::json::serialize(boost::json::object{
+        {"metadata",
+         boost::json::object{
+             {"annotations", boost::json::object{{kInjectedStopAnnotation, "true"}}}}}});
+    auto patched = co_await backend_.patch(kube::resources::kPods, ns, name,
+                                           kube::PatchType::kJsonMerge, body);
+    if (!patched.ok()) {
+      spdlog::warn("msg=\"injected containers not told to stop\" pod={} error=\"{}\"", pod.key(),
+                   patched.error().toString());
+    }
+  }
+  co_return got;
+}
 
 asio::awaitable<Result<std::vector<Json>>> CciProvider::listPods() { return pods_->list(); }
 
@@ -293,6 +318,53 @@ asio::awaitable<Result<Json>> CciProvider::statsSummary() {
     co_return pods.error();
   }
   co_return co_await podStats_->summary(*pods);
+}
+
+std::string CciProvider::nodeSecretName(std::string_view purpose) const {
+  return cci::nodeSecretName(options_.nodeName, purpose);
+}
+
+asio::awaitable<Status> CciProvider::putNodeSecret(std::string purpose,
+                                                   std::map<std::string, std::string> data) {
+  const std::string name = nodeSecretName(purpose);
+  boost::json::object encoded;
+  for (const auto& [k, v] : data) {
+    encoded[k] = base64Encode(v);
+  }
+  const Json secret = boost::json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata",
+       boost::json::object{
+           {"name", name},
+           {"namespace", options_.backendNamespace},
+           {"labels", boost::json::object{{kManagedByLabel, kManagedByValue},
+                                          {kNodeSecretLabel, safeLabelValue(options_.nodeName)},
+                                          {kClusterIdLabel, options_.clusterID}}}}},
+      {"type", "Opaque"},
+      {"data", std::move(encoded)}};
+  const std::string ns = options_.backendNamespace;
+  // Secrets take an update without a resourceVersion: the whole object is ours.
+  auto updated = co_await backend_.update(kube::resources::kSecrets, ns, name, secret);
+  if (updated.ok()) {
+    co_return okStatus();
+  }
+  if (updated.error().code != ErrorCode::kNotFound) {
+    co_return std::move(updated).error();
+  }
+  auto created = co_await backend_.create(kube::resources::kSecrets, ns, secret);
+  if (created.ok()) {
+    co_return okStatus();
+  }
+  if (created.error().code != ErrorCode::kAlreadyExists) {
+    co_return std::move(created).error();
+  }
+  // Created meanwhile (another put): replace it once more.
+  auto again = co_await backend_.update(kube::resources::kSecrets, ns, name, secret);
+  if (!again.ok()) {
+    co_return std::move(again).error();
+  }
+  co_return okStatus();
 }
 
 }  // namespace burstlet::provider::cci

@@ -98,6 +98,11 @@ class CciProvider final : public Provider {
   // The node's pods' CPU and memory from the backend's metrics API (backend_stats.h).
   asio::awaitable<Result<Json>> statsSummary() override;
 
+  // The Secret in the backend namespace (translate.h nodeSecretName), written whole.
+  std::string nodeSecretName(std::string_view purpose) const override;
+  asio::awaitable<Status> putNodeSecret(std::string purpose,
+                                        std::map<std::string, std::string> data) override;
+
   const CciStats& stats() const { return stats_; }
   const std::string& backendNamespace() const { return options_.backendNamespace; }
 

@@ -158,4 +158,48 @@ Error ephemeralContainersNotSupported(std::string_view backend, std::string_view
                   backend, why, names.size() == 1 ? "" : "s", fmt::join(names, ", "), podKey));
 }
 
+bool injectedShouldStop(const json::value& backendPod) {
+  if (kube::at(backendPod, {"metadata", "deletionTimestamp"}) != nullptr ||
+      kube::at(backendPod, {"metadata", "annotations", kInjectedStopAnnotation}) != nullptr) {
+    return false;
+  }
+  const std::string policy = kube::stringAt(backendPod, {"spec", "restartPolicy"});
+  if (policy != "Never" && policy != "OnFailure") {
+    return false;
+  }
+  const std::string phase = kube::stringAt(backendPod, {"status", "phase"});
+  if (phase == "Succeeded" || phase == "Failed") {
+    return false;
+  }
+  const auto* containers = kube::arrayAt(backendPod, {"spec", "containers"});
+  if (containers == nullptr) {
+    return false;
+  }
+  bool injected = false;
+  size_t own = 0;
+  for (const auto& c : *containers) {
+    const std::string name = kube::stringAt(c, {"name"});
+    if (!isSourceContainer(backendPod, "containers", name)) {
+      injected = true;
+      continue;
+    }
+    ++own;
+    const json::value* status = nullptr;
+    if (const auto* statuses = kube::arrayAt(backendPod, {"status", "containerStatuses"})) {
+      for (const auto& st : *statuses) {
+        if (kube::stringAt(st, {"name"}) == name) {
+          status = &st;
+        }
+      }
+    }
+    const auto* terminated =
+        status != nullptr ? kube::at(*status, {"state", "terminated"}) : nullptr;
+    if (terminated == nullptr ||
+        (policy == "OnFailure" && kube::intAt(*terminated, {"exitCode"}) != 0)) {
+      return false;
+    }
+  }
+  return injected && own > 0;
+}
+
 }  // namespace burstlet::provider::cci

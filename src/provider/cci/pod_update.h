@@ -39,4 +39,10 @@ bool hasEphemeralContainers(const boost::json::value& answer, const boost::json:
 Error ephemeralContainersNotSupported(std::string_view backend, std::string_view podKey,
                                       const boost::json::array& added, std::string_view why);
 
+// Whether `backendPod` runs containers burstlet injected (the network proxy) that must now be told
+// to stop (kInjectedStopAnnotation): its restartPolicy is Never or OnFailure, every one of the
+// source's own app containers has terminated (successfully, under OnFailure), it is not being
+// deleted, and it has not been told yet.
+bool injectedShouldStop(const boost::json::value& backendPod);
+
 }  // namespace burstlet::provider::cci

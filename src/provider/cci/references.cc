@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kube/json_path.h"
+#include "provider/provider.h"
 
 namespace burstlet::provider::cci {
 
@@ -54,7 +55,11 @@ void referencesOf(const json::value& pod, std::set<std::string>* all,
     }
   };
   if (const auto* volumes = arrayAt(pod, {"spec", "volumes"})) {
+    const std::set<std::string> injected = injectedNames(pod, "volumes");
     for (const auto& v : *volumes) {
+      if (injected.contains(stringAt(v, {"name"}))) {
+        continue;  // burstlet's own: the node secret, not a copy
+      }
       if (const auto* cm = at(v, {"configMap"})) {
         add("ConfigMap", stringAt(*cm, {"name"}), boolAt(*cm, {"optional"}));
       }

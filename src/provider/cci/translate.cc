@@ -167,7 +167,7 @@ bool ownAnnotationKey(std::string_view key) {
   return key == kSourceNamespaceAnnotation || key == kSourceNameAnnotation ||
          key == kSourceUidAnnotation || key == kSourceKindAnnotation ||
          key == kContainersAnnotation || key == kSourceKeysAnnotation ||
-         key.starts_with(kBurstPodAnnotationPrefix);
+         key == kInjectedStopAnnotation || key.starts_with(kBurstPodAnnotationPrefix);
 }
 
 json::object withoutKeys(const json::value* map, bool (*drop)(std::string_view)) {
@@ -331,9 +331,11 @@ namespace {
 
 // The container lists of a backend `spec` (a whole pod spec, or only some lists): mounts of the
 // `dropped` volumes removed, and every reference to a ConfigMap, Secret or claim (in volumes,
-// image pull secrets, env) named as this node's copy in the backend namespace.
+// image pull secrets, env) named as this node's copy in the backend namespace, except in the
+// `injected` volumes (burstlet's own, naming the node secret already).
 void translateContainers(json::value& spec, const std::set<std::string>& dropped,
-                         std::string_view ns, const TranslateOptions& options) {
+                         std::string_view ns, const TranslateOptions& options,
+                         const std::set<std::string>& injected = {}) {
   for (const char* listName : kContainerLists) {
     auto* containers = child(&spec, listName);
     if (containers == nullptr || !containers->is_array()) {
@@ -353,7 +355,7 @@ void translateContainers(json::value& spec, const std::set<std::string>& dropped
       }
     }
   }
-  visitRefs(&spec, {}, [&ns, &options](RefKind /*kind*/, json::value& ref) {
+  visitRefs(&spec, injected, [&ns, &options](RefKind /*kind*/, json::value& ref) {
     ref = json::string(copyName(options.nodeName, ns, ref.as_string()));
   });
 }
@@ -417,9 +419,16 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
   for (auto& [k, v] : sourceAnnotations("", ns, name, uid)) {
     annotations[k] = v;
   }
+  // The source's own containers: those burstlet injected stay out of what the cluster sees.
+  const std::set<std::string> injectedContainers = injectedNames(clusterPod, "containers");
+  json::array appNames = containerNames(child(source, "containers"));
+  for (auto it = appNames.begin(); it != appNames.end();) {
+    const bool own = it->is_string() && injectedContainers.contains(std::string(it->as_string()));
+    it = own ? appNames.erase(it) : std::next(it);
+  }
   annotations[kContainersAnnotation] = json::serialize(
       json::object{{"initContainers", containerNames(child(source, "initContainers"))},
-                   {"containers", containerNames(child(source, "containers"))}});
+                   {"containers", std::move(appNames)}});
 
   json::value spec = json::object();
   auto& out = spec.as_object();
@@ -438,7 +447,7 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
       out.erase("volumes");
     }
   }
-  translateContainers(spec, dropped, ns, options);
+  translateContainers(spec, dropped, ns, options, injectedNames(clusterPod, "volumes"));
   if (stringOf(out.if_contains("hostname")).empty()) {
     out["hostname"] = defaultHostname(name);
   }
@@ -462,7 +471,9 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
 Dependencies dependenciesOf(const json::value& pod) {
   Dependencies deps;
   const json::value* spec = child(&pod, "spec");
-  visitRefs(spec, tokenVolumes(spec), [&deps](RefKind kind, const json::value& ref) {
+  std::set<std::string> skip = tokenVolumes(spec);
+  skip.merge(injectedNames(pod, "volumes"));
+  visitRefs(spec, skip, [&deps](RefKind kind, const json::value& ref) {
     std::string name(ref.as_string());
     switch (kind) {
       case RefKind::kConfigMap:

@@ -66,6 +66,12 @@ std::string backendName(std::string_view ns, std::string_view name);
 // copy (the copy itself, the pod's references to it, the sweep, the refresh) uses this function.
 std::string copyName(std::string_view node, std::string_view ns, std::string_view name);
 
+// The Secret node `node` keeps for its pods' injected containers (Provider::putNodeSecret):
+// "burstlet-<purpose>-<hash>", never a copy's name. Labelled kNodeSecretLabel, not kNodeLabel,
+// so that the copy sweep never sees it.
+std::string nodeSecretName(std::string_view node, std::string_view purpose);
+inline constexpr const char* kNodeSecretLabel = "burstlet.io/node-secret";
+
 // The backend PersistentVolume that node `node` makes for the cluster PV `clusterPvName`: PVs are
 // cluster-scoped in the backend too, so the name carries the backend namespace:
 // "<backendNamespace>-<copyName(node, "", pv)>" (a DNS subdomain of at most 127 characters). Per

@@ -110,6 +110,15 @@ std::string copyName(std::string_view node, std::string_view ns, std::string_vie
   return hashedName(ns, name, key);
 }
 
+std::string nodeSecretName(std::string_view node, std::string_view purpose) {
+  // '#' is in no node name, namespace or object name: no copy's key can be this one.
+  std::string key = "#node-secret/";
+  key += node;
+  key += '/';
+  key += purpose;
+  return hashedName("burstlet", purpose, key);
+}
+
 std::string backendPersistentVolumeName(std::string_view backendNamespace, std::string_view node,
                                         std::string_view clusterPvName) {
   return std::string(backendNamespace) + "-" + copyName(node, "", clusterPvName);

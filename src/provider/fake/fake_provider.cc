@@ -67,7 +67,20 @@ std::string stringField(const json::value& v, std::string_view key) {
   return s != nullptr ? std::string(*s) : std::string();
 }
 
-// The part of a cluster pod the backend keeps: identity, labels, annotations and spec.
+// Removes the entries named `names` from the array at spec[list].
+void dropNamed(json::object& spec, const char* list, const std::set<std::string>& names) {
+  auto* items = spec.if_contains(list);
+  if (names.empty() || items == nullptr || !items->is_array()) {
+    return;
+  }
+  auto& a = items->as_array();
+  for (auto it = a.begin(); it != a.end();) {
+    it = names.contains(stringField(*it, "name")) ? a.erase(it) : std::next(it);
+  }
+}
+
+// The part of a cluster pod the backend keeps: identity, labels, annotations and spec, without
+// what burstlet injected (nothing runs here, and getPod shows the pod's own containers).
 json::value keptPart(const json::value& pod) {
   json::object md;
   if (const auto* m = objectAt(pod, "metadata")) {
@@ -79,7 +92,10 @@ json::value keptPart(const json::value& pod) {
   }
   json::object out{{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", std::move(md)}};
   if (const auto* spec = objectAt(pod, "spec")) {
-    out["spec"] = *spec;
+    json::object kept = *spec;
+    dropNamed(kept, "containers", injectedNames(pod, "containers"));
+    dropNamed(kept, "volumes", injectedNames(pod, "volumes"));
+    out["spec"] = std::move(kept);
   }
   return out;
 }
@@ -647,6 +663,27 @@ std::map<std::string, int> FakeProvider::createsByUid() const {
 size_t FakeProvider::size() const {
   std::lock_guard lock(state_->mu);
   return state_->pods.size();
+}
+
+std::string FakeProvider::nodeSecretName(std::string_view purpose) const {
+  return "burstlet-" + std::string(purpose);
+}
+
+asio::awaitable<Status> FakeProvider::putNodeSecret(std::string purpose,
+                                                    std::map<std::string, std::string> data) {
+  std::lock_guard lock(secretsMu_);
+  secrets_[purpose] = std::move(data);
+  co_return okStatus();
+}
+
+std::optional<std::map<std::string, std::string>> FakeProvider::nodeSecret(
+    const std::string& purpose) const {
+  std::lock_guard lock(secretsMu_);
+  auto it = secrets_.find(purpose);
+  if (it == secrets_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
 }
 
 }  // namespace burstlet::provider

@@ -68,6 +68,13 @@ class FakeProvider final : public Provider {
   asio::awaitable<Result<std::unique_ptr<ExecSession>>> attach(PodRef pod,
                                                                ExecOptions options) override;
 
+  // Node secrets are kept in memory ("burstlet-<purpose>"), for tests.
+  std::string nodeSecretName(std::string_view purpose) const override;
+  asio::awaitable<Status> putNodeSecret(std::string purpose,
+                                        std::map<std::string, std::string> data) override;
+  // The data last put for `purpose`; nullopt when none.
+  std::optional<std::map<std::string, std::string>> nodeSecret(const std::string& purpose) const;
+
   // Makes ping() fail (the backend "goes away") or recover.
   void setUnreachable(bool unreachable);
   // Number of successful creates per UID since the process started (duplicates show as > 1).
@@ -84,6 +91,8 @@ class FakeProvider final : public Provider {
   FakeProviderOptions options_;
   const Clock& clock_;
   std::shared_ptr<State> state_;
+  mutable std::mutex secretsMu_;  // guards secrets_
+  std::map<std::string, std::map<std::string, std::string>> secrets_;
 };
 
 }  // namespace burstlet::provider

@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "common/base64.h"
 #include "provider/cci/cci_harness.h"
 
 namespace burstlet::provider::cci {
@@ -82,6 +83,31 @@ TEST(CciProviderTest, PingGivesUpWaitingAfterFiveSeconds) {
   ASSERT_TRUE(h.runUntil([&] { return answer.has_value(); }));
   ASSERT_FALSE(answer->ok());
   EXPECT_EQ(answer->error().code, ErrorCode::kNotFound);
+}
+
+// The network proxy's credentials: a Secret of the node's own, written whole each time, which the
+// copy sweep never takes for an unused copy.
+TEST(CciProviderTest, NodeSecretIsWrittenWholeAndNeverSwept) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  const std::string name = h.provider->nodeSecretName("netproxy");
+  EXPECT_EQ(name, nodeSecretName(kNode, "netproxy"));
+  const std::string secrets = resources::kSecrets.path(kNs);
+  ASSERT_TRUE(
+      h.call(h.provider->putNodeSecret("netproxy", {{"token", "t1"}, {"server", "s"}})).ok());
+  auto got = h.api.get(secrets, name);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->at("data").at("token").as_string(), base64Encode("t1"));
+  EXPECT_EQ(got->at("metadata").at("labels").at(kNodeSecretLabel).as_string(), kNode);
+  EXPECT_EQ(got->at("metadata").at("labels").as_object().if_contains(kNodeLabel), nullptr);
+  ASSERT_TRUE(h.call(h.provider->putNodeSecret("netproxy", {{"token", "t2"}})).ok());
+  got = h.api.get(secrets, name);
+  EXPECT_EQ(got->at("data").at("token").as_string(), base64Encode("t2"));
+  EXPECT_EQ(got->at("data").as_object().if_contains("server"), nullptr);  // replaced whole
+  ASSERT_TRUE(h.sweepPass(1));
+  ASSERT_TRUE(h.sweepPass(2));
+  ASSERT_TRUE(h.sweepPass(3));
+  EXPECT_TRUE(h.api.get(secrets, name).has_value());
 }
 
 }  // namespace

@@ -495,5 +495,51 @@ TEST(TranslateSourceTest, PendingPodWithoutStatusAndWithoutInitContainers) {
   EXPECT_FALSE(needsUpdateApartFromDebug(source, pod));
 }
 
+// What burstlet injects (the network proxy sidecar): run on the backend with the node secret as
+// it is, never shown back to the cluster, never a copy.
+TEST(TranslatePodTest, InjectedContainerAndVolumeStayBurstletsOwn) {
+  auto source = json::parse(R"({
+    "metadata": {"namespace": "shop", "name": "web-0", "uid": "u1"},
+    "spec": {
+      "containers": [{"name": "app", "image": "web:1"},
+                     {"name": "burstlet-netproxy", "image": "burstlet:1",
+                      "volumeMounts": [{"name": "burstlet-netproxy", "mountPath": "/c"}]}],
+      "volumes": [{"name": "conf", "configMap": {"name": "app.conf"}},
+                  {"name": "burstlet-netproxy", "secret": {"secretName": "burstlet-netproxy-abc"}}]
+    },
+    "burstletInjected": {"containers": ["burstlet-netproxy"], "volumes": ["burstlet-netproxy"]}
+  })");
+  auto backend = toBackendPod(source, kOptions);
+  ASSERT_TRUE(backend.ok());
+  const auto& spec = backend->at("spec");
+  ASSERT_EQ(spec.at("containers").as_array().size(), 2u);
+  EXPECT_EQ(spec.at("volumes").at(1).at("secret").at("secretName"), "burstlet-netproxy-abc");
+  EXPECT_EQ(spec.at("volumes").at(0).at("configMap").at("name"),
+            json::value(copyName("burst-node", "shop", "app.conf")));
+  EXPECT_EQ(backend->as_object().if_contains("burstletInjected"), nullptr);
+  // Only the ConfigMap is a dependency (a copy to make).
+  const auto deps = dependenciesOf(source);
+  EXPECT_EQ(deps.configMaps, (std::set<std::string>{"app.conf"}));
+  EXPECT_TRUE(deps.secrets.empty());
+  // The cluster sees its own container only, in the spec and the statuses.
+  json::value running = *backend;
+  running.as_object()["status"] = json::parse(R"({"phase": "Running", "containerStatuses": [
+      {"name": "app", "ready": true, "restartCount": 0},
+      {"name": "burstlet-netproxy", "ready": true, "restartCount": 0}]})");
+  const auto shown = toSourcePod(running, nullptr, kOptions);
+  ASSERT_EQ(shown.at("spec").at("containers").as_array().size(), 1u);
+  EXPECT_EQ(shown.at("spec").at("containers").at(0).at("name"), "app");
+  ASSERT_EQ(shown.at("status").at("containerStatuses").as_array().size(), 1u);
+  EXPECT_EQ(shown.at("status").at("containerStatuses").at(0).at("name"), "app");
+}
+
+TEST(TranslateNamesTest, NodeSecretNamesAreNoCopyNames) {
+  const std::string a = nodeSecretName("burst-node", "netproxy");
+  EXPECT_EQ(a.rfind("burstlet-netproxy-", 0), 0u) << a;
+  EXPECT_LE(a.size(), 63u);
+  EXPECT_NE(a, nodeSecretName("other-node", "netproxy"));
+  EXPECT_NE(a, copyName("burst-node", "burstlet", "netproxy"));
+}
+
 }  // namespace
 }  // namespace burstlet::provider::cci
