@@ -83,6 +83,10 @@ spec:
       operator: 'In'
       values:
       - 'true'
+    - key: '` + hasInjectedProxy + `'
+      operator: 'In'
+      values:
+      - 'false'
   delay:
     durationMilliseconds: 500
   next:
@@ -101,6 +105,124 @@ spec:
             exitCode: {{ $code }}
             finishedAt: {{ $now | Quote }}
             reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`
+
+// hasInjectedProxy is a kwok selector key: whether the pod runs burstlet's network proxy sidecar.
+const hasInjectedProxy = `(.spec.containers | map(select(.name == "burstlet-netproxy")) | length > 0)`
+
+// InjectedStopAnnotation is what burstlet sets on a backend pod once the pod's own containers
+// are done, for the injected proxy to exit (provider::kInjectedStopAnnotation).
+const InjectedStopAnnotation = "burstlet.io/injected-stop"
+
+// podExitBesideProxyStage is pod-exit for a pod with burstlet's proxy sidecar (a Job's pod with
+// the network proxy on): the pod's own containers exit with ExitCodeAnnotation's code while the
+// sidecar runs on and the pod stays Running, until burstlet sets InjectedStopAnnotation;
+// podProxyStopStage then stands in for the sidecar reading it (kwok runs nothing) and exiting 0,
+// and the pod ends as its own containers did.
+const podExitBesideProxyStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-exit-beside-proxy
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
+      operator: 'DoesNotExist'
+    - key: '.status.containerStatuses[0].state.terminated'
+      operator: 'DoesNotExist'
+    - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
+      operator: 'In'
+      values:
+      - 'true'
+    - key: '` + hasInjectedProxy + `'
+      operator: 'In'
+      values:
+      - 'true'
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        restartCount: 0
+      {{ if eq $item.name "burstlet-netproxy" }}
+        ready: true
+        started: true
+        state:
+          running:
+            startedAt: {{ $now | Quote }}
+      {{ else }}
+        ready: false
+        started: false
+        state:
+          terminated:
+            exitCode: {{ $code }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      {{ end }}
+      phase: Running
+`
+
+const podProxyStopStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-proxy-stop
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
+      operator: 'In'
+      values:
+      - 'true'
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {{ if eq $item.name "burstlet-netproxy" }}0{{ else }}{{ $code }}{{ end }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ if or (eq $item.name "burstlet-netproxy") (eq $code "0") }}Completed{{ else }}Error{{ end }}
             startedAt: {{ $now | Quote }}
       {{ end }}
       phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}

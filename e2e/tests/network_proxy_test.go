@@ -306,6 +306,46 @@ func TestNetworkProxyCarriesClusterTraffic(t *testing.T) {
 		t.Errorf("the DNS server saw %q, want a query for %s from the burst pod %s", q, echoName, lab.burstIP)
 	}
 
+	// A pod that runs to completion (a Job's): the sidecar gets the pod's annotations as its stop
+	// file, and once the pod's own container has exited burstlet tells it to stop (the backend's
+	// kwok stands in for the sidecar reading it and exiting), so the pod ends Succeeded.
+	job := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "job",
+		Annotations: map[string]string{testbed.ExitCodeAnnotation: "0"}}, Spec: cciPodSpec(d.daemon)}
+	job.Spec.RestartPolicy = corev1.RestartPolicyNever
+	if job, err = env.cluster.CoreV1().Pods(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the job pod Succeeded with its sidecar told to stop", func() error {
+		p, err := env.cluster.CoreV1().Pods(ns).Get(ctx, job.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		b := backendPodFor(t, bns, p)
+		if b == nil {
+			return fmt.Errorf("no backend pod for %s", p.Name)
+		}
+		if b.Annotations[testbed.InjectedStopAnnotation] != "true" {
+			return fmt.Errorf("backend pod annotations %v, backend phase %s", b.Annotations, b.Status.Phase)
+		}
+		stopFile := false
+		for _, c := range b.Spec.Containers {
+			for _, a := range c.Args {
+				stopFile = stopFile || (c.Name == "burstlet-netproxy" && strings.HasPrefix(a, "--stop-file="))
+			}
+		}
+		if !stopFile {
+			return fmt.Errorf("the sidecar of a restartPolicy Never pod has no --stop-file")
+		}
+		if p.Status.Phase != corev1.PodSucceeded {
+			return fmt.Errorf("job phase %s", p.Status.Phase)
+		}
+		if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Terminated == nil ||
+			p.Status.ContainerStatuses[0].State.Terminated.ExitCode != 0 {
+			return fmt.Errorf("job container statuses %+v", p.Status.ContainerStatuses)
+		}
+		return nil
+	})
+
 	// The credentials outlive many sweeps of unreferenced copies (sweepInterval 1s): they are the
 	// node's, not a copy.
 	if s, err := env.backend.CoreV1().Secrets(bns).Get(ctx, secretName, metav1.GetOptions{}); err != nil {
