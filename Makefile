@@ -21,7 +21,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
   -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION) \
   -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=36
 
-.PHONY: all deps build build-asan unit testbed-bin e2e test lint demo testbed-up testbed-down \
+.PHONY: all deps build build-asan unit testbed-bin image e2e test lint demo testbed-up testbed-down \
         format format-check tidy bench-bin bench-informer clean
 
 all: build
@@ -30,6 +30,7 @@ deps:
 	@bash scripts/deps.sh
 	@cd e2e && $(GO) mod download
 	@cd e2e/tools/metrics-server && $(GO) mod download
+	@cd e2e/tools/image && $(GO) mod download
 	@cd bench && $(GO) mod download
 
 # --- C++ -----------------------------------------------------------------------------------
@@ -69,6 +70,17 @@ testbed-bin: deps
 	cd e2e && $(GO) build -o $(BIN)/kwok sigs.k8s.io/kwok/cmd/kwok
 	cd e2e/tools/metrics-server && $(GO) build -o $(BIN)/metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server
 	cd e2e && $(GO) build -o $(BIN)/testbed ./cmd/testbed
+	cd e2e/tools/image && $(GO) build -o $(BIN)/mkimage .
+
+# burstlet's OCI image, offline from the release build (no base image): build/image/oci (an OCI
+# image layout) and build/image/burstlet.tar (docker/podman load).
+IMAGE_DIR := build/image
+VERSION := $(shell grep -oE 'burstlet VERSION [0-9.]+' CMakeLists.txt | cut -d' ' -f3)
+image: build
+	@mkdir -p $(BIN)
+	cd e2e/tools/image && $(GO) build -o $(BIN)/mkimage .
+	$(BIN)/mkimage build --binary $(REL_DIR)/src/cmd/burstlet/burstlet --version $(VERSION) \
+	  --layout $(IMAGE_DIR)/oci --tarball $(IMAGE_DIR)/burstlet.tar
 
 testbed-up: testbed-bin
 	$(BIN)/testbed up --bin-dir $(BIN) --state $(STATE) --backend $(TESTBED_BACKEND)
@@ -78,9 +90,10 @@ testbed-down:
 	 else echo "testbed-down: no testbed binary, nothing to stop"; fi
 
 # Packages run one at a time (-p 1): each starts real control planes and the machine has 2 cores.
-e2e: testbed-bin build build-asan
+e2e: testbed-bin build build-asan image
 	@mkdir -p build
 	cd e2e && $(GO) vet ./... && BURSTLET_BIN_DIR=$(BIN) BURSTLET_TESTBED_BACKEND=$(TESTBED_BACKEND) \
+	  BURSTLET_IMAGE=$(CURDIR)/$(IMAGE_DIR)/oci \
 	  BURSTLET=$(CURDIR)/$(REL_DIR)/src/cmd/burstlet/burstlet \
 	  BURSTLET_TESTBED_TEST=$(CURDIR)/$(ASAN_DIR)/test/testbed_test \
 	  $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./... 2>&1 | tee $(CURDIR)/build/e2e.log; \

@@ -36,6 +36,8 @@ type daemon struct {
 	logs        string
 	cmd         *exec.Cmd
 	done        chan error
+	// exec runs burstlet (default: $BURSTLET); image_test.go runs the image's binary in a chroot.
+	exec []string
 }
 
 func freePort(t *testing.T) int {
@@ -64,23 +66,30 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 	if bin == "" {
 		t.Fatal("BURSTLET is not set (make e2e sets it to the release build of burstlet)")
 	}
+	return newDaemonRunning(t, []string{bin}, env.tb.Cluster.BurstletKubeconfig, env.tb.Cluster.CAFile, extra...)
+}
+
+// newDaemonRunning starts burstlet with the command `exec` (the binary and what precedes its
+// arguments), the cluster kubeconfig and CA file at the paths that command sees.
+func newDaemonRunning(t *testing.T, exec []string, kubeconfig, caFile string, extra ...string) *daemon {
+	t.Helper()
 	node := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(node) > 40 {
 		node = node[:40]
 	}
 	node = fmt.Sprintf("vk-%s-%d", strings.Trim(node, "-"), time.Now().UnixNano()%100000)
-	d := &daemon{t: t, node: node, logs: filepath.Join(t.TempDir(), "burstlet.log")}
+	d := &daemon{t: t, node: node, logs: filepath.Join(t.TempDir(), "burstlet.log"), exec: exec}
 	d.health = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d.nodeIP = env.tb.NodeIP()
 	var err error
 	if d.kubeletPort, err = testbed.FreePort(d.nodeIP); err != nil {
 		t.Fatalf("a free kubelet port on the node address %s: %v", d.nodeIP, err)
 	}
-	d.args = append([]string{"run", "--kubeconfig", env.tb.Cluster.BurstletKubeconfig,
+	d.args = append([]string{"run", "--kubeconfig", kubeconfig,
 		"--node-name", node, "--node-ip", d.nodeIP, "--kubelet-port", fmt.Sprint(d.kubeletPort),
 		"--health-listen", d.health,
 		// The API server's kubelet client certificate is signed by the cluster CA.
-		"--kubelet-client-ca-file", env.tb.Cluster.CAFile}, extra...)
+		"--kubelet-client-ca-file", caFile}, extra...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop(syscall.SIGTERM)
@@ -98,7 +107,7 @@ func (d *daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	d.cmd = exec.Command(os.Getenv("BURSTLET"), d.args...)
+	d.cmd = exec.Command(d.exec[0], append(append([]string(nil), d.exec[1:]...), d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {

@@ -1,0 +1,14 @@
+// mkimage: burstlet's OCI image, built offline from the release binary (`make image`). A module
+// of its own, so that go-containerregistry's dependencies stay out of the e2e module.
+module burstlet/e2e/tools/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+)
