@@ -142,8 +142,10 @@ spec:
       operator: 'Exists'
     - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
       operator: 'DoesNotExist'
-    - key: '.status.containerStatuses[0].state.terminated'
-      operator: 'DoesNotExist'
+    - key: '(.status.containerStatuses // []) | map(select(.name != "burstlet-netproxy" and .state.terminated != null)) | length'
+      operator: 'In'
+      values:
+      - '0'
     - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
       operator: 'In'
       values:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -210,6 +211,23 @@ func TestNetworkProxyCarriesClusterTraffic(t *testing.T) {
 		}
 	}
 	eventually(t, 30*time.Second, "TCP and UDP to echo's ClusterIP answered by ep1", answers("ep1"))
+
+	// The sidecar's postStart hook (what holds the pod's own containers until the rules are in
+	// place) returns at once now that they are.
+	if sidecar.Lifecycle == nil || sidecar.Lifecycle.PostStart == nil || sidecar.Lifecycle.PostStart.Exec == nil ||
+		len(sidecar.Lifecycle.PostStart.Exec.Command) < 2 || sidecar.Lifecycle.PostStart.Exec.Command[0] != "burstlet" {
+		t.Fatalf("sidecar lifecycle %+v, want a postStart exec of burstlet", sidecar.Lifecycle)
+	}
+	hook := append([]string{"netns", "exec", lab.burst, os.Getenv("BURSTLET")}, sidecar.Lifecycle.PostStart.Exec.Command[1:]...)
+	started := time.Now()
+	if out, err := exec.Command("ip", hook...).CombinedOutput(); err != nil {
+		t.Errorf("the postStart hook %q: %v\n%s", sidecar.Lifecycle.PostStart.Exec.Command, err, out)
+	} else if took := time.Since(started); took > 5*time.Second {
+		t.Errorf("the postStart hook took %v with the rules in place", took)
+	}
+	if backend.Spec.Containers[0].Name != "burstlet-netproxy" {
+		t.Errorf("the sidecar is not the pod's first container: %s first", backend.Spec.Containers[0].Name)
+	}
 
 	// Both ready: new connections go to either.
 	putEndpointSlice(t, ns, "echo-1", "echo", echoPorts, endpoint(lab.ep1IP, true, false), endpoint(lab.ep2IP, true, false))

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
@@ -66,6 +67,21 @@ bool isDnsLabel(std::string_view s) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
       return false;
     }
+  }
+  return true;
+}
+
+// RFC 1123 subdomain (dot-separated labels), as ServiceAccount names are.
+bool isDnsSubdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) {
+    return false;
+  }
+  for (size_t start = 0; start <= s.size();) {
+    const size_t dot = std::min(s.find('.', start), s.size());
+    if (!isDnsLabel(s.substr(start, dot - start))) {
+      return false;
+    }
+    start = dot + 1;
   }
   return true;
 }
@@ -201,7 +217,7 @@ Status validateNetwork(const Config::Network& w) {
   if (p.command.empty()) {
     return invalid("network.proxy.command", "must name the image's burstlet binary");
   }
-  if (!isDnsLabel(p.serviceAccount) && p.serviceAccount.find('.') == std::string::npos) {
+  if (!isDnsSubdomain(p.serviceAccount)) {
     return invalid("network.proxy.serviceAccount", "must be a ServiceAccount name");
   }
   if (!p.ns.empty() && !isDnsLabel(p.ns)) {

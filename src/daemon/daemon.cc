@@ -85,6 +85,15 @@ asio::awaitable<Result<boost::json::value>> preparePod(pod::PodPreparer* prepare
   co_return finishPreparing(std::move(*prepared), *network, *events);
 }
 
+// The network proxy's credentials go to the backend once the provider is ready (its namespace
+// exists), then are renewed until shutdown.
+asio::awaitable<void> runProxyCredentials(Parts* parts, network::ProxyCredentials* credentials) {
+  co_await waitAny(parts->provider->signals().ready, parts->shutdown);
+  if (!parts->shutdown.isSet()) {
+    co_await credentials->run(parts->shutdown);
+  }
+}
+
 // Runs `work` on `executor`; `done` is set when it ends, however it ends.
 void spawnPart(const asio::any_io_executor& executor, asio::awaitable<void> work, Latch* done,
                const char* what) {
@@ -478,10 +487,6 @@ int run(const Config& config, const std::string& version) {
     asio::co_spawn(asio::make_strand(io), kubeletApi->certificates->run(parts.shutdown),
                    asio::detached);
   }
-  if (networkParts->credentials) {
-    asio::co_spawn(asio::make_strand(io), networkParts->credentials->run(parts.shutdown),
-                   asio::detached);
-  }
   if (admission) {
     parts.admission = admission->server.get();
     parts.admissionCaches = admission->caches.get();
@@ -507,6 +512,10 @@ int run(const Config& config, const std::string& version) {
   parts.provider = provider;
   for (auto& feed : feeds) {
     parts.feedInformers.push_back(feed.get());
+  }
+  if (networkParts->credentials) {
+    asio::co_spawn(asio::make_strand(io),
+                   runProxyCredentials(&parts, networkParts->credentials.get()), asio::detached);
   }
   spawnPart(providerStrand, runProvider(&parts), &parts.providerDone, "provider");
   spawnPart(asio::make_strand(io), startFeeds(&parts, &io), &parts.feedsStarted, "feeds");

@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <charconv>
 
 #include "daemon/webhook_certs.h"
 #include "network/api_server.h"
@@ -15,8 +16,24 @@ namespace asio = boost::asio;
 
 namespace {
 
+// The Kubernetes release burstlet is built against (the testbed's).
+constexpr int kCurrentMinor = 36;
+
 asio::awaitable<void> discover(kube::RestClient* cluster, Result<network::ApiServerEndpoint>* out) {
   *out = co_await network::discoverApiServer(*cluster);
+}
+
+int backendMinor(const Config& config) {
+  if (config.provider != "cci") {
+    return kCurrentMinor;
+  }
+  const std::string& v = config.backend.backendVersion;
+  int minor = 0;
+  if (v.starts_with("1.") &&
+      std::from_chars(v.data() + 2, v.data() + v.size(), minor).ec == std::errc() && minor > 0) {
+    return minor;
+  }
+  return config.backend.cciApi() ? 19 : kCurrentMinor;
 }
 
 }  // namespace
@@ -28,9 +45,9 @@ Result<NetworkParts> makeNetwork(asio::io_context& io, const Config& config,
   NetworkParts parts;
   parts.dns.clusterDNS = w.clusterDNS;
   parts.dns.clusterDomain = w.clusterDomain;
-  // CCI's API is Kubernetes 1.19's, with its tighter limits on a pod's DNS searches.
-  parts.dns = network::withApiLimits(parts.dns,
-                                     config.provider == "cci" && config.backend.cciApi() ? 19 : 36);
+  // CCI's API is Kubernetes 1.19's, with its tighter limits on a pod's DNS searches; another
+  // backend's release is provider.cci.backendVersion when given ("1.25"), else a current one.
+  parts.dns = network::withApiLimits(parts.dns, backendMinor(config));
 
   Result<network::ApiServerEndpoint> endpoint =
       Error::make(ErrorCode::kNotFound, "Unset", "not looked up");
@@ -79,7 +96,7 @@ Result<NetworkParts> makeNetwork(asio::io_context& io, const Config& config,
     s.logLevel = config.logLevel.empty() ? "info" : config.logLevel;
     parts.sidecar = std::move(s);
     network::ProxyCredentialsOptions c;
-    Config::Admission own;
+    Config::Admission own;  // burstlet's namespace by the webhook's rule, when not given
     own.ns = w.proxy.ns;
     c.serviceAccountNamespace = ownNamespace(own);
     c.serviceAccount = w.proxy.serviceAccount;

@@ -161,8 +161,8 @@ void KubeletApi::install(server::HttpServer& server) {
 }
 
 Result<provider::PodRef> KubeletApi::findPod(const std::string& ns, const std::string& name,
-                                             const std::string& uid,
-                                             const std::string& container) const {
+                                             const std::string& uid, const std::string& container,
+                                             bool logsOfInjected) const {
   auto pod = pods_.pod(ns, name);
   const std::string podUid = pod ? kube::stringAt(*pod, {"metadata", "uid"}) : std::string();
   if (!pod || (!uid.empty() && uid != podUid)) {
@@ -171,8 +171,9 @@ Result<provider::PodRef> KubeletApi::findPod(const std::string& ns, const std::s
                                    uid.empty() ? "" : " (uid " + uid + ")", options_.nodeName));
   }
   const auto& injected = options_.injectedContainers;
-  if (!container.empty() && !hasContainer(*pod, container) &&
-      std::find(injected.begin(), injected.end(), container) == injected.end()) {
+  const bool injectedOne =
+      logsOfInjected && std::find(injected.begin(), injected.end(), container) != injected.end();
+  if (!container.empty() && !hasContainer(*pod, container) && !injectedOne) {
     return Error::make(ErrorCode::kNotFound, "ContainerNotFound",
                        fmt::format("container \"{}\" is not in pod {}/{}", container, ns, name));
   }
@@ -185,7 +186,7 @@ asio::awaitable<server::Response> KubeletApi::containerLogs(server::Exchange& ex
   if (!target.ok()) {
     co_return errorResponse(target.error());
   }
-  auto ref = findPod(target->ns, target->pod, target->uid, target->container);
+  auto ref = findPod(target->ns, target->pod, target->uid, target->container, true);
   if (!ref.ok()) {
     co_return errorResponse(ref.error());
   }

@@ -60,7 +60,7 @@ struct KubeletApiOptions {
   std::string nodeName;
   // Containers burstlet adds to every pod on the backend (the network proxy sidecar): not in
   // the cluster's pod, so the API server never names them, but served when a caller of the
-  // kubelet API itself asks (nodes/<node>/proxy/containerLogs/<ns>/<pod>/<name>).
+  // kubelet API itself asks for their logs (nodes/<node>/proxy/containerLogs/<ns>/<pod>/<name>).
   std::vector<std::string> injectedContainers;
   Clock::WallTime startTime = std::chrono::system_clock::now();
 };
@@ -86,8 +86,11 @@ class KubeletApi {
   // `handler` behind authentication and authorization.
   server::Handler guarded(server::Handler handler);
   // The pod the path names, or the 404/400 answer.
+  // `logsOfInjected`: a container burstlet injected is found too (its logs only: exec into it
+  // would hand out its capabilities and credentials).
   Result<provider::PodRef> findPod(const std::string& ns, const std::string& name,
-                                   const std::string& uid, const std::string& container) const;
+                                   const std::string& uid, const std::string& container,
+                                   bool logsOfInjected = false) const;
   asio::awaitable<Result<boost::json::value>> summary();
 
   provider::Provider& provider_;

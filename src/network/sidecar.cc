@@ -62,9 +62,13 @@ Status injectProxySidecar(json::value& pod, const ProxySidecarOptions& options) 
   const bool runsToCompletion = policy == "Never" || policy == "OnFailure";
 
   json::array command;
+  json::array waitCommand;
   for (const auto& c : options.command) {
     command.emplace_back(c);
+    waitCommand.emplace_back(c);
   }
+  waitCommand.emplace_back("netproxy");
+  waitCommand.emplace_back(fmt::format("--wait-for-rules={}s", kProxyStartSeconds));
   // --log-level is the program's option: before the subcommand.
   json::array args{fmt::format("--log-level={}", options.logLevel), "netproxy",
                    fmt::format("--credentials={}", kProxyCredentialsPath)};
@@ -92,10 +96,18 @@ Status injectProxySidecar(json::value& pod, const ProxySidecarOptions& options) 
                     {"capabilities", json::object{{"add", json::array{"NET_ADMIN"}},
                                                   {"drop", json::array{"ALL"}}}}}},
       {"volumeMounts", std::move(mounts)},
+      // The kubelet starts the next container only once this hook returns: the pod's own
+      // containers start with the rules in place (DNS and ClusterIPs work from their first
+      // instruction).
+      {"lifecycle",
+       json::object{{"postStart",
+                     json::object{{"exec", json::object{{"command", std::move(waitCommand)}}}}}}},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
   auto& s = spec->as_object();
-  arrayMember(s, "containers").push_back(std::move(container));
+  // First, so that it starts (and its hook holds the others) before the pod's own containers.
+  auto& containers = arrayMember(s, "containers");
+  containers.insert(containers.begin(), std::move(container));
   auto& volumes = arrayMember(s, "volumes");
   volumes.push_back(json::object{
       {"name", kProxyVolumeName},

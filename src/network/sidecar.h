@@ -4,6 +4,8 @@
 // It reads its credentials (a cluster token for a read-only identity, the API server's address
 // and CA; proxy_credentials.h) from the provider's node secret, mounted read-only.
 //
+// It is the pod's first container, and its postStart hook waits (up to kProxyStartSeconds) for
+// the proxy's first ruleset, so the pod's own containers start with Services and DNS working.
 // It is an ordinary container of the pod: its restarts follow the pod's restartPolicy, and its
 // resources count in the pod's size before the backend's normalization. It carries the
 // NET_ADMIN capability, and only it: that is what programming the pod's NAT takes
@@ -31,6 +33,8 @@ inline constexpr std::string_view kProxyPodInfoPath = "/var/run/burstlet/netprox
 inline constexpr std::string_view kProxySecretPurpose = "netproxy";
 // Where the sidecar finds its credentials.
 inline constexpr std::string_view kProxyCredentialsPath = "/var/run/burstlet/netproxy";
+// How long the sidecar's postStart hook waits for the first ruleset.
+inline constexpr int kProxyStartSeconds = 60;
 
 struct ProxySidecarOptions {
   std::string image;                                // burstlet's own image

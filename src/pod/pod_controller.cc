@@ -538,6 +538,15 @@ asio::awaitable<Status> PodController::createOnProvider(
     if (!p.ok()) {
       if (p.error().reason == provider::kCreateContainerConfigError) {
         co_await reportConfigError(pod, p.error());
+      } else if (p.error().code == ErrorCode::kInvalid) {
+        // The pod can never be prepared (a name burstlet reserves): refused like a pod the
+        // provider can never run, once, with the reason.
+        {
+          std::lock_guard lock(mu_);
+          rejected_[ref.key()] = ref.uid;
+        }
+        co_await reportFailure(pod, p.error(), true);
+        co_return okStatus();
       }
       co_return std::move(p).error();
     }

@@ -438,6 +438,9 @@ network:
        "network.proxy.tokenLifetime"},
       {[](Config& b) { b.network.proxy.memory = "lots"; }, "network.proxy"},
       {[](Config& b) { b.network.proxy.ns = "Not_A_Namespace"; }, "network.proxy.namespace"},
+      {[](Config& b) { b.network.proxy.serviceAccount = "a..b"; }, "network.proxy.serviceAccount"},
+      {[](Config& b) { b.network.proxy.serviceAccount = "Proxy.Account"; },
+       "network.proxy.serviceAccount"},
   };
   for (const auto& [change, key] : bad) {
     Config b = *c;

@@ -104,7 +104,9 @@ class KubeletApiTest : public ServerHarness {
   Reviews reviews_;
   testing::FakeClock clock_;
   RequestAuth auth_{reviews_, AuthOptions{.nodeName = "vk-1"}, clock_};
-  KubeletApi api_{provider_, pods_, auth_, KubeletApiOptions{.nodeName = "vk-1"}};
+  KubeletApi api_{
+      provider_, pods_, auth_,
+      KubeletApiOptions{.nodeName = "vk-1", .injectedContainers = {"burstlet-netproxy"}}};
 };
 
 TEST_F(KubeletApiTest, EveryRouteNeedsCredentials) {
@@ -150,6 +152,21 @@ TEST_F(KubeletApiTest, LogsOfUnknownPodsContainersAndBadQueries) {
   EXPECT_EQ(down.res.result_int(), 503);
   EXPECT_EQ(down.res.body(), "backend down\n");
   EXPECT_TRUE(provider_.logPods.size() == 1u);  // only the last request reached the provider
+}
+
+// burstlet's injected container (the network proxy): its logs when asked for by name, no exec.
+TEST_F(KubeletApiTest, AnInjectedContainerShowsItsLogsOnly) {
+  provider_.logChunks = {"rules applied\n"};
+  auto logs = get("/containerLogs/shop/web-0/burstlet-netproxy");
+  ASSERT_EQ(logs.res.result_int(), 200) << logs.res.body();
+  EXPECT_EQ(provider_.lastLogOptions.container, "burstlet-netproxy");
+  PlainWs ws(server_->port());
+  ws.headers.emplace_back("Authorization", "Bearer admin");
+  auto ec = ws.handshake("/exec/shop/web-0/burstlet-netproxy?command=sh&stdin=1&output=1",
+                         "v5.channel.k8s.io");
+  EXPECT_TRUE(ec);
+  EXPECT_EQ(ws.response.result_int(), 404);
+  EXPECT_TRUE(provider_.execOptions.empty());
 }
 
 TEST_F(KubeletApiTest, FollowedLogIsCancelledWhenTheClientGoes) {

@@ -23,8 +23,11 @@ TEST(ProxySidecar, AddsTheContainerAndItsCredentials) {
   ASSERT_TRUE(injectProxySidecar(pod, options()).ok());
   const auto& containers = pod.at("spec").at("containers").as_array();
   ASSERT_EQ(containers.size(), 2u);
-  EXPECT_EQ(containers[0].at("name").as_string(), "app");  // the pod's own come first
-  const auto& c = containers[1];
+  EXPECT_EQ(containers[1].at("name").as_string(), "app");
+  // First, with a hook that holds the pod's own containers until the rules are in place.
+  const auto& c = containers[0];
+  EXPECT_EQ(json::serialize(c.at("lifecycle").at("postStart").at("exec").at("command")),
+            R"(["burstlet","netproxy","--wait-for-rules=60s"])");
   EXPECT_EQ(c.at("name").as_string(), "burstlet-netproxy");
   EXPECT_EQ(c.at("image").as_string(), "registry.example/burstlet:1.2");
   EXPECT_EQ(json::serialize(c.at("command")), R"(["burstlet"])");
@@ -50,7 +53,7 @@ TEST(ProxySidecar, RunToCompletionPodsGetTheStopFile) {
         {"spec",
          {{"restartPolicy", policy}, {"containers", json::array{json::object{{"name", "job"}}}}}}};
     ASSERT_TRUE(injectProxySidecar(pod, options()).ok());
-    const auto& c = pod.at("spec").at("containers").at(1);
+    const auto& c = pod.at("spec").at("containers").at(0);
     EXPECT_EQ(c.at("args").as_array().back().as_string(),
               "--stop-file=/var/run/burstlet/netproxy-pod/annotations")
         << policy;
@@ -66,7 +69,7 @@ TEST(ProxySidecar, RunToCompletionPodsGetTheStopFile) {
        {{"restartPolicy", "Always"}, {"containers", json::array{json::object{{"name", "web"}}}}}}};
   ASSERT_TRUE(injectProxySidecar(always, options()).ok());
   EXPECT_EQ(always.at("spec").at("volumes").as_array().size(), 1u);
-  EXPECT_EQ(always.at("spec").at("containers").at(1).at("args").as_array().size(), 3u);
+  EXPECT_EQ(always.at("spec").at("containers").at(0).at("args").as_array().size(), 3u);
 }
 
 TEST(ProxySidecar, TheNamesAreReserved) {

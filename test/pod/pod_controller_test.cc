@@ -412,6 +412,36 @@ TEST(PodControllerTest, LostPodThatRestartsIsCreatedAgainWithItsRestartCounted) 
   EXPECT_EQ(h.provider.updates, 0);
 }
 
+// A pod the preparation refuses for good (a container name burstlet reserves): Failed once with
+// the reason, never created, not prepared again and again.
+TEST(PodControllerTest, APodThePreparationRefusesIsShownOnce) {
+  Harness h({pod("reserved")});
+  std::atomic<int> prepares{0};
+  h.controller->setPreparePod([&prepares](const json::value&) {
+    return [](std::atomic<int>* n) -> boost::asio::awaitable<Result<json::value>> {
+      n->fetch_add(1);
+      co_return Error::make(ErrorCode::kInvalid, "ReservedName",
+                            "the container name burstlet-netproxy is reserved");
+    }(&prepares);
+  });
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] {
+    std::lock_guard lock(h.cluster.mu);
+    for (const auto& p : h.cluster.statusPatches) {
+      if (p.find("ReservedName") != std::string::npos &&
+          p.find(R"("phase":"Failed")") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_EQ(prepares.load(), 1);
+  EXPECT_EQ(h.provider.creates, 0);
+  EXPECT_EQ(h.controller->memory().rejected, 1U);
+}
+
 TEST(PodControllerTest, RejectedPodsAreForgottenWhenDeleted) {
   Harness h({pod("bad")});
   h.provider.rejectNames = {"bad"};

@@ -209,15 +209,32 @@ int main(int argc, char** argv) {
       "Make the cluster's ClusterIP Services reachable from this network namespace (the sidecar "
       "of burst pods; needs CAP_NET_ADMIN)");
   burstlet::network::NetProxyOptions netproxy;
-  netproxyCmd
-      ->add_option("--credentials", netproxy.credentialsDir,
-                   "directory with token, ca.crt, server (and tls-server-name) of a read-only "
-                   "cluster identity")
-      ->required();
+  netproxyCmd->add_option(
+      "--credentials", netproxy.credentialsDir,
+      "directory with token, ca.crt, server (and tls-server-name) of a read-only "
+      "cluster identity (required unless --wait-for-rules)");
   netproxyCmd->add_option("--stop-file", netproxy.stopFile,
                           "the pod's annotations (downward API): exit once burstlet marks the "
                           "pod's own containers done");
-  netproxyCmd->callback([&] { action = [&] { return burstlet::network::runNetProxy(netproxy); }; });
+  std::string waitForRules;
+  auto* waitOpt = netproxyCmd->add_option(
+      "--wait-for-rules", waitForRules,
+      "instead of running, wait until the proxy's rules are in place (e.g. 60s; the sidecar's "
+      "postStart hook)");
+  netproxyCmd->callback([&] {
+    action = [&]() -> int {
+      if (waitOpt->count() > 0) {
+        auto d = burstlet::daemon::parseDuration(waitForRules);
+        if (!d.ok() || d->count() <= 0) {
+          std::fprintf(stderr,
+                       "burstlet netproxy: --wait-for-rules: want a duration such as 60s\n");
+          return 1;
+        }
+        netproxy.waitForRules = *d;
+      }
+      return burstlet::network::runNetProxy(netproxy);
+    };
+  });
 
   auto* kube = app.add_subcommand("kube", "Talk to an API server with burstlet's client");
   kube->require_subcommand(1);

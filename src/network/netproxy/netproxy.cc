@@ -6,13 +6,13 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/strings.h"
 #include "network/api_server.h"
@@ -31,12 +31,6 @@ kube::InformerOptions informerOn(const kube::ResourceRef& resource, const Clock&
   o.resource = resource;
   o.clock = &clock;
   return o;
-}
-
-bool isIPv4Address(const std::string& host) {
-  boost::system::error_code ec;
-  const auto a = asio::ip::make_address(host, ec);
-  return !ec && a.is_v4();
 }
 
 std::vector<boost::json::value> values(const kube::Store& store) {
@@ -107,11 +101,16 @@ NetProxy::NetProxy(kube::RestClient& cluster, RuleApplier& rules, NetProxyOption
       services_(cluster, informerOn(kube::resources::kServices, clock)),
       slices_(cluster, informerOn(kube::resources::kEndpointSlices, clock)) {
   kube::InformerHandlers wake;
-  wake.onAdd = [this](const kube::ObjectPtr&) { changed_.notify(); };
-  wake.onUpdate = [this](const kube::ObjectPtr&, const kube::ObjectPtr&) { changed_.notify(); };
-  wake.onDelete = [this](const kube::ObjectPtr&, bool) { changed_.notify(); };
+  wake.onAdd = [this](const kube::ObjectPtr&) { markChanged(); };
+  wake.onUpdate = [this](const kube::ObjectPtr&, const kube::ObjectPtr&) { markChanged(); };
+  wake.onDelete = [this](const kube::ObjectPtr&, bool) { markChanged(); };
   services_.addHandlers(wake);
   slices_.addHandlers(std::move(wake));
+}
+
+void NetProxy::markChanged() {
+  dirty_.store(true);
+  changed_.notify();
 }
 
 void NetProxy::stop() {
@@ -137,49 +136,98 @@ asio::awaitable<Status> NetProxy::run() {
   co_return result;
 }
 
+bool NetProxy::stopAsked() const {
+  if (options_.stopFile.empty() || !stopRequested(options_.stopFile)) {
+    return false;
+  }
+  spdlog::info("msg=\"the pod's own containers are done: stopping\"");
+  return true;
+}
+
 asio::awaitable<Status> NetProxy::applyLoop() {
-  // The first ruleset waits for both lists: half a picture would refuse Services that work.
-  co_await waitAny(services_.signals().ready, stop_);
-  co_await waitAny(slices_.signals().ready, stop_);
-  std::string last;
-  // With a stop file, it is read every few seconds (the kubelet rewrites it in place).
+  // With a stop file, it is read every few seconds (the kubelet rewrites it in place), also while
+  // the API server cannot be reached: a Job's pod must end even then.
   const auto idle = options_.stopFile.empty() ? std::chrono::nanoseconds(std::chrono::minutes(1))
                                               : std::chrono::nanoseconds(std::chrono::seconds(2));
+  // The first ruleset waits for both lists: half a picture would refuse Services that work.
+  while (!(services_.signals().ready.isSet() && slices_.signals().ready.isSet())) {
+    if (stop_.isSet() || stopAsked()) {
+      co_return okStatus();
+    }
+    co_await changed_.sleep(clock_, idle, &stop_);
+  }
+  std::string last;
+  bool retry = false;  // the last apply failed: try again even without a change
   while (!stop_.isSet()) {
-    if (!options_.stopFile.empty() && stopRequested(options_.stopFile)) {
-      spdlog::info("msg=\"the pod's own containers are done: stopping\"");
+    if (stopAsked()) {
       break;
     }
-    const ProxyTable table =
-        buildProxyTable(values(services_.store()), values(slices_.store()), options_.apiServer);
-    std::string script = renderNftables(table);
-    if (script != last) {
-      if (auto s = rules_.apply(script); !s.ok()) {
-        if (s.error().code == ErrorCode::kForbidden) {
-          co_return s;  // without CAP_NET_ADMIN no later round does better
+    if (dirty_.exchange(false) || retry) {
+      const ProxyTable table =
+          buildProxyTable(values(services_.store()), values(slices_.store()), options_.apiServer);
+      std::string script = renderNftables(table);
+      retry = false;
+      if (script != last) {
+        if (auto s = rules_.apply(script); !s.ok()) {
+          if (s.error().code == ErrorCode::kForbidden) {
+            co_return s;  // without CAP_NET_ADMIN no later round does better
+          }
+          spdlog::error("msg=\"rules not applied\" error=\"{}\"", s.error().toString());
+          retry = true;
+        } else {
+          last = std::move(script);
+          applied_.fetch_add(1);
+          size_t refused = 0;
+          for (const auto& sp : table) {
+            refused += sp.endpoints.empty() ? 1 : 0;
+          }
+          spdlog::info("msg=\"rules applied\" servicePorts={} withoutEndpoints={}", table.size(),
+                       refused);
+          signals_.ready.set();
         }
-        spdlog::error("msg=\"rules not applied\" error=\"{}\"", s.error().toString());
-      } else {
-        last = std::move(script);
-        applied_.fetch_add(1);
-        size_t refused = 0;
-        for (const auto& sp : table) {
-          refused += sp.endpoints.empty() ? 1 : 0;
-        }
-        spdlog::info("msg=\"rules applied\" servicePorts={} withoutEndpoints={}", table.size(),
-                     refused);
-        signals_.ready.set();
       }
     }
-    // Sleep until something changes (or a minute: a failed apply is tried again), then let
-    // the burst of changes that usually follows settle.
+    // Sleep until something changes (or the idle period: the stop file, a failed apply), then
+    // let the burst of changes that usually follows settle.
     co_await changed_.sleep(clock_, idle, &stop_);
     co_await sleepFor(clock_, options_.settle, &stop_);
   }
   co_return okStatus();
 }
 
+namespace {
+
+int waitForRules(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    auto exists = nftablesTableExists(kProxyTableName);
+    if (!exists.ok()) {
+      std::fprintf(stderr, "burstlet netproxy: %s\n", exists.error().toString().c_str());
+      return 1;
+    }
+    if (*exists) {
+      return 0;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::fprintf(
+          stderr, "burstlet netproxy: no rules after %llds\n",
+          static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(limit).count()));
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace
+
 int runNetProxy(const NetProxyOptions& options) {
+  if (options.waitForRules.count() > 0) {
+    return waitForRules(options.waitForRules);
+  }
+  if (options.credentialsDir.empty()) {
+    std::fprintf(stderr, "burstlet netproxy: --credentials is required\n");
+    return 1;
+  }
   auto config = proxyClientConfig(options.credentialsDir);
   if (!config.ok()) {
     std::fprintf(stderr, "burstlet netproxy: %s\n", config.error().toString().c_str());
@@ -192,7 +240,7 @@ int runNetProxy(const NetProxyOptions& options) {
   }
   NetProxyOptions o = options;
   if (auto e = network::parseApiServerEndpoint(config->server, "server");
-      e.ok() && isIPv4Address(e->host)) {
+      e.ok() && isIPv4(e->host)) {
     o.apiServer = ProxyEndpoint{e->host, e->port};
   }
   asio::io_context io(1);

@@ -44,6 +44,11 @@ struct NetProxyOptions {
   // carry provider::kInjectedStopAnnotation, the pod's own containers are done and the proxy
   // exits (successfully) so that the pod can end. "" = run until stopped.
   std::string stopFile;
+  // Instead of running: wait until the proxy's table exists in this network namespace (its
+  // first ruleset applied), at most this long; exit 0 when it does, 1 when not. The sidecar's
+  // postStart hook: the kubelet starts the pod's own containers only after it returns, so they
+  // never run without the rules. 0 = run the proxy.
+  std::chrono::milliseconds waitForRules{0};
 };
 
 // Whether the downward API annotations file at `path` tells injected containers to stop.
@@ -67,6 +72,9 @@ class NetProxy {
 
  private:
   boost::asio::awaitable<Status> applyLoop();
+  // True (and logged) once the stop file says so.
+  bool stopAsked() const;
+  void markChanged();
 
   RuleApplier& rules_;
   const NetProxyOptions options_;
@@ -77,6 +85,7 @@ class NetProxy {
   Latch stop_;
   Signals signals_;
   std::atomic<uint64_t> applied_{0};
+  std::atomic<bool> dirty_{true};  // Services or EndpointSlices changed since the last ruleset
 };
 
 // The subcommand: connects, applies, runs until SIGTERM/SIGINT. Exit code.

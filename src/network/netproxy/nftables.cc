@@ -47,4 +47,27 @@ Result<std::unique_ptr<RuleApplier>> makeNftablesApplier() {
   return std::unique_ptr<RuleApplier>(std::make_unique<NftablesApplier>(ctx));
 }
 
+Result<bool> nftablesTableExists(std::string_view name) {
+  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx == nullptr) {
+    return Error::make(ErrorCode::kInternal, "NftablesUnavailable",
+                       "libnftables could not make a context");
+  }
+  nft_ctx_buffer_output(ctx);
+  nft_ctx_buffer_error(ctx);
+  const std::string cmd = fmt::format("list table ip {}", name);
+  const bool listed = nft_run_cmd_from_buffer(ctx, cmd.c_str()) == 0;
+  const char* err = nft_ctx_get_error_buffer(ctx);
+  const std::string message = trimWhitespace(err != nullptr ? err : "");
+  nft_ctx_free(ctx);
+  if (listed) {
+    return true;
+  }
+  if (message.find("Operation not permitted") != std::string::npos) {
+    return Error::make(ErrorCode::kForbidden, "NoNetAdmin",
+                       fmt::format("nftables: {} (the proxy needs CAP_NET_ADMIN)", message));
+  }
+  return false;  // "No such file or directory": not there yet
+}
+
 }  // namespace burstlet::network

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
@@ -18,5 +19,9 @@ class RuleApplier {
 
 // libnftables, in the calling process's network namespace.
 Result<std::unique_ptr<RuleApplier>> makeNftablesApplier();
+
+// Whether table `ip <name>` exists in the calling process's network namespace (kForbidden
+// without CAP_NET_ADMIN).
+Result<bool> nftablesTableExists(std::string_view name);
 
 }  // namespace burstlet::network

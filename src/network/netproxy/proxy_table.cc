@@ -23,12 +23,6 @@ namespace {
 
 constexpr std::string_view kServiceNameLabel = "kubernetes.io/service-name";
 
-bool isIPv4(std::string_view ip) {
-  boost::system::error_code ec;
-  const auto a = boost::asio::ip::make_address(ip, ec);
-  return !ec && a.is_v4();
-}
-
 // A condition that is absent counts as true (the API's rule for ready and serving).
 bool conditionTrue(const json::value& endpoint, std::string_view name, bool absent) {
   const auto* v = at(endpoint, {"conditions", name});
@@ -48,7 +42,20 @@ struct SlicePorts {
   std::vector<const json::value*> endpoints;
 };
 
+// nftables refuses comments over 128 bytes (and with them the whole ruleset): Service keys
+// ("<ns>/<name>", up to 127 characters) are cut to fit.
+std::string comment(std::string_view service) {
+  constexpr size_t kMax = 100;
+  return std::string(service.substr(0, kMax));
+}
+
 }  // namespace
+
+bool isIPv4(std::string_view ip) {
+  boost::system::error_code ec;
+  const auto a = boost::asio::ip::make_address(ip, ec);
+  return !ec && a.is_v4();
+}
 
 ProxyTable buildProxyTable(const std::vector<json::value>& services,
                            const std::vector<json::value>& slices,
@@ -120,7 +127,7 @@ ProxyTable buildProxyTable(const std::vector<json::value>& services,
             ProxyEndpoint ep{std::string(addresses->front().as_string()), target};
             if (conditionTrue(e, "ready", true)) {
               ready.insert(std::move(ep));
-            } else if (conditionTrue(e, "serving", false) &&
+            } else if (conditionTrue(e, "serving", true) &&
                        conditionTrue(e, "terminating", false)) {
               terminating.insert(std::move(ep));
             }
@@ -168,16 +175,16 @@ std::string renderNftables(const ProxyTable& table, std::string_view tableName) 
     }
     out += fmt::format(
         "    ip daddr {} {} dport {} dnat ip to numgen random mod {} map {{ {} }} comment \"{}\"\n",
-        sp.clusterIP, sp.protocol, sp.port, sp.endpoints.size(), map, sp.service);
+        sp.clusterIP, sp.protocol, sp.port, sp.endpoints.size(), map, comment(sp.service));
   }
   out += "  }\n  chain filter_output {\n    type filter hook output priority 0; policy accept;\n";
   for (const auto& sp : table) {
     if (!sp.endpoints.empty()) {
       continue;
     }
-    out += fmt::format("    ip daddr {} {} dport {} reject{} comment \"{} has no endpoints\"\n",
-                       sp.clusterIP, sp.protocol, sp.port,
-                       sp.protocol == "tcp" ? " with tcp reset" : "", sp.service);
+    out += fmt::format("    ip daddr {} {} dport {} reject{} comment \"{}\"\n", sp.clusterIP,
+                       sp.protocol, sp.port, sp.protocol == "tcp" ? " with tcp reset" : "",
+                       comment(sp.service));
   }
   out += "  }\n}\n";
   return out;

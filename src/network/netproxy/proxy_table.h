@@ -51,6 +51,8 @@ ProxyTable buildProxyTable(const std::vector<boost::json::value>& services,
 
 inline constexpr std::string_view kProxyTableName = "burstlet_netproxy";
 
+bool isIPv4(std::string_view ip);
+
 // The nftables script that replaces table `ip <tableName>` whole, in one transaction: DNAT in
 // the output hook (the pod's own connections), each ClusterIP:port to a random endpoint, and
 // refusals in a filter chain.

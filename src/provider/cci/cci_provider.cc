@@ -272,7 +272,7 @@ asio::awaitable<Result<Json>> CciProvider::getPod(PodRef pod) {
     co_return got;
   }
   // The pod's own containers are done: the injected ones (the network proxy) stop too, so that
-  // the pod ends. Tried again at the next sync when the patch fails.
+  // the pod ends.
   if (auto backendPod = pods_->findSource(pod); backendPod && injectedShouldStop(*backendPod)) {
     const std::string ns = options_.backendNamespace;
     const std::string name(kube::objectName(*backendPod));
@@ -283,8 +283,10 @@ asio::awaitable<Result<Json>> CciProvider::getPod(PodRef pod) {
     auto patched = co_await backend_.patch(kube::resources::kPods, ns, name,
                                            kube::PatchType::kJsonMerge, body);
     if (!patched.ok()) {
-      spdlog::warn("msg=\"injected containers not told to stop\" pod={} error=\"{}\"", pod.key(),
-                   patched.error().toString());
+      // The sync fails and is tried again soon: the pod must not run (and bill) on.
+      co_return Error::make(patched.error().code, patched.error().reason,
+                            fmt::format("telling the injected containers of {} to stop: {}",
+                                        pod.key(), patched.error().message));
     }
   }
   co_return got;

@@ -70,8 +70,14 @@ json::value labelsAndImagesPatch(const json::value& backendPod, const json::valu
   json::object spec;
   for (const char* list : {"initContainers", "containers"}) {
     if (const auto* cs = arrayAt(translated, {"spec", list})) {
+      // Only containers the backend pod has: a pod cannot gain one (the network proxy sidecar
+      // turned on after the pod was made), and asking for it would be refused every time.
+      const std::set<std::string> have = namesIn(arrayAt(backendPod, {"spec", list}));
       json::array images;
       for (const auto& c : *cs) {
+        if (!have.contains(stringAt(c, {"name"}))) {
+          continue;
+        }
         images.push_back(
             json::object{{"name", stringAt(c, {"name"})}, {"image", stringAt(c, {"image"})}});
       }

@@ -414,6 +414,8 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
       }
     }
   }
+  // burstlet's own word to the injected containers, never the user's.
+  annotations.erase(kInjectedStopAnnotation);
   annotations[kSourceKeysAnnotation] = json::serialize(
       json::object{{"labels", std::move(labelKeys)}, {"annotations", std::move(annotationKeys)}});
   for (auto& [k, v] : sourceAnnotations("", ns, name, uid)) {

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "mocks/memory_api.h"
+#include "mocks/recording_rule_applier.h"
 #include "mocks/temp_dir.h"
 #include "network/netproxy/proxy_table.h"
 
@@ -19,19 +20,6 @@ namespace burstlet::network {
 namespace {
 
 namespace json = boost::json;
-
-class RecordingApplier final : public RuleApplier {
- public:
-  Status apply(const std::string& script) override {
-    scripts.push_back(script);
-    if (refuse) {
-      return Error::make(ErrorCode::kForbidden, "NoNetAdmin", "nftables: Operation not permitted");
-    }
-    return okStatus();
-  }
-  std::vector<std::string> scripts;
-  bool refuse = false;
-};
 
 // MemoryApi answers lists across namespaces from their own collection.
 constexpr const char* kSlices = "/apis/discovery.k8s.io/v1/endpointslices";
@@ -62,7 +50,7 @@ TEST(NetProxy, RulesFollowServicesAndEndpoints) {
   api.put(kSlices, slice("10.244.0.5"));
   kube::RestClient client(io.get_executor(), api.transport(), kube::ClientConfig{},
                           kube::RestOptions{});
-  RecordingApplier rules;
+  testing::RecordingRuleApplier rules;
   NetProxyOptions o;
   o.settle = std::chrono::milliseconds(1);
   NetProxy proxy(client, rules, o, realClock());
@@ -115,7 +103,7 @@ TEST(NetProxy, TheStopFileEndsIt) {
   testing::MemoryApi api;
   kube::RestClient client(io.get_executor(), api.transport(), kube::ClientConfig{},
                           kube::RestOptions{});
-  RecordingApplier rules;
+  testing::RecordingRuleApplier rules;
   NetProxyOptions o;
   o.settle = std::chrono::milliseconds(1);
   o.stopFile = file;
@@ -135,7 +123,7 @@ TEST(NetProxy, WithoutNetAdminItStops) {
   testing::MemoryApi api;
   kube::RestClient client(io.get_executor(), api.transport(), kube::ClientConfig{},
                           kube::RestOptions{});
-  RecordingApplier rules;
+  testing::RecordingRuleApplier rules;
   rules.refuse = true;
   NetProxy proxy(client, rules, NetProxyOptions{}, realClock());
   std::optional<Status> result;
@@ -178,7 +166,10 @@ TEST(NetProxy, TheKernelTakesTheRules) {
   const ProxyTable table{
       {"kube-system/kube-dns", "10.96.0.10", 53, "udp", {{"10.244.0.5", 53}, {"10.244.0.6", 53}}},
       {"shop/web", "10.96.0.20", 80, "tcp", {{"10.244.0.7", 8080}}},
-      {"shop/empty", "10.96.0.21", 80, "tcp", {}}};
+      {"shop/empty", "10.96.0.21", 80, "tcp", {}},
+      // The longest names there are: nftables takes comments of 128 bytes at most, and refuses
+      // the whole ruleset for one longer.
+      {std::string(63, 'n') + "/" + std::string(63, 's'), "10.96.0.22", 80, "tcp", {}}};
   const std::string script = renderNftables(table);
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);

@@ -112,8 +112,7 @@ TEST(ProxyTable, RendersOneTransaction) {
             "  }\n"
             "  chain filter_output {\n"
             "    type filter hook output priority 0; policy accept;\n"
-            "    ip daddr 10.96.0.20 tcp dport 80 reject with tcp reset comment \"shop/web has no "
-            "endpoints\"\n"
+            "    ip daddr 10.96.0.20 tcp dport 80 reject with tcp reset comment \"shop/web\"\n"
             "  }\n"
             "}\n");
 }

@@ -61,5 +61,22 @@ TEST(InjectedStop, OnlyOnceAndOnlyWithSomethingInjected) {
   EXPECT_FALSE(injectedShouldStop(plain));
 }
 
+// The proxy turned on after a pod was made: its update never asks for a container it lacks.
+TEST(LabelsAndImagesPatch, OnlyContainersTheBackendPodHas) {
+  const auto backend = json::parse(R"({"metadata":{"labels":{"app":"web"}},
+      "spec":{"containers":[{"name":"app","image":"web:1"}]}})");
+  const auto translated = json::parse(R"({"metadata":{"labels":{"app":"web"}},
+      "spec":{"containers":[{"name":"burstlet-netproxy","image":"burstlet:1"},
+                            {"name":"app","image":"web:2"}]}})");
+  const auto patch = labelsAndImagesPatch(backend, translated);
+  EXPECT_EQ(json::serialize(patch.at("spec").at("containers")),
+            R"([{"name":"app","image":"web:2"}])");
+  EXPECT_TRUE(patchChanges(backend, patch));
+  const auto same = json::parse(R"({"metadata":{"labels":{"app":"web"}},
+      "spec":{"containers":[{"name":"burstlet-netproxy","image":"burstlet:1"},
+                            {"name":"app","image":"web:1"}]}})");
+  EXPECT_FALSE(patchChanges(backend, labelsAndImagesPatch(backend, same)));
+}
+
 }  // namespace
 }  // namespace burstlet::provider::cci
