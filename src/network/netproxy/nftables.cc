@@ -3,69 +3,92 @@
 #include <fmt/format.h>
 #include <nftables/libnftables.h>
 
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "common/strings.h"
 
 namespace burstlet::network {
 
 namespace {
 
+struct ContextFree {
+  void operator()(nft_ctx* ctx) const { nft_ctx_free(ctx); }
+};
+using Context = std::unique_ptr<nft_ctx, ContextFree>;
+
+// A context whose messages go to buffers (read on failure), not to the process's stdout/stderr.
+Result<Context> newContext() {
+  Context ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+  if (!ctx) {
+    return Error::make(ErrorCode::kInternal, "NftablesUnavailable",
+                       "libnftables could not make a context");
+  }
+  nft_ctx_buffer_output(ctx.get());
+  nft_ctx_buffer_error(ctx.get());
+  return ctx;
+}
+
+// Runs `command`: nullopt when it succeeded, else nft's message.
+std::optional<std::string> run(nft_ctx* ctx, const std::string& command) {
+  if (nft_run_cmd_from_buffer(ctx, command.c_str()) == 0) {
+    return std::nullopt;
+  }
+  const char* err = nft_ctx_get_error_buffer(ctx);
+  return trimWhitespace(err != nullptr ? err : "");
+}
+
+bool denied(const std::string& message) {
+  return message.find("Operation not permitted") != std::string::npos;
+}
+
+Error noNetAdmin(const std::string& message) {
+  return Error::make(ErrorCode::kForbidden, "NoNetAdmin",
+                     fmt::format("nftables: {} (the proxy needs CAP_NET_ADMIN)", message));
+}
+
 class NftablesApplier final : public RuleApplier {
  public:
-  explicit NftablesApplier(nft_ctx* ctx) : ctx_(ctx) {}
-  ~NftablesApplier() override { nft_ctx_free(ctx_); }
-  NftablesApplier(const NftablesApplier&) = delete;
-  NftablesApplier& operator=(const NftablesApplier&) = delete;
+  explicit NftablesApplier(Context ctx) : ctx_(std::move(ctx)) {}
 
   Status apply(const std::string& script) override {
-    if (nft_run_cmd_from_buffer(ctx_, script.c_str()) == 0) {
+    auto failed = run(ctx_.get(), script);
+    if (!failed) {
       return okStatus();
     }
-    const char* err = nft_ctx_get_error_buffer(ctx_);
-    const std::string message = trimWhitespace(err != nullptr ? err : "");
-    const bool denied = message.find("Operation not permitted") != std::string::npos;
-    return Error::make(denied ? ErrorCode::kForbidden : ErrorCode::kInvalid,
-                       denied ? "NoNetAdmin" : "RulesRefused",
-                       denied ? fmt::format("nftables: {} (the proxy needs CAP_NET_ADMIN)", message)
-                              : fmt::format("nftables refused the rules: {}", message));
+    if (denied(*failed)) {
+      return noNetAdmin(*failed);
+    }
+    return Error::make(ErrorCode::kInvalid, "RulesRefused",
+                       fmt::format("nftables refused the rules: {}", *failed));
   }
 
  private:
-  nft_ctx* ctx_;
+  Context ctx_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<RuleApplier>> makeNftablesApplier() {
-  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == nullptr) {
-    return Error::make(ErrorCode::kInternal, "NftablesUnavailable",
-                       "libnftables could not make a context");
+  auto ctx = newContext();
+  if (!ctx.ok()) {
+    return std::move(ctx).error();
   }
-  // Messages go to buffers (read on failure), not to the process's stdout/stderr.
-  nft_ctx_buffer_output(ctx);
-  nft_ctx_buffer_error(ctx);
-  return std::unique_ptr<RuleApplier>(std::make_unique<NftablesApplier>(ctx));
+  return std::unique_ptr<RuleApplier>(std::make_unique<NftablesApplier>(std::move(*ctx)));
 }
 
 Result<bool> nftablesTableExists(std::string_view name) {
-  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == nullptr) {
-    return Error::make(ErrorCode::kInternal, "NftablesUnavailable",
-                       "libnftables could not make a context");
+  auto ctx = newContext();
+  if (!ctx.ok()) {
+    return std::move(ctx).error();
   }
-  nft_ctx_buffer_output(ctx);
-  nft_ctx_buffer_error(ctx);
-  const std::string cmd = fmt::format("list table ip {}", name);
-  const bool listed = nft_run_cmd_from_buffer(ctx, cmd.c_str()) == 0;
-  const char* err = nft_ctx_get_error_buffer(ctx);
-  const std::string message = trimWhitespace(err != nullptr ? err : "");
-  nft_ctx_free(ctx);
-  if (listed) {
+  auto failed = run(ctx->get(), fmt::format("list table ip {}", name));
+  if (!failed) {
     return true;
   }
-  if (message.find("Operation not permitted") != std::string::npos) {
-    return Error::make(ErrorCode::kForbidden, "NoNetAdmin",
-                       fmt::format("nftables: {} (the proxy needs CAP_NET_ADMIN)", message));
+  if (denied(*failed)) {
+    return noNetAdmin(*failed);
   }
   return false;  // "No such file or directory": not there yet
 }

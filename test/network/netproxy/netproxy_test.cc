@@ -177,6 +177,11 @@ TEST(NetProxy, TheKernelTakesTheRules) {
     if (::unshare(CLONE_NEWNET) != 0) {
       ::_exit(3);
     }
+    // The postStart hook's question: no table yet, then the table once applied.
+    auto before = nftablesTableExists(kProxyTableName);
+    if (!before.ok() || *before) {
+      ::_exit(7);
+    }
     auto applier = makeNftablesApplier();
     if (!applier.ok() || !(*applier)->apply(script).ok() || !(*applier)->apply(script).ok()) {
       ::_exit(4);  // applied twice: the second replaces the first
@@ -191,13 +196,14 @@ TEST(NetProxy, TheKernelTakesTheRules) {
         listed.find("10.244.0.6 . 53") != std::string::npos &&
         listed.find("0 : 10.244.0.7 . 8080") != std::string::npos &&
         listed.find("10.96.0.21 tcp dport 80 reject with tcp reset") != std::string::npos;
-    ::_exit(good ? 0 : 6);
+    auto after = nftablesTableExists(kProxyTableName);
+    ::_exit(!good ? 6 : (after.ok() && *after) ? 0 : 8);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "3: no netns, 4: rules refused, 5: list failed, 6: not "
-                                       "as rendered";
+                                       "as rendered, 7/8: table seen before / not after";
 }
 
 }  // namespace
