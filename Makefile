@@ -31,6 +31,7 @@ deps:
 	@cd e2e && $(GO) mod download
 	@cd e2e/tools/metrics-server && $(GO) mod download
 	@cd e2e/tools/image && $(GO) mod download
+	@cd e2e/tools/helm && $(GO) mod download
 	@cd bench && $(GO) mod download
 
 # --- C++ -----------------------------------------------------------------------------------
@@ -71,6 +72,7 @@ testbed-bin: deps
 	cd e2e/tools/metrics-server && $(GO) build -o $(BIN)/metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server
 	cd e2e && $(GO) build -o $(BIN)/testbed ./cmd/testbed
 	cd e2e/tools/image && $(GO) build -o $(BIN)/mkimage .
+	cd e2e/tools/helm && $(GO) build -o $(BIN)/helm helm.sh/helm/v4/cmd/helm
 
 # burstlet's OCI image, offline from the release build (no base image): build/image/oci (an OCI
 # image layout) and build/image/burstlet.tar (docker/podman load).
