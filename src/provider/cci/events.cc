@@ -141,9 +141,15 @@ std::optional<MirroredEvent> mirroredEvent(const json::value& event, const json:
   if (contains(kNodeComponents, component) || contains(kNodeComponents, reporting)) {
     return std::nullopt;
   }
+  // An injected container's trouble (the network proxy failing to start) is the pod's: its
+  // Warning events are shown, about the pod (the cluster pod has no such container).
+  std::string injected;
   if (const auto [list, name] = containerOf(fieldPath);
       !list.empty() && !isSourceContainer(backendPod, list, name)) {
-    return std::nullopt;
+    if (!isInjectedContainer(backendPod, name) || stringAt(event, {"type"}) != "Warning") {
+      return std::nullopt;
+    }
+    injected = std::string(name);
   }
 
   // The backend's names for what the cluster knows as the virtual node and the source pod.
@@ -191,6 +197,10 @@ std::optional<MirroredEvent> mirroredEvent(const json::value& event, const json:
       stringAt(event, {"type"}) == "Warning" ? kube::EventType::kWarning : kube::EventType::kNormal;
   out.reason = reason;
   out.message = message;
+  if (!injected.empty()) {
+    out.fieldPath.clear();
+    out.message = fmt::format("burstlet's container {}: {}", injected, message);
+  }
   return out;
 }
 

@@ -167,7 +167,8 @@ bool ownAnnotationKey(std::string_view key) {
   return key == kSourceNamespaceAnnotation || key == kSourceNameAnnotation ||
          key == kSourceUidAnnotation || key == kSourceKindAnnotation ||
          key == kContainersAnnotation || key == kSourceKeysAnnotation ||
-         key == kInjectedStopAnnotation || key.starts_with(kBurstPodAnnotationPrefix);
+         key == kInjectedStopAnnotation || key == kInjectedContainersAnnotation ||
+         key.starts_with(kBurstPodAnnotationPrefix);
 }
 
 json::object withoutKeys(const json::value* map, bool (*drop)(std::string_view)) {
@@ -428,6 +429,13 @@ Result<json::value> toBackendPod(const json::value& clusterPod, const TranslateO
     const bool own = it->is_string() && injectedContainers.contains(std::string(it->as_string()));
     it = own ? appNames.erase(it) : std::next(it);
   }
+  if (!injectedContainers.empty()) {
+    std::string list;
+    for (const auto& n : injectedContainers) {
+      list += (list.empty() ? "" : ",") + n;
+    }
+    annotations[kInjectedContainersAnnotation] = list;
+  }
   annotations[kContainersAnnotation] = json::serialize(
       json::object{{"initContainers", containerNames(child(source, "initContainers"))},
                    {"containers", std::move(appNames)}});
@@ -609,6 +617,19 @@ json::value toSourcePod(const json::value& backendPod, const json::value* cluste
       {"spec", std::move(spec)},
       {"status", std::move(status)},
   });
+}
+
+bool isInjectedContainer(const json::value& backendPod, std::string_view name) {
+  const std::string_view list = stringOf(path(
+      &backendPod, {"metadata", "annotations", std::string_view(kInjectedContainersAnnotation)}));
+  for (size_t start = 0; start < list.size();) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    if (list.substr(start, comma - start) == name) {
+      return true;
+    }
+    start = comma + 1;
+  }
+  return false;
 }
 
 bool isSourceContainer(const json::value& backendPod, std::string_view list,

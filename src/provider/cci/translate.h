@@ -71,6 +71,11 @@ std::string copyName(std::string_view node, std::string_view ns, std::string_vie
 // so that the copy sweep never sees it.
 std::string nodeSecretName(std::string_view node, std::string_view purpose);
 inline constexpr const char* kNodeSecretLabel = "burstlet.io/node-secret";
+// The containers burstlet injected into a backend pod (provider::kInjectedKey), comma-separated:
+// their Warning events reach the cluster pod (events.h), other non-source containers' do not.
+inline constexpr const char* kInjectedContainersAnnotation = "burstlet.io/injected-containers";
+// Whether `name` is a container burstlet injected into `backendPod`.
+bool isInjectedContainer(const boost::json::value& backendPod, std::string_view name);
 
 // The backend PersistentVolume that node `node` makes for the cluster PV `clusterPvName`: PVs are
 // cluster-scoped in the backend too, so the name carries the backend namespace:

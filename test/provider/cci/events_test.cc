@@ -179,5 +179,29 @@ TEST(BackendEventsTest, EventsOfInjectedContainersAreNotShown) {
   EXPECT_TRUE(mirror(whole).has_value());
 }
 
+// burstlet's own injected container (the network proxy): its Warnings are the pod's trouble and
+// are shown, about the pod; its Normal events are not.
+TEST(BackendEventsTest, WarningsOfBurstletsInjectedContainerAreShown) {
+  auto pod = backendPod();
+  pod.at("metadata").at("annotations").as_object()[kInjectedContainersAnnotation] =
+      "burstlet-netproxy";
+  pod.at("spec").at("containers").as_array().push_back(json::object{{"name", "burstlet-netproxy"}});
+  auto failed = kubeletEvent("FailedPostStartHook", "PostStartHook failed", "burstlet-netproxy");
+  failed.as_object()["type"] = "Warning";
+  auto shown = mirroredEvent(failed, pod, kSource, kOptions);
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_EQ(shown->type, kube::EventType::kWarning);
+  EXPECT_EQ(shown->reason, "FailedPostStartHook");
+  EXPECT_EQ(shown->message, "burstlet's container burstlet-netproxy: PostStartHook failed");
+  EXPECT_TRUE(shown->fieldPath.empty());
+  EXPECT_FALSE(
+      mirroredEvent(kubeletEvent("Started", "Started", "burstlet-netproxy"), pod, kSource, kOptions)
+          .has_value());
+  // The backend's own sidecar stays hidden, Warning or not.
+  auto other = kubeletEvent("BackOff", "Back-off", "net-sidecar");
+  other.as_object()["type"] = "Warning";
+  EXPECT_FALSE(mirroredEvent(other, pod, kSource, kOptions).has_value());
+}
+
 }  // namespace
 }  // namespace burstlet::provider::cci

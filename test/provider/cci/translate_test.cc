@@ -517,6 +517,8 @@ TEST(TranslatePodTest, InjectedContainerAndVolumeStayBurstletsOwn) {
   EXPECT_EQ(spec.at("volumes").at(0).at("configMap").at("name"),
             json::value(copyName("burst-node", "shop", "app.conf")));
   EXPECT_EQ(backend->as_object().if_contains("burstletInjected"), nullptr);
+  EXPECT_TRUE(isInjectedContainer(*backend, "burstlet-netproxy"));
+  EXPECT_FALSE(isInjectedContainer(*backend, "app"));
   // Only the ConfigMap is a dependency (a copy to make).
   const auto deps = dependenciesOf(source);
   EXPECT_EQ(deps.configMaps, (std::set<std::string>{"app.conf"}));
