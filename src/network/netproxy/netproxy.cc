@@ -150,11 +150,18 @@ asio::awaitable<Status> NetProxy::applyLoop() {
   const auto idle = options_.stopFile.empty() ? std::chrono::nanoseconds(std::chrono::minutes(1))
                                               : std::chrono::nanoseconds(std::chrono::seconds(2));
   // The first ruleset waits for both lists: half a picture would refuse Services that work.
-  while (!(services_.signals().ready.isSet() && slices_.signals().ready.isSet())) {
-    if (stop_.isSet() || stopAsked()) {
-      co_return okStatus();
+  for (const Latch* ready : {&services_.signals().ready, &slices_.signals().ready}) {
+    if (options_.stopFile.empty()) {
+      co_await waitAny(*ready, stop_);
+      continue;
     }
-    co_await changed_.sleep(clock_, idle, &stop_);
+    while (!ready->isSet() && !stop_.isSet()) {
+      if (stopAsked()) {
+        co_return okStatus();
+      }
+      const bool listed = co_await waitFor(*ready, clock_, idle);
+      (void)listed;  // the loop looks again
+    }
   }
   std::string last;
   bool retry = false;  // the last apply failed: try again even without a change
