@@ -1,5 +1,7 @@
 package testbed
 
+import "fmt"
+
 // kwok's pod stages the testbed adds to its defaults (plane.go writes them into kwok's --config):
 // exits and restarts on request, slow deletion, and ephemeral containers.
 
@@ -61,10 +63,13 @@ spec:
     delete: true
 `
 
-const podExitStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+// exitStageHead opens a pod Stage named `name` whose selector holds for a Running pod that is
+// not being deleted and has ExitCodeAnnotation: the terms the exit stages share (theirs follow).
+func exitStageHead(name string) string {
+	return `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
-  name: pod-exit
+  name: ` + name + `
 spec:
   resourceRef:
     apiGroup: v1
@@ -79,15 +84,29 @@ spec:
       - 'Running'
     - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
       operator: 'Exists'
-    - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
+`
+}
+
+// exitsForGood is the selector term of an exit the pod's restartPolicy does not follow with a
+// restart.
+const exitsForGood = `    - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
       operator: 'In'
       values:
       - 'true'
-    - key: '` + hasInjectedProxy + `'
+`
+
+// withInjectedProxy is the selector term: the pod runs burstlet's network proxy sidecar, or not.
+func withInjectedProxy(present bool) string {
+	return `    - key: '` + hasInjectedProxy + `'
       operator: 'In'
       values:
-      - 'false'
-  delay:
+      - '` + fmt.Sprint(present) + `'
+`
+}
+
+// exitStatusHead is the stages' delay and the start of their status template, up to each
+// container's name: $now, $code (ExitCodeAnnotation) and the range over the containers.
+const exitStatusHead = `  delay:
     durationMilliseconds: 500
   next:
     statusTemplate: |
@@ -97,18 +116,31 @@ spec:
       {{ range $index, $item := .spec.containers }}
       - image: {{ $item.image | Quote }}
         name: {{ $item.name | Quote }}
-        ready: false
+`
+
+// terminated is a container's status lines of an exit with these template expressions.
+func terminated(exitCode, reason string) string {
+	return `        state:
+          terminated:
+            exitCode: ` + exitCode + `
+            finishedAt: {{ $now | Quote }}
+            reason: ` + reason + `
+            startedAt: {{ $now | Quote }}
+`
+}
+
+const (
+	exitReason = `{{ if eq $code "0" }}Completed{{ else }}Error{{ end }}`
+	exitPhase  = `      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`
+	notRunning = `        ready: false
         restartCount: 0
         started: false
-        state:
-          terminated:
-            exitCode: {{ $code }}
-            finishedAt: {{ $now | Quote }}
-            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
 `
+)
+
+var podExitStage = exitStageHead("pod-exit") + exitsForGood + withInjectedProxy(false) +
+	exitStatusHead + notRunning + terminated("{{ $code }}", exitReason) + "      {{ end }}\n" + exitPhase
 
 // hasInjectedProxy is a kwok selector key: whether the pod runs burstlet's network proxy sidecar.
 const hasInjectedProxy = `(.spec.containers | map(select(.name == "burstlet-netproxy")) | length > 0)`
@@ -122,49 +154,14 @@ const InjectedStopAnnotation = "burstlet.io/injected-stop"
 // sidecar runs on and the pod stays Running, until burstlet sets InjectedStopAnnotation;
 // podProxyStopStage then stands in for the sidecar reading it (kwok runs nothing) and exiting 0,
 // and the pod ends as its own containers did.
-const podExitBesideProxyStage = `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-exit-beside-proxy
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values:
-      - 'Running'
-    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
-      operator: 'Exists'
-    - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
+var podExitBesideProxyStage = exitStageHead("pod-exit-beside-proxy") +
+	`    - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
       operator: 'DoesNotExist'
     - key: '(.status.containerStatuses // []) | map(select(.name != "burstlet-netproxy" and .state.terminated != null)) | length'
       operator: 'In'
       values:
       - '0'
-    - key: '.spec.restartPolicy == "Never" or (.spec.restartPolicy == "OnFailure" and .metadata.annotations["` + ExitCodeAnnotation + `"] == "0")'
-      operator: 'In'
-      values:
-      - 'true'
-    - key: '` + hasInjectedProxy + `'
-      operator: 'In'
-      values:
-      - 'true'
-  delay:
-    durationMilliseconds: 500
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
-      containerStatuses:
-      {{ range $index, $item := .spec.containers }}
-      - image: {{ $item.image | Quote }}
-        name: {{ $item.name | Quote }}
-        restartCount: 0
+` + exitsForGood + withInjectedProxy(true) + exitStatusHead + `        restartCount: 0
       {{ if eq $item.name "burstlet-netproxy" }}
         ready: true
         started: true
@@ -174,61 +171,20 @@ spec:
       {{ else }}
         ready: false
         started: false
-        state:
-          terminated:
-            exitCode: {{ $code }}
-            finishedAt: {{ $now | Quote }}
-            reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
-            startedAt: {{ $now | Quote }}
-      {{ end }}
+` + terminated("{{ $code }}", exitReason) + `      {{ end }}
       {{ end }}
       phase: Running
 `
 
-const podProxyStopStage = `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-proxy-stop
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values:
-      - 'Running'
-    - key: '.metadata.annotations["` + ExitCodeAnnotation + `"]'
-      operator: 'Exists'
-    - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
+var podProxyStopStage = exitStageHead("pod-proxy-stop") +
+	`    - key: '.metadata.annotations["` + InjectedStopAnnotation + `"]'
       operator: 'In'
       values:
       - 'true'
-  delay:
-    durationMilliseconds: 500
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      {{ $code := index .metadata.annotations "` + ExitCodeAnnotation + `" }}
-      containerStatuses:
-      {{ range $index, $item := .spec.containers }}
-      - image: {{ $item.image | Quote }}
-        name: {{ $item.name | Quote }}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: {{ if eq $item.name "burstlet-netproxy" }}0{{ else }}{{ $code }}{{ end }}
-            finishedAt: {{ $now | Quote }}
-            reason: {{ if or (eq $item.name "burstlet-netproxy") (eq $code "0") }}Completed{{ else }}Error{{ end }}
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
-`
+` + exitStatusHead + notRunning +
+	terminated(`{{ if eq $item.name "burstlet-netproxy" }}0{{ else }}{{ $code }}{{ end }}`,
+		`{{ if or (eq $item.name "burstlet-netproxy") (eq $code "0") }}Completed{{ else }}Error{{ end }}`) +
+	"      {{ end }}\n" + exitPhase
 
 // podRestartStage restarts the containers of a pod with ExitCodeAnnotation whose restartPolicy
 // runs them again, once: Running, ready, restartCount 1, the exit in lastState.

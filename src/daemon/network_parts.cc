@@ -96,9 +96,7 @@ Result<NetworkParts> makeNetwork(asio::io_context& io, const Config& config,
     s.logLevel = config.logLevel.empty() ? "info" : config.logLevel;
     parts.sidecar = std::move(s);
     network::ProxyCredentialsOptions c;
-    Config::Admission own;  // burstlet's namespace by the webhook's rule, when not given
-    own.ns = w.proxy.ns;
-    c.serviceAccountNamespace = ownNamespace(own);
+    c.serviceAccountNamespace = ownNamespace(w.proxy.ns);
     c.serviceAccount = w.proxy.serviceAccount;
     c.tokenLifetime = std::chrono::duration_cast<std::chrono::seconds>(w.proxy.tokenLifetime);
     c.apiServer = *endpoint;

@@ -73,9 +73,11 @@ bool within(const server::CertificateFacts& f, Clock::WallTime now) {
 
 }  // namespace
 
-std::string ownNamespace(const Config::Admission& admission) {
-  if (!admission.ns.empty()) {
-    return admission.ns;
+std::string ownNamespace(const Config::Admission& admission) { return ownNamespace(admission.ns); }
+
+std::string ownNamespace(const std::string& configured) {
+  if (!configured.empty()) {
+    return configured;
   }
   const char* env = std::getenv("POD_NAMESPACE");  // NOLINT(concurrency-mt-unsafe)
   return env != nullptr && *env != '\0' ? std::string(env) : std::string("kube-system");

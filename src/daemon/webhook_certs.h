@@ -47,6 +47,8 @@ struct WebhookCertOptions {
 
 // burstlet's own namespace: admission.namespace, else $POD_NAMESPACE, else kube-system.
 std::string ownNamespace(const Config::Admission& admission);
+// The same rule for any configured namespace ("" = $POD_NAMESPACE, else kube-system).
+std::string ownNamespace(const std::string& configured);
 
 // The options for `config` serving `hosts`.
 WebhookCertOptions webhookCertOptions(const Config& config, std::vector<std::string> hosts);
