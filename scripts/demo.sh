@@ -171,7 +171,7 @@ echo "demo: $pod as the cluster sees it"
 echo
 echo "demo: on the backend (namespace cce-burst-demo): the pods on the CCI fleet, and the ConfigMap copy"
 "$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods,configmaps -o wide \
-  -l burstlet.io/managed-by=burstlet
+  -l burstlet.io/managed-by=burstlet,burstlet.io/node
 bpod=$("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get pods -o jsonpath='{.items[0].metadata.name}')
 echo
 echo "demo: backend pod $bpod: normalized to CCI sizes, environment resolved like a kubelet does"
@@ -190,7 +190,7 @@ echo "demo: editing the ConfigMap: the backend copy follows within seconds"
 "$kubectl" -n demo patch configmap web-config --type merge -p '{"data":{"index.html":"<h1>v2</h1>"}}' >/dev/null
 for _ in $(seq 1 50); do
   got=$("$kubectl" --kubeconfig "$backend_kubeconfig" -n cce-burst-demo get configmaps \
-    -l burstlet.io/managed-by=burstlet -o jsonpath='{.items[0].data.index\.html}')
+    -l burstlet.io/managed-by=burstlet,burstlet.io/node -o jsonpath='{.items[0].data.index\.html}')
   [ "$got" = "<h1>v2</h1>" ] && break
   sleep 0.2
 done

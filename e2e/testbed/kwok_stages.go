@@ -1,6 +1,11 @@
 package testbed
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	podfast "sigs.k8s.io/kwok/kustomize/stage/pod/fast"
+)
 
 // kwok's pod stages the testbed adds to its defaults (plane.go writes them into kwok's --config):
 // exits and restarts on request, slow deletion, and ephemeral containers.
@@ -17,6 +22,28 @@ const ExitCodeAnnotation = "testbed.burstlet.io/exit-code"
 // duration, "20s"), standing for containers that take their grace period to stop; "never"
 // keeps the pod terminating until a delete with grace 0 removes it.
 const DeleteDelayAnnotation = "testbed.burstlet.io/delete-delay"
+
+// HoldExitAnnotation keeps a Job's pod Running on a kwok node until ExitCodeAnnotation says how
+// its containers exited (kwok's own pod-complete stage ends every Job's pod Succeeded at once).
+// For a Job whose container a test runs itself (tests/helm_release_test.go: the chart's uninstall
+// hook, whose exit helm waits for).
+const HoldExitAnnotation = "testbed.burstlet.io/hold-exit"
+
+// podCompleteStage is kwok's pod-complete stage for the Job pods without HoldExitAnnotation.
+var podCompleteStage = withSelectorTerm(podfast.DefaultPodComplete,
+	`    - key: '.metadata.annotations["`+HoldExitAnnotation+`"]'
+      operator: 'DoesNotExist'
+`)
+
+// withSelectorTerm adds a term to a kwok stage's selector. A stage without its one
+// matchExpressions list (a kwok release that changed the layout) stops the testbed at once.
+func withSelectorTerm(stage, term string) string {
+	const list = "\n    matchExpressions:\n"
+	if strings.Count(stage, list) != 1 {
+		panic("testbed: kwok stage without one selector.matchExpressions list:\n" + stage)
+	}
+	return strings.Replace(stage, list, list+term, 1)
+}
 
 // podDeleteStage is kwok's fast pod-delete stage, for pods without DeleteDelayAnnotation.
 const podDeleteStage = `apiVersion: kwok.x-k8s.io/v1alpha1

@@ -375,7 +375,7 @@ leaderElection:
 
 	kwokStages := filepath.Join(p.Dir, "kwok.yaml")
 	stages := strings.Join([]string{nodefast.DefaultNodeInit, nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady, podfast.DefaultPodComplete, podDeleteStage, podSlowDeleteStage, podExitStage, podExitBesideProxyStage, podProxyStopStage,
+		podfast.DefaultPodReady, podCompleteStage, podDeleteStage, podSlowDeleteStage, podExitStage, podExitBesideProxyStage, podProxyStopStage,
 		podRestartStage, podEphemeralStage}, "\n---\n")
 	if s.spec.Streams {
 		if p.Streams, err = newPodStreams(filepath.Join(p.Dir, "streams"), s.spec.NodeIP); err != nil {

@@ -38,6 +38,8 @@ type daemon struct {
 	done        chan error
 	// exec runs burstlet (default: $BURSTLET); image_test.go runs the image's binary in a chroot.
 	exec []string
+	// env is the process's whole environment when set (default: the test's).
+	env []string
 }
 
 func freePort(t *testing.T) int {
@@ -109,6 +111,7 @@ func (d *daemon) start() {
 	}
 	d.cmd = exec.Command(d.exec[0], append(append([]string(nil), d.exec[1:]...), d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = out, out
+	d.cmd.Env = d.env
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("start burstlet: %v", err)

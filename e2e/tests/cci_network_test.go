@@ -260,7 +260,7 @@ func TestCciNetworkAdoptedOnRestartAndMadeAgainWhenDeleted(t *testing.T) {
 	if err := d.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if out, err := cleanup(d.config); err != nil {
+	if out, err := d.uninstall(); err != nil {
 		t.Fatalf("burstlet cleanup: %v\n%s", err, out)
 	}
 	if _, err := env.backend.CoreV1().Namespaces().Get(ctx, bns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {

@@ -39,6 +39,16 @@ type cciDaemon struct {
 
 func (c *cciDaemon) backendNamespace() string { return "cce-burst-" + c.clusterID }
 
+// uninstall runs `burstlet cleanup` for this daemon's node: its backend objects go, and the
+// backend namespace with them unless another node of the cluster ID still uses it.
+func (c *cciDaemon) uninstall(extra ...string) (string, error) {
+	return cleanup(c.config, append([]string{"--node-name", c.node}, extra...)...)
+}
+
+// copySelector selects burstlet's ConfigMap and Secret copies on the backend (each node's marker
+// and node secrets carry no burstlet.io/node label).
+const copySelector = "burstlet.io/managed-by=burstlet,burstlet.io/node"
+
 // Subnets of the CCI-mode backend plane (TestMain configures its network controller): a Network
 // on cciGoodSubnet turns Active after a second, on cciSlowSubnet after cciSlowDelay, and on
 // cciBadSubnet it turns Failed. They are IDs as CCI gives them, so burstlet accepts them.
@@ -205,9 +215,13 @@ func startCciDaemon(t *testing.T, options ...cciOption) *cciDaemon {
 	if !o.noCleanup {
 		t.Cleanup(func() {
 			var extra []string
+			if c.daemon != nil {
+				// The node's own objects; the namespace goes with the last node of the cluster ID.
+				extra = []string{"--node-name", c.node}
+			}
 			if o.admission && c.daemon != nil {
 				// It also removes the webhook's registration, from the cluster.
-				extra = []string{"--kubeconfig", env.tb.Cluster.BurstletKubeconfig, "--node-name", c.node}
+				extra = append(extra, "--kubeconfig", env.tb.Cluster.BurstletKubeconfig)
 			}
 			if out, err := cleanup(config, extra...); err != nil {
 				t.Errorf("burstlet cleanup: %v\n%s", err, out)
@@ -521,7 +535,7 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "ConfigMap edit on the backend copy", func() error {
-		list, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+		list, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: copySelector})
 		if err != nil {
 			return err
 		}
@@ -548,14 +562,14 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 		}
 		for _, list := range []func() (int, error){
 			func() (int, error) {
-				l, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+				l, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: copySelector})
 				if err != nil {
 					return 0, err
 				}
 				return len(l.Items), nil
 			},
 			func() (int, error) {
-				l, err := env.backend.CoreV1().Secrets(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+				l, err := env.backend.CoreV1().Secrets(bns).List(ctx, metav1.ListOptions{LabelSelector: copySelector})
 				if err != nil {
 					return 0, err
 				}
@@ -571,7 +585,7 @@ func TestCciWorkloadsRunOnBackend(t *testing.T) {
 
 	// Uninstall: the backend namespace goes, and a second cleanup is a no-op.
 	for i := 0; i < 2; i++ {
-		if out, err := cleanup(d.config); err != nil {
+		if out, err := d.uninstall(); err != nil {
 			t.Fatalf("burstlet cleanup #%d: %v\n%s", i+1, err, out)
 		}
 	}
@@ -945,7 +959,7 @@ func TestCciKillDuringCreationsLosesAndDuplicatesNothing(t *testing.T) {
 		if n := len(backendPods(t, bns)); n > 0 {
 			return fmt.Errorf("%d backend pods", n)
 		}
-		l, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: "burstlet.io/managed-by=burstlet"})
+		l, err := env.backend.CoreV1().ConfigMaps(bns).List(ctx, metav1.ListOptions{LabelSelector: copySelector})
 		if err != nil {
 			return err
 		}

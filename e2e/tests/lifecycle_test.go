@@ -386,7 +386,7 @@ func TestCciCleanupForcesPodsStuckTerminating(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	start := time.Now()
-	if out, err := cleanup(d.config); err != nil {
+	if out, err := d.uninstall(); err != nil {
 		t.Fatalf("burstlet cleanup with a pod stuck terminating: %v\n%s", err, out)
 	}
 	if _, err := env.backend.CoreV1().Namespaces().Get(ctx, bns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {

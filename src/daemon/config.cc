@@ -376,6 +376,18 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                      {"apiServerName", stringInto(&w.apiServerName)}},
                     {{"proxy", proxySection}});
   };
+  auto leaderSection = [&c](const YAML::Node& n, const std::string& where) -> Status {
+    auto& l = c.leaderElection;
+    return applyMap(n, where,
+                    {{"enabled", boolInto(&l.enabled)},
+                     {"namespace", stringInto(&l.ns)},
+                     {"leaseName", stringInto(&l.leaseName)},
+                     {"identity", stringInto(&l.identity)},
+                     {"leaseDuration", durationInto(&l.leaseDuration)},
+                     {"renewDeadline", durationInto(&l.renewDeadline)},
+                     {"retryPeriod", durationInto(&l.retryPeriod)}},
+                    {});
+  };
   Status s;
   try {
     s = applyMap(root, path,
@@ -390,7 +402,8 @@ Result<Config> loadConfigFile(const std::string& path, Config base) {
                   {"provider", providerSection},
                   {"admission", admissionSection},
                   {"kubeletApi", kubeletSection},
-                  {"network", podNetworkSection}});
+                  {"network", podNetworkSection},
+                  {"leaderElection", leaderSection}});
   } catch (const YAML::Exception& e) {
     return Error::make(ErrorCode::kInvalid, "InvalidConfig",
                        fmt::format("config file {}: {}", path, e.msg));
@@ -452,7 +465,37 @@ Status validate(const Config& c) {
   if (auto s = validateNetwork(c.network); !s.ok()) {
     return s;
   }
+  if (const auto& l = c.leaderElection; l.enabled) {
+    if (!l.ns.empty() && !isDnsLabel(l.ns)) {
+      return invalid("leaderElection.namespace", "must be a namespace name (a DNS label)");
+    }
+    if (!l.leaseName.empty() && !isDnsSubdomain(l.leaseName)) {
+      return invalid("leaderElection.leaseName", "must be a DNS subdomain");
+    }
+    if (l.retryPeriod < std::chrono::milliseconds(100)) {
+      return invalid("leaderElection.retryPeriod", "must be at least 100ms");
+    }
+    // As client-go: the holder gives up before a standby may take over, with time to retry.
+    if (l.renewDeadline < l.retryPeriod * 2 || l.leaseDuration <= l.renewDeadline) {
+      return invalid("leaderElection",
+                     "want retryPeriod * 2 <= renewDeadline < leaseDuration (defaults 2s, 10s, "
+                     "15s)");
+    }
+  }
   if (c.provider == "cci") {
+    // The cap the backend's quotas lower (docs/cci.md, "Capacity"): the two must compare.
+    const auto& cap = c.backendCapacity;
+    for (const auto& [key, text] :
+         {std::pair{"cpu", &cap.cpu}, std::pair{"memory", &cap.memory},
+          std::pair{"pods", &cap.pods}, std::pair{"ephemeralStorage", &cap.ephemeralStorage}}) {
+      auto q = Quantity::parse(*text);
+      if (!q.ok() || q->sign() < 0 ||
+          (std::string_view(key) == "pods" && q->milliValue() % 1000 != 0)) {
+        return invalid(std::string("provider.cci.") + key,
+                       fmt::format("{:?} is not a {} (e.g. 2000, 500m, 8Ti)", *text,
+                                   std::string_view(key) == "pods" ? "whole number" : "quantity"));
+      }
+    }
     if (auto s = provider::cci::validateBackend(c.backend); !s.ok()) {
       if (s.error().reason == "InvalidNetworkSettings") {
         // Already one line per key, each named in full.

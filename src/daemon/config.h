@@ -103,6 +103,21 @@ struct Config {
       std::chrono::milliseconds tokenLifetime{std::chrono::hours(1)};
     } proxy;
   } network;
+  // High availability (daemon/leader.h): several replicas of one node, one of them working.
+  struct LeaderElection {
+    bool enabled = false;
+    // The coordination.k8s.io Lease held by the working replica: <ns>/<leaseName>. "" =
+    // $POD_NAMESPACE, else kube-system; "" = burstlet-<node name>.
+    std::string ns;
+    std::string leaseName;
+    // This replica's name in the Lease; "" = $POD_NAME, else the host name, plus a random suffix.
+    std::string identity;
+    // A standby takes the Lease once its holder has not renewed it for leaseDuration; the holder
+    // stops working when it could not renew it for renewDeadline; attempts every retryPeriod.
+    std::chrono::milliseconds leaseDuration{15'000};
+    std::chrono::milliseconds renewDeadline{10'000};
+    std::chrono::milliseconds retryPeriod{2'000};
+  } leaderElection;
   // Provider.
   std::string provider = "fake";
   provider::FakeProviderOptions fake;

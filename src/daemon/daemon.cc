@@ -21,15 +21,18 @@
 #include "daemon/admission_server.h"
 #include "daemon/api_cluster_objects.h"
 #include "daemon/kubelet_server.h"
+#include "daemon/leadership.h"
 #include "daemon/network_parts.h"
 #include "daemon/providers.h"
 #include "kube/events.h"
+#include "kube/leader_election.h"
 #include "kube/rest.h"
 #include "node/node_controller.h"
 #include "pod/pod_controller.h"
 #include "pod/prepare.h"
 #include "provider/cci/backend.h"
 #include "provider/cci/cci_provider.h"
+#include "provider/cci/cleanup.h"
 #include "server/http_server.h"
 
 namespace burstlet::daemon {
@@ -54,8 +57,18 @@ struct Parts {
   Latch servicesDone;
   Latch eventsDone;
   Latch feedsStarted;
+  Latch electorDone;
   Gate feeds;
+  // Set once this replica works (at once without leader election); what the pod controller and
+  // a standing-by provider wait for.
+  Latch leading;
+  Latch podsGo;  // Services known, the provider ready: the pod controller may reconcile
   std::atomic<bool> providerFailed{false};
+  std::atomic<bool> leadershipLost{false};
+  // What the work started (on the lifecycle strand): stopping awaits only what ran.
+  bool working = false;
+  bool providerStarted = false;
+  kube::LeaderElector* elector = nullptr;  // null without leader election
   pod::PodController* pods = nullptr;
   provider::Provider* provider = nullptr;
   std::vector<kube::Informer*> feedInformers;  // cluster objects the provider follows
@@ -105,13 +118,50 @@ void spawnPart(const asio::any_io_executor& executor, asio::awaitable<void> work
   });
 }
 
-// Pods start once Services are known (their environments are complete) and the provider is
-// ready (its pods listed, so that the reconcile sees them).
-asio::awaitable<void> startPods(Parts* parts) {
+// Pods reconcile once Services are known (their environments are complete) and the provider is
+// ready (its pods listed, so that the reconcile sees them); the pod controller lists and watches
+// the node's pods meanwhile (PodController::holdUntil).
+asio::awaitable<void> letPodsGo(Parts* parts) {
   co_await waitAny(parts->services->signals().ready, parts->shutdown);
   co_await waitAny(parts->provider->signals().ready, parts->shutdown);
   if (!parts->shutdown.isSet()) {
-    co_await parts->pods->run();
+    parts->podsGo.set();
+  }
+}
+
+// Runs `start` on the lifecycle strand once this replica leads; a lost lease shuts down (the
+// process exits 1 and is restarted as a standby: the work it did may have been taken over).
+asio::awaitable<void> lead(Parts* parts, std::function<void()>* start) {
+  co_await waitAny(parts->leading, parts->shutdown);
+  if (!parts->shutdown.isSet()) {
+    (*start)();
+  }
+  if (parts->elector != nullptr) {
+    co_await waitAny(parts->elector->lost(), parts->shutdown);
+    if (parts->elector->lost().isSet() && !parts->shutdown.isSet()) {
+      spdlog::error("msg=\"leadership lost: stopping\"");
+      parts->leadershipLost = true;
+      parts->shutdown.set();
+    }
+  }
+}
+
+// Copies the elector's `leading` into the parts' latch, and moves the leader label of this
+// replica's pod with it (unset first: a replica restarted after it lost the Lease keeps its pod).
+asio::awaitable<void> followElection(Parts* parts, kube::RestClient* cluster) {
+  if (auto s = co_await markOwnPod(*cluster, false); !s.ok()) {
+    spdlog::warn("msg=\"leader label not removed from this replica's pod\" error=\"{}\"",
+                 s.error().toString());
+  }
+  co_await waitAny(parts->elector->leading(), parts->shutdown);
+  if (!parts->elector->leading().isSet()) {
+    co_return;
+  }
+  parts->leading.set();
+  if (auto s = co_await markOwnPod(*cluster, true); !s.ok()) {
+    // The chart's Service then sends webhook requests nowhere: they are admitted unchanged.
+    spdlog::error("msg=\"leader label not set on this replica's pod\" error=\"{}\"",
+                  s.error().toString());
   }
 }
 
@@ -163,17 +213,23 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   }
   if (parts->admission != nullptr) {
     parts->admission->stop();
+  }
+  if (parts->admissionCaches != nullptr) {
     co_await parts->admissionCaches->stop();
   }
   parts->pods->stop();
   co_await parts->podsDone.wait();
-  parts->node->stop();
-  co_await parts->nodeDone.wait();
+  if (parts->working) {
+    parts->node->stop();
+    co_await parts->nodeDone.wait();
+  }
   for (auto* feed : parts->feedInformers) {
     feed->stop();
   }
   parts->provider->stop();
-  co_await parts->providerDone.wait();
+  if (parts->providerStarted) {
+    co_await parts->providerDone.wait();
+  }
   co_await parts->feeds.close();
   parts->services->stop();
   if (!co_await waitFor(parts->servicesDone, *parts->clock, std::chrono::seconds(5))) {
@@ -187,16 +243,23 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
       !co_await waitFor(parts->webhookCertificatesDone, *parts->clock, std::chrono::seconds(5))) {
     spdlog::warn("msg=\"webhook certificates did not stop in time\"");
   }
+  if (parts->elector != nullptr) {
+    // Last: nothing of this replica writes any more when a standby takes over.
+    parts->elector->stop();
+    if (!co_await waitFor(parts->electorDone, *parts->clock, std::chrono::seconds(5))) {
+      spdlog::warn("msg=\"leader election did not stop in time\"");
+    }
+  }
   parts->health->stop();
   spdlog::info("msg=\"stopped\"");
   // Provider timers (pods that start or exit later) would keep the loop alive.
   parts->io->stop();
 }
 
-asio::awaitable<void> runCleanup(kube::RestClient* backend, std::string ns, std::string clusterID,
-                                 bool cciApi, std::chrono::milliseconds timeout, Status* out) {
+asio::awaitable<void> runCleanup(kube::RestClient* backend, provider::cci::CleanupOptions options,
+                                 Result<provider::cci::CleanupReport>* out) {
   const Clock& clock = realClock();
-  *out = co_await provider::cci::cleanupBackend(*backend, ns, clusterID, cciApi, timeout, clock);
+  *out = co_await provider::cci::cleanupBackend(*backend, std::move(options), clock);
 }
 
 asio::awaitable<void> removeRegistration(kube::RestClient* cluster, std::string name, Status* out) {
@@ -220,7 +283,8 @@ Result<kube::ClientConfig> clusterConfig(const Config& config) {
 
 }  // namespace
 
-int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::string& version) {
+int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNodes,
+            const std::string& version) {
   if (config.provider != "cci") {
     std::fprintf(stderr,
                  "burstlet cleanup: provider.name is %s; only the cci provider leaves "
@@ -257,19 +321,24 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::
                  backend.error().toString().c_str());
     return 1;
   }
-  const std::string ns =
+  provider::cci::CleanupOptions options;
+  options.ns =
       provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
-  Status result = okStatus();
-  asio::co_spawn(io,
-                 runCleanup(backend->get(), ns, config.backend.clusterID, config.backend.cciApi(),
-                            timeout, &result),
-                 asio::detached);
+  options.clusterID = config.backend.clusterID;
+  options.nodeName = config.nodeName;
+  options.allNodes = allNodes;
+  options.cciApi = config.backend.cciApi();
+  options.timeout = timeout;
+  Result<provider::cci::CleanupReport> result = provider::cci::CleanupReport{};
+  asio::co_spawn(io, runCleanup(backend->get(), options, &result), asio::detached);
   io.run();
   if (!result.ok()) {
     std::fprintf(stderr, "burstlet cleanup: %s\n", result.error().toString().c_str());
     return 1;
   }
-  std::printf("backend namespace %s is gone\n", ns.c_str());
+  for (const auto& line : provider::cci::describeCleanup(*result, options)) {
+    std::printf("%s\n", line.c_str());
+  }
   if (webhook) {
     // Without burstlet its registration only costs each pod create a failed call.
     const std::string name = "burstlet-" + config.nodeName;
@@ -420,8 +489,25 @@ int run(const Config& config, const std::string& version) {
   (*health)->route("/healthz", [](const server::Request&) {
     return server::Response{200, "text/plain; charset=utf-8", "ok\n", {}};
   });
-  (*health)->route("/readyz", [&node, &pods, provider](const server::Request&) {
+  std::unique_ptr<kube::LeaderElector> elector;
+  if (config.leaderElection.enabled) {
+    elector = std::make_unique<kube::LeaderElector>(**client, leaderElectionOptions(config), clock);
+    spdlog::info("msg=\"leader election on\" lease={}/{} identity={}",
+                 leaderElectionOptions(config).ns, leaderElectionOptions(config).name,
+                 elector->identity());
+  }
+  registry.gaugeFunc("burstlet_leader",
+                     "1 when this replica works (holds the node's Lease, or no leader election).",
+                     [&elector] { return !elector || elector->leading().isSet() ? 1.0 : 0.0; });
+  (*health)->route("/readyz", [&node, &pods, provider, &elector](const server::Request&) {
     std::string why;
+    if (elector && !elector->leading().isSet()) {
+      // Ready as a standby, so that a rolling update (maxUnavailable 0) goes on; the Service in
+      // front of the replicas selects the leader by its pod's label (leadership.h).
+      const auto holder = elector->holder();
+      why = "standing by: the node's Lease is held by " + (holder.empty() ? "nobody" : holder);
+      return server::Response{200, "text/plain; charset=utf-8", why + "\n", {}};
+    }
     if (!node.ready()) {
       why += "node not registered or lease not renewed\n";
     }
@@ -451,10 +537,6 @@ int run(const Config& config, const std::string& version) {
       return fail("kubelet API", made.error());
     }
     kubeletApi = std::move(*made);
-    kubeletApi->server->start();
-    spdlog::info("msg=\"kubelet API listening\" address={} port={} clientCA={}",
-                 kubeletApi->address, kubeletApi->server->port(),
-                 config.kubeletApi.clientCAFile.empty() ? "none" : config.kubeletApi.clientCAFile);
   }
   std::optional<AdmissionParts> admission;
   if (!config.admission.listen.empty()) {
@@ -464,11 +546,6 @@ int run(const Config& config, const std::string& version) {
       return fail("admission webhook", made.error());
     }
     admission = std::move(*made);
-    if (!admission->certificates) {
-      admission->server->start();  // else once the certificates are loaded
-    }
-    spdlog::info("msg=\"admission webhook listening\" port={} url={}", admission->server->port(),
-                 admission->registration.url);
   }
   spdlog::info(
       "msg=\"burstlet starting\" version={} node={} provider={} api={} health=:{} "
@@ -482,49 +559,87 @@ int run(const Config& config, const std::string& version) {
   parts.events = &events;
   parts.services = &services;
   parts.health = health->get();
-  parts.kubeletApi = kubeletApi ? kubeletApi->server.get() : nullptr;
-  if (kubeletApi && kubeletApi->certificates) {
-    asio::co_spawn(asio::make_strand(io), kubeletApi->certificates->run(parts.shutdown),
-                   asio::detached);
-  }
-  if (admission) {
-    parts.admission = admission->server.get();
-    parts.admissionCaches = admission->caches.get();
-    admission->caches->start(io);
-    if (admission->certificates) {
-      parts.webhookCertificates = true;
-      spawnPart(asio::make_strand(io),
-                admission->certificates->run(
-                    **client, *admission->server,
-                    config.admission.registerWebhook
-                        ? std::optional<admission::Registration>(admission->registration)
-                        : std::nullopt,
-                    parts.shutdown),
-                &parts.webhookCertificatesDone, "webhook certificates");
-    } else if (config.admission.registerWebhook) {
-      asio::co_spawn(asio::make_strand(io),
-                     keepRegistered(**client, admission->registration, clock, parts.shutdown),
-                     asio::detached);
-    }
-  }
   parts.io = &io;
   parts.clock = &clock;
   parts.provider = provider;
+  parts.elector = elector.get();
   for (auto& feed : feeds) {
     parts.feedInformers.push_back(feed.get());
   }
-  if (networkParts->credentials) {
-    asio::co_spawn(asio::make_strand(io),
-                   runProxyCredentials(&parts, networkParts->credentials.get()), asio::detached);
+  // A standby keeps its caches warm (the node's pods, Services, the admission caches and, when
+  // the provider can stand by, the backend's pods and copies) and writes nothing: the rest starts
+  // once it leads.
+  const bool providerStandsBy = elector && provider->standBy(parts.leading);
+  auto lifecycleStrand = asio::make_strand(io);
+  std::function<void()> startWork = [&] {
+    parts.working = true;
+    if (kubeletApi) {
+      kubeletApi->server->start();
+      parts.kubeletApi = kubeletApi->server.get();
+      spdlog::info(
+          "msg=\"kubelet API listening\" address={} port={} clientCA={}", kubeletApi->address,
+          kubeletApi->server->port(),
+          config.kubeletApi.clientCAFile.empty() ? "none" : config.kubeletApi.clientCAFile);
+      if (kubeletApi->certificates) {
+        asio::co_spawn(asio::make_strand(io), kubeletApi->certificates->run(parts.shutdown),
+                       asio::detached);
+      }
+    }
+    if (admission) {
+      if (!admission->certificates) {
+        admission->server->start();  // else once the certificates are loaded
+      }
+      spdlog::info("msg=\"admission webhook listening\" port={} url={}", admission->server->port(),
+                   admission->registration.url);
+      parts.admission = admission->server.get();
+      if (admission->certificates) {
+        parts.webhookCertificates = true;
+        spawnPart(asio::make_strand(io),
+                  admission->certificates->run(
+                      **client, *admission->server,
+                      config.admission.registerWebhook
+                          ? std::optional<admission::Registration>(admission->registration)
+                          : std::nullopt,
+                      parts.shutdown),
+                  &parts.webhookCertificatesDone, "webhook certificates");
+      } else if (config.admission.registerWebhook) {
+        asio::co_spawn(asio::make_strand(io),
+                       keepRegistered(**client, admission->registration, clock, parts.shutdown),
+                       asio::detached);
+      }
+    }
+    if (networkParts->credentials) {
+      asio::co_spawn(asio::make_strand(io),
+                     runProxyCredentials(&parts, networkParts->credentials.get()), asio::detached);
+    }
+    if (!providerStandsBy) {
+      parts.providerStarted = true;
+      spawnPart(providerStrand, runProvider(&parts), &parts.providerDone, "provider");
+    }
+    spawnPart(asio::make_strand(io), node.run(), &parts.nodeDone, "node");
+  };
+  if (admission) {
+    parts.admissionCaches = admission->caches.get();
+    admission->caches->start(io);
   }
-  spawnPart(providerStrand, runProvider(&parts), &parts.providerDone, "provider");
+  if (elector) {
+    spawnPart(asio::make_strand(io), elector->run(), &parts.electorDone, "leader election");
+    asio::co_spawn(asio::make_strand(io), followElection(&parts, client->get()), asio::detached);
+  } else {
+    parts.leading.set();
+  }
+  if (providerStandsBy) {
+    parts.providerStarted = true;
+    spawnPart(providerStrand, runProvider(&parts), &parts.providerDone, "provider");
+  }
+  asio::co_spawn(lifecycleStrand, lead(&parts, &startWork), asio::detached);
   spawnPart(asio::make_strand(io), startFeeds(&parts, &io), &parts.feedsStarted, "feeds");
   spawnPart(asio::make_strand(io), events.run(), &parts.eventsDone, "events");
-  spawnPart(asio::make_strand(io), node.run(), &parts.nodeDone, "node");
   spawnPart(asio::make_strand(io), services.run(), &parts.servicesDone, "services");
-  spawnPart(podStrand, startPods(&parts), &parts.podsDone, "pods");
+  pods.holdUntil(parts.podsGo);
+  asio::co_spawn(asio::make_strand(io), letPodsGo(&parts), asio::detached);
+  spawnPart(podStrand, pods.run(), &parts.podsDone, "pods");
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  auto lifecycleStrand = asio::make_strand(io);
   asio::co_spawn(lifecycleStrand, awaitSignal(&parts, &signals), asio::detached);
   asio::co_spawn(lifecycleStrand, lifecycle(&parts, &signals), asio::detached);
 
@@ -536,7 +651,7 @@ int run(const Config& config, const std::string& version) {
   for (auto& t : threads) {
     t.join();
   }
-  return parts.providerFailed ? 1 : 0;
+  return parts.providerFailed || parts.leadershipLost ? 1 : 0;
 }
 
 }  // namespace burstlet::daemon

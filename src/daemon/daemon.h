@@ -15,8 +15,12 @@ namespace burstlet::daemon {
 // give exit code 1.
 int run(const Config& config, const std::string& version);
 
-// `burstlet cleanup`: deletes the backend namespace of the cci provider (and the backend
-// volumes made for it) and waits until it is gone. Idempotent. Returns the exit code.
-int cleanup(const Config& config, std::chrono::milliseconds timeout, const std::string& version);
+// `burstlet cleanup`: removes what virtual node config.nodeName made on the cci provider's
+// backend and waits until its pods are gone; the backend namespace (with its Network and the
+// backend volumes made for it) goes too once no other virtual node uses it, or at once with
+// `allNodes` (provider/cci/cleanup.h). Prints what it removed and whether the namespace stayed
+// (and for which nodes). Idempotent. Returns the exit code.
+int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNodes,
+            const std::string& version);
 
 }  // namespace burstlet::daemon

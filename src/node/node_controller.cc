@@ -119,8 +119,14 @@ NodeController::NodeController(kube::RestClient& client, provider::Provider& pro
   readyCondition_ = {true, "KubeletReady", "kubelet is posting ready status", started_};
   providerCondition_.since = started_;
   health_.onChange([this] { wakeup_.notify(); });
+  provider_.onResourcesChange([this] {
+    resourcesChanged_ = true;
+    wakeup_.notify();
+  });
   refreshConditions();
 }
+
+NodeController::~NodeController() { provider_.onResourcesChange(nullptr); }
 
 json::value NodeController::nodeObject() const {
   const std::string providerName(provider_.name());
@@ -227,12 +233,15 @@ void NodeController::refreshConditions() {
   }
 }
 
-json::value NodeController::statusObject() const {
-  const auto cap = provider_.capacity();
-  const json::object resources{{"cpu", cap.cpu},
-                               {"memory", cap.memory},
-                               {"pods", cap.pods},
-                               {"ephemeral-storage", cap.ephemeralStorage}};
+json::value NodeController::statusObject() const { return statusWith(provider_.resources()); }
+
+json::value NodeController::statusWith(const provider::NodeResources& r) const {
+  const auto list = [](const provider::NodeCapacity& c) {
+    return json::object{{"cpu", c.cpu},
+                        {"memory", c.memory},
+                        {"pods", c.pods},
+                        {"ephemeral-storage", c.ephemeralStorage}};
+  };
   const std::string now = formatRfc3339(clock_.now());
   auto cond = [&](std::string_view type, const ConditionState& c) {
     return json::object{{"type", type},
@@ -248,8 +257,8 @@ json::value NodeController::statusObject() const {
                          cond("ProviderUnavailable", providerCondition_)};
   const std::string providerName(provider_.name());
   json::object status{
-      {"capacity", resources},
-      {"allocatable", resources},
+      {"capacity", list(r.capacity)},
+      {"allocatable", list(r.allocatable)},
       {"conditions", std::move(conditions)},
       {"addresses",
        json::array{json::object{{"type", "InternalIP"}, {"address", options_.internalIP}},
@@ -328,15 +337,27 @@ asio::awaitable<Result<json::value>> NodeController::writeTaints(bool withLabels
                         "node " + options_.nodeName + " kept changing while writing its taints");
 }
 
+void NodeController::checkResources(Clock::SteadyTime now) {
+  resourcesDue_ = false;
+  const auto r = provider_.resources();
+  if (resourcesWritten_ && *resourcesWritten_ == r) {
+    return;  // changed and changed back, or written meanwhile
+  }
+  statusDirty_ = true;  // the provider logs what changed
+  nextResources_ = now + options_.resourcesInterval;
+}
+
 asio::awaitable<Status> NodeController::registerNode() {
   json::value node = nodeObject();
-  node.as_object()["status"] = statusObject();
+  const auto resources = provider_.resources();
+  node.as_object()["status"] = statusWith(resources);
   const std::string cluster;  // named: see kube/rest.h on co_await temporaries
   auto created = co_await client_.create(resources::kNodes, cluster, node);
   if (created.ok()) {
     nodeUid_ = std::string(kube::objectUid(*created));
     spdlog::info("msg=\"node registered\" node={} uid={}", options_.nodeName, nodeUid_);
     statusDirty_ = false;
+    resourcesWritten_ = resources;
     taintWritten_ = taintWanted();
     lease_.reset();
     co_return okStatus();
@@ -450,7 +471,8 @@ asio::awaitable<Status> NodeController::syncTaints() {
 }
 
 asio::awaitable<Status> NodeController::patchStatus() {
-  json::value status = statusObject();
+  const auto resources = provider_.resources();
+  json::value status = statusWith(resources);
   // Our conditions in our order also on a node whose list an older burstlet ordered otherwise;
   // conditions others wrote keep their places among them.
   json::array order;
@@ -474,6 +496,7 @@ asio::awaitable<Status> NodeController::patchStatus() {
     lease_.reset();
   }
   statusDirty_ = false;
+  resourcesWritten_ = resources;
   staleConditions_ = carriesStaleCondition(*r);
   co_return okStatus();
 }
@@ -581,6 +604,12 @@ asio::awaitable<void> NodeController::run() {
       nextLease = clock_.steadyNow();
     }
     const auto now = clock_.steadyNow();
+    if (resourcesChanged_.exchange(false)) {
+      resourcesDue_ = true;
+    }
+    if (resourcesDue_ && now >= nextResources_) {
+      checkResources(now);
+    }
     if (now >= nextLease) {
       // The lease outlives a deleted Node until the garbage collector gets to it: look at the
       // Node itself, so that one deleted by hand is back within a renewal interval.
@@ -654,6 +683,9 @@ asio::awaitable<void> NodeController::run() {
     }
     if (notReadyAt_ && readyCondition_.status) {
       wake = std::min(wake, *notReadyAt_);
+    }
+    if (resourcesDue_) {
+      wake = std::min(wake, nextResources_);
     }
     const auto left = wake - clock_.steadyNow();
     if (left > std::chrono::steady_clock::duration::zero()) {

@@ -17,6 +17,10 @@
 //
 // All writes keep what others wrote: labels are merged, conditions are merged by type, and the
 // taint list (atomic in the API) is read, edited and written back on the version read.
+//
+// capacity and allocatable are the provider's resources() at each status write. When the
+// provider reports a change (onResourcesChange), the loop wakes, compares with what it wrote
+// last, and writes the status when they differ, at most once per resourcesInterval.
 #pragma once
 
 #include <atomic>
@@ -64,6 +68,10 @@ struct NodeOptions {
   // "ExtendWebSocketsToKubelet" (a 1.36 API server then passes exec/attach WebSockets and
   // port-forward tunnels straight through instead of translating them to SPDY).
   std::vector<std::string> declaredFeatures;
+  // The least time between two status writes for changed resources: while a backend quota is
+  // shared, allocatable moves with every pod of another node, and a burst of them must not
+  // become a burst of node writes. A change waits at most this long (the first at once).
+  std::chrono::milliseconds resourcesInterval{5'000};
 };
 
 // The taint on the node while the provider cannot be reached (effect NoSchedule).
@@ -77,6 +85,10 @@ class NodeController {
  public:
   NodeController(kube::RestClient& client, provider::Provider& provider, NodeOptions options,
                  const Clock& clock);
+  // Unsets the provider's onResourcesChange callback.
+  ~NodeController();
+  NodeController(const NodeController&) = delete;
+  NodeController& operator=(const NodeController&) = delete;
 
   // Registers and heartbeats until stop(); then releases the lease.
   asio::awaitable<void> run();
@@ -94,7 +106,8 @@ class NodeController {
 
   // The Node as registered (for tests and the create call).
   boost::json::value nodeObject() const;
-  // The status part, with the conditions as last refreshed by run().
+  // The status part, with the conditions as last refreshed by run() and the provider's
+  // resources now.
   boost::json::value statusObject() const;
 
  private:
@@ -118,6 +131,10 @@ class NodeController {
   void refreshConditions();
   bool setCondition(ConditionState& c, bool status, std::string reason, std::string message,
                     Clock::WallTime at);
+  boost::json::value statusWith(const provider::NodeResources& resources) const;
+  // After the provider reported changed resources: marks the status dirty when they differ from
+  // those written, unless a resources write was too recent (then at nextResources_).
+  void checkResources(Clock::SteadyTime now);
   bool taintWanted() const { return providerCondition_.status; }
   // Our taints in `taints`, everyone else's kept in place. True when it changed the list.
   bool applyOurTaints(boost::json::array& taints) const;
@@ -140,7 +157,8 @@ class NodeController {
   std::atomic<bool> ready_{false};
   Signals signals_;
   ProviderHealth health_;
-  Wakeup wakeup_;  // run()'s sleeps, cut short by stop() and by health changes
+  Wakeup wakeup_;  // run()'s sleeps, cut short by stop(), health and resources changes
+  std::atomic<bool> resourcesChanged_{false};  // set by the provider's callback
   // Touched only by run() (statusObject() and nodeObject() read them from there): no lock.
   std::string nodeUid_;
   std::optional<boost::json::value> lease_;  // last lease written (holds resourceVersion)
@@ -161,6 +179,10 @@ class NodeController {
   std::optional<Clock::SteadyTime> notReadyAt_;
   // Whether the node carries the provider-unavailable taint, as last written; unknown before.
   std::optional<bool> taintWritten_;
+  // The resources in the last status written, and the check the provider asked for.
+  std::optional<provider::NodeResources> resourcesWritten_;
+  bool resourcesDue_ = false;
+  Clock::SteadyTime nextResources_{};  // no resources write before (resourcesInterval)
 };
 
 }  // namespace burstlet::node

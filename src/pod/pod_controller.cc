@@ -117,6 +117,9 @@ asio::awaitable<void> PodController::run() {
   provider_.onPodStatusChange([this](const PodRef& ref) { enqueue(ref.key()); });
   spawn(informer_->run());
   co_await waitAny(informer_->signals().ready, stop_);
+  if (hold_ != nullptr) {
+    co_await waitAny(*hold_, stop_);
+  }
   for (int attempt = 0; !stopped_; ++attempt) {
     auto s = co_await reconcile();
     if (s.ok()) {

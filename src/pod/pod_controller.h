@@ -115,6 +115,10 @@ class PodController {
 
   // Informer, reconcile, workers; returns after stop() once in-flight syncs finished.
   asio::awaitable<void> run();
+  // run() lists and watches the node's pods at once (a warm cache), but reconciles and syncs
+  // only once `go` is set: the provider ready, and with several replicas this one leading.
+  // Call before run(); `go` must outlive it.
+  void holdUntil(const Latch& go) { hold_ = &go; }
   void stop();
   // The informer listed the pods and the provider's pods were reconciled.
   bool ready() const { return ready_.load(); }
@@ -181,6 +185,7 @@ class PodController {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> ready_{false};
   Latch stop_;  // set by stop()
+  const Latch* hold_ = nullptr;
   Gate gate_;   // coroutines of run() still going (informer, workers, resync)
   Signals signals_;
   mutable std::mutex mu_;  // guards known_, rejected_, ephemeralUnsupported_, forcedAt_,

@@ -47,6 +47,18 @@ struct NodeCapacity {
   std::string memory = "8Ti";
   std::string pods = "10000";
   std::string ephemeralStorage = "20Ti";
+
+  bool operator==(const NodeCapacity&) const = default;
+};
+
+// The node's status.capacity and status.allocatable: what the backend can give the node at all,
+// and what of it the scheduler may still place (less what others' pods on a shared backend
+// already take).
+struct NodeResources {
+  NodeCapacity capacity;
+  NodeCapacity allocatable;
+
+  bool operator==(const NodeResources&) const = default;
 };
 
 struct LogOptions {
@@ -176,6 +188,11 @@ class Provider {
   virtual asio::awaitable<Status> run();
   // Ends run() soon. Thread-safe, idempotent.
   virtual void stop();
+  // With several replicas of one node (leader election), before run(): a provider that can
+  // stand by takes `leading` and answers true; its run() then keeps what it reads warm but
+  // writes nothing, and is not ready, until `leading` is set. The default answers false: the
+  // daemon starts its run() only once this replica leads.
+  virtual bool standBy(const Latch& /*leading*/) { return false; }
   virtual const Signals& signals() const;
   // Why the provider is not ready, in a line, or "" (for /readyz). Default: "".
   virtual std::string notReadyReason() const { return ""; }
@@ -215,8 +232,20 @@ class Provider {
   // the backend. Set once, before the first create.
   virtual void onPodStatusChange(std::function<void(const PodRef&)> callback) = 0;
 
-  // What the node advertises.
+  // The node's configured resources (the config file's numbers): what it advertises when the
+  // provider knows nothing better, and the ceiling of resources().
   virtual NodeCapacity capacity() const = 0;
+  // What the node advertises now, read at each status write. The default: capacity() as both.
+  // A provider that learns what its backend can give (the cci provider: the backend namespace's
+  // ResourceQuotas) answers that, never above capacity(), and calls the onResourcesChange
+  // callback when the answer changed.
+  virtual NodeResources resources() const { return {capacity(), capacity()}; }
+  // Called from any thread when resources() changed. It may run under a lock of the provider's,
+  // so it must be quick and not call the provider; setting it again (null to unset) returns
+  // once a call in flight has ended. The default never calls it.
+  // By value: implementations keep it.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
+  virtual void onResourcesChange(std::function<void()> /*callback*/) {}
   // Whether the backend can be reached and accepts work; the node's ProviderUnavailable
   // condition and taint follow. May take long when the backend hangs: the node stops waiting
   // after its ping timeout, but the call runs to its end.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <tuple>
 
 #include "mocks/temp_dir.h"
 
@@ -307,6 +308,37 @@ TEST(ConfigTest, CciValidationNamesTheProblem) {
   }
 }
 
+// The node's cap is compared with the backend's quotas: each must be a quantity, pods whole.
+TEST(ConfigTest, CciCapacityMustBeQuantities) {
+  struct Case {
+    std::function<void(provider::NodeCapacity&)> edit;
+    std::string mentions;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& c) { c.cpu = "many"; }, "provider.cci.cpu: \"many\" is not a quantity"},
+      {[](auto& c) { c.memory = "-1Gi"; }, "provider.cci.memory"},
+      {[](auto& c) { c.pods = "10.5"; }, "provider.cci.pods: \"10.5\" is not a whole number"},
+      {[](auto& c) { c.ephemeralStorage = ""; }, "provider.cci.ephemeralStorage"},
+  };
+  for (const auto& c : cases) {
+    Config config;
+    config.provider = "cci";
+    config.backend.kubeconfig = "/backend.kubeconfig";
+    config.backend.clusterID = "c1";
+    ASSERT_TRUE(validate(config).ok());
+    c.edit(config.backendCapacity);
+    auto s = validate(config);
+    ASSERT_FALSE(s.ok()) << c.mentions;
+    EXPECT_NE(s.error().message.find(c.mentions), std::string::npos) << s.error().message;
+  }
+  Config fine;
+  fine.provider = "cci";
+  fine.backend.kubeconfig = "/backend.kubeconfig";
+  fine.backend.clusterID = "c1";
+  fine.backendCapacity = {"500m", "1.5Gi", "1k", "100G"};
+  EXPECT_TRUE(validate(fine).ok()) << validate(fine).error().toString();
+}
+
 TEST(ConfigTest, CciNetworkSection) {
   TempDir dir;
   const std::string path = dir.write("net.yaml", R"(
@@ -454,6 +486,57 @@ network:
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find("network.proxy.enable: unknown key"), std::string::npos)
       << t.error().message;
+}
+
+TEST(ConfigTest, LeaderElectionSection) {
+  TempDir dir;
+  const std::string path = dir.write("burstlet.yaml", R"(
+leaderElection:
+  enabled: true
+  namespace: burstlet
+  leaseName: burstlet-zone-a
+  identity: replica
+  leaseDuration: 20s
+  renewDeadline: 12s
+  retryPeriod: 3s
+)");
+  auto c = loadConfigFile(path, Config{});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  const auto& l = c->leaderElection;
+  EXPECT_TRUE(l.enabled);
+  EXPECT_EQ(l.ns, "burstlet");
+  EXPECT_EQ(l.leaseName, "burstlet-zone-a");
+  EXPECT_EQ(l.identity, "replica");
+  EXPECT_EQ(l.leaseDuration, std::chrono::seconds(20));
+  EXPECT_EQ(l.renewDeadline, std::chrono::seconds(12));
+  EXPECT_EQ(l.retryPeriod, std::chrono::seconds(3));
+  EXPECT_TRUE(validate(*c).ok());
+  EXPECT_FALSE(Config{}.leaderElection.enabled);  // one replica unless asked for
+  // The holder must give up before a standby may take over, with time for a retry or two.
+  for (auto [duration, deadline, retry] :
+       {std::tuple{10, 10, 2}, std::tuple{15, 12, 7}, std::tuple{15, 20, 2}}) {
+    Config bad = *c;
+    bad.leaderElection.leaseDuration = std::chrono::seconds(duration);
+    bad.leaderElection.renewDeadline = std::chrono::seconds(deadline);
+    bad.leaderElection.retryPeriod = std::chrono::seconds(retry);
+    auto s = validate(bad);
+    ASSERT_FALSE(s.ok()) << duration << " " << deadline << " " << retry;
+    EXPECT_NE(s.error().message.find("renewDeadline < leaseDuration"), std::string::npos);
+  }
+  Config bad = *c;
+  bad.leaderElection.ns = "Not_A_Namespace";
+  EXPECT_NE(validate(bad).error().message.find("leaderElection.namespace"), std::string::npos);
+  bad = *c;
+  bad.leaderElection.leaseName = "bad/name";
+  EXPECT_NE(validate(bad).error().message.find("leaderElection.leaseName"), std::string::npos);
+  bad = *c;
+  bad.leaderElection.enabled = false;  // not checked when off
+  bad.leaderElection.retryPeriod = std::chrono::milliseconds(0);
+  EXPECT_TRUE(validate(bad).ok());
+  const std::string typo = dir.write("typo.yaml", "leaderElection:\n  leaseDurations: 20s\n");
+  auto t = loadConfigFile(typo, Config{});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("leaseDurations"), std::string::npos);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -48,6 +49,25 @@ class PingProvider final : public provider::Provider {
   }
   void onPodStatusChange(std::function<void(const provider::PodRef&)> /*callback*/) override {}
   provider::NodeCapacity capacity() const override { return {}; }
+  provider::NodeResources resources() const override {
+    std::lock_guard lock(mu_);
+    return resources_;
+  }
+  void onResourcesChange(std::function<void()> callback) override {
+    std::lock_guard lock(callbackMu_);
+    resourcesChanged_ = std::move(callback);
+  }
+  // What resources() answers from now on; `notify`: tells the node, as a provider does.
+  void setResources(provider::NodeResources r, bool notify = true) {
+    {
+      std::lock_guard lock(mu_);
+      resources_ = std::move(r);
+    }
+    std::lock_guard lock(callbackMu_);
+    if (notify && resourcesChanged_) {
+      resourcesChanged_();
+    }
+  }
 
   asio::awaitable<Status> ping() override {
     ++started_;
@@ -71,9 +91,12 @@ class PingProvider final : public provider::Provider {
   std::atomic<Mode> mode_{Mode::kAnswer};
   std::atomic<int> started_{0};
   std::atomic<int> inFlight_{0};
-  std::mutex mu_;  // guards the failure
+  mutable std::mutex mu_;  // guards the failure and resources_
   std::string failReason_ = "BackendUnreachable";
   std::string failMessage_ = "stub backend refuses connections";
+  provider::NodeResources resources_;
+  std::mutex callbackMu_;  // guards resourcesChanged_, held while it runs
+  std::function<void()> resourcesChanged_;
 };
 
 }  // namespace burstlet::testing

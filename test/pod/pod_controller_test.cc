@@ -224,6 +224,26 @@ TEST(PodControllerTest, CreatesThenWritesStatusOnceAndCoalescesNotifications) {
   h.stop();
 }
 
+// A standby replica (PodController::holdUntil): the node's pods are listed and watched, nothing is
+// synced or written until it may go; then everything queued meanwhile is synced.
+TEST(PodControllerTest, HeldItListsThePodsButSyncsNothingUntilItMayGo) {
+  Harness h({pod("a"), pod("b")});
+  Latch go;
+  h.controller->holdUntil(go);
+  h.start();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.controller->pods().size() == 2; }));
+  runUntil(
+      h.io, [] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_EQ(h.provider.creates, 0);
+  EXPECT_EQ(h.cluster.patches(), 0U);
+  EXPECT_FALSE(h.controller->ready());
+  go.set();
+  ASSERT_TRUE(runUntil(h.io, [&] { return h.cluster.patches() >= 2; }));
+  EXPECT_EQ(h.provider.creates, 2);
+  EXPECT_TRUE(h.controller->ready());
+  h.stop();
+}
+
 // A pod the burst policy placed gets a deletion cost below ordinary pods' once it runs here, so
 // its workload scales in by its burst pods first; others are left as they are.
 TEST(PodControllerTest, BurstPodsGetALowDeletionCost) {

@@ -94,6 +94,16 @@ int main(int argc, char** argv) {
                                  "add the network proxy sidecar to backend pods (ClusterIPs)");
   auto* proxyImageOpt = run->add_option("--network-proxy-image", runFlags.network.proxy.image,
                                         "burstlet's image, for the network proxy sidecar");
+  auto* leaderOpt =
+      run->add_flag("--leader-elect", runFlags.leaderElection.enabled,
+                    "run as one of several replicas: only the holder of the node's Lease works");
+  auto* leaderNsOpt =
+      run->add_option("--leader-elect-namespace", runFlags.leaderElection.ns,
+                      "namespace of the Lease (default $POD_NAMESPACE, else kube-system)");
+  std::string leaseDuration;
+  auto* leaseDurationOpt =
+      run->add_option("--leader-elect-lease-duration", leaseDuration,
+                      "how long a standby waits for an unrenewed Lease before taking it (15s)");
   run->callback([&] {
     action = [&]() -> int {
       burstlet::daemon::Config config;
@@ -134,6 +144,17 @@ int main(int argc, char** argv) {
       take(apiServerNameOpt, config.network.apiServerName, runFlags.network.apiServerName);
       take(proxyOpt, config.network.proxy.enabled, runFlags.network.proxy.enabled);
       take(proxyImageOpt, config.network.proxy.image, runFlags.network.proxy.image);
+      take(leaderOpt, config.leaderElection.enabled, runFlags.leaderElection.enabled);
+      take(leaderNsOpt, config.leaderElection.ns, runFlags.leaderElection.ns);
+      if (leaseDurationOpt->count() > 0) {
+        auto d = burstlet::daemon::parseDuration(leaseDuration);
+        if (!d.ok()) {
+          std::fprintf(stderr, "burstlet run: --leader-elect-lease-duration: %s\n",
+                       d.error().message.c_str());
+          return 1;
+        }
+        config.leaderElection.leaseDuration = *d;
+      }
       if (delayOpt->count() > 0) {
         auto d = burstlet::daemon::parseDuration(startDelay);
         if (!d.ok()) {
@@ -162,7 +183,11 @@ int main(int argc, char** argv) {
   });
 
   auto* cleanupCmd = app.add_subcommand(
-      "cleanup", "Delete the backend namespace of the cci provider and wait until it is gone");
+      "cleanup",
+      "Uninstall one virtual node from the cci provider's backend: delete the node's pods (and "
+      "wait until they are gone), its ConfigMap, Secret and claim copies, volumes, node secrets "
+      "and marker; then delete the backend namespace (its Network first) unless another virtual "
+      "node of the cluster still uses it");
   std::string cleanupConfig;
   std::string cleanupTimeout = "10m";
   burstlet::daemon::Config cleanupFlags;
@@ -174,11 +199,17 @@ int main(int argc, char** argv) {
                              "remove the webhook registration)");
   auto* cleanupNodeOpt = cleanupCmd->add_option(
       "--node-name", cleanupFlags.nodeName,
-      "the virtual node burstlet ran as (its webhook registration is burstlet-<node>)");
+      "the virtual node burstlet ran as (default: node.name of --config): whose backend "
+      "objects go, and its webhook registration burstlet-<node>");
   auto* cleanupInClusterOpt = cleanupCmd->add_flag("--in-cluster", cleanupFlags.inCluster,
                                                    "use the in-cluster ServiceAccount");
   cleanupCmd->add_option("--timeout", cleanupTimeout,
-                         "how long to wait for the namespace to go (default 10m)");
+                         "how long to wait for the node's pods and the namespace to go (default "
+                         "10m)");
+  bool cleanupAllNodes = false;
+  cleanupCmd->add_flag("--all-nodes", cleanupAllNodes,
+                       "delete the backend namespace and everything in it, also what other "
+                       "virtual nodes of the cluster (same clusterID) run there");
   cleanupCmd->callback([&] {
     action = [&]() -> int {
       auto loaded = burstlet::daemon::loadConfigFile(cleanupConfig, burstlet::daemon::Config{});
@@ -200,7 +231,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "burstlet cleanup: --timeout: %s\n", timeout.error().message.c_str());
         return 1;
       }
-      return burstlet::daemon::cleanup(*loaded, *timeout, BURSTLET_VERSION);
+      return burstlet::daemon::cleanup(*loaded, *timeout, cleanupAllNodes, BURSTLET_VERSION);
     };
   });
 

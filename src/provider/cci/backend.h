@@ -1,6 +1,6 @@
 // Where the backend is and how burstlet reaches it: a kubeconfig (any Kubernetes API server)
-// or CCI settings (endpoint, project, X-Auth-Token or AK/SK signing), plus `burstlet cleanup`,
-// which removes everything burstlet made there.
+// or CCI settings (endpoint, project, X-Auth-Token or AK/SK signing). `burstlet cleanup` is in
+// cleanup.h.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -89,15 +89,5 @@ Result<std::unique_ptr<kube::RestClient>> connectService(
 asio::awaitable<Result<NetworkSettings>> resolveNetwork(BackendConfig config,
                                                         std::optional<AkSk> aksk,
                                                         std::string userAgent, const Clock& clock);
-
-// Deletes the backend namespace `ns` (only when it carries clusterID's ownership labels), its
-// Networks of ours first, and the backend volumes made for it, then waits until the namespace
-// is gone or `timeout` passed. `cciApi`: every claim in the namespace is unbound before the
-// namespace is deleted (storage_import.h), and the namespace stays when one cannot be; there
-// are no volumes.
-// Idempotent: an absent namespace is success.
-asio::awaitable<Status> cleanupBackend(kube::RestClient& backend, const std::string& ns,
-                                       const std::string& clusterID, bool cciApi,
-                                       std::chrono::milliseconds timeout, const Clock& clock);
 
 }  // namespace burstlet::provider::cci

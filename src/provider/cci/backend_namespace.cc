@@ -25,6 +25,10 @@ constexpr int kTerminatingPolls = 600;
 // How many times CCI may say a name exists that this account cannot see before it counts as
 // another account's.
 constexpr int kNameTakenTries = 3;
+// How many refusals of the node's marker (not transient: forbidden, invalid) are tried again
+// before the node goes on without one. A refusal can be passing: a namespace that began to
+// terminate refuses new objects (403) until it is gone and made again.
+constexpr int kMarkerRefusals = 3;
 
 // The wait before attempt `attempt` + 1 when the backend does not answer: 200 ms .. 10 s.
 std::chrono::milliseconds backoff(int attempt) {
@@ -39,6 +43,7 @@ BackendNamespace::BackendNamespace(kube::RestClient& backend, const CciOptions& 
     : backend_(backend),
       name_(options.backendNamespace),
       clusterID_(options.clusterID),
+      nodeName_(options.nodeName),
       cci_(options.cci),
       flavor_(options.flavor),
       clock_(clock) {}
@@ -46,15 +51,30 @@ BackendNamespace::BackendNamespace(kube::RestClient& backend, const CciOptions& 
 asio::awaitable<Status> BackendNamespace::ensure(const Latch& stop) {
   // The backend may not answer yet (it starts with us, or the network is down): keep trying,
   // except when it says the namespace is not ours.
+  int markerRefusals = 0;
   for (int attempt = 0; !stop.isSet(); ++attempt) {
     auto s = co_await ensureOnce(stop);
-    if (s.ok()) {
-      co_return s;
-    }
-    const ErrorCode code = s.error().code;
-    if (code == ErrorCode::kForbidden || code == ErrorCode::kInvalid ||
-        code == ErrorCode::kUnauthorized) {
-      co_return s;
+    if (!s.ok()) {
+      const ErrorCode code = s.error().code;
+      if (code == ErrorCode::kForbidden || code == ErrorCode::kInvalid ||
+          code == ErrorCode::kUnauthorized) {
+        co_return s;
+      }
+    } else {
+      s = co_await ensureMarker();
+      if (s.ok()) {
+        co_return s;
+      }
+      const ErrorCode code = s.error().code;
+      if ((code == ErrorCode::kForbidden || code == ErrorCode::kInvalid ||
+           code == ErrorCode::kUnauthorized) &&
+          ++markerRefusals >= kMarkerRefusals) {
+        spdlog::warn(
+            "msg=\"node marker not written: another node's burstlet cleanup will not see this "
+            "node while it runs no pod\" namespace={} marker={} error=\"{}\"",
+            name_, nodeMarkerName(nodeName_), s.error().toString());
+        co_return okStatus();
+      }
     }
     spdlog::warn("msg=\"backend namespace not ready, retrying\" error=\"{}\"",
                  s.error().toString());
@@ -129,6 +149,30 @@ asio::awaitable<Status> BackendNamespace::ensureOnce(const Latch& stop) {
       }
     }
   }
+}
+
+asio::awaitable<Status> BackendNamespace::ensureMarker() {
+  const std::string name = nodeMarkerName(nodeName_);
+  json::value marker = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata",
+       json::object{{"name", name},
+                    {"namespace", name_},
+                    {"labels", json::object{{kManagedByLabel, kManagedByValue},
+                                            {kNodeMarkerLabel, safeLabelValue(nodeName_)},
+                                            {kClusterIdLabel, clusterID_}}}}},
+      {"data", json::object{{"node", nodeName_}}}};
+  std::string ns = name_;
+  auto created = co_await backend_.create(resources::kConfigMaps, ns, std::move(marker));
+  if (created.ok()) {
+    spdlog::info("msg=\"node marker written\" namespace={} marker={}", name_, name);
+    co_return okStatus();
+  }
+  if (created.error().code == ErrorCode::kAlreadyExists) {
+    co_return okStatus();  // an earlier run's, or a replica's of the same node
+  }
+  co_return std::move(created).error();
 }
 
 Status BackendNamespace::checkOwned(const json::value& ns) const {

@@ -36,6 +36,12 @@ CciProvider::CciProvider(asio::any_io_executor executor, kube::RestClient& backe
       [this](const PodRef& ref) { notifyPod(ref); });
   pods_ = std::make_unique<BackendPods>(backend, *copies_, options_, clock, stats_,
                                         [this](const PodRef& ref) { notifyPod(ref); });
+  quota_ = std::make_unique<BackendQuota>(backend, options_, clock);
+  // The node's own pods, summed as the quotas count them.
+  pods_->informer().addHandlers(kube::InformerHandlers{
+      [this](const kube::ObjectPtr& p) { quota_->podChanged(nullptr, p); },
+      [this](const kube::ObjectPtr& old, const kube::ObjectPtr& p) { quota_->podChanged(old, p); },
+      [this](const kube::ObjectPtr& last, bool) { quota_->podChanged(last, nullptr); }});
   events_ =
       std::make_unique<EventMirror>(backend, events, options_, stats_,
                                     [this](const std::string& name) { return pods_->find(name); });
@@ -71,6 +77,10 @@ void CciProvider::onPodStatusChange(std::function<void(const PodRef&)> callback)
   callback_ = std::move(callback);
 }
 
+void CciProvider::onResourcesChange(std::function<void()> callback) {
+  quota_->onChange(std::move(callback));
+}
+
 void CciProvider::notifyPod(const PodRef& ref) {
   std::function<void(const PodRef&)> cb;
   {
@@ -98,11 +108,25 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
     co_return okStatus();
   }
   co_await readBackendRelease();
-  if (network_) {
+  // Not one of informers(): quotas that cannot be read must not keep the provider from ready.
+  spawn(quota_->run());
+  // The event mirror writes events: no standby's to run.
+  auto* mirror = &events_->informer();
+  for (auto* inf : informers()) {
+    if (inf != mirror) {
+      spawn(inf->run());
+    }
+  }
+  if (leading_ != nullptr && !leading_->isSet()) {
+    spdlog::info("msg=\"standing by: backend caches kept warm\" namespace={}",
+                 options_.backendNamespace);
+    co_await waitAny(*leading_, stop_);
+  }
+  if (network_ && !stop_.isSet()) {
     spawn(runNetwork());
   }
-  for (auto* inf : informers()) {
-    spawn(inf->run());
+  if (!stop_.isSet()) {
+    spawn(mirror->run());
   }
   if (co_await awaitSynced()) {
     signals_.ready.set();
@@ -115,6 +139,7 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
   for (auto* inf : informers()) {
     inf->stop();
   }
+  quota_->stop();
   co_await gate_.close();
   co_await copies_->drain();
   std::lock_guard lock(callbackMu_);

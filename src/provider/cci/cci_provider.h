@@ -8,7 +8,8 @@
 //   BackendPods      — the pods: create, update, delete, get/list, status changes back;
 //   Copies           — the ConfigMaps, Secrets and SFS claims pods mount: ensure, refresh, sweep;
 //   EventMirror      — the backend pods' events, on the cluster pods;
-//   BackendStreams   — the kubelet API's logs, exec, attach and port-forward, from the backend.
+//   BackendStreams   — the kubelet API's logs, exec, attach and port-forward, from the backend;
+//   BackendQuota     — the node's capacity and allocatable under the namespace's ResourceQuotas.
 // Pods reach copies only through PodCopies (ensure before create, forget on delete); copies
 // reach pods through two callbacks (the sweep's list of backend pods, waking a pod whose
 // source appeared); the event mirror finds backend pods through one. Informers on the backend
@@ -37,6 +38,7 @@
 #include "provider/cci/backend_namespace.h"
 #include "provider/cci/backend_network.h"
 #include "provider/cci/backend_pods.h"
+#include "provider/cci/backend_quota.h"
 #include "provider/cci/backend_stats.h"
 #include "provider/cci/backend_streams.h"
 #include "provider/cci/cci_options.h"
@@ -61,6 +63,12 @@ class CciProvider final : public Provider {
   // refused).
   asio::awaitable<Status> run() override;
   void stop() override;
+  // A standby lists and watches the backend's pods and copies; the Network, the event mirror and
+  // the sweep start once it leads.
+  bool standBy(const Latch& leading) override {
+    leading_ = &leading;
+    return true;
+  }
   const Signals& signals() const override { return signals_; }
   std::string notReadyReason() const override;
   // Ready and still running.
@@ -81,6 +89,9 @@ class CciProvider final : public Provider {
   asio::awaitable<Result<std::vector<Json>>> listPods() override;
   void onPodStatusChange(std::function<void(const PodRef&)> callback) override;
   NodeCapacity capacity() const override { return options_.capacity; }
+  // The configured numbers lowered to the backend namespace's ResourceQuotas (backend_quota.h).
+  NodeResources resources() const override { return quota_->resources(); }
+  void onResourcesChange(std::function<void()> callback) override;
   // Waits up to 5 s (on the clock) for readiness at start, then reads the backend namespace;
   // kUnavailable kBackendNetworkNotActive while the Network is not Active.
   asio::awaitable<Status> ping() override;
@@ -140,11 +151,13 @@ class CciProvider final : public Provider {
   std::unique_ptr<EventMirror> events_;
   std::unique_ptr<BackendStreams> streams_;
   std::unique_ptr<BackendStats> podStats_;
+  std::unique_ptr<BackendQuota> quota_;
   Signals signals_;
-  Latch stop_;             // set by stop()
-  Latch readyOrStopping_;  // set when ready or by stop(): what ping() waits for
-  Gate gate_;              // run()'s coroutines: the informers and the sweep
-  std::mutex callbackMu_;  // guards callback_
+  Latch stop_;                      // set by stop()
+  const Latch* leading_ = nullptr;  // standBy(): nothing is written before it is set
+  Latch readyOrStopping_;           // set when ready or by stop(): what ping() waits for
+  Gate gate_;                       // run()'s coroutines: the informers and the sweep
+  std::mutex callbackMu_;           // guards callback_
   std::function<void(const PodRef&)> callback_;
   std::optional<Error> fatal_;  // why run() must fail (the Network is not ours)
 };

@@ -71,6 +71,13 @@ std::string copyName(std::string_view node, std::string_view ns, std::string_vie
 // so that the copy sweep never sees it.
 std::string nodeSecretName(std::string_view node, std::string_view purpose);
 inline constexpr const char* kNodeSecretLabel = "burstlet.io/node-secret";
+// The ConfigMap that says virtual node `node` uses the backend namespace, made when its provider
+// starts and deleted by its `burstlet cleanup` (cleanup.h), so that another node's cleanup leaves
+// the namespace while this node runs, pods or not: "burstlet-node-<node>-<hash>", never a copy's
+// name. Labelled kNodeMarkerLabel (safeLabelValue of the node), not kNodeLabel: the copy sweep
+// never sees it. Its data holds the node's full name under key "node".
+std::string nodeMarkerName(std::string_view node);
+inline constexpr const char* kNodeMarkerLabel = "burstlet.io/node-marker";
 // The containers burstlet injected into a backend pod (provider::kInjectedKey), comma-separated:
 // their Warning events reach the cluster pod (events.h), other non-source containers' do not.
 inline constexpr const char* kInjectedContainersAnnotation = "burstlet.io/injected-containers";

@@ -119,6 +119,13 @@ std::string nodeSecretName(std::string_view node, std::string_view purpose) {
   return hashedName("burstlet", purpose, key);
 }
 
+std::string nodeMarkerName(std::string_view node) {
+  // As nodeSecretName: '#' keeps the key apart from every copy's.
+  std::string key = "#node-marker/";
+  key += node;
+  return hashedName("burstlet-node", node, key);
+}
+
 std::string backendPersistentVolumeName(std::string_view backendNamespace, std::string_view node,
                                         std::string_view clusterPvName) {
   return std::string(backendNamespace) + "-" + copyName(node, "", clusterPvName);

@@ -26,7 +26,7 @@ TEST(BackendNamespaceTest, RunCreatesOwnedNamespace) {
   EXPECT_EQ(stringAt(*ns, {"metadata", "labels", kManagedByLabel}), kManagedByValue);
   EXPECT_EQ(stringAt(*ns, {"metadata", "labels", kClusterIdLabel}), kClusterId);
   EXPECT_EQ(stringAt(*ns, {"metadata", "annotations", kCciFlavorAnnotation}), "general-computing");
-  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 1);
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 1);
   EXPECT_FALSE(h.runDone);
 }
 
@@ -113,13 +113,13 @@ TEST(BackendNamespaceTest, WaitsWhileTheNamespaceTerminatesThenMakesItAgain) {
   h.clock.advance(std::chrono::milliseconds(500));
   ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::get, kNamespaces) == 2; }));
   EXPECT_FALSE(h.result.has_value());
-  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 0);
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 0);
 
   ASSERT_TRUE(h.api.remove(kNamespaces, kNs));
   h.clock.advance(std::chrono::milliseconds(500));
   ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
   EXPECT_TRUE(h.result->ok()) << errorText(*h.result);
-  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 1);
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 1);
   auto made = h.api.get(kNamespaces, kNs);
   ASSERT_TRUE(made.has_value());
   EXPECT_EQ(stringAt(*made, {"metadata", "labels", kClusterIdLabel}), kClusterId);
@@ -174,7 +174,7 @@ TEST(BackendNamespaceTest, WaitsWhileTheNamespaceIsPending) {
   h.clock.advance(std::chrono::milliseconds(500));
   ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
   EXPECT_TRUE(h.result->ok()) << errorText(*h.result);
-  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 0);
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 0);
 }
 
 // The account's namespace quota is used up: ensure() stops at once with one line that says so.
@@ -190,7 +190,7 @@ TEST(BackendNamespaceTest, QuotaExceededStopsWithItsReason) {
   EXPECT_EQ(h.result->error().reason, kNamespaceQuotaExceeded);
   EXPECT_NE(h.result->error().message.find("used namespaces exceeds quota"), std::string::npos)
       << h.result->error().message;
-  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 1);
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 1);
 }
 
 // CCI says the name exists, but this account cannot see it: another account holds it.
@@ -201,7 +201,7 @@ TEST(BackendNamespaceTest, NameHeldByAnotherAccountStopsWithItsReason) {
   h.ensure();
   // Tries again a moment apart (on the clock) before it gives up.
   for (int post = 1; post < 3; ++post) {
-    ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::post, kNamespaces) == post; }));
+    ASSERT_TRUE(h.runUntil([&] { return countExactly(h.api, Verb::post, kNamespaces) == post; }));
     h.runUntil([] { return false; }, std::chrono::milliseconds(20));
     EXPECT_FALSE(h.result.has_value());
     h.clock.advance(std::chrono::milliseconds(500));
@@ -213,7 +213,7 @@ TEST(BackendNamespaceTest, NameHeldByAnotherAccountStopsWithItsReason) {
   EXPECT_NE(h.result->error().message.find("choose another provider.cci.clusterID"),
             std::string::npos)
       << h.result->error().message;
-  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 3);
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 3);
   EXPECT_FALSE(h.api.get(kNamespaces, kNs).has_value());
 }
 
@@ -227,7 +227,7 @@ TEST(BackendNamespaceTest, NameForbiddenToReadAndTakenStopsWithItsReason) {
                          cciRefusal(409, "CCI.02.409101", "namespace name is already exist"));
   h.ensure();
   for (int post = 1; post < 3; ++post) {
-    ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::post, kNamespaces) == post; }));
+    ASSERT_TRUE(h.runUntil([&] { return countExactly(h.api, Verb::post, kNamespaces) == post; }));
     h.clock.advance(std::chrono::milliseconds(500));
   }
   ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
@@ -255,7 +255,7 @@ TEST(BackendNamespaceTest, OneNameConflictIsTriedAgain) {
   h.api.failNextWithBody(Verb::post, kNamespaces, 1, 409,
                          cciRefusal(409, "CCI.02.409101", "namespace name is already exist"));
   h.ensure();
-  ASSERT_TRUE(h.runUntil([&] { return h.api.count(Verb::post, kNamespaces) == 1; }));
+  ASSERT_TRUE(h.runUntil([&] { return countExactly(h.api, Verb::post, kNamespaces) == 1; }));
   h.clock.advance(std::chrono::milliseconds(500));
   ASSERT_TRUE(h.runUntil([&] { return h.result.has_value(); }));
   EXPECT_TRUE(h.result->ok()) << errorText(*h.result);

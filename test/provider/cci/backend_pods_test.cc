@@ -26,7 +26,7 @@ TEST(BackendPodsTest, FieldTheBackendReleaseLacksIsRefusedNotSent) {
   EXPECT_EQ(s.error().reason, "FieldNotSupportedByBackend");
   EXPECT_NE(s.error().message.find("spec.initContainers[0].restartPolicy"), std::string::npos)
       << s.error().message;
-  EXPECT_EQ(h.api.writes(), 1);  // the namespace only
+  EXPECT_EQ(h.api.writes(), 2);  // the namespace and the node's marker only
   EXPECT_TRUE(h.createPod(clusterPod("plain", "u2")).ok());
 }
 
@@ -60,7 +60,7 @@ TEST(BackendPodsTest, CreateCopiesConfigMapThenCreatesPod) {
   h.api.holdWatches(true);
   ASSERT_TRUE(h.createPod(pod).ok());
 
-  const int copyPost = firstRequest(h.api, Verb::post, kConfigMaps);
+  const int copyPost = firstCopyPost(h.api);
   const int podPost = firstRequest(h.api, Verb::post, kPods);
   ASSERT_GE(copyPost, 0);
   ASSERT_GE(podPost, 0);
@@ -193,7 +193,7 @@ TEST(BackendPodsTest, CreateRejectsPodsTheBackendCannotRun) {
 
   EXPECT_EQ(h.api.writes(), writes);
   EXPECT_TRUE(h.api.names(kPods).empty());
-  EXPECT_TRUE(h.api.names(kConfigMaps).empty());
+  EXPECT_TRUE(configMapCopies(h.api).empty());
 }
 
 TEST(BackendPodsTest, UnavailableBackendFailsRetryably) {

@@ -1,59 +1,43 @@
-// cleanupBackend (`burstlet cleanup`): the namespace's Networks of ours go first, then the
-// namespace; a namespace that is not ours is left alone.
+// validateBackend: the backend settings refused at start name the key at fault. (cleanupBackend,
+// once here, has cleanup_test.cc.)
 #include "provider/cci/backend.h"
 
 #include <gtest/gtest.h>
 
-#include "provider/cci/cci_harness.h"
-
 namespace burstlet::provider::cci {
 namespace {
 
-using namespace test;  // NOLINT(google-build-using-namespace): the harness of these tests
-
-inline const std::string kNetworkPath = kNetworks.path(kNs);
-
-json::value network(const std::string& name, const json::object& labels) {
-  return json::value{{"apiVersion", "networking.cci.io/v1beta1"},
-                     {"kind", "Network"},
-                     {"metadata", {{"name", name}, {"namespace", kNs}, {"labels", labels}}}};
+BackendConfig kubeconfigBackend() {
+  BackendConfig c;
+  c.kubeconfig = "/etc/burstlet/backend.kubeconfig";
+  c.clusterID = "c1";
+  return c;
 }
 
-Status cleanup(Harness& h) {
-  return h.call(
-      cleanupBackend(*h.backend, kNs, kClusterId, false, std::chrono::seconds(5), h.clock));
+std::string refusal(const BackendConfig& c) {
+  const Status s = validateBackend(c);
+  return s.ok() ? "" : s.error().message;
 }
 
-const json::object kOurs{{kManagedByLabel, kManagedByValue}, {kClusterIdLabel, kClusterId}};
-
-TEST(BackendTest, CleanupDeletesOurNetworksThenTheNamespace) {
-  Harness h;
-  h.api.put(kNamespaces, json::value{{"metadata", {{"name", kNs}, {"labels", kOurs}}}});
-  h.api.put(kNetworkPath, network("burstlet-network", kOurs));
-  h.api.put(kNetworkPath, network("hand-made", json::object{{"team", "x"}}));
-  const Status s = cleanup(h);
-  ASSERT_TRUE(s.ok()) << errorText(s);
-  EXPECT_FALSE(h.api.get(kNetworkPath, "burstlet-network").has_value());
-  EXPECT_FALSE(h.api.get(kNamespaces, kNs).has_value());
-  EXPECT_EQ(h.api.count(Verb::delete_, kNetworks.path(kNs, "burstlet-network")), 1);
-  EXPECT_EQ(h.api.count(Verb::delete_, kNetworks.path(kNs, "hand-made")), 0);
-  EXPECT_LT(firstRequest(h.api, Verb::delete_, kNetworkPath),
-            firstRequest(h.api, Verb::delete_, kNamespaces));
+TEST(BackendTest, AKubeconfigBackendWithAClusterIdIsValid) {
+  EXPECT_EQ(refusal(kubeconfigBackend()), "");
 }
 
-TEST(BackendTest, CleanupLeavesForeignNamespaceAndItsNetwork) {
-  Harness h;
-  h.api.put(kNamespaces, json::value{{"metadata", {{"name", kNs}}}});
-  h.api.put(kNetworkPath, network("burstlet-network", kOurs));
-  const Status s = cleanup(h);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().reason, "NamespaceNotOwned");
-  EXPECT_EQ(h.api.writes(), 0);
+TEST(BackendTest, TheClusterIdNamesTheNamespaceAndIsRequired) {
+  BackendConfig c = kubeconfigBackend();
+  c.clusterID = "";
+  EXPECT_NE(refusal(c).find("clusterID is required"), std::string::npos);
+  c.clusterID = "Not_A_Label";
+  EXPECT_NE(refusal(c).find("cce-burst-Not_A_Label"), std::string::npos) << refusal(c);
 }
 
-TEST(BackendTest, CleanupOfNothingIsSuccess) {
-  Harness h;
-  EXPECT_TRUE(cleanup(h).ok());
+TEST(BackendTest, ExactlyOneOfKubeconfigAndEndpoint) {
+  BackendConfig c = kubeconfigBackend();
+  c.endpoint = "https://cci.cn-north-4.myhuaweicloud.com";
+  EXPECT_NE(refusal(c).find("exactly one of kubeconfig"), std::string::npos) << refusal(c);
+  c.kubeconfig = "";
+  c.endpoint = "http://cci.example";
+  EXPECT_NE(refusal(c).find("must be an https:// URL"), std::string::npos) << refusal(c);
 }
 
 }  // namespace

@@ -90,6 +90,49 @@ inline std::string stringAt(const json::value& v, std::initializer_list<std::str
   return cur->is_string() ? std::string(cur->as_string()) : json::serialize(*cur);
 }
 
+// Requests with `method` on `path` itself (MemoryApi::count also counts the paths below it: a
+// count on the namespaces would count the node marker's create in the backend namespace).
+inline int countExactly(const MemoryApi& api, Verb method, const std::string& path) {
+  int n = 0;
+  for (const auto& r : api.requests()) {
+    n += r.method == method && r.path == path ? 1 : 0;
+  }
+  return n;
+}
+
+// The provider's own ConfigMap that is no copy: the node's marker (translate.h nodeMarkerName).
+inline bool isNodeMarker(const MemoryApi::Request& r) {
+  return r.body.find(kNodeMarkerLabel) != std::string::npos;
+}
+// POSTs of ConfigMap copies (without the node marker's).
+inline int copyPosts(const MemoryApi& api) {
+  int n = 0;
+  for (const auto& r : api.requests()) {
+    n += r.method == Verb::post && r.path == kConfigMaps && !isNodeMarker(r) ? 1 : 0;
+  }
+  return n;
+}
+// Index of the first POST of a ConfigMap copy, or -1.
+inline int firstCopyPost(const MemoryApi& api) {
+  const auto rs = api.requests();
+  for (size_t i = 0; i < rs.size(); ++i) {
+    if (rs[i].method == Verb::post && rs[i].path == kConfigMaps && !isNodeMarker(rs[i])) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+// Names of the ConfigMap copies in the backend namespace (without the node markers).
+inline std::vector<std::string> configMapCopies(const MemoryApi& api) {
+  std::vector<std::string> out;
+  for (const auto& name : api.names(kConfigMaps)) {
+    if (name.rfind("burstlet-node-", 0) != 0) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
 // Index of the first request with `method` under `path`, or -1.
 inline int firstRequest(const MemoryApi& api, Verb method, const std::string& path) {
   const auto rs = api.requests();
@@ -279,10 +322,10 @@ struct Harness {
     }
     return settle();
   }
-  // Every informer (pods, 3 kinds of copies, events; of every node) watches and has seen all
-  // changes.
+  // Every informer (pods, 3 kinds of copies, events, quotas; of every node) watches and has seen
+  // all changes.
   ::testing::AssertionResult settle() {
-    if (!runUntil([this] { return api.openWatches() == 5 * nodes() && api.watchesIdle(); })) {
+    if (!runUntil([this] { return api.openWatches() == 6 * nodes() && api.watchesIdle(); })) {
       return ::testing::AssertionFailure()
              << "informers did not catch up: " << api.openWatches() << " watches";
     }
@@ -319,6 +362,18 @@ struct Harness {
 };
 
 inline std::string errorText(const Status& s) { return s.ok() ? "ok" : s.error().toString(); }
+
+// DELETEs of claims that are not CCI's unbind (storage_import.h): each would delete a file system.
+inline int plainClaimDeletes(const MemoryApi& api) {
+  int n = 0;
+  for (const auto& r : api.requests()) {
+    if (r.method == Verb::delete_ && r.path.find("/persistentvolumeclaims") != std::string::npos &&
+        r.query != "deleteVolume=false&storageType=nfs") {
+      ++n;
+    }
+  }
+  return n;
+}
 
 // A copy of ConfigMap `name` that no pod uses any more: its pod was created and deleted.
 inline bool leaveUnreferencedCopy(Harness& h, const std::string& name) {

@@ -110,5 +110,32 @@ TEST(CciProviderTest, NodeSecretIsWrittenWholeAndNeverSwept) {
   EXPECT_TRUE(h.api.get(secrets, name).has_value());
 }
 
+// A standby replica (standBy): the backend's pods and copies are listed and watched, but
+// nothing is written — no Network followed, no events mirrored, no sweep — and the provider is
+// not ready until it leads.
+TEST(CciProviderTest, AStandbyWatchesButWritesNothingUntilItLeads) {
+  Harness h(cciModeOptions());
+  putCciBackend(h.api);
+  Latch leading;
+  ASSERT_TRUE(h.provider->standBy(leading));
+  h.start();
+  // Pods, three kinds of copies and quotas; not the events the mirror would write from.
+  ASSERT_TRUE(h.runUntil([&] { return h.api.openWatches() == 5 && h.api.watchesIdle(); }));
+  h.clock.advance(std::chrono::minutes(2));  // sweeps would have come by now
+  h.runFor(std::chrono::milliseconds(100));
+  EXPECT_FALSE(h.provider->ready());
+  int writes = 0;
+  for (const auto& r : h.api.requests()) {
+    writes += r.method != Verb::get && !isNodeMarker(r) ? 1 : 0;
+  }
+  EXPECT_EQ(writes, 0);
+  EXPECT_EQ(h.api.count(Verb::get, kNetworks.path(kNs)), 0);
+  EXPECT_EQ(h.api.count(Verb::get, resources::kPersistentVolumes.path("")), 0);  // no sweep
+  leading.set();
+  ASSERT_TRUE(h.runUntil([&] { return h.provider->ready(); }));
+  EXPECT_TRUE(h.settle());
+  EXPECT_GT(h.api.count(Verb::get, kNetworks.path(kNs)), 0);
+}
+
 }  // namespace
 }  // namespace burstlet::provider::cci

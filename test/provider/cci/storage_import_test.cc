@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "kube/json_path.h"
-#include "provider/cci/backend.h"
 #include "provider/cci/cci_harness.h"
+#include "provider/cci/cleanup.h"
 
 namespace burstlet::provider::cci {
 namespace {
@@ -151,17 +151,6 @@ struct CciHarness : Harness {
 };
 
 // Deletes of claims that are not CCI's unbind: each would delete a file system.
-int plainClaimDeletes(const MemoryApi& api) {
-  int n = 0;
-  for (const auto& r : api.requests()) {
-    if (r.method == Verb::delete_ && r.path.find("/persistentvolumeclaims") != std::string::npos &&
-        r.query != "deleteVolume=false&storageType=nfs") {
-      ++n;
-    }
-  }
-  return n;
-}
-
 TEST(StorageImportProviderTest, ClaimIsImportedNeverAVolume) {
   CciHarness h;
   ASSERT_TRUE(h.startAndSettle());
@@ -279,14 +268,23 @@ TEST(StorageImportProviderTest, KubernetesBackendKeepsVolumePairs) {
 
 // `burstlet cleanup` in CCI mode unbinds every claim before it deletes the namespace, and leaves
 // the namespace when one cannot be unbound.
+CleanupOptions lastNodeCleanup() {
+  CleanupOptions o;
+  o.ns = kNs;
+  o.clusterID = kClusterId;
+  o.nodeName = kNode;
+  o.cciApi = true;
+  o.timeout = std::chrono::seconds(5);
+  return o;
+}
+
 TEST(StorageImportCleanupTest, ClaimsAreUnboundBeforeTheNamespaceGoes) {
   Harness h(cciModeOptions());
   putOwnedNamespace(h.api);
   h.api.put(claims(), json::value{{"metadata", {{"name", "a"}}}});
   h.api.put(claims(), json::value{{"metadata", {{"name", "b"}}}});
-  const Status s =
-      h.call(cleanupBackend(*h.backend, kNs, kClusterId, true, std::chrono::seconds(5), h.clock));
-  ASSERT_TRUE(s.ok()) << errorText(s);
+  const auto s = h.call(cleanupBackend(*h.backend, lastNodeCleanup(), h.clock));
+  ASSERT_TRUE(s.ok()) << s.error().toString();
   EXPECT_EQ(h.api.count(Verb::delete_, claims()), 2);
   EXPECT_EQ(plainClaimDeletes(h.api), 0);
   EXPECT_EQ(h.api.count(Verb::get, volumes()), 0);
@@ -308,8 +306,7 @@ TEST(StorageImportCleanupTest, NamespaceStaysWhenAClaimCannotBeUnbound) {
   putOwnedNamespace(h.api);
   h.api.put(claims(), json::value{{"metadata", {{"name", "a"}}}});
   h.api.failNext(Verb::delete_, claims(), 10, 403, "Forbidden");
-  const Status s =
-      h.call(cleanupBackend(*h.backend, kNs, kClusterId, true, std::chrono::seconds(5), h.clock));
+  const auto s = h.call(cleanupBackend(*h.backend, lastNodeCleanup(), h.clock));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("left in place"), std::string::npos) << s.error().message;
   EXPECT_TRUE(h.api.get(kNamespaces, kNs).has_value());

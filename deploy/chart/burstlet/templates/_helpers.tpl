@@ -10,9 +10,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The Deployment's pods; the uninstall Job's pod has another component, so neither the
+Deployment, the Service nor the PodDisruptionBudget takes it for one of them. */}}
 {{- define "burstlet.selector" -}}
 app.kubernetes.io/name: burstlet
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: virtual-node
+{{- end -}}
+
+{{/* "true" when the replicas elect a leader: asked for, or more than one replica. */}}
+{{- define "burstlet.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "burstlet.image" -}}
@@ -82,4 +90,12 @@ network:
     memory: {{ .Values.network.proxy.memory }}
     namespace: {{ .Release.Namespace }}
     tokenLifetime: {{ .Values.network.proxy.tokenLifetime }}
+{{- $le := .Values.leaderElection }}
+leaderElection:
+  enabled: {{ include "burstlet.leaderElection" . | eq "true" }}
+  namespace: {{ $le.namespace | default .Release.Namespace }}
+  leaseName: {{ $le.leaseName | quote }}
+  leaseDuration: {{ $le.leaseDuration }}
+  renewDeadline: {{ $le.renewDeadline }}
+  retryPeriod: {{ $le.retryPeriod }}
 {{- end -}}
