@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,9 +11,11 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"burstlet/e2e/testbed"
 )
@@ -178,7 +181,10 @@ func TestHelmChartGrantsWhatDeployRBACGrants(t *testing.T) {
 					cluster = o.Rules
 				}
 			case *rbacv1.Role:
-				role = o.Rules
+				// The webhook certificates' Role, by name: other Roles grant other things.
+				if strings.HasSuffix(o.Name, "-webhook-certificates") {
+					role = o.Rules
+				}
 			}
 		}
 		return cluster, role
@@ -214,5 +220,84 @@ func TestHelmChartGrantsWhatDeployRBACGrants(t *testing.T) {
 	}
 	if len(cluster) == 0 || len(role) != 0 {
 		t.Errorf("without the webhook: ClusterRole %v, Role %v", cluster, role)
+	}
+}
+
+// The uninstall hook stops the release's own Deployment before its cleanup (--stop-deployment
+// <release namespace>/<Deployment>), and may: a Role of the release's namespace grants the hook's
+// ServiceAccount exactly what that takes, on that Deployment only. Without the hook, neither.
+func TestHelmChartUninstallHookStopsItsDeployment(t *testing.T) {
+	render := func(values ...string) []runtime.Object {
+		t.Helper()
+		out, err := helmCommand(t, append([]string{"template", "rel", chartDir, "--namespace", "burst-ops",
+			"--set", "provider.cci.kubeconfigSecret=backend", "--set", "node.name=vk-zone-a"}, values...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template: %v\n%s", err, out)
+		}
+		path := filepath.Join(t.TempDir(), "chart.yaml")
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		objs, err := testbed.DecodeManifests(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	var deployment *appsv1.Deployment
+	var job *batchv1.Job
+	var role *rbacv1.Role
+	var binding *rbacv1.RoleBinding
+	for _, o := range render() {
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			deployment = o
+		case *batchv1.Job:
+			job = o
+		case *rbacv1.Role:
+			if strings.HasSuffix(o.Name, "-uninstall") {
+				role = o
+			}
+		case *rbacv1.RoleBinding:
+			if strings.HasSuffix(o.Name, "-uninstall") {
+				binding = o
+			}
+		}
+	}
+	if deployment == nil || job == nil || role == nil || binding == nil {
+		t.Fatalf("Deployment %v, hook Job %v, uninstall Role %v, RoleBinding %v: want all", deployment != nil,
+			job != nil, role != nil, binding != nil)
+	}
+	if job.Annotations["helm.sh/hook"] != "pre-delete" {
+		t.Errorf("the Job's hook %q, want pre-delete", job.Annotations["helm.sh/hook"])
+	}
+	args := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " ")
+	if want := fmt.Sprintf("--stop-deployment burst-ops/%s", deployment.Name); !strings.Contains(args, want) {
+		t.Errorf("the hook's args %q, want %q", args, want)
+	}
+	name := deployment.Name
+	wantRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{name}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, ResourceNames: []string{name}, Verbs: []string{"get", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+	}
+	if role.Namespace != "burst-ops" || !reflect.DeepEqual(role.Rules, wantRules) {
+		t.Errorf("uninstall Role in %q:\n%+v\nwant in burst-ops:\n%+v", role.Namespace, role.Rules, wantRules)
+	}
+	sa := job.Spec.Template.Spec.ServiceAccountName
+	if binding.Namespace != "burst-ops" || binding.RoleRef.Kind != "Role" || binding.RoleRef.Name != role.Name ||
+		len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" ||
+		binding.Subjects[0].Name != sa || binding.Subjects[0].Namespace != "burst-ops" {
+		t.Errorf("uninstall RoleBinding %+v, want Role %s to the hook's ServiceAccount burst-ops/%s", binding, role.Name, sa)
+	}
+	for _, o := range render("--set", "uninstall.cleanup=false") {
+		switch o := o.(type) {
+		case *batchv1.Job:
+			t.Errorf("uninstall.cleanup=false renders Job %s", o.Name)
+		case *rbacv1.Role:
+			if strings.HasSuffix(o.Name, "-uninstall") {
+				t.Errorf("uninstall.cleanup=false renders Role %s", o.Name)
+			}
+		}
 	}
 }

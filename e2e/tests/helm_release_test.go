@@ -237,30 +237,50 @@ func (lp *localPod) startDaemon(t *testing.T, node string) *daemon {
 	return d
 }
 
+// podRun is how a localPod's command ended: its output and exit code, or err when it could not
+// run or outlived its timeout.
+type podRun struct {
+	out  string
+	code int
+	err  error
+}
+
+// runAsync runs the pod's command to its end in the background (as a kubelet runs a Job's
+// container while the test acts around it) and delivers how it ended.
+func (lp *localPod) runAsync(timeout time.Duration) <-chan podRun {
+	done := make(chan podRun, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, os.Getenv("BURSTLET"), lp.args...)
+		cmd.Env = lp.env
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			done <- podRun{out: out.String()}
+		case ctx.Err() != nil:
+			done <- podRun{out: out.String(), code: -1, err: fmt.Errorf("%v still runs after %v", lp.args, timeout)}
+		case errors.As(err, &exit):
+			done <- podRun{out: out.String(), code: exit.ExitCode()}
+		default:
+			done <- podRun{out: out.String(), code: -1, err: fmt.Errorf("%v: %w", lp.args, err)}
+		}
+	}()
+	return done
+}
+
 // run runs the pod's command to its end and returns its output and exit code; the test fails
 // when it takes longer than timeout.
 func (lp *localPod) run(t *testing.T, timeout time.Duration) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Getenv("BURSTLET"), lp.args...)
-	cmd.Env = lp.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case ctx.Err() != nil:
-		t.Fatalf("%v still runs after %v:\n%s", lp.args, timeout, out.String())
-		return "", -1
-	case errors.As(err, &exit):
-		return out.String(), exit.ExitCode()
-	default:
-		t.Fatalf("%v: %v", lp.args, err)
-		return "", -1
+	r := <-lp.runAsync(timeout)
+	if r.err != nil {
+		t.Fatalf("%v:\n%s", r.err, r.out)
 	}
+	return r.out, r.code
 }
 
 // runningPod waits for a Running pod (kwok's) in ns matching selector, other than the ones
@@ -316,6 +336,124 @@ func finishPod(t *testing.T, p *corev1.Pod) {
 	}
 }
 
+// uninstalling is a `helm uninstall` under way, stopped at its pre-delete hook: the hook Job's
+// pod, Running on kwok, whose command the test runs (localPod) and whose exit it reports.
+type uninstalling struct {
+	jobPod *corev1.Pod
+	done   chan error
+	out    *bytes.Buffer
+}
+
+// startUninstall starts `helm uninstall` of the release and waits for its pre-delete Job's pod.
+func startUninstall(t *testing.T, release, ns, instance string) *uninstalling {
+	t.Helper()
+	ctx := context.Background()
+	cmd := helmCommand(t, "uninstall", release, "-n", ns, "--timeout", "3m")
+	u := &uninstalling{done: make(chan error, 1), out: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = u.out, u.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { u.done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	var jobName string
+	eventually(t, 60*time.Second, "helm's pre-delete Job", func() error {
+		jobs, err := env.cluster.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: instance})
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs.Items {
+			if strings.Contains(j.Annotations["helm.sh/hook"], "pre-delete") {
+				jobName = j.Name
+				return nil
+			}
+		}
+		return fmt.Errorf("%d Jobs of the release, none a pre-delete hook", len(jobs.Items))
+	})
+	u.jobPod = runningPod(t, ns, "batch.kubernetes.io/job-name="+jobName)
+	return u
+}
+
+// reportExit gives kwok the exit code of the hook's container, so the Job controller completes
+// (or retries) the Job that helm waits for.
+func (u *uninstalling) reportExit(t *testing.T, code int) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, testbed.ExitCodeAnnotation, code)
+	if _, err := env.cluster.CoreV1().Pods(u.jobPod.Namespace).Patch(context.Background(), u.jobPod.Name,
+		types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// helmRelease is a release of the chart on the testbed: its namespace, its virtual node and
+// backend namespace (the cci provider in CCI mode against the backend plane), and the values
+// file the operator would give.
+type helmRelease struct {
+	name, ns, node, clusterID, bns string
+	instance, deploymentPods       string // label selectors: the release's objects, its Deployment's pods
+	valuesFile                     string
+}
+
+// newHelmRelease makes what the operator gives (the backend's kubeconfig in a Secret of the
+// release's new namespace, and the values, with `extra` on top) and removes, when the test ends,
+// what a failed run leaves: the release (its cluster-wide RBAC outlives the namespace), pods kept
+// Terminating for a kubelet that is gone (also in `others`), the Node, the backend namespace.
+func newHelmRelease(t *testing.T, extra map[string]any, others ...string) *helmRelease {
+	t.Helper()
+	ctx := context.Background()
+	r := &helmRelease{name: "burstlet", ns: namespace(t, env.cluster),
+		node:      fmt.Sprintf("vk-helm-%d", time.Now().UnixNano()%100000),
+		clusterID: fmt.Sprintf("helm%d", time.Now().UnixNano()%10000000)}
+	r.bns = "cce-burst-" + r.clusterID
+	r.instance = "app.kubernetes.io/instance=" + r.name
+	r.deploymentPods = r.instance + ",app.kubernetes.io/component=virtual-node"
+	t.Cleanup(func() {
+		_, _ = helmCommand(t, "uninstall", r.name, "-n", r.ns, "--no-hooks", "--ignore-not-found").CombinedOutput()
+		for _, n := range append([]string{r.ns}, others...) {
+			_ = env.cluster.CoreV1().Pods(n).DeleteCollection(context.Background(),
+				metav1.DeleteOptions{GracePeriodSeconds: int64p(0)}, metav1.ListOptions{})
+		}
+		_ = env.cluster.CoreV1().Nodes().Delete(context.Background(), r.node, metav1.DeleteOptions{})
+		_ = env.backend.CoreV1().Namespaces().Delete(context.Background(), r.bns, metav1.DeleteOptions{})
+	})
+	backendKubeconfig, err := os.ReadFile(env.tb.Backend.BurstletKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.cluster.CoreV1().Secrets(r.ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "burstlet-backend"},
+		Data:       map[string][]byte{"kubeconfig": backendKubeconfig}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var network map[string]any
+	if err := yaml.Unmarshal([]byte(cciNetworkConfig(cciGoodSubnet, "")), &network); err != nil {
+		t.Fatal(err)
+	}
+	v := map[string]any{
+		"node": map[string]any{"name": r.node},
+		"provider": map[string]any{"cci": map[string]any{
+			"kubeconfigSecret": "burstlet-backend", "api": "cci", "clusterID": r.clusterID,
+			"sweepInterval": "1s", "network": network["network"]}},
+		// For kwok, which stands in for the kubelets: the Deployment's pods stay Terminating
+		// until their process has exited (finishPod), and the hook Job's pod runs until the test
+		// says how its container exited.
+		"podAnnotations": map[string]string{testbed.DeleteDelayAnnotation: "never"},
+		"uninstall":      map[string]any{"podAnnotations": map[string]string{testbed.HoldExitAnnotation: "true"}},
+	}
+	for k, x := range extra {
+		v[k] = x
+	}
+	values, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.valuesFile = filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(r.valuesFile, values, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // The Helm chart's whole life on the testbed, with the real helm (v4): `helm install` of a
 // release whose backend is the testbed's backend plane (its kubeconfig in a Secret, the cci
 // provider in CCI mode: Network, flavor, CCI's admission), `helm upgrade` with changed values,
@@ -325,62 +463,16 @@ func finishPod(t *testing.T, p *corev1.Pod) {
 // release's ServiceAccount tokens). What a kubelet would do around them the test does: start
 // the process once kwok has the pod Running, stop it when the pod is deleted and then remove
 // the pod; and for the Job, report the container's exit code to kwok (ExitCodeAnnotation), so
-// the Job controller completes the Job that helm waits for.
+// the Job controller completes the Job that helm waits for. The uninstall's hook stops the
+// release's Deployment (scaled to 0, its pod and burstlet gone) before its cleanup removes
+// anything on the backend, and no burstlet restarts the node's pods meanwhile.
 func TestHelmReleaseInstallsUpgradesAndUninstalls(t *testing.T) {
 	started := time.Now()
 	ctx := context.Background()
-	ns := namespace(t, env.cluster)   // the release's
 	apps := namespace(t, env.cluster) // a workload's
-	node := fmt.Sprintf("vk-helm-%d", time.Now().UnixNano()%100000)
-	clusterID := fmt.Sprintf("helm%d", time.Now().UnixNano()%10000000)
-	bns := "cce-burst-" + clusterID
-	const release = "burstlet"
-	instance := "app.kubernetes.io/instance=" + release
-	deploymentPods := instance + ",app.kubernetes.io/component=virtual-node"
-	t.Cleanup(func() {
-		// What a failed run leaves: the release (its cluster-wide RBAC outlives the namespace),
-		// pods kept Terminating for a kubelet that is gone, the Node, the backend namespace.
-		_, _ = helmCommand(t, "uninstall", release, "-n", ns, "--no-hooks", "--ignore-not-found").CombinedOutput()
-		for _, n := range []string{ns, apps} {
-			_ = env.cluster.CoreV1().Pods(n).DeleteCollection(context.Background(),
-				metav1.DeleteOptions{GracePeriodSeconds: int64p(0)}, metav1.ListOptions{})
-		}
-		_ = env.cluster.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{})
-		_ = env.backend.CoreV1().Namespaces().Delete(context.Background(), bns, metav1.DeleteOptions{})
-	})
-
-	// What the operator gives: the backend's credentials in a Secret, and the values.
-	backendKubeconfig, err := os.ReadFile(env.tb.Backend.BurstletKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.cluster.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "burstlet-backend"},
-		Data:       map[string][]byte{"kubeconfig": backendKubeconfig}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var network map[string]any
-	if err := yaml.Unmarshal([]byte(cciNetworkConfig(cciGoodSubnet, "")), &network); err != nil {
-		t.Fatal(err)
-	}
-	values, err := yaml.Marshal(map[string]any{
-		"node": map[string]any{"name": node},
-		"provider": map[string]any{"cci": map[string]any{
-			"kubeconfigSecret": "burstlet-backend", "api": "cci", "clusterID": clusterID,
-			"sweepInterval": "1s", "network": network["network"]}},
-		// For kwok, which stands in for the kubelets: the Deployment's pods stay Terminating
-		// until their process has exited (finishPod), and the hook Job's pod runs until the test
-		// says how its container exited.
-		"podAnnotations": map[string]string{testbed.DeleteDelayAnnotation: "never"},
-		"uninstall":      map[string]any{"podAnnotations": map[string]string{testbed.HoldExitAnnotation: "true"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	valuesFile := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(valuesFile, values, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rel := newHelmRelease(t, nil, apps)
+	ns, node, clusterID, bns, release := rel.ns, rel.node, rel.clusterID, rel.bns, rel.name
+	instance, deploymentPods, valuesFile := rel.instance, rel.deploymentPods, rel.valuesFile
 
 	// helm install: the Deployment's pod (on a kwok worker) runs burstlet here.
 	helm(t, "install", release, chartDir, "-n", ns, "-f", valuesFile)
@@ -482,46 +574,80 @@ func TestHelmReleaseInstallsUpgradesAndUninstalls(t *testing.T) {
 	})
 
 	// helm uninstall: helm creates the pre-delete hook Job and waits for it; its pod (on a kwok
-	// worker) runs `burstlet cleanup` here, and its exit code goes to kwok.
-	uninstall := helmCommand(t, "uninstall", release, "-n", ns, "--timeout", "3m")
-	var uninstallOut bytes.Buffer
-	uninstall.Stdout, uninstall.Stderr = &uninstallOut, &uninstallOut
-	if err := uninstall.Start(); err != nil {
-		t.Fatal(err)
+	// worker) runs `burstlet cleanup --stop-deployment <release's Deployment>` here, and its exit
+	// code goes to kwok. The hook first scales the Deployment to 0: its pod is deleted and the
+	// burstlet standing in for it stops (as the pod's deletion would stop it), and only once the
+	// pod is gone does cleanup remove anything, so no burstlet re-creates what it removes.
+	uninstall := startUninstall(t, release, ns, instance)
+	hook := newLocalPod(t, uninstall.jobPod)
+	deployment := "burstlet-" + node
+	if want := ns + "/" + deployment; !strings.Contains(strings.Join(hook.args, " "), "--stop-deployment "+want) {
+		t.Fatalf("the hook's args %v: want --stop-deployment %s", hook.args, want)
 	}
-	uninstalled := make(chan error, 1)
-	go func() { uninstalled <- uninstall.Wait() }()
-	t.Cleanup(func() { _ = uninstall.Process.Kill() })
-	var jobName string
-	eventually(t, 60*time.Second, "helm's pre-delete Job", func() error {
-		jobs, err := env.cluster.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: instance})
+	hookRun := hook.runAsync(3 * time.Minute)
+	hookDone := func() error {
+		select {
+		case r := <-hookRun:
+			hookRun = nil
+			return fmt.Errorf("the hook ended (exit %d, %v) while the Deployment's pod %s was there:\n%s", r.code, r.err, pod2.Name, r.out)
+		default:
+			return nil
+		}
+	}
+	// Nothing removed on the backend yet: the namespace and web's backend pod are there.
+	untouched := func() error {
+		if err := hookDone(); err != nil {
+			return err
+		}
+		p, err := env.cluster.CoreV1().Pods(apps).Get(ctx, web.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		for _, j := range jobs.Items {
-			if strings.Contains(j.Annotations["helm.sh/hook"], "pre-delete") {
-				jobName = j.Name
-				return nil
-			}
+		if b := backendPodFor(t, bns, p); b == nil || b.UID != backendUID || b.DeletionTimestamp != nil {
+			return fmt.Errorf("web's backend pod %v, want UID %s untouched", b, backendUID)
 		}
-		return fmt.Errorf("%d Jobs of the release, none a pre-delete hook", len(jobs.Items))
-	})
-	jobPod := runningPod(t, ns, "batch.kubernetes.io/job-name="+jobName)
-	out, code := newLocalPod(t, jobPod).run(t, 3*time.Minute)
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, testbed.ExitCodeAnnotation, code)
-	if _, err := env.cluster.CoreV1().Pods(ns).Patch(ctx, jobPod.Name, types.MergePatchType, []byte(patch),
-		metav1.PatchOptions{}); err != nil {
+		return nil
+	}
+	waitTerminating(t, pod2, 60*time.Second)
+	if d, err := env.cluster.AppsV1().Deployments(ns).Get(ctx, deployment, metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
+	} else if d.Spec.Replicas == nil || *d.Spec.Replicas != 0 {
+		t.Fatalf("Deployment %s replicas %v while its pod goes, want 0", deployment, d.Spec.Replicas)
 	}
-	if code != 0 || !strings.Contains(out, "backend namespace "+bns+" is gone") {
-		t.Fatalf("the hook's burstlet cleanup: exit %d\n%s", code, out)
+	if err := untouched(); err != nil {
+		t.Fatalf("when the Deployment's pod began terminating: %v", err)
 	}
-	// The Job done, helm deletes the release; the Deployment's pod goes, and with it burstlet.
-	waitTerminating(t, pod2, 2*time.Minute)
 	if err := d2.stop(syscall.SIGTERM); err != nil {
 		t.Errorf("burstlet of %s at SIGTERM: %v", pod2.Name, err)
 	}
+	// burstlet stopped, its pod not gone yet: cleanup still waits for it.
+	consistently(t, 3*time.Second, "the backend untouched while the Deployment's pod is there", untouched)
 	finishPod(t, pod2)
+	var r podRun
+	select {
+	case r = <-hookRun:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the hook's burstlet cleanup still runs 3m after the Deployment's pod went")
+	}
+	uninstall.reportExit(t, r.code)
+	scaled := strings.Index(r.out, fmt.Sprintf("Deployment %s/%s scaled to 0 (from 1 replicas)", ns, deployment))
+	stopped := strings.Index(r.out, fmt.Sprintf("no pod of Deployment %s/%s is left (1 stopped", ns, deployment))
+	gone := strings.Index(r.out, "backend namespace "+bns+" is gone")
+	if r.err != nil || r.code != 0 || scaled < 0 || stopped < scaled || gone < stopped {
+		t.Fatalf("the hook's burstlet cleanup: exit %d %v, want the Deployment stopped, then the backend namespace gone:\n%s", r.code, r.err, r.out)
+	}
+	// No restart loop: no burstlet ran while cleanup removed web's backend pod.
+	if p, err := env.cluster.CoreV1().Pods(apps).Get(ctx, web.Name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("web's container statuses after the uninstall %+v, want restartCount 0", p.Status.ContainerStatuses)
+	}
+	for _, e := range eventsFor(t, apps, web.Name) {
+		if e.Reason == "BackendPodLost" {
+			t.Errorf("web got %s %q during the uninstall", e.Reason, e.Message)
+		}
+	}
+	uninstalled, uninstallOut := uninstall.done, uninstall.out
 	select {
 	case err := <-uninstalled:
 		if err != nil || !strings.Contains(uninstallOut.String(), "uninstalled") {

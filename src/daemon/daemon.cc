@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include "daemon/leadership.h"
 #include "daemon/network_parts.h"
 #include "daemon/providers.h"
+#include "daemon/stop_deployment.h"
 #include "kube/events.h"
 #include "kube/leader_election.h"
 #include "kube/rest.h"
@@ -62,13 +66,17 @@ struct Parts {
   // Set once this replica works (at once without leader election); what the pod controller and
   // a standing-by provider wait for.
   Latch leading;
-  Latch podsGo;  // Services known, the provider ready: the pod controller may reconcile
+  Latch workStarted;  // set by the work's start: what a standing-by provider waits for
+  Latch podsGo;       // Services known, the provider ready: the pod controller may reconcile
   std::atomic<bool> providerFailed{false};
   std::atomic<bool> leadershipLost{false};
   // What the work started (on the lifecycle strand): stopping awaits only what ran.
   bool working = false;
   bool providerStarted = false;
   kube::LeaderElector* elector = nullptr;  // null without leader election
+  // After a lost Lease, the process ends within this long, stopped or not: a standby may take
+  // over once leaseDuration has passed since the last renewal (renewDeadline ago).
+  std::chrono::milliseconds lostGrace{5'000};
   pod::PodController* pods = nullptr;
   provider::Provider* provider = nullptr;
   std::vector<kube::Informer*> feedInformers;  // cluster objects the provider follows
@@ -135,34 +143,62 @@ asio::awaitable<void> lead(Parts* parts, std::function<void()>* start) {
   co_await waitAny(parts->leading, parts->shutdown);
   if (!parts->shutdown.isSet()) {
     (*start)();
+    parts->workStarted.set();
   }
-  if (parts->elector != nullptr) {
-    co_await waitAny(parts->elector->lost(), parts->shutdown);
-    if (parts->elector->lost().isSet() && !parts->shutdown.isSet()) {
-      spdlog::error("msg=\"leadership lost: stopping\"");
-      parts->leadershipLost = true;
-      parts->shutdown.set();
+  if (parts->elector == nullptr) {
+    co_return;
+  }
+  co_await waitAny(parts->elector->lost(), parts->shutdown);
+  if (!parts->elector->lost().isSet() || parts->shutdown.isSet()) {
+    co_return;
+  }
+  spdlog::error("msg=\"leadership lost: stopping\"");
+  parts->leadershipLost = true;
+  // The writers first, before the orderly shutdown gets to them.
+  parts->pods->stop();
+  parts->node->stop();
+  parts->provider->stop();
+  parts->shutdown.set();
+  // A thread, not a sleep here: the process must end even when its event loop is stuck (and
+  // GCC 12 miscompiles a coroutine that ends in a call that does not return).
+  std::thread([grace = parts->lostGrace] {
+    std::this_thread::sleep_for(grace);
+    spdlog::error("msg=\"leadership lost and not stopped in time: exiting\"");
+    std::_Exit(1);
+  }).detach();
+}
+
+// Sets or removes the leader label on this replica's pod, again with backoff until it is done or
+// `until` (or shutdown) is set.
+asio::awaitable<void> labelOwnPod(Parts* parts, kube::RestClient* cluster, bool leader,
+                                  const Latch* until) {
+  std::chrono::milliseconds delay{1000};
+  while (!parts->shutdown.isSet() && !until->isSet()) {
+    auto s = co_await markOwnPod(*cluster, leader);
+    if (s.ok()) {
+      co_return;
     }
+    spdlog::warn("msg=\"leader label of this replica's pod not {}\" retry={}ms error=\"{}\"",
+                 leader ? "set" : "removed", delay.count(), s.error().toString());
+    co_await sleepFor(*parts->clock, delay, &parts->shutdown);
+    delay = std::min(delay * 2, std::chrono::milliseconds(30'000));
   }
 }
 
 // Copies the elector's `leading` into the parts' latch, and moves the leader label of this
 // replica's pod with it (unset first: a replica restarted after it lost the Lease keeps its pod).
 asio::awaitable<void> followElection(Parts* parts, kube::RestClient* cluster) {
-  if (auto s = co_await markOwnPod(*cluster, false); !s.ok()) {
-    spdlog::warn("msg=\"leader label not removed from this replica's pod\" error=\"{}\"",
-                 s.error().toString());
-  }
+  // Until it is off (a replica restarted after it lost the Lease keeps its pod and its label:
+  // the chart's Service would send webhook requests to a standby), or the replica leads.
+  co_await labelOwnPod(parts, cluster, false, &parts->elector->leading());
   co_await waitAny(parts->elector->leading(), parts->shutdown);
-  if (!parts->elector->leading().isSet()) {
+  if (!parts->elector->leading().isSet() || parts->shutdown.isSet()) {
     co_return;
   }
   parts->leading.set();
-  if (auto s = co_await markOwnPod(*cluster, true); !s.ok()) {
-    // The chart's Service then sends webhook requests nowhere: they are admitted unchanged.
-    spdlog::error("msg=\"leader label not set on this replica's pod\" error=\"{}\"",
-                  s.error().toString());
-  }
+  // Until it is on: without it the chart's Service has no endpoint and webhook requests are
+  // admitted unchanged.
+  co_await labelOwnPod(parts, cluster, true, &parts->elector->lost());
 }
 
 // The feeds of cluster objects the provider follows start once it is ready: their first list
@@ -239,9 +275,12 @@ asio::awaitable<void> lifecycle(Parts* parts, asio::signal_set* signals) {
   if (!co_await waitFor(parts->eventsDone, *parts->clock, std::chrono::seconds(5))) {
     spdlog::warn("msg=\"event recorder did not stop in time\"");
   }
-  if (parts->webhookCertificates &&
-      !co_await waitFor(parts->webhookCertificatesDone, *parts->clock, std::chrono::seconds(5))) {
-    spdlog::warn("msg=\"webhook certificates did not stop in time\"");
+  if (parts->webhookCertificates) {
+    const bool stopped =
+        co_await waitFor(parts->webhookCertificatesDone, *parts->clock, std::chrono::seconds(5));
+    if (!stopped) {
+      spdlog::warn("msg=\"webhook certificates did not stop in time\"");
+    }
   }
   if (parts->elector != nullptr) {
     // Last: nothing of this replica writes any more when a standby takes over.
@@ -284,7 +323,7 @@ Result<kube::ClientConfig> clusterConfig(const Config& config) {
 }  // namespace
 
 int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNodes,
-            const std::string& version) {
+            const std::string& stopDeploymentRef, const std::string& version) {
   if (config.provider != "cci") {
     std::fprintf(stderr,
                  "burstlet cleanup: provider.name is %s; only the cci provider leaves "
@@ -296,11 +335,20 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNod
     std::fprintf(stderr, "burstlet cleanup: configuration: %s\n", s.error().toString().c_str());
     return 1;
   }
+  std::optional<DeploymentRef> stopRef;
+  if (!stopDeploymentRef.empty()) {
+    auto ref = parseDeploymentRef(stopDeploymentRef);
+    if (!ref.ok()) {
+      std::fprintf(stderr, "burstlet cleanup: %s\n", ref.error().message.c_str());
+      return 1;
+    }
+    stopRef = std::move(*ref);
+  }
   asio::io_context io(1);
   std::unique_ptr<kube::RestClient> cluster;
   const bool webhook = !config.admission.listen.empty() && config.admission.registerWebhook;
   const bool ownCerts = !config.admission.listen.empty() && config.admission.certFile.empty();
-  if (!config.backend.akskSecret.empty() || webhook || ownCerts) {
+  if (!config.backend.akskSecret.empty() || webhook || ownCerts || stopRef) {
     auto cc = clusterConfig(config);
     if (!cc.ok()) {
       std::fprintf(stderr, "burstlet cleanup: cluster connection: %s\n",
@@ -321,6 +369,10 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNod
                  backend.error().toString().c_str());
     return 1;
   }
+  // After the connections (a bad credential stops nothing), before anything is removed.
+  if (stopRef && !stopBeforeCleanup(io, *cluster, *stopRef, timeout)) {
+    return 1;
+  }
   provider::cci::CleanupOptions options;
   options.ns =
       provider::cci::namespaceFor(config.backend.namespacePrefix, config.backend.clusterID);
@@ -331,6 +383,7 @@ int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNod
   options.timeout = timeout;
   Result<provider::cci::CleanupReport> result = provider::cci::CleanupReport{};
   asio::co_spawn(io, runCleanup(backend->get(), options, &result), asio::detached);
+  io.restart();
   io.run();
   if (!result.ok()) {
     std::fprintf(stderr, "burstlet cleanup: %s\n", result.error().toString().c_str());
@@ -502,8 +555,21 @@ int run(const Config& config, const std::string& version) {
   (*health)->route("/readyz", [&node, &pods, provider, &elector](const server::Request&) {
     std::string why;
     if (elector && !elector->leading().isSet()) {
-      // Ready as a standby, so that a rolling update (maxUnavailable 0) goes on; the Service in
-      // front of the replicas selects the leader by its pod's label (leadership.h).
+      // Ready as a standby that could take over (the Lease read, its caches listed), so that a
+      // rolling update (maxUnavailable 0) goes on only with a working new replica; the Service
+      // in front of the replicas selects the leader by its pod's label (leadership.h).
+      if (!elector->answering()) {
+        why += "standby: the node's Lease cannot be read\n";
+      }
+      if (!pods.listed()) {
+        why += "standby: the node's pods not listed yet\n";
+      }
+      if (auto reason = provider->notReadyReason(); !reason.empty()) {
+        why += "standby: provider: " + reason + "\n";
+      }
+      if (!why.empty()) {
+        return server::Response{503, "text/plain; charset=utf-8", why, {}};
+      }
       const auto holder = elector->holder();
       why = "standing by: the node's Lease is held by " + (holder.empty() ? "nobody" : holder);
       return server::Response{200, "text/plain; charset=utf-8", why + "\n", {}};
@@ -563,13 +629,14 @@ int run(const Config& config, const std::string& version) {
   parts.clock = &clock;
   parts.provider = provider;
   parts.elector = elector.get();
+  parts.lostGrace = config.leaderElection.leaseDuration - config.leaderElection.renewDeadline;
   for (auto& feed : feeds) {
     parts.feedInformers.push_back(feed.get());
   }
   // A standby keeps its caches warm (the node's pods, Services, the admission caches and, when
   // the provider can stand by, the backend's pods and copies) and writes nothing: the rest starts
   // once it leads.
-  const bool providerStandsBy = elector && provider->standBy(parts.leading);
+  const bool providerStandsBy = elector && provider->standBy(parts.workStarted);
   auto lifecycleStrand = asio::make_strand(io);
   std::function<void()> startWork = [&] {
     parts.working = true;

@@ -19,8 +19,11 @@ int run(const Config& config, const std::string& version);
 // backend and waits until its pods are gone; the backend namespace (with its Network and the
 // backend volumes made for it) goes too once no other virtual node uses it, or at once with
 // `allNodes` (provider/cci/cleanup.h). Prints what it removed and whether the namespace stayed
-// (and for which nodes). Idempotent. Returns the exit code.
+// (and for which nodes). Idempotent. Returns the exit code. With `stopDeployment`
+// ("<namespace>/<name>", the Deployment burstlet runs as) that Deployment is scaled to 0 and its
+// pods waited for first (stop_deployment.h); cleanup starts only once they are gone, within
+// `timeout` for both.
 int cleanup(const Config& config, std::chrono::milliseconds timeout, bool allNodes,
-            const std::string& version);
+            const std::string& stopDeployment, const std::string& version);
 
 }  // namespace burstlet::daemon

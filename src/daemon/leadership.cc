@@ -39,6 +39,10 @@ kube::LeaderElectionOptions leaderElectionOptions(const Config& config) {
   o.leaseDuration = l.leaseDuration;
   o.renewDeadline = l.renewDeadline;
   o.retryPeriod = l.retryPeriod;
+  // The node's heartbeat: a predecessor without leader election (one replica before, an older
+  // version) renews it while it works, and the first election Lease waits for it to stop.
+  o.guardNs = "kube-node-lease";
+  o.guardName = config.nodeName;
   return o;
 }
 

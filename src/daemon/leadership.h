@@ -14,7 +14,7 @@ namespace burstlet::daemon {
 // Namespace: leaderElection.namespace, else $POD_NAMESPACE, else kube-system. Lease:
 // leaderElection.leaseName, else burstlet-<node name> (one Lease per virtual node: replicas of
 // different nodes never wait for each other). Identity: leaderElection.identity, else $POD_NAME,
-// else the host name, with a random suffix.
+// else the host name, with a random suffix. The guard is the node's heartbeat Lease.
 kube::LeaderElectionOptions leaderElectionOptions(const Config& config);
 
 // The label the working replica puts on its own pod: the chart's Service selects it, so that

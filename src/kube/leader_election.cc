@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
 #include <random>
 
 #include "kube/json_path.h"
@@ -72,6 +73,42 @@ json::value LeaderElector::leaseSpec(const json::object* old, bool renewing) con
   return spec;
 }
 
+std::chrono::milliseconds LeaderElector::validity(const json::object& spec) const {
+  if (const auto* d = spec.if_contains("leaseDurationSeconds"); d != nullptr && d->is_int64()) {
+    return std::max(options_.leaseDuration,
+                    std::chrono::milliseconds(std::chrono::seconds(d->as_int64())));
+  }
+  return options_.leaseDuration;
+}
+
+asio::awaitable<Result<bool>> LeaderElector::guardHeld() {
+  if (options_.guardName.empty()) {
+    co_return false;
+  }
+  std::string ns = options_.guardNs;
+  std::string name = options_.guardName;
+  auto got = co_await client_.get(resources::kLeases, ns, name);
+  if (!got.ok()) {
+    if (got.error().code == ErrorCode::kNotFound) {
+      co_return false;
+    }
+    co_return std::move(got).error();
+  }
+  const json::value* spec = got->as_object().if_contains("spec");
+  std::string serialized = spec != nullptr ? json::serialize(*spec) : std::string();
+  if (serialized != guardSpec_) {
+    guardSpec_ = std::move(serialized);
+    guardAt_ = clock_.steadyNow();
+  }
+  const bool held = clock_.steadyNow() < guardAt_ + options_.leaseDuration;
+  if (held) {
+    spdlog::info("msg=\"leader election: waiting for the node's heartbeat to stop before the "
+                 "first lease\" lease={}/{} heartbeat={}/{}",
+                 options_.ns, options_.name, ns, name);
+  }
+  co_return held;
+}
+
 asio::awaitable<Result<bool>> LeaderElector::tryAcquireOrRenew() {
   std::string ns = options_.ns;
   std::string name = options_.name;
@@ -80,6 +117,13 @@ asio::awaitable<Result<bool>> LeaderElector::tryAcquireOrRenew() {
     co_return std::move(got).error();
   }
   if (!got.ok()) {
+    auto guarded = co_await guardHeld();
+    if (!guarded.ok()) {
+      co_return std::move(guarded).error();
+    }
+    if (*guarded) {
+      co_return false;
+    }
     json::value lease = json::object{
         {"apiVersion", "coordination.k8s.io/v1"},
         {"kind", "Lease"},
@@ -107,17 +151,27 @@ asio::awaitable<Result<bool>> LeaderElector::tryAcquireOrRenew() {
   observe(*spec);
   const std::string current = holder();
   const bool ours = current == options_.identity;
-  if (!ours && !current.empty() && clock_.steadyNow() < observedAt_ + options_.leaseDuration) {
-    co_return false;  // held, and renewed within leaseDuration as seen from here
+  if (!ours && !current.empty() && clock_.steadyNow() < observedAt_ + validity(*spec)) {
+    co_return false;  // held, and renewed within its duration as seen from here
   }
   json::value lease = *got;
   lease.as_object()["spec"] = leaseSpec(spec, ours);
   auto updated = co_await client_.update(resources::kLeases, ns, name, lease);
   if (!updated.ok()) {
-    if (updated.error().code == ErrorCode::kConflict) {
-      co_return false;  // changed since read: someone else renewed or took it
+    if (updated.error().code != ErrorCode::kConflict) {
+      co_return std::move(updated).error();
     }
-    co_return std::move(updated).error();
+    // Changed since read: someone else renewed or took it — or this very write landed and its
+    // answer was lost, and the client's retry met its own new resourceVersion.
+    auto again = co_await client_.get(resources::kLeases, ns, name);
+    if (!again.ok()) {
+      co_return std::move(again).error();
+    }
+    const json::value* s = again->as_object().if_contains("spec");
+    if (s != nullptr) {
+      observe(*s);
+    }
+    co_return holder() == options_.identity;
   }
   observe(updated->at("spec"));
   co_return true;
@@ -168,9 +222,14 @@ asio::awaitable<void> LeaderElector::watchRenewals() {
 
 asio::awaitable<void> LeaderElector::run() {
   bool warned = false;
+  bool acquired = false;
   while (!stop_.isSet()) {
+    const auto started = clock_.steadyNow();
     auto r = co_await tryAcquireOrRenew();
+    answering_ = r.ok();
     if (r.ok() && *r) {
+      acquired = true;
+      lastRenew_ = started;
       break;
     }
     if (!r.ok() && !warned) {
@@ -181,9 +240,11 @@ asio::awaitable<void> LeaderElector::run() {
     co_await sleepFor(clock_, options_.retryPeriod, &stop_);
   }
   if (stop_.isSet()) {
+    if (acquired) {
+      co_await release();  // stopped while the acquiring write was on its way
+    }
     co_return;
   }
-  lastRenew_ = clock_.steadyNow();
   spdlog::info("msg=\"leader election: leading\" lease={}/{} self={}", options_.ns, options_.name,
                options_.identity);
   leading_.set();
@@ -193,12 +254,16 @@ asio::awaitable<void> LeaderElector::run() {
     if (stop_.isSet() || lost_.isSet()) {
       break;
     }
+    // A renewal counts from when it was sent: the holder's own view must never run ahead of
+    // what a standby measures from the Lease's change.
+    const auto started = clock_.steadyNow();
     auto r = co_await tryAcquireOrRenew();
+    answering_ = r.ok();
     if (lost_.isSet()) {
       break;  // too late: a standby may hold it by now
     }
     if (r.ok() && *r) {
-      lastRenew_ = clock_.steadyNow();
+      lastRenew_ = started;
       renewed_.notify();
     } else if (r.ok()) {
       spdlog::error("msg=\"leader election: lease taken by another replica\" lease={}/{} holder={}",

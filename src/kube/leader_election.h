@@ -8,6 +8,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -26,6 +27,12 @@ struct LeaderElectionOptions {
   std::chrono::milliseconds leaseDuration{15'000};
   std::chrono::milliseconds renewDeadline{10'000};
   std::chrono::milliseconds retryPeriod{2'000};
+  // A Lease another writer renews while it works (the virtual node's heartbeat Lease): while the
+  // election Lease does not exist yet, it is made only once this one has gone unrenewed for
+  // leaseDuration — a predecessor that did not elect (one replica, an older version) may still
+  // be working. Empty: none.
+  std::string guardNs;
+  std::string guardName;
 };
 
 // A name for this replica: `base` (a pod's name, a host name) with a random suffix, so a
@@ -47,6 +54,8 @@ class LeaderElector {
   const Latch& leading() const { return leading_; }
   const Latch& lost() const { return lost_; }
   const std::string& identity() const { return options_.identity; }
+  // The last attempt read (and, leading, wrote) the Lease: a standby that could take over.
+  bool answering() const { return answering_.load(); }
   // The holder last seen in the Lease ("" when none), for /readyz and logs.
   std::string holder() const;
 
@@ -57,6 +66,11 @@ class LeaderElector {
   boost::asio::awaitable<void> watchRenewals();
   boost::json::value leaseSpec(const boost::json::object* old, bool renewing) const;
   void observe(const boost::json::value& spec);
+  // True while the guard Lease (options) was renewed within leaseDuration, as seen from here.
+  boost::asio::awaitable<Result<bool>> guardHeld();
+  // leaseDuration, or the Lease's own leaseDurationSeconds when longer (a holder configured
+  // with a longer one counts on it).
+  std::chrono::milliseconds validity(const boost::json::object& spec) const;
 
   RestClient& client_;
   const LeaderElectionOptions options_;
@@ -69,8 +83,11 @@ class LeaderElector {
   // presumed alive until leaseDuration after that.
   std::string observedSpec_;
   Clock::SteadyTime observedAt_{};
+  std::string guardSpec_;
+  Clock::SteadyTime guardAt_{};
   Clock::SteadyTime lastRenew_{};
   Wakeup renewed_;
+  std::atomic<bool> answering_{false};
   mutable std::mutex mu_;  // guards holder_
   std::string holder_;
 };

@@ -120,6 +120,8 @@ class PodController {
   // Call before run(); `go` must outlive it.
   void holdUntil(const Latch& go) { hold_ = &go; }
   void stop();
+  // The informer listed the node's pods (also while held).
+  bool listed() const { return informer_->signals().ready.isSet(); }
   // The informer listed the pods and the provider's pods were reconciled.
   bool ready() const { return ready_.load(); }
   // started: run() began; ready: as ready(); stopped: run() returned.

@@ -32,6 +32,9 @@ TEST_F(LeadershipTest, DefaultsPerNodeFromThePodsEnvironment) {
   EXPECT_EQ(o.leaseDuration, std::chrono::seconds(15));
   EXPECT_EQ(o.renewDeadline, std::chrono::seconds(10));
   EXPECT_EQ(o.retryPeriod, std::chrono::seconds(2));
+  // A predecessor that did not elect shows in the node's heartbeat.
+  EXPECT_EQ(o.guardNs, "kube-node-lease");
+  EXPECT_EQ(o.guardName, "burst-zone-a");
   setenv("POD_NAME", "burstlet-7d9f-x2", 1);      // NOLINT(concurrency-mt-unsafe)
   setenv("POD_NAMESPACE", "burstlet-system", 1);  // NOLINT(concurrency-mt-unsafe)
   o = leaderElectionOptions(c);

@@ -32,15 +32,23 @@ struct Replica {
   std::unique_ptr<LeaderElector> elector;
   bool done = false;
 
-  Replica(MemoryApi& api, const FakeClock& clock, const std::string& name) {
+  Replica(MemoryApi& api, const FakeClock& clock, const std::string& name, int retries = 0,
+          bool guarded = false) {
     RestOptions ro;
-    ro.retry.maxRetries = 0;
+    ro.retry.maxRetries = retries;
+    // The client's retry delays are real timers: none, so that retries keep up with the clock.
+    ro.retry.baseDelay = milliseconds(0);
+    ro.retry.maxDelay = milliseconds(0);
     ro.clock = &clock;
     client = std::make_unique<RestClient>(io.get_executor(), api.transport(), ClientConfig{}, ro);
     LeaderElectionOptions o;
     o.ns = "burstlet";
     o.name = "burstlet-node";
     o.identity = name;
+    if (guarded) {
+      o.guardNs = "kube-node-lease";
+      o.guardName = "node";
+    }
     elector = std::make_unique<LeaderElector>(*client, o, clock);
   }
   // Ends run() (its frames refer to the elector, and its sleepers' timers to the loop).
@@ -180,6 +188,61 @@ TEST_F(LeaderElectionTest, AStandbyWaitsWhileTheLeaseCannotBeRead) {
   pass(seconds(4), {&b});
   EXPECT_FALSE(b.elector->leading().isSet());
   pass(seconds(8), {&b});
+  EXPECT_TRUE(b.elector->leading().isSet());
+}
+
+// The answer to a renewal is lost after the write landed; the client sends it again and meets
+// its own new resourceVersion (409): still the holder, not lost.
+TEST_F(LeaderElectionTest, ARenewalWhoseAnswerWasLostIsStillARenewal) {
+  Replica a(api_, clock_, "a", /*retries=*/3);
+  a.start();
+  pass(milliseconds(0), {&a});
+  ASSERT_TRUE(a.elector->leading().isSet());
+  api_.loseAnswerNext(Verb::put, kLeases);
+  pass(seconds(30), {&a});
+  EXPECT_FALSE(a.elector->lost().isSet());
+  EXPECT_EQ(holder(), "a");
+}
+
+// A predecessor that did not elect (one replica, an older version) keeps the node's heartbeat
+// Lease fresh: the first election Lease waits until that has stopped for leaseDuration.
+TEST_F(LeaderElectionTest, TheFirstLeaseWaitsForTheNodesHeartbeatToStop) {
+  api_.put("/api/v1/namespaces", json::parse(R"({"metadata":{"name":"kube-node-lease"}})"));
+  const std::string heartbeats = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+  auto beat = [&](int i) {
+    api_.put(heartbeats, json::parse(R"({"metadata":{"name":"node","namespace":"kube-node-lease"},
+        "spec":{"holderIdentity":"node","renewTime":"2026-12-07T00:00:)" +
+                                     std::to_string(10 + i) + R"(.000000Z"}})"));
+  };
+  beat(0);
+  Replica a(api_, clock_, "a", 0, /*guarded=*/true);
+  a.start();
+  for (int i = 1; i <= 10; ++i) {  // the old process renews every 10s for 100s
+    pass(seconds(10), {&a});
+    beat(i);
+  }
+  EXPECT_FALSE(a.elector->leading().isSet());
+  EXPECT_FALSE(api_.get(kLeases, "burstlet-node").has_value());
+  pass(seconds(12), {&a});
+  EXPECT_FALSE(a.elector->leading().isSet()) << "the heartbeat stopped only 12s ago";
+  pass(seconds(6), {&a});
+  EXPECT_TRUE(a.elector->leading().isSet());
+}
+
+// A holder configured with a longer lease (before an upgrade shortened it) counts on its own.
+TEST_F(LeaderElectionTest, AStandbyHonoursTheLeasesOwnDurationWhenLonger) {
+  Replica a(api_, clock_, "a");
+  a.start();
+  pass(milliseconds(0), {&a});
+  auto l = lease();
+  l.at("spec").as_object()["leaseDurationSeconds"] = 60;
+  api_.put(kLeases, l);  // as a holder of an older configuration writes it
+  Replica b(api_, clock_, "b");
+  b.start();
+  // a is gone (not polled): b waits the Lease's 60s, not its own 15s.
+  pass(seconds(40), {&b});
+  EXPECT_FALSE(b.elector->leading().isSet());
+  pass(seconds(25), {&b});
   EXPECT_TRUE(b.elector->leading().isSet());
 }
 

@@ -13,7 +13,11 @@
 // change. Subresources (404, as an API server without them answers), set-based selectors, paging
 // and streaming lists (sendInitialEvents) are not supported, except a PATCH of
 // pods/<name>/ephemeralcontainers once serveEphemeralContainers() is called: it adds ephemeral
-// containers by name and refuses (422) to change one that is there or anything else.
+// containers by name and refuses (422) to change one that is there or anything else; and the
+// scale subresource of apps/v1 deployments, replicasets and statefulsets: GET the autoscaling/v1
+// Scale (spec.replicas, absent = 1; status.replicas; status.selector from
+// spec.selector.matchLabels), PATCH (JSON merge) or PUT it (409 on a stale resourceVersion) to
+// set the object's spec.replicas (422 unless a number >= 0).
 //
 // Faults: failNext() makes the next requests matching a method and path answer a status without
 // acting; loseAnswerNext() acts and then reports a broken connection, as when the answer is lost
@@ -645,6 +649,95 @@ class MemoryApi {
       return jsonResponse(200, boost::json::serialize(state_->put(route.collection, pod)));
     }
 
+    static bool scalable(const std::string& collection) {
+      if (!collection.starts_with("/apis/apps/v1/")) {
+        return false;
+      }
+      for (const char* kind : {"/deployments", "/replicasets", "/statefulsets"}) {
+        if (collection.ends_with(kind)) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    // The autoscaling/v1 Scale the API server derives from a Deployment, ReplicaSet or
+    // StatefulSet.
+    static boost::json::value scaleOf(const boost::json::value& o) {
+      const auto& obj = o.as_object();
+      const auto* md = obj.if_contains("metadata");
+      const auto* spec = obj.if_contains("spec");
+      const auto* replicas = spec != nullptr && spec->is_object()
+                                 ? spec->as_object().if_contains("replicas")
+                                 : nullptr;
+      std::string selector;
+      if (const auto* labels = Selectors::at(o, "spec.selector.matchLabels");
+          labels != nullptr && labels->is_object()) {
+        for (const auto& [k, v] : labels->as_object()) {
+          selector += fmt::format("{}{}={}", selector.empty() ? "" : ",", std::string_view(k),
+                                  Selectors::text(&v));
+        }
+      }
+      const auto* have = Selectors::at(o, "status.replicas");
+      boost::json::object meta;
+      for (const char* key : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}) {
+        if (const auto* v = md != nullptr ? md->as_object().if_contains(key) : nullptr) {
+          meta[key] = *v;
+        }
+      }
+      return boost::json::object{
+          {"kind", "Scale"},
+          {"apiVersion", "autoscaling/v1"},
+          {"metadata", std::move(meta)},
+          {"spec", {{"replicas", replicas != nullptr ? *replicas : boost::json::value(1)}}},
+          {"status",
+           {{"replicas", have != nullptr ? *have : boost::json::value(0)},
+            {"selector", selector}}}};
+    }
+
+    kube::HttpResponse scale(const Route& route, const Request& r) {
+      auto& items = state_->objects[route.collection];
+      auto it = items.find(route.name);
+      const std::string what = route.collection.substr(route.collection.rfind('/') + 1);
+      if (it == items.end()) {
+        return status(404, "NotFound", fmt::format("{}.apps \"{}\" not found", what, route.name));
+      }
+      boost::json::value current = scaleOf(it->second);
+      if (r.method == kube::Verb::get) {
+        return jsonResponse(200, boost::json::serialize(current));
+      }
+      boost::system::error_code ec;
+      const boost::json::value body = boost::json::parse(r.body, ec);
+      if (ec || !body.is_object()) {
+        return status(400, "BadRequest", "body is not a JSON object");
+      }
+      boost::json::value want = current;
+      if (r.method == kube::Verb::patch) {
+        merge(want, body, false);
+      } else if (r.method == kube::Verb::put) {
+        const auto* rv = Selectors::at(body, "metadata.resourceVersion");
+        if (rv != nullptr && rv->is_string() && !rv->as_string().empty() &&
+            *rv != *Selectors::at(current, "metadata.resourceVersion")) {
+          return status(409, "Conflict", "the object has been modified");
+        }
+        want = body;
+      } else {
+        return status(405, "MethodNotAllowed", "method not allowed");
+      }
+      const auto* replicas = Selectors::at(want, "spec.replicas");
+      if (replicas == nullptr || !replicas->is_number() || replicas->to_number<double>() < 0) {
+        return status(422, "Invalid", "spec.replicas: must be a number >= 0");
+      }
+      boost::json::value object = it->second;
+      auto& spec = object.as_object()["spec"];
+      if (!spec.is_object()) {
+        spec = boost::json::object();
+      }
+      spec.as_object()["replicas"] = *replicas;
+      return jsonResponse(
+          200, boost::json::serialize(scaleOf(state_->put(route.collection, std::move(object)))));
+    }
+
     Result<kube::HttpResponse> handle(const kube::HttpRequest& request) {
       const Request r = parse(request);
       state_->requests.push_back(r);
@@ -682,6 +775,9 @@ class MemoryApi {
       if (route.subresource == "ephemeralcontainers" && state_->ephemeralContainers &&
           r.method == kube::Verb::patch) {
         return addEphemeralContainers(route, r.body);
+      }
+      if (route.subresource == "scale" && scalable(route.collection)) {
+        return scale(route, r);
       }
       if (!route.subresource.empty()) {
         return status(404, "NotFound", "subresources are not supported");

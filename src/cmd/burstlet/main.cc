@@ -195,8 +195,8 @@ int main(int argc, char** argv) {
       ->required();
   auto* cleanupKubeconfigOpt =
       cleanupCmd->add_option("--kubeconfig", cleanupFlags.kubeconfigs,
-                             "kubeconfig of the cluster (to read provider.cci.akskSecret and to "
-                             "remove the webhook registration)");
+                             "kubeconfig of the cluster (to read provider.cci.akskSecret, stop "
+                             "--stop-deployment and remove the webhook registration)");
   auto* cleanupNodeOpt = cleanupCmd->add_option(
       "--node-name", cleanupFlags.nodeName,
       "the virtual node burstlet ran as (default: node.name of --config): whose backend "
@@ -204,12 +204,20 @@ int main(int argc, char** argv) {
   auto* cleanupInClusterOpt = cleanupCmd->add_flag("--in-cluster", cleanupFlags.inCluster,
                                                    "use the in-cluster ServiceAccount");
   cleanupCmd->add_option("--timeout", cleanupTimeout,
-                         "how long to wait for the node's pods and the namespace to go (default "
-                         "10m)");
+                         "how long to wait for the node's pods and the namespace to go, and "
+                         "first for --stop-deployment's pods (one deadline; default 10m)");
   bool cleanupAllNodes = false;
   cleanupCmd->add_flag("--all-nodes", cleanupAllNodes,
                        "delete the backend namespace and everything in it, also what other "
                        "virtual nodes of the cluster (same clusterID) run there");
+  std::string cleanupStopDeployment;
+  cleanupCmd->add_option(
+      "--stop-deployment", cleanupStopDeployment,
+      "NAMESPACE/NAME of the Deployment this node's burstlet runs as (the Helm chart's hook gives "
+      "the release's): first scale it to 0 and wait (within --timeout) until none of its pods is "
+      "left, so no burstlet re-creates what cleanup removes; a missing Deployment is fine. Needs "
+      "get deployments, patch deployments/scale and list pods in NAMESPACE; refused, cleanup "
+      "does not start");
   cleanupCmd->callback([&] {
     action = [&]() -> int {
       auto loaded = burstlet::daemon::loadConfigFile(cleanupConfig, burstlet::daemon::Config{});
@@ -231,7 +239,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "burstlet cleanup: --timeout: %s\n", timeout.error().message.c_str());
         return 1;
       }
-      return burstlet::daemon::cleanup(*loaded, *timeout, cleanupAllNodes, BURSTLET_VERSION);
+      return burstlet::daemon::cleanup(*loaded, *timeout, cleanupAllNodes, cleanupStopDeployment,
+                                       BURSTLET_VERSION);
     };
   });
 

@@ -100,12 +100,17 @@ asio::awaitable<Status> CciProvider::run() {
 }
 
 asio::awaitable<Status> CciProvider::runUntilStopped() {
-  if (auto s = co_await namespace_.ensure(stop_); !s.ok()) {
-    // Stopped before the backend was reachable: not a failure.
-    co_return s.error().code == ErrorCode::kCancelled ? okStatus() : s;
-  }
-  if (stop_.isSet()) {
-    co_return okStatus();
+  // A standby reads only: the namespace (and the node's marker) is made once it leads, and its
+  // informers list an absent namespace as empty until then.
+  const bool standby = leading_ != nullptr && !leading_->isSet();
+  if (!standby) {
+    if (auto s = co_await namespace_.ensure(stop_); !s.ok()) {
+      // Stopped before the backend was reachable: not a failure.
+      co_return s.error().code == ErrorCode::kCancelled ? okStatus() : s;
+    }
+    if (stop_.isSet()) {
+      co_return okStatus();
+    }
   }
   co_await readBackendRelease();
   // Not one of informers(): quotas that cannot be read must not keep the provider from ready.
@@ -117,10 +122,19 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
       spawn(inf->run());
     }
   }
-  if (leading_ != nullptr && !leading_->isSet()) {
+  if (standby) {
+    spawn(markWarm());
     spdlog::info("msg=\"standing by: backend caches kept warm\" namespace={}",
                  options_.backendNamespace);
     co_await waitAny(*leading_, stop_);
+    if (!stop_.isSet()) {
+      auto s = co_await namespace_.ensure(stop_);
+      if (!s.ok() && s.error().code != ErrorCode::kCancelled) {
+        std::lock_guard lock(callbackMu_);
+        fatal_ = s.error();
+        stop();
+      }
+    }
   }
   if (network_ && !stop_.isSet()) {
     spawn(runNetwork());
@@ -144,6 +158,18 @@ asio::awaitable<Status> CciProvider::runUntilStopped() {
   co_await copies_->drain();
   std::lock_guard lock(callbackMu_);
   co_return fatal_ ? Status(*fatal_) : okStatus();
+}
+
+asio::awaitable<void> CciProvider::markWarm() {
+  auto* mirror = &events_->informer();
+  for (auto* inf : informers()) {
+    if (inf != mirror) {
+      co_await waitAny(inf->signals().ready, stop_);
+    }
+  }
+  if (!stop_.isSet()) {
+    warm_ = true;
+  }
 }
 
 asio::awaitable<void> CciProvider::readBackendRelease() {
@@ -191,6 +217,10 @@ Status CciProvider::networkReady() const {
 std::string CciProvider::notReadyReason() const {
   if (signals_.stopped.isSet()) {
     return "the cci provider stopped";
+  }
+  if (leading_ != nullptr && !leading_->isSet()) {
+    // A standby does not follow the Network: that is the leader's.
+    return warm_ ? "" : "standing by, the backend's pods and copies not listed yet";
   }
   // Also after readiness: a Network lost since takes pods away as well.
   if (auto s = networkReady(); !s.ok()) {

@@ -24,6 +24,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <functional>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -134,6 +135,8 @@ class CciProvider final : public Provider {
   // The backend's release (GET /version) and provider.cci.backendVersion: what pods are
   // checked against (api_fields.h), handed to BackendPods.
   asio::awaitable<void> readBackendRelease();
+  // Sets warm_ once the informers a standby runs have listed.
+  asio::awaitable<void> markWarm();
   // Follows the Network until stop(); its error (not ours) stops the provider.
   asio::awaitable<void> runNetwork();
   // kUnavailable kBackendNetworkNotActive while there is a Network and it is not Active.
@@ -155,6 +158,7 @@ class CciProvider final : public Provider {
   Signals signals_;
   Latch stop_;                      // set by stop()
   const Latch* leading_ = nullptr;  // standBy(): nothing is written before it is set
+  std::atomic<bool> warm_{false};    // standing by with every informer but the mirror's listed
   Latch readyOrStopping_;           // set when ready or by stop(): what ping() waits for
   Gate gate_;                       // run()'s coroutines: the informers and the sweep
   std::mutex callbackMu_;           // guards callback_

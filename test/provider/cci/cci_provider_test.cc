@@ -126,15 +126,38 @@ TEST(CciProviderTest, AStandbyWatchesButWritesNothingUntilItLeads) {
   EXPECT_FALSE(h.provider->ready());
   int writes = 0;
   for (const auto& r : h.api.requests()) {
-    writes += r.method != Verb::get && !isNodeMarker(r) ? 1 : 0;
+    writes += r.method != Verb::get ? 1 : 0;  // not even the node's marker
   }
   EXPECT_EQ(writes, 0);
+  EXPECT_EQ(h.provider->notReadyReason(), "") << "a warm standby could take over";
   EXPECT_EQ(h.api.count(Verb::get, kNetworks.path(kNs)), 0);
   EXPECT_EQ(h.api.count(Verb::get, resources::kPersistentVolumes.path("")), 0);  // no sweep
   leading.set();
   ASSERT_TRUE(h.runUntil([&] { return h.provider->ready(); }));
   EXPECT_TRUE(h.settle());
   EXPECT_GT(h.api.count(Verb::get, kNetworks.path(kNs)), 0);
+  int markers = 0;
+  for (const auto& r : h.api.requests()) {
+    markers += r.method == Verb::post && isNodeMarker(r) ? 1 : 0;
+  }
+  EXPECT_EQ(markers, 1) << "the leader marks the namespace as its node's";
+}
+
+// A standby whose backend namespace does not exist yet (the first install, or it was removed)
+// waits with empty caches; the namespace is made only once it leads.
+TEST(CciProviderTest, AStandbyMakesNoNamespace) {
+  Harness h;
+  Latch leading;
+  ASSERT_TRUE(h.provider->standBy(leading));
+  h.start();
+  h.runFor(std::chrono::milliseconds(200));
+  h.clock.advance(std::chrono::minutes(1));
+  h.runFor(std::chrono::milliseconds(100));
+  EXPECT_EQ(h.api.count(Verb::post, kNamespaces), 0);
+  EXPECT_FALSE(h.provider->ready());
+  leading.set();
+  ASSERT_TRUE(h.runUntil([&] { return h.provider->ready(); }));
+  EXPECT_EQ(countExactly(h.api, Verb::post, kNamespaces), 1);
 }
 
 }  // namespace
