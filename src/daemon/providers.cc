@@ -181,4 +181,10 @@ Result<ProviderParts> makeProvider(const Config& config, ProviderContext context
   return parts;
 }
 
+Result<kube::ClientConfig> clusterConfig(const Config& config) {
+  return config.inCluster ? kube::inClusterConfig()
+                          : kube::loadKubeconfig(kube::KubeconfigOptions{config.kubeconfigs,
+                                                                         config.context, "", ""});
+}
+
 }  // namespace burstlet::daemon

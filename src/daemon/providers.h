@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/result.h"
 #include "daemon/config.h"
+#include "kube/config.h"
 #include "kube/events.h"
 #include "kube/rest.h"
 #include "provider/provider.h"
@@ -53,6 +54,9 @@ struct ProviderContext {
 // Errors: the backend connection (kInvalid for configuration, as connectBackend reports), the
 // Network settings in CCI mode (resolveNetwork) or the fake provider's options.
 Result<ProviderParts> makeProvider(const Config& config, ProviderContext context);
+
+// The cluster connection: in-cluster, or the kubeconfig files and context of the config.
+Result<kube::ClientConfig> clusterConfig(const Config& config);
 
 // The backend client of the cci provider. Reads the AK/SK Secret through `cluster` (may be null
 // when none is configured) by running `io` until it is read, so call it before the loop runs.
