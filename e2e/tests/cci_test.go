@@ -927,31 +927,7 @@ func TestCciKillDuringCreationsLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	d.start()
 	d.waitReady(60 * time.Second)
-	eventually(t, 120*time.Second, "all pods Running", func() error {
-		running := 0
-		for _, p := range podsOf(t, ns, "") {
-			if p.Status.Phase == corev1.PodRunning {
-				running++
-			}
-		}
-		if running != total {
-			return fmt.Errorf("%d of %d Running", running, total)
-		}
-		return nil
-	})
-	byUID := map[string]int{}
-	for _, b := range backendPods(t, bns) {
-		byUID[b.Annotations["burstlet.io/source-uid"]]++
-	}
-	for _, p := range podsOf(t, ns, "") {
-		if n := byUID[string(p.UID)]; n != 1 {
-			t.Errorf("%s has %d backend pods", p.Name, n)
-		}
-		delete(byUID, string(p.UID))
-	}
-	if len(byUID) != 0 {
-		t.Errorf("backend pods without a cluster pod: %v", byUID)
-	}
+	allRunningOnce(t, ns, bns, total, 120*time.Second)
 	if err := env.cluster.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
