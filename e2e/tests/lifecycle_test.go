@@ -395,6 +395,126 @@ func TestCciCleanupForcesPodsStuckTerminating(t *testing.T) {
 	t.Logf("cleanup took %v", time.Since(start))
 }
 
+// A backend pod lost again and again is re-created as a kubelet restarts a crashing container:
+// the first time at once, the next only after a 10 s back-off, during which the pod shows its
+// container waiting with CrashLoopBackOff and a BackOff event; each re-create counts one restart.
+func TestCciLostBackendPodsBackOffAsAKubeletDoes(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+	p := createPod(t, ns, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crashy"}, Spec: cciPodSpec(d.daemon)})
+	zero := int64(0)
+	lose := func() (types.UID, time.Time) {
+		t.Helper()
+		b := backendPodFor(t, bns, p)
+		if b == nil {
+			t.Fatal("no backend pod to lose")
+		}
+		if err := env.backend.CoreV1().Pods(bns).Delete(ctx, b.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		return b.UID, time.Now()
+	}
+	runningWith := func(restarts int32, not types.UID) func() error {
+		return func() error {
+			got, err := getPod(ns, p.Name)
+			if err != nil {
+				return err
+			}
+			if err := runningOn(got, d.node); err != nil {
+				return err
+			}
+			cs := got.Status.ContainerStatuses
+			if len(cs) != 1 || cs[0].RestartCount != restarts || cs[0].State.Running == nil {
+				return fmt.Errorf("container statuses %+v", cs)
+			}
+			if b := backendPodFor(t, bns, p); b == nil || b.UID == not {
+				return fmt.Errorf("no new backend pod")
+			}
+			return nil
+		}
+	}
+	waitRunning(t, ns, p.Name, d.node)
+	first, _ := lose()
+	eventually(t, 30*time.Second, "re-created at once, restart 1", runningWith(1, first))
+
+	second, lostAt := lose()
+	eventually(t, 8*time.Second, "waiting with CrashLoopBackOff", func() error {
+		got, err := getPod(ns, p.Name)
+		if err != nil {
+			return err
+		}
+		cs := got.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CrashLoopBackOff" ||
+			!strings.HasPrefix(cs[0].State.Waiting.Message, "back-off 10s restarting failed container=") ||
+			cs[0].RestartCount != 1 || cs[0].Ready {
+			return fmt.Errorf("container statuses %+v", cs)
+		}
+		return hasEvent(t, ns, p.Name, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container")
+	})
+	// Not before the back-off is over.
+	if wait := time.Until(lostAt.Add(8 * time.Second)); wait > 0 {
+		consistently(t, wait, "no backend pod during the back-off", func() error {
+			if b := backendPodFor(t, bns, p); b != nil && b.UID != second {
+				return fmt.Errorf("backend pod %s created %v after the loss", b.Name, time.Since(lostAt))
+			}
+			return nil
+		})
+	}
+	eventually(t, 30*time.Second, "re-created after the back-off, restart 2", runningWith(2, second))
+	t.Logf("re-created %v after the second loss", time.Since(lostAt))
+}
+
+// `burstlet cleanup` deleting the backend namespace while burstlet still runs (a Helm pre-delete
+// hook): the backend pods go, and creating them again is refused while the namespace terminates
+// and after it is gone. That is the backend being unavailable, shown on the pod, and no restart:
+// the restart count does not run up with each refused create.
+func TestCciNamespaceDeletedUnderARunningBurstletCountsNoRestarts(t *testing.T) {
+	d := startCciDaemon(t)
+	ns := namespace(t, env.cluster)
+	bns := d.backendNamespace()
+	ctx := context.Background()
+	createPod(t, ns, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "server"}, Spec: cciPodSpec(d.daemon)})
+	waitRunning(t, ns, "server", d.node)
+	if out, err := d.uninstall(); err != nil {
+		t.Fatalf("burstlet cleanup while burstlet runs: %v\n%s", err, out)
+	}
+	if _, err := env.backend.CoreV1().Namespaces().Get(ctx, bns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("backend namespace after cleanup: %v", err)
+	}
+	eventually(t, 30*time.Second, "the lost pod shown waiting, the backend's refusal on it", func() error {
+		p, err := getPod(ns, "server")
+		if err != nil {
+			return err
+		}
+		cs := p.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].Ready ||
+			cs[0].LastTerminationState.Terminated == nil ||
+			cs[0].LastTerminationState.Terminated.Reason != "ContainerStatusUnknown" {
+			return fmt.Errorf("container statuses %+v", cs)
+		}
+		if p.Status.Reason != "ProviderFailed" || !strings.Contains(p.Status.Message, "Namespace") {
+			return fmt.Errorf("reason %q message %q", p.Status.Reason, p.Status.Message)
+		}
+		return nil
+	})
+	consistently(t, 20*time.Second, "no restarts counted for refused creates", func() error {
+		p, err := getPod(ns, "server")
+		if err != nil {
+			return err
+		}
+		if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].RestartCount > 1 {
+			return fmt.Errorf("container statuses %+v", cs)
+		}
+		return nil
+	})
+	if p, err := getPod(ns, "server"); err == nil {
+		t.Logf("after 20 s: restarts %d, %s: %s", p.Status.ContainerStatuses[0].RestartCount,
+			p.Status.Reason, p.Status.Message)
+	}
+}
+
 // `kubectl debug` on a burst pod: the ephemeral container is added to the backend pod and its
 // status comes back, so kubectl sees it running instead of waiting forever.
 func TestCciKubectlDebugAddsAnEphemeralContainer(t *testing.T) {

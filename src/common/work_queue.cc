@@ -227,9 +227,15 @@ void WorkQueue::promoteDueLocked() {
     return;
   }
   const auto now = clock_.steadyNow();
+  bool readied = false;
   while (!dueOrder_.empty() && dueOrder_.begin()->first <= now) {
     const std::string key = dueOrder_.begin()->second;
-    makeReadyLocked(key);  // also drops it from dueOrder_
+    readied = makeReadyLocked(key) || readied;  // also drops it from dueOrder_
+  }
+  // A getter sleeps until the due time on real time; the clock may have got there first (a test
+  // clock moved on), and the add that found the key due then makes nothing new ready.
+  if (readied) {
+    wakeOneLocked();
   }
 }
 

@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
-#include <algorithm>
 #include <random>
 
 #include "kube/json_path.h"
@@ -102,9 +102,10 @@ asio::awaitable<Result<bool>> LeaderElector::guardHeld() {
   }
   const bool held = clock_.steadyNow() < guardAt_ + options_.leaseDuration;
   if (held) {
-    spdlog::info("msg=\"leader election: waiting for the node's heartbeat to stop before the "
-                 "first lease\" lease={}/{} heartbeat={}/{}",
-                 options_.ns, options_.name, ns, name);
+    spdlog::info(
+        "msg=\"leader election: waiting for the node's heartbeat to stop before the "
+        "first lease\" lease={}/{} heartbeat={}/{}",
+        options_.ns, options_.name, ns, name);
   }
   co_return held;
 }

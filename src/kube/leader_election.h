@@ -7,8 +7,8 @@
 // read, so two replicas never both win one round.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <mutex>
 #include <string>

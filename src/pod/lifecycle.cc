@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "kube/json_path.h"
@@ -17,6 +18,9 @@ namespace {
 
 constexpr const char* kStatusLists[] = {"initContainerStatuses", "containerStatuses",
                                         "ephemeralContainerStatuses"};
+// The lastState message of a run whose backend pod disappeared.
+constexpr const char* kLostRunMessage =
+    "The container could not be located: its backend pod disappeared";
 
 const json::object* containerStatusNamed(const json::value* status, std::string_view name) {
   if (status == nullptr) {
@@ -219,7 +223,8 @@ std::map<std::string, int64_t> nextRestartBase(const json::value& clusterPod) {
 }
 
 json::value lostPodRestartPatch(const json::value& clusterPod,
-                                const std::map<std::string, int64_t>& base, Clock::WallTime now) {
+                                const std::map<std::string, int64_t>& base, Clock::WallTime lostAt,
+                                Clock::WallTime now) {
   json::object status{{"conditions", notReadyConditions(clusterPod, "ContainersNotReady", now)}};
   for (const char* specList : {"initContainers", "containers"}) {
     const auto* specs = arrayAt(clusterPod, {"spec", specList});
@@ -238,8 +243,115 @@ json::value lostPodRestartPatch(const json::value& clusterPod,
           {"started", false},
           {"restartCount", it != base.end() ? it->second : 0},
           {"state", json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}}},
-          {"lastState",
-           lostState(now, "The container could not be located: its backend pod disappeared")}});
+          {"lastState", lostState(lostAt, kLostRunMessage)}});
+    }
+    status[std::string_view(specList) == "containers" ? "containerStatuses"
+                                                      : "initContainerStatuses"] = std::move(out);
+  }
+  return json::value(json::object{{"status", std::move(status)}});
+}
+
+std::chrono::nanoseconds restartWait(const RestartBackOff& backOff, Clock::SteadyTime now,
+                                     const RestartBackOffOptions& options) {
+  if (!backOff.lostAt || backOff.delay.count() == 0 ||
+      *backOff.lostAt - backOff.lastRestart > options.reset) {
+    return std::chrono::nanoseconds(0);
+  }
+  const auto left = *backOff.lostAt + backOff.delay - now;
+  return std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(left),
+                  std::chrono::nanoseconds(0));
+}
+
+void noteRestart(RestartBackOff& backOff, Clock::SteadyTime now,
+                 const RestartBackOffOptions& options) {
+  const Clock::SteadyTime lostAt = backOff.lostAt.value_or(now);
+  if (backOff.delay.count() == 0 || lostAt - backOff.lastRestart > options.reset) {
+    backOff.delay = std::min(options.initial, options.max);
+  } else {
+    backOff.delay = std::min(backOff.delay * 2, options.max);
+  }
+  backOff.lastRestart = now;
+  backOff.lostAt.reset();
+  backOff.warned = false;
+}
+
+std::string goDuration(std::chrono::nanoseconds d) {
+  using std::chrono::duration_cast;
+  const auto ms = duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms < 1000) {
+    return fmt::format("{}ms", ms);
+  }
+  const int64_t hours = ms / 3'600'000;
+  const int64_t minutes = ms / 60'000 % 60;
+  std::string seconds = fmt::format("{}", ms / 1000 % 60);
+  if (const int64_t frac = ms % 1000; frac != 0) {
+    std::string digits = fmt::format("{:03}", frac);
+    digits.erase(digits.find_last_not_of('0') + 1);
+    seconds += "." + digits;
+  }
+  if (hours > 0) {
+    return fmt::format("{}h{}m{}s", hours, minutes, seconds);
+  }
+  if (minutes > 0) {
+    return fmt::format("{}m{}s", minutes, seconds);
+  }
+  return seconds + "s";
+}
+
+namespace {
+
+// The kubelet's format.Pod: "name_namespace(uid)".
+std::string kubeletPodName(const json::value& clusterPod) {
+  return fmt::format("{}_{}({})", stringAt(clusterPod, {"metadata", "name"}),
+                     stringAt(clusterPod, {"metadata", "namespace"}),
+                     stringAt(clusterPod, {"metadata", "uid"}));
+}
+
+}  // namespace
+
+std::string crashLoopMessage(const json::value& clusterPod, std::string_view container,
+                             std::chrono::nanoseconds backOff) {
+  return fmt::format("back-off {} restarting failed container={} pod={}", goDuration(backOff),
+                     container, kubeletPodName(clusterPod));
+}
+
+std::string backOffEventMessage(const json::value& clusterPod, std::string_view container) {
+  return fmt::format("Back-off restarting failed container {} in pod {}", container,
+                     kubeletPodName(clusterPod));
+}
+
+json::value lostPodWaiting(const json::value& clusterPod,
+                           std::optional<std::chrono::nanoseconds> backOff,
+                           Clock::WallTime lostAt) {
+  json::object status;
+  for (const char* key : {"reason", "message"}) {
+    if (const auto* v = at(clusterPod, {"status", key}); v != nullptr && v->is_string()) {
+      status[key] = *v;
+    }
+  }
+  for (const char* specList : {"initContainers", "containers"}) {
+    const auto* specs = arrayAt(clusterPod, {"spec", specList});
+    if (specs == nullptr) {
+      continue;
+    }
+    json::array out;
+    for (const auto& c : *specs) {
+      const std::string name = stringAt(c, {"name"});
+      const json::object* had = containerStatusNamed(at(clusterPod, {"status"}), name);
+      const auto* rc = had != nullptr ? had->if_contains("restartCount") : nullptr;
+      json::object waiting{{"reason", backOff ? kCrashLoopBackOffReason : "ContainerCreating"}};
+      if (backOff) {
+        waiting["message"] = crashLoopMessage(clusterPod, name, *backOff);
+      }
+      out.push_back(
+          json::object{{"name", name},
+                       {"image", stringAt(c, {"image"})},
+                       {"imageID", ""},
+                       {"ready", false},
+                       {"started", false},
+                       {"restartCount", rc != nullptr && rc->is_int64() ? rc->as_int64() : 0},
+                       {"state", json::object{{"waiting", std::move(waiting)}}},
+                       {"lastState", lostState(lostAt, kLostRunMessage)}});
     }
     status[std::string_view(specList) == "containers" ? "containerStatuses"
                                                       : "initContainerStatuses"] = std::move(out);

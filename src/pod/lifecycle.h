@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,11 +62,64 @@ boost::json::value lostPodFailedPatch(const boost::json::value& clusterPod,
 // For a pod whose backend pod disappeared and that runs again: the restart base of the new
 // backend pod (each container's restartCount + 1) ...
 std::map<std::string, int64_t> nextRestartBase(const boost::json::value& clusterPod);
-// ... and the status patch shown until it reports: each container waiting to start again, with
-// restartCount from `base` and the lost run as lastState; Ready and ContainersReady False.
+// ... and the status patch written once that backend pod is created (a restart is counted only
+// then): each container waiting to start again, with restartCount from `base` and the lost run,
+// ended at `lostAt`, as lastState; Ready and ContainersReady False since `now`.
 boost::json::value lostPodRestartPatch(const boost::json::value& clusterPod,
                                        const std::map<std::string, int64_t>& base,
-                                       Clock::WallTime now);
+                                       Clock::WallTime lostAt, Clock::WallTime now);
+
+// The kubelet's CrashLoopBackOff (v1.36: flowcontrol.Backoff starting at 10 s, doubled per
+// restart up to 5 minutes, started over when the container failed more than 10 minutes after
+// its last restart), kept per pod: a lost backend pod takes all its containers at once. As on a
+// kubelet, the first restart goes at once and sets the back-off; each later loss waits it out.
+struct RestartBackOffOptions {
+  std::chrono::nanoseconds initial = std::chrono::seconds(10);
+  std::chrono::nanoseconds max = std::chrono::minutes(5);
+  std::chrono::nanoseconds reset = std::chrono::minutes(10);
+};
+
+// One pod's back-off (the controller keeps one per pod, for its UID).
+struct RestartBackOff {
+  std::string uid;
+  // The wait of the next loss (0 until the first re-create) and when the last re-create went.
+  std::chrono::nanoseconds delay{0};
+  Clock::SteadyTime lastRestart{};
+  // The loss no re-create has answered yet: when it was seen (steady for the wait, wall time
+  // for the status), and whether its BackOff event was written (once per back-off step).
+  std::optional<Clock::SteadyTime> lostAt;
+  Clock::WallTime lostAtWall{};
+  bool warned = false;
+};
+
+// How much longer the re-create of the current loss waits at `now`; zero when it may go (no
+// loss, no restart yet, the wait is over, or the last restart was longer than `reset` before the
+// loss). The kubelet's IsInBackOffSince with the loss as the container's finish time.
+std::chrono::nanoseconds restartWait(const RestartBackOff& backOff, Clock::SteadyTime now,
+                                     const RestartBackOffOptions& options);
+// A re-create of the current loss went out at `now`: the back-off starts at `initial` (first
+// restart, or a reset) or doubles up to `max`, and the loss is answered. The kubelet's Next.
+void noteRestart(RestartBackOff& backOff, Clock::SteadyTime now,
+                 const RestartBackOffOptions& options);
+
+// A duration as Go prints it (the kubelet's messages): "10s", "1m20s", "5m0s", "250ms".
+std::string goDuration(std::chrono::nanoseconds d);
+// The kubelet's words for a container that waits out its back-off: the waiting message
+// ("back-off 20s restarting failed container=c pod=web_ns(uid)") and the BackOff event's.
+inline constexpr const char* kCrashLoopBackOffReason = "CrashLoopBackOff";
+inline constexpr const char* kBackOffEventReason = "BackOff";
+std::string crashLoopMessage(const boost::json::value& clusterPod, std::string_view container,
+                             std::chrono::nanoseconds backOff);
+std::string backOffEventMessage(const boost::json::value& clusterPod, std::string_view container);
+
+// What a lost pod that runs again shows until its backend pod is created, as a provider pod for
+// kubeletStatus(): each container (init and regular) waiting, with reason CrashLoopBackOff and
+// crashLoopMessage while `backOff` is given, else ContainerCreating; the lost run, ended at
+// `lostAt`, as lastState; restartCount unchanged (nothing ran again yet); the pod's reason and
+// message as they are (a provider failure shown stays).
+boost::json::value lostPodWaiting(const boost::json::value& clusterPod,
+                                  std::optional<std::chrono::nanoseconds> backOff,
+                                  Clock::WallTime lostAt);
 
 // Whether an API error answers a write whose UID precondition failed: the object of that name
 // is another one now.

@@ -322,6 +322,7 @@ asio::awaitable<Status> PodController::syncDeleted(const std::string& key) {
     written_.erase(key);
     refused_.erase(key);
     finalDeleted_.erase(key);
+    backOff_.erase(key);
     if (auto r = rejected_.find(key); r != rejected_.end()) {
       ephemeralUnsupported_.erase(r->second);
       rejected_.erase(r);
@@ -397,8 +398,8 @@ asio::awaitable<Status> PodController::syncExisting(const json::value& pod) {
         co_return okStatus();  // shown once; the pod must change or go
       }
     }
-    if (const json::value view = latest(pod); wasKnown || ranOnProvider(view)) {
-      co_return co_await handleLostPod(view, wasKnown);
+    if (const json::value view = latest(pod); wasKnown || ranOnProvider(view) || lossPending(ref)) {
+      co_return co_await handleLostPod(view);
     }
     const std::map<std::string, int64_t> noBase;  // named: see kube/rest.h on co_await temporaries
     co_return co_await createOnProvider(pod, noBase);
@@ -407,6 +408,7 @@ asio::awaitable<Status> PodController::syncExisting(const json::value& pod) {
     std::lock_guard lock(mu_);
     known_[ref.key()] = ref.uid;
   }
+  settleBackOff(ref);
   const auto restartBase = restartBaseOf(*providerPod);
   if (!isTerminal(pod)) {
     auto updated = co_await updateOnProvider(pod, *providerPod, restartBase);
@@ -533,7 +535,8 @@ asio::awaitable<void> PodController::markBurst(const json::value& pod) {
 }
 
 asio::awaitable<Status> PodController::createOnProvider(
-    const json::value& pod, const std::map<std::string, int64_t>& restartBase) {
+    const json::value& pod, const std::map<std::string, int64_t>& restartBase,
+    const json::value* restarted) {
   PodRef ref = provider::podRefOf(pod);
   json::value prepared = pod;
   if (prepare_) {
@@ -593,6 +596,14 @@ asio::awaitable<Status> PodController::createOnProvider(
     known_[ref.key()] = ref.uid;
   }
   co_await markBurst(pod);
+  if (restarted != nullptr) {
+    // The restart is counted now that it happened: a create that failed counted nothing.
+    json::value patch = *restarted;  // named: see kube/rest.h on co_await temporaries
+    if (auto s = co_await writeStatus(pod, std::move(patch)); !s.ok()) {
+      spdlog::warn("msg=\"restart status not written\" pod={} error=\"{}\"", ref.key(),
+                   s.error().toString());
+    }
+  }
   // Push the status at once: a provider that starts pods quickly is Running already, and this
   // saves a round through the queue.
   auto providerPod = co_await provider_.getPod(ref);

@@ -14,7 +14,8 @@
 // As a kubelet: every status write carries the pod's UID as a precondition (a write meant for a
 // deleted pod never lands on a new pod of the same name); Ready follows the pod's readiness
 // gates; a provider pod that disappears is not run again unseen (restartPolicy Never: the pod
-// fails; otherwise it runs again with its restart count up), always with a Warning event; a
+// fails; otherwise it runs again with its restart count up, re-created with the kubelet's
+// CrashLoopBackOff per pod, lost_pods.cc), always with a Warning event; a
 // deleted pod stays Terminating until its provider pod is gone, which is forced once the grace
 // period (plus terminationSlack) is over.
 #pragma once
@@ -38,6 +39,7 @@
 #include "kube/events.h"
 #include "kube/informer.h"
 #include "kube/rest.h"
+#include "pod/lifecycle.h"
 #include "provider/provider.h"
 
 namespace burstlet::pod {
@@ -69,6 +71,8 @@ struct PodControllerOptions {
   // A pod waiting for the provider pod of an earlier pod of its name is looked at again this
   // often (the provider's notification of that pod's end usually comes first).
   std::chrono::milliseconds predecessorRecheck{2000};
+  // Re-creating a pod whose provider pod disappeared waits as a kubelet's CrashLoopBackOff.
+  RestartBackOffOptions restartBackOff;
 };
 
 // Counters for metrics; read from any thread.
@@ -94,6 +98,7 @@ struct PodControllerMemory {
   size_t finalDeleted = 0;
   size_t ephemeralUnsupported = 0;
   size_t refused = 0;
+  size_t restartBackOff = 0;
 };
 
 class PodController {
@@ -143,13 +148,25 @@ class PodController {
   asio::awaitable<Status> syncDeleted(const std::string& key);
   asio::awaitable<Status> finishDeletion(const boost::json::value& pod);
   asio::awaitable<Status> removeFromCluster(const provider::PodRef& ref);
-  asio::awaitable<Status> handleLostPod(const boost::json::value& pod, bool wasKnown);
+  asio::awaitable<Status> handleLostPod(const boost::json::value& pod);
+  // While a lost pod waits out its back-off: its status says so (and, once per step, a BackOff
+  // event per container), and its sync comes back when the wait is over.
+  asio::awaitable<Status> showBackOff(const boost::json::value& pod, const RestartBackOff& backOff,
+                                      bool ran, std::chrono::nanoseconds wait);
+  // Whether the pod has a loss that no re-create answered yet (it syncs as lost until one does).
+  bool lossPending(const provider::PodRef& ref) const;
+  // The pod's provider pod is there: a pending loss is answered, and a back-off that would start
+  // over anyway is dropped (so the memory holds only pods that restarted lately).
+  void settleBackOff(const provider::PodRef& ref);
   // Applies label, annotation, image and ephemeral container changes; true when it wrote.
   asio::awaitable<Result<bool>> updateOnProvider(const boost::json::value& pod,
                                                  const boost::json::value& providerPod,
                                                  const std::map<std::string, int64_t>& restartBase);
+  // `restarted`: a lost pod's restart patch (lostPodRestartPatch), written once the create went
+  // out, before the new provider pod's status.
   asio::awaitable<Status> createOnProvider(const boost::json::value& pod,
-                                           const std::map<std::string, int64_t>& restartBase);
+                                           const std::map<std::string, int64_t>& restartBase,
+                                           const boost::json::value* restarted = nullptr);
   asio::awaitable<Status> pushStatus(const boost::json::value& pod,
                                      const boost::json::value& providerPod);
   // Shows the pod Pending with its containers waiting (ContainerCreating, `message`), as a
@@ -188,10 +205,10 @@ class PodController {
   std::atomic<bool> ready_{false};
   Latch stop_;  // set by stop()
   const Latch* hold_ = nullptr;
-  Gate gate_;   // coroutines of run() still going (informer, workers, resync)
+  Gate gate_;  // coroutines of run() still going (informer, workers, resync)
   Signals signals_;
   mutable std::mutex mu_;  // guards known_, rejected_, ephemeralUnsupported_, forcedAt_,
-                           // reconcileAt_, written_, refused_ and finalDeleted_
+                           // reconcileAt_, written_, refused_, finalDeleted_ and backOff_
   // Pods this process created or adopted on the provider: key -> UID. A pod that vanished
   // from the API is deleted on the provider by the UID recorded here.
   std::unordered_map<std::string, std::string> known_;
@@ -224,6 +241,9 @@ class PodController {
   // Pods whose final API delete this process made (key -> uid), until the informer shows the
   // delete: later syncs of the stale object write nothing.
   std::unordered_map<std::string, std::string> finalDeleted_;
+  // Restarts of lost provider pods per pod (key -> back-off of the pod with that UID); dropped
+  // when the pod goes, or runs long enough that its back-off would start over.
+  std::unordered_map<std::string, RestartBackOff> backOff_;
   mutable std::mutex phaseMu_;  // guards phaseByKey_ and phaseCounts_
   std::unordered_map<std::string, std::string> phaseByKey_;
   std::map<std::string, size_t> phaseCounts_;

@@ -1,6 +1,6 @@
 // PodController: the end of a pod's life as a kubelet handles it. A deleted pod is removed from
-// the cluster only once its provider pod is gone (forced after the grace period); a provider pod
-// that disappeared on its own is shown, and run again only as the restart policy says.
+// the cluster only once its provider pod is gone (forced after the grace period). A provider pod
+// that disappeared on its own: lost_pods.cc.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -39,7 +39,8 @@ PodControllerMemory PodController::memory() const {
                              written_.size(),
                              finalDeleted_.size(),
                              ephemeralUnsupported_.size(),
-                             refused_.size()};
+                             refused_.size(),
+                             backOff_.size()};
 }
 
 asio::awaitable<Status> PodController::finishDeletion(const json::value& pod) {
@@ -165,6 +166,9 @@ asio::awaitable<Status> PodController::removeFromCluster(const PodRef& ref) {
     if (auto it = rejected_.find(ref.key()); it != rejected_.end() && it->second == ref.uid) {
       rejected_.erase(it);
     }
+    if (auto it = backOff_.find(ref.key()); it != backOff_.end() && it->second.uid == ref.uid) {
+      backOff_.erase(it);
+    }
     ephemeralUnsupported_.erase(ref.uid);
     forcedAt_.erase(ref.uid);
     refused_.erase(ref.key());
@@ -182,56 +186,6 @@ asio::awaitable<Status> PodController::removeFromCluster(const PodRef& ref) {
   std::lock_guard lock(mu_);
   finalDeleted_[ref.key()] = ref.uid;
   co_return okStatus();
-}
-
-asio::awaitable<Status> PodController::handleLostPod(const json::value& pod, bool wasKnown) {
-  const PodRef ref = provider::podRefOf(pod);
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = known_.find(ref.key()); it != known_.end() && it->second == ref.uid) {
-      known_.erase(it);
-    }
-  }
-  stats_.lostPods.fetch_add(1, std::memory_order_relaxed);
-  const std::string provider(provider_.name());
-  if (!ranOnProvider(pod)) {
-    // Nothing ran yet: creating it again runs nothing twice, but it is said.
-    if (wasKnown) {
-      events_.record(kube::referenceTo(pod), kube::EventType::kWarning, kBackendPodLostReason,
-                     fmt::format("the pod disappeared from the {} provider before its "
-                                 "containers started; creating it again",
-                                 provider));
-    }
-    const std::map<std::string, int64_t> noBase;  // named: see kube/rest.h on co_await temporaries
-    co_return co_await createOnProvider(pod, noBase);
-  }
-  if (!restartsLostContainers(pod)) {
-    const std::string message = fmt::format(
-        "the pod disappeared from the {} provider while its containers ran; with restartPolicy "
-        "Never they are not run again",
-        provider);
-    spdlog::warn("msg=\"provider pod lost\" pod={} uid={} action=failed", ref.key(), ref.uid);
-    events_.record(kube::referenceTo(pod), kube::EventType::kWarning, kBackendPodLostReason,
-                   message);
-    json::value patch = lostPodFailedPatch(pod, message, clock_.now());
-    co_return co_await writeStatus(pod, std::move(patch));
-  }
-  const auto base = nextRestartBase(pod);
-  int64_t restarts = 0;
-  for (const auto& [name, count] : base) {
-    restarts = std::max(restarts, count);
-  }
-  spdlog::warn("msg=\"provider pod lost\" pod={} uid={} action=restart restarts={}", ref.key(),
-               ref.uid, restarts);
-  events_.record(kube::referenceTo(pod), kube::EventType::kWarning, kBackendPodLostReason,
-                 fmt::format("the pod disappeared from the {} provider; its containers are "
-                             "started again (restart {})",
-                             provider, restarts));
-  json::value patch = lostPodRestartPatch(pod, base, clock_.now());
-  if (auto s = co_await writeStatus(pod, std::move(patch)); !s.ok()) {
-    co_return s;
-  }
-  co_return co_await createOnProvider(pod, base);
 }
 
 }  // namespace burstlet::pod

@@ -262,6 +262,20 @@ TEST_F(WorkQueueTest, AddWakesAWaitingGet) {
   EXPECT_EQ(got_[0], "ns/a");
 }
 
+// The getter sleeps on a real timer for the delay; a key found due (on a clock that moved on)
+// by an add wakes it at once.
+TEST_F(WorkQueueTest, AKeyFoundDueWakesAWaitingGet) {
+  queue_.addAfter("ns/a", 1h);
+  spawnGet(0);
+  io_.poll();
+  ASSERT_FALSE(finished_[0]);
+  clock_.advance(1h);
+  queue_.add("ns/a");
+  runUntil([this] { return finished_[0]; });
+  EXPECT_TRUE(finished_[0]);
+  EXPECT_EQ(got_[0], "ns/a");
+}
+
 TEST_F(WorkQueueTest, DoneWakesAGetWaitingForAReAddedKey) {
   queue_.add("ns/a");
   ASSERT_EQ(queue_.tryGet(), "ns/a");

@@ -71,8 +71,8 @@ TEST_F(LeadershipTest, TheLeaderLabelsItsOwnPod) {
   // Not in a pod: nothing to label, nothing asked.
   EXPECT_TRUE(testing::runSync(io, markOwnPod(client, true)).ok());
   EXPECT_TRUE(api.requests().empty());
-  setenv("POD_NAME", "burstlet-a", 1);         // NOLINT(concurrency-mt-unsafe)
-  setenv("POD_NAMESPACE", "burstlet", 1);      // NOLINT(concurrency-mt-unsafe)
+  setenv("POD_NAME", "burstlet-a", 1);     // NOLINT(concurrency-mt-unsafe)
+  setenv("POD_NAMESPACE", "burstlet", 1);  // NOLINT(concurrency-mt-unsafe)
   auto labels = [&] {
     return api.get("/api/v1/namespaces/burstlet/pods", "burstlet-a")->at("metadata").at("labels");
   };

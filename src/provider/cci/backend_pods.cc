@@ -29,6 +29,25 @@ Status statusOf(Result<json::value> r) {
   return r.ok() ? okStatus() : Status(std::move(r).error());
 }
 
+// A create into the backend namespace while it is deleted (`burstlet cleanup`, a chart's
+// uninstall hook, an operator) or once it is gone: the API server answers 403 "unable to create
+// new content in namespace ... because it is being terminated", or 404 `namespaces "..." not
+// found`. Neither is about the pod: the backend cannot take pods now. As kUnavailable it is
+// retried, never shown as a refusal, and never counted as a restart of a lost pod.
+Error namespaceUnavailable(Error error, const std::string& ns) {
+  if (error.code == ErrorCode::kForbidden &&
+      error.message.find("because it is being terminated") != std::string::npos) {
+    return Error::make(ErrorCode::kUnavailable, "NamespaceTerminating",
+                       fmt::format("backend namespace {} is being deleted: {}", ns, error.message));
+  }
+  if (error.code == ErrorCode::kNotFound &&
+      error.message.find(fmt::format("namespaces \"{}\" not found", ns)) != std::string::npos) {
+    return Error::make(ErrorCode::kUnavailable, "NamespaceNotFound",
+                       fmt::format("backend namespace {} does not exist: {}", ns, error.message));
+  }
+  return error;
+}
+
 // CCI's limits apply in CCI mode only; a plain Kubernetes backend checks none of them.
 ValidateOptions validateOptionsFor(const CciOptions& options) {
   ValidateOptions v = options.validate;
@@ -149,7 +168,7 @@ asio::awaitable<Status> BackendPods::create(Json pod) {
   }
   auto hold = co_await copies_.ensure(pod, claimMap);
   if (!hold.ok()) {
-    co_return std::move(hold).error();
+    co_return namespaceUnavailable(std::move(hold).error(), backendNamespace_);
   }
   auto translated = toBackendPod(pod, translate_);
   if (!translated.ok()) {
@@ -193,7 +212,7 @@ asio::awaitable<Status> BackendPods::post(const PodRef& ref, const std::string& 
       co_return onRefusal_(std::move(created).error());
     }
     if (created.error().code != ErrorCode::kAlreadyExists) {
-      co_return std::move(created).error();
+      co_return namespaceUnavailable(std::move(created).error(), backendNamespace_);
     }
     co_return co_await adopt(ref, name, hold);
   }

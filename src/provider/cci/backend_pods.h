@@ -9,7 +9,9 @@
 // kRecentTtl, since a pod created and deleted while the watch was down never shows up.
 //
 // A backend pod of the same name but another source UID belongs to an earlier pod of that name
-// (its predecessor): create() starts deleting it and answers kPredecessorTerminating.
+// (its predecessor): create() starts deleting it and answers kPredecessorTerminating. A create
+// into the backend namespace while it is deleted or after it is gone answers kUnavailable
+// (NamespaceTerminating, NamespaceNotFound): the backend's state, never the pod's.
 //
 // Thread-safety: every member may be called from any thread; coroutines run on a strand.
 // `mu_` guards recent_; notify is called without it.

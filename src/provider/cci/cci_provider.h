@@ -22,9 +22,9 @@
 // callback_ and fatal_).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <functional>
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -158,7 +158,7 @@ class CciProvider final : public Provider {
   Signals signals_;
   Latch stop_;                      // set by stop()
   const Latch* leading_ = nullptr;  // standBy(): nothing is written before it is set
-  std::atomic<bool> warm_{false};    // standing by with every informer but the mirror's listed
+  std::atomic<bool> warm_{false};   // standing by with every informer but the mirror's listed
   Latch readyOrStopping_;           // set when ready or by stop(): what ping() waits for
   Gate gate_;                       // run()'s coroutines: the informers and the sweep
   std::mutex callbackMu_;           // guards callback_

@@ -214,6 +214,43 @@ TEST(BackendPodsTest, UnavailableBackendFailsRetryably) {
   EXPECT_EQ(h.provider->stats().podCreates.load(), 1u);
 }
 
+// A create into the backend namespace while `burstlet cleanup` deletes it, or once it is gone, is
+// the backend being unavailable (tried again), not a refusal of the pod.
+TEST(BackendPodsTest, ACreateIntoADeletedNamespaceIsUnavailable) {
+  Harness h;
+  ASSERT_TRUE(h.startAndSettle());
+  const auto pod = clusterPod("web", "u1");
+  h.api.failNextWithBody(
+      Verb::post, kPods, 1, 403,
+      R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"app-web\" is )"
+      R"(forbidden: unable to create new content in namespace cce-burst-c1 because it is being )"
+      R"(terminated","reason":"Forbidden","details":{"name":"app-web","kind":"pods","causes":[)"
+      R"({"reason":"NamespaceTerminating","message":"namespace cce-burst-c1 is being )"
+      R"(terminated","field":"metadata.namespace"}]},"code":403})");
+  auto s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(s.error().reason, "NamespaceTerminating");
+  EXPECT_NE(s.error().message.find("being terminated"), std::string::npos);
+
+  h.api.failNextWithBody(
+      Verb::post, kPods, 1, 404,
+      R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"namespaces )"
+      R"(\"cce-burst-c1\" not found","reason":"NotFound","details":{"name":"cce-burst-c1",)"
+      R"("kind":"namespaces"},"code":404})");
+  s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(s.error().reason, "NamespaceNotFound");
+
+  // Another refusal keeps its class.
+  h.api.failNext(Verb::post, kPods, 1, 403, "Forbidden");
+  s = h.createPod(pod);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kForbidden);
+  ASSERT_TRUE(h.createPod(pod).ok());
+}
+
 // A pod created while the pod watch was down and deleted behind our back is never shown by the
 // informer: what create returned is forgotten after a while instead of being answered forever.
 TEST(BackendPodsTest, CreatedPodTheInformerNeverShowsIsForgotten) {
