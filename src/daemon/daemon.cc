@@ -415,10 +415,10 @@ int run(const Config& config, const std::string& version) {
   });
   std::unique_ptr<kube::LeaderElector> elector;
   if (config.leaderElection.enabled) {
-    elector = std::make_unique<kube::LeaderElector>(**client, leaderElectionOptions(config), clock);
-    spdlog::info("msg=\"leader election on\" lease={}/{} identity={}",
-                 leaderElectionOptions(config).ns, leaderElectionOptions(config).name,
-                 elector->identity());
+    auto options = leaderElectionOptions(config);
+    spdlog::info("msg=\"leader election on\" lease={}/{} identity={}", options.ns, options.name,
+                 options.identity);
+    elector = std::make_unique<kube::LeaderElector>(**client, std::move(options), clock);
   }
   registry.gaugeFunc("burstlet_leader",
                      "1 when this replica works (holds the node's Lease, or no leader election).",

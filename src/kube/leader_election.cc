@@ -34,17 +34,17 @@ std::string LeaderElector::holder() const {
 
 void LeaderElector::stop() { stop_.set(); }
 
+void LeaderElector::Observed::see(const json::value* seen, const Clock& clock) {
+  std::string serialized = seen != nullptr ? json::serialize(*seen) : std::string();
+  if (serialized != spec) {
+    spec = std::move(serialized);
+    at = clock.steadyNow();
+  }
+}
+
 void LeaderElector::observe(const json::value& spec) {
-  std::string serialized = json::serialize(spec);
-  if (serialized != observedSpec_) {
-    observedSpec_ = std::move(serialized);
-    observedAt_ = clock_.steadyNow();
-  }
-  std::string holder;
-  if (const auto* h = spec.is_object() ? spec.as_object().if_contains("holderIdentity") : nullptr;
-      h != nullptr && h->is_string()) {
-    holder = std::string(h->as_string());
-  }
+  observed_.see(&spec, clock_);
+  std::string holder = stringAt(spec, {"holderIdentity"});
   std::lock_guard lock(mu_);
   if (holder != holder_) {
     spdlog::info("msg=\"leader election\" lease={}/{} holder={} self={}", options_.ns,
@@ -94,13 +94,8 @@ asio::awaitable<Result<bool>> LeaderElector::guardHeld() {
     }
     co_return std::move(got).error();
   }
-  const json::value* spec = got->as_object().if_contains("spec");
-  std::string serialized = spec != nullptr ? json::serialize(*spec) : std::string();
-  if (serialized != guardSpec_) {
-    guardSpec_ = std::move(serialized);
-    guardAt_ = clock_.steadyNow();
-  }
-  const bool held = clock_.steadyNow() < guardAt_ + options_.leaseDuration;
+  guard_.see(got->as_object().if_contains("spec"), clock_);
+  const bool held = clock_.steadyNow() < guard_.at + options_.leaseDuration;
   if (held) {
     spdlog::info(
         "msg=\"leader election: waiting for the node's heartbeat to stop before the "
@@ -152,7 +147,7 @@ asio::awaitable<Result<bool>> LeaderElector::tryAcquireOrRenew() {
   observe(*spec);
   const std::string current = holder();
   const bool ours = current == options_.identity;
-  if (!ours && !current.empty() && clock_.steadyNow() < observedAt_ + validity(*spec)) {
+  if (!ours && !current.empty() && clock_.steadyNow() < observed_.at + validity(*spec)) {
     co_return false;  // held, and renewed within its duration as seen from here
   }
   json::value lease = *got;

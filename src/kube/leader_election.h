@@ -79,12 +79,15 @@ class LeaderElector {
   Latch lost_;
   Latch stop_;
   Latch watchDone_;
-  // When the Lease's spec last changed as this replica saw it, by its own clock: a holder is
-  // presumed alive until leaseDuration after that.
-  std::string observedSpec_;
-  Clock::SteadyTime observedAt_{};
-  std::string guardSpec_;
-  Clock::SteadyTime guardAt_{};
+  // A Lease's spec as last seen and when it last changed, by this replica's own clock: its
+  // writer is presumed alive until leaseDuration after that.
+  struct Observed {
+    std::string spec;  // serialized
+    Clock::SteadyTime at{};
+    void see(const boost::json::value* spec, const Clock& clock);
+  };
+  Observed observed_;  // the election Lease
+  Observed guard_;     // the guard Lease
   Clock::SteadyTime lastRenew_{};
   Wakeup renewed_;
   std::atomic<bool> answering_{false};

@@ -69,6 +69,42 @@ json::array notReadyConditions(const json::value& clusterPod, std::string_view r
   return out;
 }
 
+// The restart count the cluster pod shows for container `name` (0 when none).
+int64_t shownRestartCount(const json::value& clusterPod, const std::string& name) {
+  const json::object* had = containerStatusNamed(at(clusterPod, {"status"}), name);
+  const auto* rc = had != nullptr ? had->if_contains("restartCount") : nullptr;
+  return rc != nullptr && rc->is_int64() ? rc->as_int64() : 0;
+}
+
+// The container statuses of a pod whose backend pod was lost, into `status`
+// (initContainerStatuses, containerStatuses): each container not ready, not started, waiting
+// with `waiting(name)`, its restart count `restarts(name)`, the lost run as its last state.
+template <typename Restarts, typename Waiting>
+void putLostContainerStatuses(json::object& status, const json::value& clusterPod,
+                              Clock::WallTime lostAt, const Restarts& restarts,
+                              const Waiting& waiting) {
+  for (const char* specList : {"initContainers", "containers"}) {
+    const auto* specs = arrayAt(clusterPod, {"spec", specList});
+    if (specs == nullptr) {
+      continue;
+    }
+    json::array out;
+    for (const auto& c : *specs) {
+      const std::string name = stringAt(c, {"name"});
+      out.push_back(json::object{{"name", name},
+                                 {"image", stringAt(c, {"image"})},
+                                 {"imageID", ""},
+                                 {"ready", false},
+                                 {"started", false},
+                                 {"restartCount", restarts(name)},
+                                 {"state", json::object{{"waiting", waiting(name)}}},
+                                 {"lastState", lostState(lostAt, kLostRunMessage)}});
+    }
+    status[std::string_view(specList) == "containers" ? "containerStatuses"
+                                                      : "initContainerStatuses"] = std::move(out);
+  }
+}
+
 }  // namespace
 
 const json::object* findCondition(const json::value& status, std::string_view type) {
@@ -213,9 +249,7 @@ std::map<std::string, int64_t> nextRestartBase(const json::value& clusterPod) {
     if (const auto* specs = arrayAt(clusterPod, {"spec", list})) {
       for (const auto& c : *specs) {
         const std::string name = stringAt(c, {"name"});
-        const json::object* had = containerStatusNamed(at(clusterPod, {"status"}), name);
-        const auto* rc = had != nullptr ? had->if_contains("restartCount") : nullptr;
-        out[name] = (rc != nullptr && rc->is_int64() ? rc->as_int64() : 0) + 1;
+        out[name] = shownRestartCount(clusterPod, name) + 1;
       }
     }
   }
@@ -226,28 +260,15 @@ json::value lostPodRestartPatch(const json::value& clusterPod,
                                 const std::map<std::string, int64_t>& base, Clock::WallTime lostAt,
                                 Clock::WallTime now) {
   json::object status{{"conditions", notReadyConditions(clusterPod, "ContainersNotReady", now)}};
-  for (const char* specList : {"initContainers", "containers"}) {
-    const auto* specs = arrayAt(clusterPod, {"spec", specList});
-    if (specs == nullptr) {
-      continue;
-    }
-    json::array out;
-    for (const auto& c : *specs) {
-      const std::string name = stringAt(c, {"name"});
-      auto it = base.find(name);
-      out.push_back(json::object{
-          {"name", name},
-          {"image", stringAt(c, {"image"})},
-          {"imageID", ""},
-          {"ready", false},
-          {"started", false},
-          {"restartCount", it != base.end() ? it->second : 0},
-          {"state", json::object{{"waiting", json::object{{"reason", "ContainerCreating"}}}}},
-          {"lastState", lostState(lostAt, kLostRunMessage)}});
-    }
-    status[std::string_view(specList) == "containers" ? "containerStatuses"
-                                                      : "initContainerStatuses"] = std::move(out);
-  }
+  putLostContainerStatuses(
+      status, clusterPod, lostAt,
+      [&base](const std::string& name) {
+        auto it = base.find(name);
+        return it != base.end() ? it->second : int64_t{0};
+      },
+      [](const std::string&) {
+        return json::object{{"reason", "ContainerCreating"}};
+      });
   return json::value(json::object{{"status", std::move(status)}});
 }
 
@@ -329,33 +350,16 @@ json::value lostPodWaiting(const json::value& clusterPod,
       status[key] = *v;
     }
   }
-  for (const char* specList : {"initContainers", "containers"}) {
-    const auto* specs = arrayAt(clusterPod, {"spec", specList});
-    if (specs == nullptr) {
-      continue;
-    }
-    json::array out;
-    for (const auto& c : *specs) {
-      const std::string name = stringAt(c, {"name"});
-      const json::object* had = containerStatusNamed(at(clusterPod, {"status"}), name);
-      const auto* rc = had != nullptr ? had->if_contains("restartCount") : nullptr;
-      json::object waiting{{"reason", backOff ? kCrashLoopBackOffReason : "ContainerCreating"}};
-      if (backOff) {
-        waiting["message"] = crashLoopMessage(clusterPod, name, *backOff);
-      }
-      out.push_back(
-          json::object{{"name", name},
-                       {"image", stringAt(c, {"image"})},
-                       {"imageID", ""},
-                       {"ready", false},
-                       {"started", false},
-                       {"restartCount", rc != nullptr && rc->is_int64() ? rc->as_int64() : 0},
-                       {"state", json::object{{"waiting", std::move(waiting)}}},
-                       {"lastState", lostState(lostAt, kLostRunMessage)}});
-    }
-    status[std::string_view(specList) == "containers" ? "containerStatuses"
-                                                      : "initContainerStatuses"] = std::move(out);
-  }
+  putLostContainerStatuses(
+      status, clusterPod, lostAt,
+      [&clusterPod](const std::string& name) { return shownRestartCount(clusterPod, name); },
+      [&](const std::string& name) {
+        json::object waiting{{"reason", backOff ? kCrashLoopBackOffReason : "ContainerCreating"}};
+        if (backOff) {
+          waiting["message"] = crashLoopMessage(clusterPod, name, *backOff);
+        }
+        return waiting;
+      });
   return json::value(json::object{{"status", std::move(status)}});
 }
 
