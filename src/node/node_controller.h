@@ -36,6 +36,7 @@
 #include "common/wait.h"
 #include "kube/informer.h"  // objectUid, objectResourceVersion
 #include "kube/rest.h"
+#include "node/host_address.h"
 #include "node/node_version.h"
 #include "node/provider_health.h"
 #include "provider/provider.h"
@@ -77,9 +78,6 @@ struct NodeOptions {
 // The taint on the node while the provider cannot be reached (effect NoSchedule).
 inline constexpr std::string_view kProviderUnavailableTaint =
     "virtual-kubelet.io/provider-unavailable";
-
-// The first non-loopback IPv4 address of this host, or 127.0.0.1.
-std::string detectInternalIP();
 
 class NodeController {
  public:
