@@ -385,6 +385,20 @@ func (u *uninstalling) reportExit(t *testing.T, code int) {
 	}
 }
 
+// hookDone waits for the hook's local cleanup (runAsync) to end once the Deployment's pods went,
+// and reports its exit code to kwok, as the Job's container would end.
+func (u *uninstalling) hookDone(t *testing.T, hookRun <-chan podRun) podRun {
+	t.Helper()
+	var r podRun
+	select {
+	case r = <-hookRun:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the hook's burstlet cleanup still runs 3m after the Deployment's pods went")
+	}
+	u.reportExit(t, r.code)
+	return r
+}
+
 // helmRelease is a release of the chart on the testbed: its namespace, its virtual node and
 // backend namespace (the cci provider in CCI mode against the backend plane), and the values
 // file the operator would give.
@@ -623,13 +637,7 @@ func TestHelmReleaseInstallsUpgradesAndUninstalls(t *testing.T) {
 	// burstlet stopped, its pod not gone yet: cleanup still waits for it.
 	consistently(t, 3*time.Second, "the backend untouched while the Deployment's pod is there", untouched)
 	finishPod(t, pod2)
-	var r podRun
-	select {
-	case r = <-hookRun:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the hook's burstlet cleanup still runs 3m after the Deployment's pod went")
-	}
-	uninstall.reportExit(t, r.code)
+	r := uninstall.hookDone(t, hookRun)
 	scaled := strings.Index(r.out, fmt.Sprintf("Deployment %s/%s scaled to 0 (from 1 replicas)", ns, deployment))
 	stopped := strings.Index(r.out, fmt.Sprintf("no pod of Deployment %s/%s is left (1 stopped", ns, deployment))
 	gone := strings.Index(r.out, "backend namespace "+bns+" is gone")

@@ -122,13 +122,7 @@ func TestHelmReleaseWithTwoReplicasLeadsWithOne(t *testing.T) {
 		}
 		finishPod(t, pod)
 	}
-	var r podRun
-	select {
-	case r = <-hookRun:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the hook's burstlet cleanup still runs 3m after the Deployment's pods went")
-	}
-	uninstall.reportExit(t, r.code)
+	r := uninstall.hookDone(t, hookRun)
 	deployment := fmt.Sprintf("Deployment %s/%s", rel.ns, "burstlet-"+rel.node)
 	if r.err != nil || r.code != 0 || !strings.Contains(r.out, deployment+" scaled to 0 (from 2 replicas)") ||
 		!strings.Contains(r.out, "no pod of "+deployment+" is left (2 stopped") ||
